@@ -1,0 +1,1 @@
+"""Prices, metering and accounts. Imports nothing heavy: the gateway uses it."""

@@ -1,0 +1,1 @@
+"""The HTTP gateway (ASGI): validates, records and enqueues jobs; serves status and objects."""

@@ -1,0 +1,59 @@
+"""The ASGI app: routes, and errors turned into `{"error": {code, message}}` bodies."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.routing import Route
+
+from gateway import jobs_api, meta, objects_api
+from gateway.context import Context
+from gateway.http import JSONResponse, error_response
+from imagefleet.settings import Settings, settings
+from jobs.errors import ErrorCode, FleetError
+
+log = logging.getLogger("imagefleet.gateway")
+
+_STATUS_CODES = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.VALIDATION_ERROR}
+
+
+async def _fleet_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, FleetError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
+    return JSONResponse({"error": {"code": code.value, "message": str(exc.detail)}},
+                        status_code=exc.status_code)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Infrastructure failures (Redis or S3 down) are "try again", not a bare 500.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(FleetError(ErrorCode.UNAVAILABLE,
+                                     f"a backing service failed ({type(exc).__name__}); retry"))
+
+
+ROUTES = [
+    Route("/v1/jobs", jobs_api.submit_job, methods=["POST"]),
+    Route("/v1/jobs/{job_id}", jobs_api.get_job, methods=["GET"]),
+    Route("/v1/objects/{key:path}", objects_api.put_object, methods=["PUT"]),
+    Route("/v1/objects/{key:path}", objects_api.get_object, methods=["GET"]),
+    Route("/v1/operations", meta.list_operations, methods=["GET"]),
+    Route("/openapi.json", meta.openapi, methods=["GET"]),
+    Route("/healthz", meta.healthz, methods=["GET"]),
+    Route("/readyz", meta.readyz, methods=["GET"]),
+]
+
+
+def create_app(cfg: Settings | None = None) -> Starlette:
+    app = Starlette(routes=ROUTES, exception_handlers={
+        FleetError: _fleet_error, HTTPException: _http_error, Exception: _unexpected})
+    app.state.context = Context.build(cfg or settings())
+    app.state.openapi = meta.openapi_document()
+    return app

@@ -1,0 +1,141 @@
+"""`POST /v1/jobs` and `GET /v1/jobs/{id}`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from gateway.context import Context, authenticate, context
+from gateway.http import JSONResponse, read_body
+from jobs.errors import ErrorCode, FleetError
+from jobs.records import JobError, JobRecord, JobStatus, new_job_id, now
+from jobs.registry import decode_spec, operation_of
+from jobs.spec import ImageJob, InputRef, JobSpec
+from storage import InvalidKey, normalize_key, tenant_key
+from worker.celery_app import RUN_JOB, app as celery_app
+
+log = logging.getLogger("imagefleet.gateway")
+
+
+def _key_at(key: str, path: str) -> str:
+    try:
+        return normalize_key(key)
+    except InvalidKey as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
+
+
+def _resolve_input(ctx: Context, tenant: str, job_id: str, spec: ImageJob) -> ImageJob:
+    """Store inline bytes and check the input object exists; the record keeps only a key."""
+    source = spec.input
+    if isinstance(source, InputRef) and source.inline is not None:
+        limit = ctx.settings.max_inline_bytes
+        if len(source.inline) > limit:
+            raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE,
+                             f"inline input is {len(source.inline)} bytes; the limit is {limit}"
+                             " (upload larger inputs with PUT /v1/objects/{key})")
+        key = f"jobs/{job_id}/input"
+        ctx.objects.put(tenant_key(tenant, key), source.inline, "application/octet-stream")
+        return msgspec.structs.replace(spec, input=InputRef(input_key=key))
+    if isinstance(source, str):
+        key, path = _key_at(source, "$.input"), "$.input"
+        spec = msgspec.structs.replace(spec, input=key)
+    else:
+        assert source.input_key is not None
+        key, path = _key_at(source.input_key, "$.input.inputKey"), "$.input.inputKey"
+        spec = msgspec.structs.replace(spec, input=InputRef(input_key=key))
+    if ctx.objects.size(tenant_key(tenant, key)) is None:
+        raise FleetError(ErrorCode.NOT_FOUND, f"input object {key!r} not found - at `{path}`")
+    return spec
+
+
+def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
+    if spec.output is not None:
+        spec = msgspec.structs.replace(spec, output=_key_at(spec.output, "$.output"))
+    if isinstance(spec, ImageJob):
+        spec = _resolve_input(ctx, tenant, job_id, spec)
+    return spec
+
+
+def _enqueue(ctx: Context, record: JobRecord) -> None:
+    op = operation_of(record.spec)
+    try:
+        celery_app.send_task(RUN_JOB, args=[record.id], queue=op.queue,
+                             soft_time_limit=op.soft_time_limit, time_limit=op.time_limit)
+    except Exception as exc:  # broker down: end the job visibly rather than lose it
+        log.error("enqueue of %s failed: %s", record.id, exc)
+
+        def mark(rec: JobRecord) -> None:
+            rec.status = JobStatus.FAILED
+            rec.error = JobError(ErrorCode.UNAVAILABLE.value, "the job queue is unavailable")
+            rec.finished_at = now()
+
+        ctx.jobs.update(record.id, (JobStatus.QUEUED,), mark)
+        raise FleetError(ErrorCode.UNAVAILABLE, "the job queue is unavailable; retry later")
+
+
+def _wait_seconds(request: Request, ctx: Context) -> float:
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return 0.0
+    limit = ctx.settings.max_wait_seconds
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= limit:
+        raise FleetError(ErrorCode.VALIDATION_ERROR,
+                         f"`wait` is a number of seconds from 0 to {limit} - at `?wait`")
+    return value
+
+
+async def _wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord | None:
+    deadline = time.monotonic() + seconds
+    delay = 0.02
+    while True:
+        record = await run_in_threadpool(ctx.jobs.get, job_id)
+        if record is None or record.status.terminal or time.monotonic() >= deadline:
+            return record
+        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+        delay = min(delay * 1.5, 0.25)
+
+
+async def submit_job(request: Request) -> JSONResponse:
+    tenant = await authenticate(request)
+    ctx = context(request)
+    wait = _wait_seconds(request, ctx)
+    # Inline base64 grows 4/3; leave room for the other fields.
+    body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
+    try:
+        spec = decode_spec(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+
+    job_id = new_job_id()
+    spec = await run_in_threadpool(_prepare, ctx, tenant, job_id, spec)
+    created = now()
+    record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
+                       status=JobStatus.QUEUED, spec=spec, created_at=created, updated_at=created)
+    await run_in_threadpool(ctx.jobs.create, record)
+    await run_in_threadpool(_enqueue, ctx, record)
+    log.info("job %s %s queued for %s", job_id, record.operation, tenant)
+
+    if wait > 0:
+        ended = await _wait_for_end(ctx, job_id, wait)
+        if ended is not None and ended.status.terminal:
+            return JSONResponse(ended.public(), status_code=200)
+        record = ended or record
+    return JSONResponse(record.public(), status_code=202,
+                        headers={"Location": f"/v1/jobs/{job_id}"})
+
+
+async def get_job(request: Request) -> JSONResponse:
+    tenant = await authenticate(request)
+    record = await run_in_threadpool(context(request).jobs.get, request.path_params["job_id"])
+    if record is None or record.tenant != tenant:  # 404, never 403: ids don't leak existence
+        raise FleetError(ErrorCode.NOT_FOUND, "no such job")
+    return JSONResponse(record.public())

@@ -1,0 +1,1 @@
+"""The `imagefleet` command, settings and the local fleet supervisor."""

@@ -1,0 +1,74 @@
+"""The `imagefleet` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+
+from imagefleet.settings import settings
+
+POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "render": 1}
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from imagefleet.fleet import up
+
+    return up(settings())
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    cfg = settings()
+    _logging(cfg.log_level)
+    uvicorn.run("gateway.app:create_app", factory=True, host=args.host or cfg.host,
+                port=args.port or cfg.port, log_level=cfg.log_level.lower(), access_log=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker.celery_app import app
+
+    cfg = settings()
+    env_name = f"FLEET_{args.pool.upper()}_CONCURRENCY"
+    concurrency = args.concurrency or int(os.environ.get(env_name) or POOL_CONCURRENCY[args.pool])
+    app.worker_main([
+        "worker", "-Q", args.pool, "-n", f"{args.pool}-{os.getpid()}@%h",
+        "-c", str(concurrency), "--loglevel", cfg.log_level,
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="imagefleet", description="Self-hosted image-processing job fleet.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("up", help="start the local fleet: Redis, gateway, one worker per pool")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("gateway", help="run the HTTP gateway (uvicorn)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser("worker", help="run a Celery worker for one pool")
+    p.add_argument("--pool", choices=sorted(POOL_CONCURRENCY), required=True)
+    p.add_argument("--concurrency", type=int, help="processes (default: env or per pool)")
+    p.set_defaults(func=cmd_worker)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""`imagefleet up`: the local fleet (Redis child, gateway, one worker per pool) in one command."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+from billing.accounts import ApiKeys, new_api_key
+from imagefleet import procs
+from imagefleet.settings import Settings
+from jobs.registry import QUEUES
+
+DEV_TENANT = "dev"
+
+
+def ensure_dev_key(cfg: Settings, client: redis.Redis) -> str:
+    """The dev API key from var/dev-api-key (made once), registered with the fleet."""
+    path = cfg.dev_key_file
+    if path.exists():
+        key = path.read_text().strip()
+    else:
+        key = new_api_key()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n")
+    ApiKeys(client).register(key, DEV_TENANT)
+    return key
+
+
+def _say(message: str) -> None:
+    print(f"imagefleet: {message}", flush=True)
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def up(cfg: Settings) -> int:
+    cfg.var_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, FLEET_VAR_DIR=str(cfg.var_dir), FLEET_STORAGE_URL=cfg.storage_url)
+    children: list[procs.Child] = []
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    me = [sys.executable, "-m", "imagefleet.cli"]
+    try:
+        redis_url = os.environ.get("FLEET_REDIS_URL")
+        if not redis_url:
+            port = procs.free_port()
+            children.append(procs.spawn("redis", procs.redis_argv(port, cfg.var_dir / "redis")))
+            redis_url = f"redis://127.0.0.1:{port}/0"
+            procs.wait_until(lambda: procs.port_open(port), 20, "redis")
+            _say(f"redis on {redis_url} (append-only file in {_relative(cfg.var_dir / 'redis')})")
+        env["FLEET_REDIS_URL"] = redis_url
+        client = redis.Redis.from_url(redis_url)
+        procs.wait_until(lambda: bool(client.ping()), 20, "redis")
+        key = ensure_dev_key(cfg, client)
+
+        children.append(procs.spawn("gateway", [*me, "gateway"], env))
+        for pool in QUEUES:
+            children.append(procs.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env))
+        procs.wait_until(lambda: procs.http_ok(f"{cfg.public_url}/readyz") or stopping, 90,
+                         "the fleet")
+        if not stopping:
+            key_file = _relative(cfg.dev_key_file)
+            _say(f"ready on {cfg.public_url} (storage {cfg.storage_url}); dev key in {key_file};"
+                 f" try: curl -H \"Authorization: Bearer $(cat {key_file})\""
+                 f" {cfg.public_url}/v1/operations   (Ctrl-C stops)")
+        del key
+        while not stopping:
+            for child in children:
+                if not child.alive():
+                    _say(f"{child.name} exited with {child.process.returncode}; stopping")
+                    return 1
+            time.sleep(0.3)
+        return 0
+    except TimeoutError as exc:
+        _say(f"{exc}; stopping")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anyone
+        _say("stopping")
+        for child in reversed(children):  # workers and gateway first, Redis last
+            child.stop()
+        _say("stopped")

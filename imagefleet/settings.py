@@ -1,0 +1,70 @@
+"""All configuration, read from the environment in one place. Every limit has a default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw not in (None, "") else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path
+    redis_url: str
+    storage_url: str
+    host: str
+    port: int
+    public_url: str
+    max_megapixels: float
+    max_inline_bytes: int
+    max_object_bytes: int
+    job_ttl_seconds: int
+    max_attempts: int
+    max_wait_seconds: int
+    avif_speed: int
+    log_level: str
+
+    @property
+    def dev_key_file(self) -> Path:
+        return self.var_dir / "dev-api-key"
+
+
+def load_settings() -> Settings:
+    var_dir = Path(os.environ.get("FLEET_VAR_DIR", "var")).resolve()
+    host = os.environ.get("FLEET_HOST", "127.0.0.1")
+    port = _int("FLEET_PORT", 8080)
+    return Settings(
+        var_dir=var_dir,
+        redis_url=os.environ.get("FLEET_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        storage_url=os.environ.get("FLEET_STORAGE_URL", f"file://{var_dir / 'objects'}"),
+        host=host,
+        port=port,
+        public_url=os.environ.get("FLEET_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
+        max_megapixels=_float("FLEET_MAX_MEGAPIXELS", 100.0),
+        max_inline_bytes=_int("FLEET_MAX_INLINE_BYTES", 4 * MiB),
+        max_object_bytes=_int("FLEET_MAX_OBJECT_BYTES", 50 * MiB),
+        job_ttl_seconds=_int("FLEET_JOB_TTL_SECONDS", 7 * 24 * 3600),
+        max_attempts=_int("FLEET_MAX_ATTEMPTS", 3),
+        max_wait_seconds=_int("FLEET_MAX_WAIT_SECONDS", 60),
+        avif_speed=_int("FLEET_AVIF_SPEED", 6),
+        log_level=os.environ.get("FLEET_LOG_LEVEL", "INFO").upper(),
+    )
+
+
+@cache
+def settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

@@ -1,0 +1,1 @@
+"""Job specs, the operation registry, job records and states, error codes."""

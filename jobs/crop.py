@@ -1,0 +1,40 @@
+"""The crop spec, exactly as the crop document defines it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from jobs.spec import U32, ImageJob, PositiveU32, UnitInterval
+
+Gravity = Literal["center", "focal_point", "entropy"]
+
+
+class CropRect(msgspec.Struct, forbid_unknown_fields=True):
+    x: U32
+    y: U32
+    width: PositiveU32
+    height: PositiveU32
+
+
+class CropJob(ImageJob, tag="crop", kw_only=True):
+    """Extract `rect`, or a `width x height` window chosen by `gravity` (no scaling)."""
+
+    rect: CropRect | None = None
+    gravity: Gravity | None = None
+    focal_x: UnitInterval = 0.5
+    focal_y: UnitInterval = 0.5
+    width: PositiveU32 | None = None
+    height: PositiveU32 | None = None
+
+    def __post_init__(self) -> None:
+        if (self.rect is None) == (self.gravity is None):
+            raise ValueError("give exactly one of `rect` or `gravity` - at `$`")
+        if self.gravity is not None and (self.width is None or self.height is None):
+            raise ValueError("`width` and `height` are required with `gravity` - at `$`")
+        if self.rect is not None and (self.width is not None or self.height is not None):
+            raise ValueError(
+                "`width`/`height` apply only with `gravity`; a rect crop uses `rect.width`"
+                " and `rect.height` - at `$`"
+            )

@@ -1,0 +1,73 @@
+"""Job states and the job record: what `GET /v1/jobs/{id}` returns (plus the owner)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+from jobs.errors import FleetError
+from jobs.registry import AnyJobSpec
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)
+
+
+class JobError(msgspec.Struct):
+    code: str
+    message: str
+
+
+class JobBilling(msgspec.Struct):
+    megapixels: float | None = None
+    charged_micros: int = 0
+    # "unmetered" until accounts and holds exist (billing/ grows them).
+    state: str = "unmetered"
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    id: str
+    tenant: str
+    operation: str
+    status: JobStatus
+    spec: AnyJobSpec  # type: ignore[valid-type]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    result: dict[str, Any] | None = None
+    error: JobError | None = None
+    billing: JobBilling = msgspec.field(default_factory=JobBilling)
+    webhook: dict[str, Any] | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The job object of the API: the record without its owner."""
+        body = msgspec.to_builtins(self)
+        del body["tenant"]
+        return body
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_job_id() -> str:
+    # Time-ordered prefix so ids sort by creation; random suffix so they cannot be guessed.
+    return f"job_{int(now().timestamp() * 1000):012x}{secrets.token_hex(10)}"
+
+
+def error_of(exc: FleetError) -> JobError:
+    return JobError(code=exc.code.value, message=exc.message)

@@ -1,0 +1,61 @@
+"""Job records in Redis. State transitions are guarded: a task that runs twice, or a job
+that was canceled, never flips a terminal state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import msgspec
+import redis
+
+from jobs.records import JobRecord, JobStatus, now
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(JobRecord)
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
+        self.redis = client
+        self.ttl = ttl_seconds
+
+    @staticmethod
+    def _key(job_id: str) -> str:
+        return f"imagefleet:job:{job_id}"
+
+    def create(self, record: JobRecord) -> None:
+        self.redis.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.redis.get(self._key(job_id))
+        return _decoder.decode(raw) if raw is not None else None
+
+    def update(
+        self,
+        job_id: str,
+        allowed_from: Iterable[JobStatus],
+        change: Callable[[JobRecord], None],
+    ) -> JobRecord | None:
+        """Apply `change` atomically if the job is in one of `allowed_from`; else return None."""
+        allowed = set(allowed_from)
+        key = self._key(job_id)
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        pipe.unwatch()
+                        return None
+                    record = _decoder.decode(raw)
+                    if record.status not in allowed:
+                        pipe.unwatch()
+                        return None
+                    change(record)
+                    record.updated_at = now()
+                    pipe.multi()
+                    pipe.set(key, _encoder.encode(record), keepttl=True)
+                    pipe.execute()
+                    return record
+                except redis.WatchError:
+                    continue

@@ -1,0 +1,25 @@
+"""The object-store interface both implementations follow."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class ObjectNotFound(KeyError):
+    pass
+
+
+class ObjectStore(Protocol):
+    """Whole-object reads and writes on full storage keys (see storage.keys.tenant_key)."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def size(self, key: str) -> int | None:
+        """Bytes of the object, or None when it does not exist."""
+        ...
+
+    def check(self) -> None:
+        """Raise if the store cannot be used (readiness)."""
+        ...

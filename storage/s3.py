@@ -1,0 +1,73 @@
+"""S3 (MinIO, SeaweedFS, AWS) through the `minio` SDK: `s3://KEY:SECRET@host:port/bucket`."""
+
+from __future__ import annotations
+
+import io
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from minio import Minio
+from minio.error import S3Error
+
+from storage.base import ObjectNotFound
+
+_MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
+
+
+class S3Store:
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        query = parse_qs(parts.query)
+        self.bucket = parts.path.strip("/")
+        if not (parts.hostname and self.bucket):
+            raise ValueError("S3 URL must be s3://KEY:SECRET@host[:port]/bucket[?secure=true]")
+        endpoint = parts.hostname + (f":{parts.port}" if parts.port else "")
+        self.client = Minio(
+            endpoint,
+            access_key=unquote(parts.username or ""),
+            secret_key=unquote(parts.password or ""),
+            secure=query.get("secure", ["false"])[0].lower() == "true",
+            region=query.get("region", [None])[0],
+        )
+        self._bucket_ready = False
+
+    def _ensure_bucket(self) -> None:
+        if not self._bucket_ready:
+            if not self.client.bucket_exists(self.bucket):
+                try:
+                    self.client.make_bucket(self.bucket)
+                except S3Error as exc:  # another process made it first
+                    if exc.code not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+                        raise
+            self._bucket_ready = True
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        self._ensure_bucket()
+        self.client.put_object(
+            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+
+    def get(self, key: str) -> bytes:
+        self._ensure_bucket()
+        try:
+            response = self.client.get_object(self.bucket, key)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise ObjectNotFound(key) from None
+            raise
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    def size(self, key: str) -> int | None:
+        self._ensure_bucket()
+        try:
+            return self.client.stat_object(self.bucket, key).size
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+
+    def check(self) -> None:
+        self._ensure_bucket()

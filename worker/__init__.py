@@ -1,0 +1,1 @@
+"""Celery workers: one pool per queue (cpu, ocr, render)."""

@@ -1,0 +1,30 @@
+"""Celery settings (kept apart from the app). Reliability rules of DESIGN §7."""
+
+from __future__ import annotations
+
+from kombu import Queue
+
+from imagefleet.settings import settings
+from jobs.registry import OPERATIONS, QUEUES
+
+_s = settings()
+_longest_hard_limit = max(op.time_limit for op in OPERATIONS.values())
+
+broker_url = _s.redis_url
+broker_connection_retry_on_startup = True
+# A message not acked within this time is redelivered: longer than any hard limit.
+broker_transport_options = {"visibility_timeout": max(3600, 4 * _longest_hard_limit)}
+
+task_queues = [Queue(name) for name in QUEUES]
+task_default_queue = "cpu"
+task_ignore_result = True  # job records in Redis are the source of truth
+task_acks_late = True  # ack after the job ran: a crashed worker's job is redelivered
+task_reject_on_worker_lost = True  # ... and so is a job whose child was killed
+task_serializer = "json"
+accept_content = ["json"]
+
+worker_prefetch_multiplier = 1  # heavy jobs: never hoard messages another worker could run
+worker_max_tasks_per_child = 500
+worker_max_memory_per_child = 1_500_000  # KiB: recycle a child that grew past ~1.5 GB
+worker_hijack_root_logger = False
+worker_send_task_events = False

@@ -1,0 +1,80 @@
+"""Choosing a `width x height` window inside an image: center, focal point, or entropy.
+
+Shared by crop (and by resize's cover mode later). Windows never scale and never leave
+the image.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from PIL import Image
+
+from jobs.errors import ErrorCode, FleetError
+
+
+class Box(NamedTuple):
+    x: int
+    y: int
+    width: int
+    height: int
+
+    def pillow(self) -> tuple[int, int, int, int]:
+        return (self.x, self.y, self.x + self.width, self.y + self.height)
+
+    def as_dict(self) -> dict[str, int]:
+        return self._asdict()
+
+
+def check_fits(width: int, height: int, image_size: tuple[int, int]) -> None:
+    iw, ih = image_size
+    if width > iw or height > ih:
+        raise FleetError(
+            ErrorCode.CROP_OUT_OF_BOUNDS,
+            f"a {width}x{height} window does not fit in the {iw}x{ih} image",
+        )
+
+
+def center(image_size: tuple[int, int], width: int, height: int) -> Box:
+    iw, ih = image_size
+    return Box((iw - width) // 2, (ih - height) // 2, width, height)
+
+
+def focal_point(
+    image_size: tuple[int, int], width: int, height: int, fx: float, fy: float
+) -> Box:
+    """The window centred on (fx, fy) in [0, 1], shifted back inside the image."""
+    iw, ih = image_size
+    x = min(max(round(fx * iw - width / 2), 0), iw - width)
+    y = min(max(round(fy * ih - height / 2), 0), ih - height)
+    return Box(x, y, width, height)
+
+
+def highest_variance_origin(luma: np.ndarray, width: int, height: int) -> tuple[int, int]:
+    """Top-left corner of the `width x height` window with the highest luminance variance.
+
+    Integral images of L and L^2 give every window's sum in O(1), so the whole search is a
+    few vectorised array operations. Ties go to the top-most, then left-most window.
+    """
+    # Exact int64 sums (255^2 x 2^32 pixels still fits), so equal windows tie exactly.
+    values = luma.astype(np.int64)
+    s1 = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.int64)
+    s2 = np.zeros_like(s1)
+    s1[1:, 1:] = values.cumsum(0).cumsum(1)
+    s2[1:, 1:] = (values * values).cumsum(0).cumsum(1)
+
+    def window_sums(s: np.ndarray) -> np.ndarray:
+        return s[height:, width:] - s[:-height, width:] - s[height:, :-width] + s[:-height, :-width]
+
+    n = float(width * height)
+    mean = window_sums(s1) / n
+    variance = window_sums(s2) / n - mean * mean
+    # argmax returns the first maximum in row-major order: top-most, then left-most.
+    y, x = np.unravel_index(int(np.argmax(variance)), variance.shape)
+    return int(x), int(y)
+
+
+def entropy(image: Image.Image, width: int, height: int) -> Box:
+    x, y = highest_variance_origin(np.asarray(image.convert("L")), width, height)
+    return Box(x, y, width, height)

@@ -1,0 +1,118 @@
+"""Run one job by id: load record -> read input -> decode -> operation -> encode -> write
+output -> finish record. All I/O of a job happens here, at the edge; operations stay pure.
+
+A job may run more than once (acks_late redelivery): the output key is deterministic,
+terminal states are never left, and attempts past the cap end the job WORKER_LOST.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from billing.metering import megapixels
+from imagefleet.settings import Settings
+from jobs.errors import ErrorCode, FleetError
+from jobs.records import JobError, JobRecord, JobStatus, error_of, now
+from jobs.registry import OPERATIONS
+from jobs.spec import ImageJob, input_key_of
+from jobs.store import JobStore
+from storage import ObjectNotFound, ObjectStore, tenant_key
+from worker import imaging
+
+log = logging.getLogger("imagefleet.worker")
+
+
+def _start(jobs: JobStore, job_id: str) -> JobRecord | None:
+    def begin(record: JobRecord) -> None:
+        record.status = JobStatus.RUNNING
+        record.attempts += 1
+        record.started_at = now()
+
+    return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin)
+
+
+def _fail(jobs: JobStore, job_id: str, error: JobError) -> None:
+    def end(record: JobRecord) -> None:
+        record.status = JobStatus.FAILED
+        record.error = error
+        record.finished_at = now()
+
+    jobs.update(job_id, (JobStatus.RUNNING,), end)
+
+
+def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict:
+    spec = record.spec
+    assert isinstance(spec, ImageJob)
+    key = input_key_of(spec.input)
+    assert key is not None  # the gateway stores inline inputs and rewrites them to keys
+    try:
+        data = objects.get(tenant_key(record.tenant, key))
+    except ObjectNotFound:
+        raise FleetError(ErrorCode.INPUT_NOT_FOUND, f"input object {key!r} no longer exists")
+    decoded = imaging.decode(data, cfg.max_megapixels)
+    record.billing.megapixels = megapixels(*decoded.image.size, decoded.frames)
+
+    output = OPERATIONS[record.operation].load_handler()(decoded.image, spec)
+
+    fmt = spec.format or decoded.format
+    payload = imaging.encode(output.image, fmt, spec.quality, decoded.icc_profile, cfg.avif_speed)
+    out_key = spec.output or f"jobs/{record.id}/output.{imaging.extension(fmt)}"
+    objects.put(tenant_key(record.tenant, out_key), payload, imaging.CONTENT_TYPES[fmt])
+    result = {
+        "output": out_key,
+        "url": f"{cfg.public_url}/v1/objects/{out_key}",
+        "format": fmt,
+        "width": output.image.width,
+        "height": output.image.height,
+        "bytes": len(payload),
+        **output.fields,
+    }
+    if spec.inline:
+        result["data_base64"] = base64.b64encode(payload).decode()
+    return result
+
+
+def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings) -> None:
+    record = _start(jobs, job_id)
+    if record is None:
+        log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
+        return
+    if record.attempts > cfg.max_attempts:
+        log.error("job %s was redelivered %d times; giving up", job_id, record.attempts - 1)
+        _fail(jobs, job_id, JobError(ErrorCode.WORKER_LOST.value,
+                                     "the worker running this job was lost too many times"))
+        return
+    started = time.monotonic()
+    log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
+    try:
+        result = _execute(record, objects, cfg)
+    except FleetError as exc:
+        log.info("job %s failed: %s %s", job_id, exc.code.value, exc.message)
+        _fail(jobs, job_id, error_of(exc))
+        return
+    except SoftTimeLimitExceeded:
+        log.warning("job %s hit its time limit", job_id)
+        _fail(jobs, job_id, JobError(ErrorCode.TIMEOUT.value, "the job exceeded its time limit"))
+        return
+    except Exception as exc:  # an unexpected bug must still end the job, not lose it
+        log.exception("job %s crashed", job_id)
+        _fail(jobs, job_id, JobError(ErrorCode.INTERNAL_ERROR.value,
+                                     f"internal error ({type(exc).__name__}); see worker logs"))
+        return
+
+    def succeed(rec: JobRecord) -> None:
+        rec.status = JobStatus.SUCCEEDED
+        rec.result = result
+        rec.billing = record.billing
+        rec.finished_at = now()
+
+    done = jobs.update(job_id, (JobStatus.RUNNING,), succeed)
+    elapsed = (time.monotonic() - started) * 1000
+    if done is None:
+        log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
+    else:
+        log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed, result["output"])

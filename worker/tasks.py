@@ -1,0 +1,27 @@
+"""The one Celery task: run a job by id (tasks carry ids, never image bytes)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import redis
+
+from imagefleet.settings import settings
+from jobs.store import JobStore
+from storage import ObjectStore, open_store
+from worker import runner
+from worker.celery_app import RUN_JOB, app
+
+
+@cache
+def _connections() -> tuple[JobStore, ObjectStore]:
+    # Built lazily in each pool child, after the fork.
+    cfg = settings()
+    jobs = JobStore(redis.Redis.from_url(cfg.redis_url), cfg.job_ttl_seconds)
+    return jobs, open_store(cfg.storage_url)
+
+
+@app.task(name=RUN_JOB, ignore_result=True)
+def run_job(job_id: str) -> None:
+    jobs, objects = _connections()
+    runner.run_job(job_id, jobs, objects, settings())
