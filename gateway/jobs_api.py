@@ -17,7 +17,8 @@ from jobs.records import JobError, JobRecord, JobStatus, new_job_id, now
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import ImageJob, InputRef, JobSpec
 from storage import InvalidKey, normalize_key, tenant_key
-from worker.celery_app import RUN_JOB, app as celery_app
+from worker.celery_app import RUN_JOB
+from worker.celery_app import app as celery_app
 
 log = logging.getLogger("imagefleet.gateway")
 
@@ -75,7 +76,8 @@ def _enqueue(ctx: Context, record: JobRecord) -> None:
             rec.finished_at = now()
 
         ctx.jobs.update(record.id, (JobStatus.QUEUED,), mark)
-        raise FleetError(ErrorCode.UNAVAILABLE, "the job queue is unavailable; retry later")
+        raise FleetError(ErrorCode.UNAVAILABLE,
+                         "the job queue is unavailable; retry later") from exc
 
 
 def _wait_seconds(request: Request, ctx: Context) -> float:

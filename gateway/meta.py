@@ -59,7 +59,8 @@ def openapi_document() -> dict[str, Any]:
             "/v1/jobs": {"post": {
                 "summary": "Submit a job",
                 "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number"}}],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": spec_ref}}},
+                "requestBody": {"required": True,
+                                "content": {"application/json": {"schema": spec_ref}}},
                 "responses": {"202": reply("queued", job_ref), "200": reply("ended", job_ref),
                               **errors}}},
             "/v1/jobs/{job_id}": {"get": {

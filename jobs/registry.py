@@ -60,7 +60,8 @@ def decode_spec(body: bytes) -> JobSpec:
     name = _probe.decode(body).operation
     if name not in OPERATIONS:
         raise msgspec.ValidationError(
-            f"unknown operation {name!r}; expected one of {', '.join(OPERATIONS)} - at `$.operation`"
+            f"unknown operation {name!r}; expected one of {', '.join(OPERATIONS)}"
+            " - at `$.operation`"
         )
     return _decoder.decode(body)
 

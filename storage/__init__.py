@@ -8,7 +8,9 @@ from urllib.parse import unquote, urlsplit
 from storage.base import ObjectNotFound, ObjectStore
 from storage.keys import InvalidKey, normalize_key, tenant_key
 
-__all__ = ["InvalidKey", "ObjectNotFound", "ObjectStore", "normalize_key", "open_store", "tenant_key"]
+__all__ = [
+    "InvalidKey", "ObjectNotFound", "ObjectStore", "normalize_key", "open_store", "tenant_key",
+]
 
 
 def open_store(url: str) -> ObjectStore:

@@ -52,7 +52,8 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict:
     try:
         data = objects.get(tenant_key(record.tenant, key))
     except ObjectNotFound:
-        raise FleetError(ErrorCode.INPUT_NOT_FOUND, f"input object {key!r} no longer exists")
+        raise FleetError(ErrorCode.INPUT_NOT_FOUND,
+                         f"input object {key!r} no longer exists") from None
     decoded = imaging.decode(data, cfg.max_megapixels)
     record.billing.megapixels = megapixels(*decoded.image.size, decoded.frames)
 

@@ -6,6 +6,7 @@ the image.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -46,8 +47,9 @@ def focal_point(
 ) -> Box:
     """The window centred on (fx, fy) in [0, 1], shifted back inside the image."""
     iw, ih = image_size
-    x = min(max(round(fx * iw - width / 2), 0), iw - width)
-    y = min(max(round(fy * ih - height / 2), 0), ih - height)
+    # Nearest position; exact halves go left/up, like center, so focal 0.5 == center.
+    x = min(max(math.ceil(fx * iw - width / 2 - 0.5), 0), iw - width)
+    y = min(max(math.ceil(fy * ih - height / 2 - 0.5), 0), ih - height)
     return Box(x, y, width, height)
 
 
@@ -67,11 +69,15 @@ def highest_variance_origin(luma: np.ndarray, width: int, height: int) -> tuple[
     def window_sums(s: np.ndarray) -> np.ndarray:
         return s[height:, width:] - s[:-height, width:] - s[height:, :-width] + s[:-height, :-width]
 
-    n = float(width * height)
-    mean = window_sums(s1) / n
-    variance = window_sums(s2) / n - mean * mean
+    n = width * height
+    if 255**2 * n * n < 2**62:
+        # n^2 * variance = n * sum(L^2) - sum(L)^2, exactly, so equal variances tie exactly.
+        score = n * window_sums(s2) - window_sums(s1) ** 2
+    else:  # windows over ~11 MP: exact ints would overflow; float is plenty there
+        mean = window_sums(s1) / n
+        score = window_sums(s2) / n - mean * mean
     # argmax returns the first maximum in row-major order: top-most, then left-most.
-    y, x = np.unravel_index(int(np.argmax(variance)), variance.shape)
+    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
     return int(x), int(y)
 
 

@@ -1,0 +1,63 @@
+"""Test images made by the suite itself (the shared corpus is optional)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+ORIENTATION = 0x0112
+
+
+def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
+    """A smooth RGB scene with a few sharp shapes: realistic for JPEG, easy to compare."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    rgb = np.stack([
+        128 + 100 * np.sin(x / (width / 3.1) + 0.5),
+        128 + 100 * np.cos(y / (height / 2.3)),
+        128 + 90 * np.sin((x + y) / (width / 1.7)),
+    ], axis=-1)
+    for _ in range(6):
+        cx, cy = rng.integers(0, width), rng.integers(0, height)
+        r = rng.integers(min(width, height) // 20, min(width, height) // 6)
+        rgb[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.integers(0, 256, 3)
+    return np.clip(rgb, 0, 255).astype(np.uint8)
+
+
+def encode(pixels: np.ndarray, fmt: str = "PNG", orientation: int | None = None,
+           **options: object) -> bytes:
+    image = Image.fromarray(pixels)
+    if orientation is not None:
+        exif = image.getexif()
+        exif[ORIENTATION] = orientation
+        options["exif"] = exif
+    out = io.BytesIO()
+    image.save(out, format=fmt, **options)
+    return out.getvalue()
+
+
+def decode(data: bytes) -> np.ndarray:
+    """Plain decode, no EXIF handling (the independent side of a comparison)."""
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def upright(stored: np.ndarray, orientation: int) -> np.ndarray:
+    """What a viewer shows for `stored` pixels with this EXIF orientation (TIFF spec table)."""
+    transforms = {
+        1: lambda a: a,
+        2: lambda a: a[:, ::-1],
+        3: lambda a: a[::-1, ::-1],
+        4: lambda a: a[::-1, :],
+        5: lambda a: np.transpose(a, (1, 0, 2)),
+        6: lambda a: np.rot90(a, k=-1),  # stored rotated left: turn 90 clockwise
+        7: lambda a: np.rot90(a, k=1)[::-1, ::-1],
+        8: lambda a: np.rot90(a, k=1),
+    }
+    return np.ascontiguousarray(transforms[orientation](stored))
+
+
+def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())

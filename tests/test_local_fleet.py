@@ -1,0 +1,66 @@
+"""`imagefleet up`: Ctrl-C stops every child (no orphans); a restart keeps jobs and objects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests import images
+from tests.fleet_harness import start_fleet, wait_for_job
+
+
+def _descendants(pid: int) -> set[int]:
+    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
+    children: dict[int, list[int]] = {}
+    for line in table.splitlines():
+        child, parent = map(int, line.split())
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_leaves_no_process_and_restart_keeps_jobs(tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    fleet = start_fleet(var)
+    try:
+        family = _descendants(fleet.child.pid)
+        # redis, gateway, three worker masters and their pool children
+        assert len(family) >= 5, family
+        pixels = images.photo_like(60, 40)
+        with fleet.client() as client:
+            client.put("/v1/objects/keep.png", content=images.encode(pixels)).raise_for_status()
+            job_id = client.post("/v1/jobs", json={
+                "operation": "crop", "input": "keep.png",
+                "rect": {"x": 0, "y": 0, "width": 10, "height": 10}}).json()["id"]
+            assert wait_for_job(client, job_id)["status"] == "succeeded"
+    finally:
+        fleet.stop()  # SIGINT, as Ctrl-C sends
+    assert fleet.child.process.returncode == 0
+    leftovers = [pid for pid in family if _alive(pid)]
+    assert leftovers == [], leftovers
+
+    again = start_fleet(var)
+    try:
+        assert again.api_key == fleet.api_key  # the dev key file is reused
+        with again.client() as client:
+            job = client.get(f"/v1/jobs/{job_id}").json()
+            assert job["status"] == "succeeded"
+            output = client.get(f"/v1/objects/{job['result']['output']}")
+            assert output.status_code == 200
+            assert images.decode(output.content).shape == (10, 10, 3)
+    finally:
+        again.stop()
+    assert os.path.exists(var / "redis" / "appendonlydir")
