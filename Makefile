@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # command -> Debian package that provides it
 DEBIAN_NEEDS := redis-server:redis-server
 
-.PHONY: run test lint deps system-deps clean
+.PHONY: run test lint docs deps system-deps clean
 
 run: deps
 	$(VENV)/bin/imagefleet up
@@ -20,6 +20,9 @@ test: deps
 
 lint: deps
 	$(VENV)/bin/ruff check .
+
+docs: deps  # regenerate the README's operation reference from the registry
+	$(VENV)/bin/imagefleet docs --readme README.md
 
 deps: system-deps $(STAMP)
 

@@ -15,7 +15,7 @@ from gateway.http import JSONResponse, read_body
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobError, JobRecord, JobStatus, new_job_id, now
 from jobs.registry import decode_spec, operation_of
-from jobs.spec import ImageJob, InputRef, JobSpec
+from jobs.spec import InputRef, InputSource, JobSpec
 from storage import InvalidKey, normalize_key, tenant_key
 from worker.celery_app import RUN_JOB
 from worker.celery_app import app as celery_app
@@ -30,35 +30,39 @@ def _key_at(key: str, path: str) -> str:
         raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
 
 
-def _resolve_input(ctx: Context, tenant: str, job_id: str, spec: ImageJob) -> ImageJob:
-    """Store inline bytes and check the input object exists; the record keeps only a key."""
-    source = spec.input
+def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: str,
+                    source: InputSource) -> InputSource:
+    """Store inline bytes and check a named object exists; records keep only keys."""
     if isinstance(source, InputRef) and source.inline is not None:
         limit = ctx.settings.max_inline_bytes
         if len(source.inline) > limit:
             raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE,
                              f"inline input is {len(source.inline)} bytes; the limit is {limit}"
-                             " (upload larger inputs with PUT /v1/objects/{key})")
-        key = f"jobs/{job_id}/input"
+                             " (upload larger inputs with PUT /v1/objects/{key})"
+                             f" - at `{path}.inline`")
+        key = f"jobs/{job_id}/input" + (f"-{index}" if index else "")
         ctx.objects.put(tenant_key(tenant, key), source.inline, "application/octet-stream")
-        return msgspec.structs.replace(spec, input=InputRef(input_key=key))
+        return InputRef(input_key=key)
     if isinstance(source, str):
-        key, path = _key_at(source, "$.input"), "$.input"
-        spec = msgspec.structs.replace(spec, input=key)
+        key = _key_at(source, path)
+        resolved: InputSource = key
     else:
         assert source.input_key is not None
-        key, path = _key_at(source.input_key, "$.input.inputKey"), "$.input.inputKey"
-        spec = msgspec.structs.replace(spec, input=InputRef(input_key=key))
+        path = f"{path}.inputKey"
+        key = _key_at(source.input_key, path)
+        resolved = InputRef(input_key=key)
     if ctx.objects.size(tenant_key(tenant, key)) is None:
         raise FleetError(ErrorCode.NOT_FOUND, f"input object {key!r} not found - at `{path}`")
-    return spec
+    return resolved
 
 
 def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
     if spec.output is not None:
         spec = msgspec.structs.replace(spec, output=_key_at(spec.output, "$.output"))
-    if isinstance(spec, ImageJob):
-        spec = _resolve_input(ctx, tenant, job_id, spec)
+    sources = spec.sources()
+    if sources:
+        spec = spec.with_sources([_resolve_source(ctx, tenant, job_id, index, path, source)
+                                  for index, (path, source) in enumerate(sources)])
     return spec
 
 

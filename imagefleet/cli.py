@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from pathlib import Path
 
 from imagefleet.settings import settings
 
@@ -45,6 +46,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_docs(args: argparse.Namespace) -> int:
+    from imagefleet.docs import operations_markdown, update_readme
+
+    if args.readme:
+        changed = update_readme(Path(args.readme))
+        print(f"{args.readme}: operation reference {'updated' if changed else 'up to date'}")
+    else:
+        print(operations_markdown())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagefleet", description="Self-hosted image-processing job fleet.")
@@ -62,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", choices=sorted(POOL_CONCURRENCY), required=True)
     p.add_argument("--concurrency", type=int, help="processes (default: env or per pool)")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("docs", help="print the operation reference (from the registry)")
+    p.add_argument("--readme", help="rewrite the generated section of this README instead")
+    p.set_defaults(func=cmd_docs)
     return parser
 
 

@@ -29,12 +29,14 @@ class Settings:
     port: int
     public_url: str
     max_megapixels: float
+    max_frames: int
     max_inline_bytes: int
     max_object_bytes: int
     job_ttl_seconds: int
     max_attempts: int
     max_wait_seconds: int
     avif_speed: int
+    webp_method: int
     log_level: str
 
     @property
@@ -54,12 +56,14 @@ def load_settings() -> Settings:
         port=port,
         public_url=os.environ.get("FLEET_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
         max_megapixels=_float("FLEET_MAX_MEGAPIXELS", 100.0),
+        max_frames=_int("FLEET_MAX_FRAMES", 1000),
         max_inline_bytes=_int("FLEET_MAX_INLINE_BYTES", 4 * MiB),
         max_object_bytes=_int("FLEET_MAX_OBJECT_BYTES", 50 * MiB),
         job_ttl_seconds=_int("FLEET_JOB_TTL_SECONDS", 7 * 24 * 3600),
         max_attempts=_int("FLEET_MAX_ATTEMPTS", 3),
         max_wait_seconds=_int("FLEET_MAX_WAIT_SECONDS", 60),
-        avif_speed=_int("FLEET_AVIF_SPEED", 6),
+        avif_speed=_int("FLEET_AVIF_SPEED", 8),
+        webp_method=_int("FLEET_WEBP_METHOD", 4),
         log_level=os.environ.get("FLEET_LOG_LEVEL", "INFO").upper(),
     )
 

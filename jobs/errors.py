@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"
     # Job-only codes (a job ends `failed` with these; no request returns them).
     INPUT_NOT_FOUND = "INPUT_NOT_FOUND"
+    PAGE_OUT_OF_RANGE = "PAGE_OUT_OF_RANGE"
     TIMEOUT = "TIMEOUT"
     WORKER_LOST = "WORKER_LOST"
     INTERNAL_ERROR = "INTERNAL_ERROR"
@@ -45,6 +46,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INPUT_NOT_FOUND: 422,
+    ErrorCode.PAGE_OUT_OF_RANGE: 422,
     ErrorCode.TIMEOUT: 422,
     ErrorCode.WORKER_LOST: 422,
     ErrorCode.INTERNAL_ERROR: 422,

@@ -1,4 +1,4 @@
-"""The job-spec base: common fields, input sources and reusable constrained types.
+"""The job-spec base: common fields, input sources, colours and reusable constrained types.
 
 Every operation's spec subclasses `JobSpec` (tagged by `operation`, unknown fields rejected).
 Rules that span two fields live in `__post_init__`, whose message names the fields.
@@ -6,17 +6,20 @@ Rules that span two fields live in `__post_init__`, whose message names the fiel
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
 import msgspec
 from msgspec import Meta
 
 U32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
 PositiveU32 = Annotated[int, Meta(ge=1, le=2**32 - 1)]
+Dimension = Annotated[int, Meta(ge=1, le=65535)]
+Byte = Annotated[int, Meta(ge=0, le=255)]
 UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
 Quality = Annotated[int, Meta(ge=1, le=100)]
 ObjectKey = Annotated[str, Meta(min_length=1, max_length=1024)]
 OutputFormat = Literal["png", "jpeg", "webp", "avif"]
+HexColor = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 
 
 class InputRef(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -34,6 +37,32 @@ class InputRef(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 InputSource = ObjectKey | InputRef
 
 
+class RGB(msgspec.Struct, forbid_unknown_fields=True):
+    r: Byte
+    g: Byte
+    b: Byte
+
+
+class RGBA(msgspec.Struct, forbid_unknown_fields=True):
+    r: Byte
+    g: Byte
+    b: Byte
+    alpha: UnitInterval = 1.0
+
+
+# "#rrggbb" or {"r", "g", "b", "alpha"?} (alpha 0..1, as in sharp).
+Color = HexColor | RGBA
+
+
+def rgba_of(color: Color | None, default: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """A colour as 0..255 RGBA."""
+    if color is None:
+        return default
+    if isinstance(color, str):
+        return (int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16), 255)
+    return (color.r, color.g, color.b, round(color.alpha * 255))
+
+
 class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True, kw_only=True):
     """Fields every job has."""
 
@@ -41,13 +70,31 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
     inline: bool = False
     webhook_url: str | None = None
 
+    def sources(self) -> list[tuple[str, InputSource]]:
+        """The input sources this job reads, with their JSON paths."""
+        return []
+
+    def with_sources(self, sources: list[InputSource]) -> Self:
+        """A copy whose sources (in `sources()` order) are replaced."""
+        return self
+
 
 class ImageJob(JobSpec, kw_only=True):
-    """A job that reads one input image and writes one output image."""
+    """A job that reads one input image (its first page or frame, or every frame)."""
 
     input: InputSource
     format: OutputFormat | None = None
     quality: Quality = 85
+    page: U32 = 0  # multi-page TIFF / animation frame to read when not `animated`
+    animated: bool = False  # read and process every frame of an animated GIF/WebP
+    # True for operations that report every frame's timing without decoding every frame.
+    reads_timeline: ClassVar[bool] = False
+
+    def sources(self) -> list[tuple[str, InputSource]]:
+        return [("$.input", self.input)]
+
+    def with_sources(self, sources: list[InputSource]) -> Self:
+        return msgspec.structs.replace(self, input=sources[0])
 
 
 def input_key_of(source: InputSource) -> str | None:
@@ -55,3 +102,4 @@ def input_key_of(source: InputSource) -> str | None:
     if isinstance(source, str):
         return source
     return source.input_key
+

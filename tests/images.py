@@ -52,7 +52,7 @@ def upright(stored: np.ndarray, orientation: int) -> np.ndarray:
         4: lambda a: a[::-1, :],
         5: lambda a: np.transpose(a, (1, 0, 2)),
         6: lambda a: np.rot90(a, k=-1),  # stored rotated left: turn 90 clockwise
-        7: lambda a: np.rot90(a, k=1)[::-1, ::-1],
+        7: lambda a: np.transpose(a, (1, 0, 2))[::-1, ::-1],  # transverse
         8: lambda a: np.rot90(a, k=1),
     }
     return np.ascontiguousarray(transforms[orientation](stored))

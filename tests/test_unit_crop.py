@@ -13,8 +13,9 @@ from PIL import Image
 from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
 from jobs.registry import decode_spec
-from worker.imaging import decode
+from worker.codec import Limits, decode
 from worker.ops.crop import crop
+from worker.picture import Picture
 
 
 def job(**fields: Any) -> CropJob:
@@ -26,8 +27,12 @@ def job(**fields: Any) -> CropJob:
 
 def run(pixels: np.ndarray, spec: CropJob) -> tuple[np.ndarray, dict[str, int]]:
     """Crop a numpy image; return the output pixels and the reported rectangle."""
-    result = crop(Image.fromarray(pixels), spec)
-    return np.asarray(result.image), result.fields["crop"]
+    grey = pixels.ndim == 2
+    frame = np.repeat(pixels[:, :, None], 3, axis=2) if grey else pixels
+    result = crop([Picture(frames=[frame], format="png")], spec)
+    assert result.picture is not None
+    out = result.picture.first
+    return (out[:, :, 0] if grey else out), result.fields["crop"]
 
 
 def random_image(rng: np.random.Generator, h: int, w: int, channels: int = 3) -> np.ndarray:
@@ -294,10 +299,8 @@ def with_orientation(pixels: np.ndarray, orientation: int, fmt: str) -> bytes:
 def test_exif_orientation_png_exact(orientation: int) -> None:
     """A PNG with EXIF orientation decodes to the stored pixels turned upright, exactly."""
     pixels = random_image(np.random.default_rng(orientation), 5, 8)
-    decoded = decode(with_orientation(pixels, orientation, "PNG"), max_megapixels=100)
-    upright = np.asarray(decoded.image)
-    np.testing.assert_array_equal(upright, ORIENTED[orientation](pixels))
-    assert decoded.image.getexif().get(0x0112, 1) == 1  # not applied a second time downstream
+    decoded = decode(with_orientation(pixels, orientation, "PNG"), Limits(100))
+    np.testing.assert_array_equal(decoded.first, ORIENTED[orientation](pixels))
 
 
 @pytest.mark.parametrize("orientation", [3, 6, 8])
@@ -306,7 +309,7 @@ def test_exif_orientation_jpeg(orientation: int) -> None:
     pixels = random_image(np.random.default_rng(20 + orientation), 16, 24)
     data = with_orientation(pixels, orientation, "JPEG")
     stored = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))  # raw decode, no rotation
-    upright = np.asarray(decode(data, max_megapixels=100).image.convert("RGB"))
+    upright = decode(data, Limits(100)).first
     assert upright.shape[:2] == ((24, 16) if orientation in (6, 8) else (16, 24))
     np.testing.assert_array_equal(upright, ORIENTED[orientation](stored))
 
@@ -314,10 +317,11 @@ def test_exif_orientation_jpeg(orientation: int) -> None:
 def test_rect_applies_to_upright_image() -> None:
     """After orientation 6 a 8x5 stored image is 5 wide and 8 tall; rects use that geometry."""
     pixels = random_image(np.random.default_rng(11), 5, 8)
-    image = decode(with_orientation(pixels, 6, "PNG"), max_megapixels=100).image
+    picture = decode(with_orientation(pixels, 6, "PNG"), Limits(100))
     upright = np.rot90(pixels, -1)
-    result = crop(image, job(rect=box(1, 3, 4, 5)))
-    np.testing.assert_array_equal(np.asarray(result.image), upright[3:8, 1:5])
+    result = crop([picture], job(rect=box(1, 3, 4, 5)))
+    assert result.picture is not None
+    np.testing.assert_array_equal(result.picture.first, upright[3:8, 1:5])
     with pytest.raises(FleetError) as info:
-        crop(image, job(rect=box(0, 0, 8, 5)))  # fits the stored size, not the upright one
+        crop([picture], job(rect=box(0, 0, 8, 5)))  # fits the stored size, not the upright one
     assert info.value.code is ErrorCode.CROP_OUT_OF_BOUNDS

@@ -46,7 +46,7 @@ def error_of(body: dict[str, Any]) -> str:
 
 # (case id, body, expected path in the message)
 FIELD_RULES: list[tuple[str, dict[str, Any], str]] = [
-    ("operation-unknown", rect_job(operation="resize"), "`$.operation`"),
+    ("operation-unknown", rect_job(operation="sepia"), "`$.operation`"),
     ("operation-not-string", rect_job(operation=3), "`$.operation`"),
     ("input-empty-key", rect_job(input=""), "`$.input`"),
     ("input-too-long", rect_job(input="k" * 1025), "`$.input`"),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -18,10 +19,11 @@ from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
 from jobs.registry import OPERATIONS
-from jobs.spec import ImageJob, input_key_of
+from jobs.spec import ImageJob, InputSource, input_key_of, rgba_of
 from jobs.store import JobStore
 from storage import ObjectNotFound, ObjectStore, tenant_key
-from worker import imaging
+from worker import codec
+from worker.picture import Picture
 
 log = logging.getLogger("imagefleet.worker")
 
@@ -44,32 +46,60 @@ def _fail(jobs: JobStore, job_id: str, error: JobError) -> None:
     jobs.update(job_id, (JobStatus.RUNNING,), end)
 
 
-def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict:
-    spec = record.spec
-    assert isinstance(spec, ImageJob)
-    key = input_key_of(spec.input)
+def _read(objects: ObjectStore, tenant: str, source: InputSource) -> bytes:
+    key = input_key_of(source)
     assert key is not None  # the gateway stores inline inputs and rewrites them to keys
     try:
-        data = objects.get(tenant_key(record.tenant, key))
+        return objects.get(tenant_key(tenant, key))
     except ObjectNotFound:
         raise FleetError(ErrorCode.INPUT_NOT_FOUND,
                          f"input object {key!r} no longer exists") from None
-    decoded = imaging.decode(data, cfg.max_megapixels)
-    record.billing.megapixels = megapixels(*decoded.image.size, decoded.frames)
 
-    output = OPERATIONS[record.operation].load_handler()(decoded.image, spec)
 
-    fmt = spec.format or decoded.format
-    payload = imaging.encode(output.image, fmt, spec.quality, decoded.icc_profile, cfg.avif_speed)
-    out_key = spec.output or f"jobs/{record.id}/output.{imaging.extension(fmt)}"
-    objects.put(tenant_key(record.tenant, out_key), payload, imaging.CONTENT_TYPES[fmt])
-    result = {
+def _decode_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> list[Picture]:
+    spec = record.spec
+    limits = codec.Limits(cfg.max_megapixels, cfg.max_frames)
+    pictures = []
+    for index, (_, source) in enumerate(spec.sources()):
+        data = _read(objects, record.tenant, source)
+        if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
+            pictures.append(codec.decode(data, limits, spec.animated, spec.page,
+                                         timeline=spec.reads_timeline))
+        else:
+            pictures.append(codec.decode(data, limits))
+    return pictures
+
+
+def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
+    spec = record.spec
+    inputs = _decode_inputs(record, objects, cfg)
+    operation = OPERATIONS[record.operation]
+    metered = inputs if operation.bills_all_inputs else inputs[:1]
+    record.billing.megapixels = sum(
+        megapixels(p.width, p.height, len(p.frames)) for p in metered)
+
+    output = operation.load_handler()(inputs, spec)
+    if output.picture is None:
+        return output.fields
+
+    picture = output.picture
+    fmt = getattr(spec, "format", None) or picture.format
+    if fmt not in codec.CONTENT_TYPES:
+        fmt = "png"
+    quality = output.quality or getattr(spec, "quality", 85)
+    background = rgba_of(getattr(spec, "background", None), (255, 255, 255, 255))[:3]
+    payload = codec.encode(picture, fmt, quality, background, cfg.avif_speed, cfg.webp_method)
+    out_key = spec.output or f"jobs/{record.id}/output.{codec.extension(fmt)}"
+    objects.put(tenant_key(record.tenant, out_key), payload, codec.CONTENT_TYPES[fmt])
+    result: dict[str, Any] = {
         "output": out_key,
         "url": f"{cfg.public_url}/v1/objects/{out_key}",
         "format": fmt,
-        "width": output.image.width,
-        "height": output.image.height,
+        "width": picture.width,
+        "height": picture.height,
         "bytes": len(payload),
+        **({"frames": len(picture.frames)} if fmt in ("gif", "webp") and
+           len(picture.frames) > 1 else {}),
         **output.fields,
     }
     if spec.inline:
@@ -116,4 +146,5 @@ def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings) ->
     if done is None:
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
     else:
-        log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed, result["output"])
+        log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed,
+                 result.get("output", "(result only)"))

@@ -1,14 +1,20 @@
-"""Image operations: small pure functions (image, spec) -> OpOutput. No I/O here."""
+"""Image operations: small pure functions `(inputs, spec) -> OpOutput`. No I/O here.
+
+`inputs` are the decoded pictures of the spec's sources, in `spec.sources()` order (one for
+most operations). Single-image operations usually transform `inputs[0]` frame by frame
+with `Picture.map`, deciding geometry once from the first frame so animations stay aligned.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image
+from worker.picture import Picture
 
 
 @dataclass
 class OpOutput:
-    image: Image.Image
+    picture: Picture | None  # None: the result is facts only (no output object)
     fields: dict[str, Any] = field(default_factory=dict)  # merged into the job's result
+    quality: int | None = None  # overrides the spec's encode quality (pipeline steps)

@@ -10,9 +10,9 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
 
 from jobs.errors import ErrorCode, FleetError
+from worker.picture import Frame
 
 
 class Box(NamedTuple):
@@ -21,8 +21,8 @@ class Box(NamedTuple):
     width: int
     height: int
 
-    def pillow(self) -> tuple[int, int, int, int]:
-        return (self.x, self.y, self.x + self.width, self.y + self.height)
+    def cut(self, frame: Frame) -> Frame:
+        return np.ascontiguousarray(frame[self.y:self.y + self.height, self.x:self.x + self.width])
 
     def as_dict(self) -> dict[str, int]:
         return self._asdict()
@@ -81,6 +81,26 @@ def highest_variance_origin(luma: np.ndarray, width: int, height: int) -> tuple[
     return int(x), int(y)
 
 
-def entropy(image: Image.Image, width: int, height: int) -> Box:
-    x, y = highest_variance_origin(np.asarray(image.convert("L")), width, height)
+def luma(frame: Frame) -> np.ndarray:
+    """ITU-R 601-2 luma in 0..255 (as Pillow's "L"), from 8- or 16-bit RGB."""
+    rgb = frame[:, :, :3].astype(np.float32)
+    if frame.dtype == np.uint16:
+        rgb /= 257.0
+    return np.rint(rgb @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+
+
+def entropy(frame: Frame, width: int, height: int) -> Box:
+    x, y = highest_variance_origin(luma(frame), width, height)
     return Box(x, y, width, height)
+
+
+def window(frame: Frame, gravity: str, width: int, height: int, fx: float = 0.5,
+           fy: float = 0.5) -> Box:
+    """The `width x height` window that `gravity` picks (CROP_OUT_OF_BOUNDS if too big)."""
+    size = (frame.shape[1], frame.shape[0])
+    check_fits(width, height, size)
+    if gravity == "focal_point":
+        return focal_point(size, width, height, fx, fy)
+    if gravity == "entropy":
+        return entropy(frame, width, height)
+    return center(size, width, height)

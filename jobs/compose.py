@@ -1,0 +1,65 @@
+"""Specs of the operations that combine images: composite, contact-sheet."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Self
+
+import msgspec
+from msgspec import Meta
+
+from jobs.spec import (
+    U32,
+    Color,
+    Dimension,
+    ImageJob,
+    InputSource,
+    JobSpec,
+    OutputFormat,
+    PositiveU32,
+    Quality,
+    UnitInterval,
+)
+
+Placement = Literal["center", "north", "northeast", "east", "southeast", "south", "southwest",
+                    "west", "northwest"]
+
+
+class CompositeJob(ImageJob, tag="composite", kw_only=True):
+    """Lay `overlay` over the input at a `gravity` or at (`top`, `left`), with `opacity`."""
+
+    overlay: InputSource
+    gravity: Placement | None = None
+    top: int | None = None
+    left: int | None = None
+    opacity: UnitInterval = 1.0
+
+    def __post_init__(self) -> None:
+        if (self.top is None) != (self.left is None):
+            raise ValueError("give both `top` and `left`, or neither - at `$`")
+        if self.gravity is not None and self.top is not None:
+            raise ValueError("give `gravity` or (`top`, `left`), not both - at `$`")
+
+    def sources(self) -> list[tuple[str, InputSource]]:
+        return [("$.input", self.input), ("$.overlay", self.overlay)]
+
+    def with_sources(self, sources: list[InputSource]) -> Self:
+        return msgspec.structs.replace(self, input=sources[0], overlay=sources[1])
+
+
+class ContactSheetJob(JobSpec, tag="contact-sheet", kw_only=True):
+    """Tile `files` into a grid of `cellWidth x cellHeight` cells (each image fitted inside)."""
+
+    files: Annotated[list[InputSource], Meta(min_length=1, max_length=100)]
+    columns: PositiveU32 | None = None  # default: a near-square grid
+    cell_width: Dimension = msgspec.field(default=200, name="cellWidth")
+    cell_height: Dimension = msgspec.field(default=200, name="cellHeight")
+    gap: U32 = 10
+    background: Color | None = None
+    format: OutputFormat = "png"
+    quality: Quality = 85
+
+    def sources(self) -> list[tuple[str, InputSource]]:
+        return [(f"$.files[{i}]", source) for i, source in enumerate(self.files)]
+
+    def with_sources(self, sources: list[InputSource]) -> Self:
+        return msgspec.structs.replace(self, files=list(sources))

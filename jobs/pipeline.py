@@ -1,0 +1,29 @@
+"""The pipeline spec: up to 10 single-image steps, each validated before any runs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+from jobs.spec import ImageJob
+
+MAX_STEPS = 10
+# Fields that belong to the pipeline, not to its steps.
+_PIPELINE_ONLY = ("input", "output", "inline", "webhook_url", "page", "animated")
+
+
+class PipelineJob(ImageJob, tag="pipeline", kw_only=True):
+    """Run `steps` (operation bodies without input/output) on one decode, one encode."""
+
+    steps: Annotated[list[dict[str, Any]], Meta(min_length=1, max_length=MAX_STEPS)]
+
+
+def step_body(step: dict[str, Any], index: int) -> dict[str, Any]:
+    """A step as a full job body for validation (the pipeline supplies the input)."""
+    for name in _PIPELINE_ONLY:
+        if name in step:
+            raise msgspec.ValidationError(
+                f"`{name}` belongs to the pipeline, not to a step - at `$.steps[{index}].{name}`")
+    return {**step, "input": "pipeline"}

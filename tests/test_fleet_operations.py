@@ -1,0 +1,149 @@
+"""Every operation through `POST /v1/jobs` on a real fleet, with the README's own examples."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from jobs.registry import OPERATIONS
+from tests import images
+from tests.fleet_harness import Fleet
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "images"
+
+
+def _upload_examples(client: httpx.Client) -> None:
+    # Stored 720x960 with orientation 6: upright 960x720, enough for the crop example.
+    photo = images.encode(images.photo_like(720, 960, seed=7), "JPEG", orientation=6, quality=90)
+    logo = np.zeros((60, 120, 4), np.uint8)
+    logo[10:50, 10:110] = (200, 30, 30, 255)
+    client.put("/v1/objects/photo.jpg", content=photo).raise_for_status()
+    client.put("/v1/objects/logo.png", content=images.encode(logo)).raise_for_status()
+
+
+def _run(client: httpx.Client, body: dict) -> dict:
+    response = client.post("/v1/jobs?wait=60", json=body)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_every_operation_runs_its_documented_example(dir_fleet: Fleet, name: str) -> None:
+    op = OPERATIONS[name]
+    body = {"operation": name, **({} if "files" in op.example else {"input": "photo.jpg"}),
+            **op.example}
+    with dir_fleet.client() as client:
+        _upload_examples(client)
+        job = _run(client, body)
+        assert job["status"] == "succeeded", job
+        result = job["result"]
+        if "output" not in result:  # facts-only operations
+            assert name in ("metadata", "dominant-color")
+            return
+        data = client.get(f"/v1/objects/{result['output']}").content
+    image = Image.open(io.BytesIO(data))
+    assert image.size == (result["width"], result["height"])
+    assert image.format.lower() == {"jpeg": "jpeg", "png": "png", "webp": "webp", "avif": "avif",
+                                    "gif": "gif", "tiff": "tiff"}[result["format"]]
+    assert not image.getexif(), "outputs carry no EXIF"
+
+
+def test_metadata_and_dominant_color_results(dir_fleet: Fleet) -> None:
+    pixels = np.zeros((40, 60, 3), np.uint8)
+    pixels[:, :40] = (10, 120, 200)  # two thirds one colour
+    pixels[:, 40:] = (250, 250, 0)
+    with dir_fleet.client() as client:
+        client.put("/v1/objects/two.jpg", content=images.encode(
+            pixels, "JPEG", orientation=6, quality=95)).raise_for_status()
+        meta = _run(client, {"operation": "metadata", "input": "two.jpg"})["result"]["metadata"]
+        dominant = _run(client, {"operation": "dominant-color", "input": "two.jpg"})["result"]
+    assert (meta["width"], meta["height"], meta["orientation"]) == (40, 60, 6)
+    assert meta["format"] == "jpeg" and meta["has_exif"] is True
+    r, g, b = (dominant["dominant"][c] for c in "rgb")
+    assert abs(r - 10) <= 6 and abs(g - 120) <= 6 and abs(b - 200) <= 6
+    assert dominant["hex"] == f"#{r:02x}{g:02x}{b:02x}"
+
+
+def test_animated_resize_keeps_every_frame_and_timing(fleet: Fleet) -> None:
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
+    frames = [Image.new("RGB", (40, 30), c) for c in colours]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:],
+                   duration=[100, 200, 300, 400], loop=0)
+    with fleet.client() as client:
+        client.put("/v1/objects/anim.gif", content=buffer.getvalue()).raise_for_status()
+        job = _run(client, {"operation": "resize", "input": "anim.gif", "width": 20,
+                            "fit": "inside", "animated": True})
+        assert job["status"] == "succeeded", job
+        assert job["result"]["frames"] == 4 and job["result"]["format"] == "gif"
+        out = Image.open(io.BytesIO(client.get(f"/v1/objects/{job['result']['output']}").content))
+    assert out.n_frames == 4 and out.size == (20, 15)
+    durations, seen = [], []
+    for index in range(4):
+        out.seek(index)
+        durations.append(out.info["duration"])
+        seen.append(out.convert("RGB").getpixel((10, 7)))
+    assert durations == [100, 200, 300, 400]
+    for got, want in zip(seen, colours, strict=True):
+        assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 8
+    assert out.info.get("loop") == 0
+
+
+def test_page_beyond_the_input_fails_with_its_code(dir_fleet: Fleet) -> None:
+    with dir_fleet.client() as client:
+        client.put("/v1/objects/one.png",
+                   content=images.encode(images.photo_like(20, 20))).raise_for_status()
+        job = _run(client, {"operation": "grayscale", "input": "one.png", "page": 3})
+    assert job["status"] == "failed" and job["error"]["code"] == "PAGE_OUT_OF_RANGE", job
+
+
+def test_pipeline_steps_run_in_order_and_bad_steps_are_refused_up_front(
+        dir_fleet: Fleet) -> None:
+    pixels = images.photo_like(400, 300, seed=9)
+    with dir_fleet.client() as client:
+        client.put("/v1/objects/p.png", content=images.encode(pixels)).raise_for_status()
+        job = _run(client, {"operation": "pipeline", "input": "p.png", "steps": [
+            {"operation": "crop", "rect": {"x": 0, "y": 0, "width": 200, "height": 300}},
+            {"operation": "rotate", "angle": 90},
+            {"operation": "resize", "width": 150, "fit": "fill", "height": 50},
+            {"operation": "convert", "format": "webp"}]})
+        assert job["status"] == "succeeded", job
+        assert (job["result"]["width"], job["result"]["height"]) == (150, 50)
+        assert job["result"]["format"] == "webp"
+        assert [s["operation"] for s in job["result"]["steps"]] == [
+            "crop", "rotate", "resize", "convert"]
+        assert (job["result"]["steps"][1]["width"], job["result"]["steps"][1]["height"]) == (
+            300, 200)
+        bad = client.post("/v1/jobs", json={"operation": "pipeline", "input": "p.png", "steps": [
+            {"operation": "grayscale"}, {"operation": "blur", "sigma": 0}]})
+    assert bad.status_code == 400
+    assert "`$.steps[1].sigma`" in bad.json()["error"]["message"]
+
+
+def _corpus_files() -> list[str]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(p.name for p in CORPUS.iterdir() if p.suffix.lower() != ".md")
+
+
+EXPECTED_FAILURES = {"giant-image.jpg": "IMAGE_TOO_LARGE", "truncated.jpg": "IMAGE_PARSE_FAILED"}
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
+@pytest.mark.parametrize("name", _corpus_files())
+def test_corpus_images_process_or_fail_with_their_code(dir_fleet: Fleet, name: str) -> None:
+    with dir_fleet.client() as client:
+        client.put(f"/v1/objects/corpus/{name}", content=(CORPUS / name).read_bytes())
+        job = _run(client, {"operation": "pipeline", "input": f"corpus/{name}", "animated": True,
+                            "steps": [{"operation": "resize", "width": 64, "fit": "inside"},
+                                      {"operation": "sharpen"}]})
+    if name in EXPECTED_FAILURES:
+        assert job["status"] == "failed" and job["error"]["code"] == EXPECTED_FAILURES[name]
+    else:
+        assert job["status"] == "succeeded", job
+        assert job["result"]["width"] <= 64

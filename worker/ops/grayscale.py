@@ -1,0 +1,27 @@
+"""grayscale: Rec.709 luminance, Y = 0.2126 R + 0.7152 G + 0.0722 B (libvips's weights).
+
+The weights apply to the stored (gamma-encoded sRGB) values, so a flat colour maps to one
+predictable grey. The result keeps three equal channels (plus alpha, untouched): the
+encoder writes equal-channel frames as greyscale, and later ops still see RGB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jobs.tone import GrayscaleJob
+from worker.ops import OpOutput
+from worker.picture import Frame, Picture, to_dtype
+
+REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def grayscale_frame(frame: Frame) -> Frame:
+    luma = to_dtype(frame[:, :, :3].astype(np.float32) @ REC709, frame.dtype)
+    out = frame.copy()
+    out[:, :, :3] = luma[:, :, None]
+    return out
+
+
+def grayscale(inputs: list[Picture], spec: GrayscaleJob) -> OpOutput:
+    return OpOutput(inputs[0].map(grayscale_frame))

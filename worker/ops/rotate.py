@@ -1,0 +1,62 @@
+"""rotate: clockwise by any angle (as sharp), then flip (top<->bottom) and flop (left<->right).
+
+Multiples of 90 degrees are exact transposes; other angles expand the canvas to hold the
+whole rotated image and fill the uncovered corners with `background`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from jobs.geometry import RotateJob
+from jobs.spec import rgba_of
+from worker.ops import OpOutput
+from worker.ops.extend import RGBA, fill_pixel, ready_for
+from worker.picture import Frame, Picture, max_value, premultiply, unpremultiply
+
+TRANSPARENT: RGBA = (0, 0, 0, 0)  # sharp's default rotate background
+
+
+def canvas_size(w: int, h: int, angle: float) -> tuple[int, int]:
+    """Bounding box of a w x h rectangle rotated by `angle` degrees, rounded out."""
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    # The epsilon keeps float noise (e.g. 99.99999999) from adding a whole pixel.
+    return (max(1, math.ceil(w * c + h * s - 1e-6)), max(1, math.ceil(w * s + h * c - 1e-6)))
+
+
+def rotate_any(frame: Frame, angle: float, rgba: RGBA) -> Frame:
+    frame = ready_for(frame, rgba)
+    h, w = frame.shape[:2]
+    nw, nh = canvas_size(w, h, angle)
+    # cv2 angles are counter-clockwise; move the centre to the centre of the new canvas.
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -angle, 1.0)
+    matrix[0, 2] += (nw - w) / 2
+    matrix[1, 2] += (nh - h) / 2
+    fill = fill_pixel(frame, rgba).astype(np.float64)
+    if frame.shape[2] == 4:  # interpolation runs premultiplied, so the fill must be too
+        fill[:3] *= fill[3] / max_value(frame)
+    out = cv2.warpAffine(premultiply(frame), matrix, (nw, nh), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(fill.tolist()))
+    return unpremultiply(out, frame.dtype)
+
+
+def transform(frame: Frame, spec: RotateJob, angle: float, rgba: RGBA) -> Frame:
+    if angle % 90 == 0:
+        frame = np.rot90(frame, -int(angle // 90))  # np.rot90 turns counter-clockwise
+    else:
+        frame = rotate_any(frame, angle, rgba)
+    if spec.flip:
+        frame = frame[::-1]
+    if spec.flop:
+        frame = frame[:, ::-1]
+    return np.ascontiguousarray(frame)
+
+
+def rotate(inputs: list[Picture], spec: RotateJob) -> OpOutput:
+    angle = spec.angle % 360  # Python's modulo is non-negative: -90 -> 270
+    inputs[0].check_output(*canvas_size(inputs[0].width, inputs[0].height, angle))
+    rgba = rgba_of(spec.background, TRANSPARENT)
+    return OpOutput(inputs[0].map(lambda f: transform(f, spec, angle, rgba)))
