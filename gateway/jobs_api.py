@@ -68,9 +68,12 @@ def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
 
 def _enqueue(ctx: Context, record: JobRecord) -> None:
     op = operation_of(record.spec)
+    # Operator overrides (0 = the operation's own); the hard limit stays above the soft one.
+    soft = ctx.settings.soft_time_limit or op.soft_time_limit
+    hard = max(ctx.settings.hard_time_limit or op.time_limit, soft + 5)
     try:
         celery_app.send_task(RUN_JOB, args=[record.id], queue=op.queue,
-                             soft_time_limit=op.soft_time_limit, time_limit=op.time_limit)
+                             soft_time_limit=soft, time_limit=hard)
     except Exception as exc:  # broker down: end the job visibly rather than lose it
         log.error("enqueue of %s failed: %s", record.id, exc)
 

@@ -34,6 +34,8 @@ class Settings:
     max_object_bytes: int
     job_ttl_seconds: int
     max_attempts: int
+    soft_time_limit: int
+    hard_time_limit: int
     max_wait_seconds: int
     avif_speed: int
     webp_method: int
@@ -61,6 +63,8 @@ def load_settings() -> Settings:
         max_object_bytes=_int("FLEET_MAX_OBJECT_BYTES", 50 * MiB),
         job_ttl_seconds=_int("FLEET_JOB_TTL_SECONDS", 7 * 24 * 3600),
         max_attempts=_int("FLEET_MAX_ATTEMPTS", 3),
+        soft_time_limit=_int("FLEET_SOFT_TIME_LIMIT", 0),
+        hard_time_limit=_int("FLEET_HARD_TIME_LIMIT", 0),
         max_wait_seconds=_int("FLEET_MAX_WAIT_SECONDS", 60),
         avif_speed=_int("FLEET_AVIF_SPEED", 8),
         webp_method=_int("FLEET_WEBP_METHOD", 4),

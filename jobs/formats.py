@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from jobs.spec import ImageJob, OutputFormat, Quality
+from typing import Literal
+
+from jobs.spec import ImageJob, Quality
 
 
 class ConvertJob(ImageJob, tag="convert", kw_only=True):
     """Re-encode as `format`; with `animated`, gif/webp targets keep every frame."""
 
-    format: OutputFormat  # required here
+    format: Literal["png", "jpeg", "webp", "avif", "gif"]  # required here; gif for animations
 
 
 class CompressJob(ImageJob, tag="compress", kw_only=True):

@@ -147,3 +147,41 @@ def test_corpus_images_process_or_fail_with_their_code(dir_fleet: Fleet, name: s
     else:
         assert job["status"] == "succeeded", job
         assert job["result"]["width"] <= 64
+
+
+def test_sixteen_bit_png_stays_sixteen_bit(dir_fleet: Fleet) -> None:
+    import cv2
+
+    ramp = (np.arange(64 * 32, dtype=np.uint32).reshape(32, 64) * 31).astype(np.uint16)
+    rgb = np.dstack([ramp, 65535 - ramp, ramp // 2])
+    ok, png = cv2.imencode(".png", rgb[:, :, ::-1])  # OpenCV writes BGR
+    assert ok
+    with dir_fleet.client() as client:
+        client.put("/v1/objects/deep.png", content=png.tobytes()).raise_for_status()
+        job = _run(client, {"operation": "crop", "input": "deep.png",
+                            "rect": {"x": 8, "y": 4, "width": 32, "height": 16}})
+        assert job["status"] == "succeeded", job
+        out = client.get(f"/v1/objects/{job['result']['output']}").content
+    decoded = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.dtype == np.uint16
+    assert np.array_equal(decoded[:, :, ::-1], rgb[4:20, 8:40])  # lossless, all 16 bits
+
+
+def test_convert_animated_gif_to_webp_keeps_the_animation(dir_fleet: Fleet) -> None:
+    frames = [Image.new("RGB", (24, 24), c) for c in [(250, 0, 0), (0, 0, 250), (0, 250, 0)]]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:],
+                   duration=[80, 160, 240], loop=3)
+    with dir_fleet.client() as client:
+        client.put("/v1/objects/a.gif", content=buffer.getvalue()).raise_for_status()
+        job = _run(client, {"operation": "convert", "input": "a.gif", "format": "webp",
+                            "animated": True})
+        assert job["status"] == "succeeded", job
+        out = Image.open(io.BytesIO(client.get(f"/v1/objects/{job['result']['output']}").content))
+    assert out.format == "WEBP" and out.n_frames == 3 and out.info.get("loop") == 3
+    durations = []
+    for index in range(3):
+        out.seek(index)
+        out.load()
+        durations.append(out.info["duration"])
+    assert durations == [80, 160, 240]

@@ -8,7 +8,8 @@ from imagefleet.settings import settings
 from jobs.registry import OPERATIONS, QUEUES
 
 _s = settings()
-_longest_hard_limit = max(op.time_limit for op in OPERATIONS.values())
+_longest_hard_limit = max([op.time_limit for op in OPERATIONS.values()]
+                          + [_s.hard_time_limit, _s.soft_time_limit + 5])
 
 broker_url = _s.redis_url
 broker_connection_retry_on_startup = True

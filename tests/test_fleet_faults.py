@@ -1,0 +1,61 @@
+"""Failures that end in a documented code, never a 500 or a hung job."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from imagefleet import procs
+from tests import images
+from tests.fleet_harness import Fleet, start_fleet
+
+
+def test_gateway_without_redis_answers_503_unavailable(tmp_path: Path) -> None:
+    port, dead = procs.free_port(), procs.free_port()  # nothing listens on `dead`
+    env = dict(os.environ, FLEET_PORT=str(port), FLEET_VAR_DIR=str(tmp_path),
+               FLEET_REDIS_URL=f"redis://127.0.0.1:{dead}/0")
+    gateway = procs.spawn("gateway", [sys.executable, "-m", "imagefleet.cli", "gateway"], env,
+                          log_file=tmp_path / "gateway.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        procs.wait_until(lambda: procs.http_ok(f"{base}/healthz"), 30, "gateway")
+        response = httpx.post(f"{base}/v1/jobs", headers={"Authorization": "Bearer k"},
+                              json={"operation": "grayscale", "input": "a.png"})
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "UNAVAILABLE"
+        ready = httpx.get(f"{base}/readyz", timeout=30)
+        assert ready.status_code == 503 and ready.json()["checks"]["redis"] is not True
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def impatient_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    fleet = start_fleet(tmp_path_factory.mktemp("impatient") / "var",
+                        {"FLEET_SOFT_TIME_LIMIT": "1", "FLEET_HARD_TIME_LIMIT": "20"})
+    yield fleet
+    fleet.stop()
+
+
+def test_a_job_over_its_time_limit_fails_timeout_and_the_pool_keeps_serving(
+        impatient_fleet: Fleet) -> None:
+    # ~24 MP blurred five times with sigma 1000: seconds of work against a 1 s soft limit.
+    big = images.encode(images.photo_like(6000, 4000, seed=3), "JPEG", quality=80)
+    slow = {"operation": "pipeline", "input": "big.jpg",
+            "steps": [{"operation": "blur", "sigma": 1000}] * 5}
+    with impatient_fleet.client() as client:
+        client.put("/v1/objects/big.jpg", content=big).raise_for_status()
+        job = client.post("/v1/jobs?wait=60", json=slow).json()
+        assert job["status"] == "failed", job
+        assert job["error"]["code"] == "TIMEOUT"
+        client.put("/v1/objects/small.png",
+                   content=images.encode(np.zeros((8, 8, 3), np.uint8))).raise_for_status()
+        after = client.post("/v1/jobs?wait=30", json={"operation": "grayscale",
+                                                      "input": "small.png"}).json()
+        assert after["status"] == "succeeded", after
