@@ -17,7 +17,7 @@ from PIL import Image
 from jobs.analysis import DominantColorJob, MetadataJob
 from jobs.formats import CompressJob, ConvertJob, ExifStripJob
 from jobs.registry import OPERATIONS
-from tests.test_codec import press_cmyk_profile, swapped_rg_profile
+from tests.codec_helpers import press_cmyk_profile, swapped_rg_profile
 from worker import codec
 from worker.ops import OpOutput
 from worker.ops.compress import compress
