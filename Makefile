@@ -7,8 +7,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# command -> Debian package that provides it
-DEBIAN_NEEDS := redis-server:redis-server
+# Debian packages the fleet and its tests run on: Redis, Tesseract with the OCR roster's
+# language data, Chromium for from-html, and fonts (CJK included) for rendered text.
+OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
+DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
+  $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk
 
 .PHONY: run test lint docs deps system-deps clean
 
@@ -28,10 +31,10 @@ deps: system-deps $(STAMP)
 
 system-deps:
 	@missing=""; \
-	for need in $(DEBIAN_NEEDS); do \
-	  command -v "$${need%%:*}" >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$pkg 2>/dev/null)" = installed ] || \
+	    missing="$$missing $$pkg"; \
 	done; \
-	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && \

@@ -57,6 +57,7 @@ def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: st
 
 
 def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
+    spec.admit(ctx.settings)
     if spec.output is not None:
         spec = msgspec.structs.replace(spec, output=_key_at(spec.output, "$.output"))
     sources = spec.sources()

@@ -28,11 +28,14 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     cfg = settings()
     _logging(cfg.log_level)
     uvicorn.run("gateway.app:create_app", factory=True, host=args.host or cfg.host,
-                port=args.port or cfg.port, log_level=cfg.log_level.lower(), access_log=False)
+                port=args.port or cfg.port, log_level=cfg.log_level.lower(), access_log=False,
+                ws="none")  # no websockets route; pyppeteer pins an old websockets package
     return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    if args.pool == "ocr":  # one Tesseract thread per process: processes scale, OpenMP doesn't
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     from worker.celery_app import app
 
     cfg = settings()

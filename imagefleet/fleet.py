@@ -18,6 +18,10 @@ from jobs.registry import QUEUES
 DEV_TENANT = "dev"
 
 
+class ChildExited(procs.StopWaiting):
+    pass
+
+
 def ensure_dev_key(cfg: Settings, client: redis.Redis) -> str:
     """The dev API key from var/dev-api-key (made once), registered with the fleet."""
     path = cfg.dev_key_file
@@ -72,8 +76,14 @@ def up(cfg: Settings) -> int:
         children.append(procs.spawn("gateway", [*me, "gateway"], env))
         for pool in QUEUES:
             children.append(procs.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env))
-        procs.wait_until(lambda: procs.http_ok(f"{cfg.public_url}/readyz") or stopping, 90,
-                         "the fleet")
+        def ready() -> bool:
+            for child in children:
+                if not child.alive():
+                    raise ChildExited(f"{child.name} exited with {child.process.returncode}"
+                                      " while starting (see its output above)")
+            return stopping or procs.http_ok(f"{cfg.public_url}/readyz")
+
+        procs.wait_until(ready, 90, "the fleet")
         if not stopping:
             key_file = _relative(cfg.dev_key_file)
             _say(f"ready on {cfg.public_url} (storage {cfg.storage_url}); dev key in {key_file};"
@@ -87,7 +97,7 @@ def up(cfg: Settings) -> int:
                     return 1
             time.sleep(0.3)
         return 0
-    except TimeoutError as exc:
+    except (TimeoutError, ChildExited) as exc:
         _say(f"{exc}; stopping")
         return 1
     finally:

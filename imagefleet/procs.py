@@ -23,12 +23,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class StopWaiting(Exception):
+    """Raised by a wait_until check to give up at once."""
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if check():
                 return
+        except StopWaiting:
+            raise
         except Exception:
             pass
         time.sleep(0.1)

@@ -8,6 +8,7 @@ from functools import cache
 from pathlib import Path
 
 MiB = 1024 * 1024
+DEFAULT_OCR_LANGS = "eng spa fra deu ita por nld pol rus chi_sim"
 
 
 def _int(name: str, default: int) -> int:
@@ -40,6 +41,13 @@ class Settings:
     avif_speed: int
     webp_method: int
     log_level: str
+    ocr_langs: tuple[str, ...]
+    tessdata_dir: str
+    ocr_api_cache: int
+    ocr_max_pages: int
+    max_html_bytes: int
+    chromium_path: str
+    render_timeout: float
 
     @property
     def dev_key_file(self) -> Path:
@@ -69,6 +77,13 @@ def load_settings() -> Settings:
         avif_speed=_int("FLEET_AVIF_SPEED", 8),
         webp_method=_int("FLEET_WEBP_METHOD", 4),
         log_level=os.environ.get("FLEET_LOG_LEVEL", "INFO").upper(),
+        ocr_langs=tuple(os.environ.get("FLEET_OCR_LANGS", DEFAULT_OCR_LANGS).split()),
+        tessdata_dir=os.environ.get("FLEET_TESSDATA_DIR", "/usr/share/tesseract-ocr/5/tessdata"),
+        ocr_api_cache=max(1, _int("FLEET_OCR_API_CACHE", 4)),
+        ocr_max_pages=_int("FLEET_OCR_MAX_PAGES", 50),
+        max_html_bytes=_int("FLEET_MAX_HTML_BYTES", 1 * MiB),
+        chromium_path=os.environ.get("FLEET_CHROMIUM", "/usr/bin/chromium"),
+        render_timeout=_float("FLEET_RENDER_TIMEOUT", 20.0),
     )
 
 

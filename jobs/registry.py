@@ -22,7 +22,9 @@ from jobs.compose import CompositeJob, ContactSheetJob
 from jobs.crop import CropJob
 from jobs.formats import CompressJob, ConvertJob, ExifStripJob
 from jobs.geometry import ExtendJob, ResizeJob, RotateJob, TrimJob
+from jobs.ocr import OcrJob
 from jobs.pipeline import PipelineJob, step_body
+from jobs.render import FromHtmlJob
 from jobs.spec import JobSpec
 from jobs.tone import AdjustJob, BlurJob, GrayscaleJob, SharpenJob
 
@@ -54,6 +56,13 @@ def _cpu(name: str, spec: type[JobSpec], module: str, example: dict[str, Any],
                      f"worker.ops.{module}:{module}", example, pipeline_step=step)
 
 
+def example_body(op: Operation) -> dict[str, Any]:
+    """The operation's documented example as a full job body (input `photo.jpg` by default)."""
+    takes_input = any(f.name == "input" for f in msgspec.structs.fields(op.spec))
+    default = {"input": "photo.jpg"} if takes_input and "input" not in op.example else {}
+    return {"operation": op.name, **default, **op.example}
+
+
 OPERATIONS: dict[str, Operation] = {op.name: op for op in (
     _cpu("crop", CropJob, "crop",
          {"rect": {"x": 100, "y": 50, "width": 800, "height": 600}, "format": "jpeg",
@@ -83,6 +92,13 @@ OPERATIONS: dict[str, Operation] = {op.name: op for op in (
          {"steps": [{"operation": "resize", "width": 800, "fit": "inside"},
                     {"operation": "sharpen"}, {"operation": "convert", "format": "webp"}]},
          step=False),
+    Operation("ocr", OcrJob, "ocr", Flat(3000), "worker.ops.ocr:ocr",
+              {"input": "scan.png", "lang": "eng+deu", "tsv": True},
+              soft_time_limit=120, time_limit=180),
+    Operation("from-html", FromHtmlJob, "render", Flat(3000), "worker.ops.from_html:from_html",
+              {"html": "<div style=\"font:48px sans-serif;padding:40px\">Hello</div>",
+               "type": "png", "fullPage": True},
+              soft_time_limit=30, time_limit=60),
 )}
 
 AnyJobSpec = Union[tuple(op.spec for op in OPERATIONS.values())]  # noqa: UP007

@@ -6,10 +6,13 @@ Rules that span two fields live in `__post_init__`, whose message names the fiel
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 
 import msgspec
 from msgspec import Meta
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 U32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
 PositiveU32 = Annotated[int, Meta(ge=1, le=2**32 - 1)]
@@ -78,6 +81,10 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
         """A copy whose sources (in `sources()` order) are replaced."""
         return self
 
+    def admit(self, cfg: Settings) -> None:
+        """Checks that need the operator's config (rosters, size limits), at submission;
+        raise FleetError to refuse the job before anything is charged or stored."""
+
 
 class ImageJob(JobSpec, kw_only=True):
     """A job that reads one input image (its first page or frame, or every frame)."""
@@ -89,6 +96,8 @@ class ImageJob(JobSpec, kw_only=True):
     animated: bool = False  # read and process every frame of an animated GIF/WebP
     # True for operations that report every frame's timing without decoding every frame.
     reads_timeline: ClassVar[bool] = False
+    # True for operations that always read every page (OCR of a multi-page TIFF).
+    reads_all_pages: ClassVar[bool] = False
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [("$.input", self.input)]

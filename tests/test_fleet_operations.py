@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs.registry import OPERATIONS
+from jobs.registry import OPERATIONS, example_body
 from tests import images
 from tests.fleet_harness import Fleet
+from tests.test_fleet_ocr import text_image
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "images"
 
@@ -24,6 +25,8 @@ def _upload_examples(client: httpx.Client) -> None:
     logo[10:50, 10:110] = (200, 30, 30, 255)
     client.put("/v1/objects/photo.jpg", content=photo).raise_for_status()
     client.put("/v1/objects/logo.png", content=images.encode(logo)).raise_for_status()
+    scan = text_image(["Invoice 2041 for ACME", "Rechnung bezahlt"])
+    client.put("/v1/objects/scan.png", content=scan).raise_for_status()
 
 
 def _run(client: httpx.Client, body: dict) -> dict:
@@ -34,16 +37,14 @@ def _run(client: httpx.Client, body: dict) -> dict:
 
 @pytest.mark.parametrize("name", list(OPERATIONS))
 def test_every_operation_runs_its_documented_example(dir_fleet: Fleet, name: str) -> None:
-    op = OPERATIONS[name]
-    body = {"operation": name, **({} if "files" in op.example else {"input": "photo.jpg"}),
-            **op.example}
+    body = example_body(OPERATIONS[name])
     with dir_fleet.client() as client:
         _upload_examples(client)
         job = _run(client, body)
         assert job["status"] == "succeeded", job
         result = job["result"]
         if "output" not in result:  # facts-only operations
-            assert name in ("metadata", "dominant-color")
+            assert name in ("metadata", "dominant-color", "ocr")
             return
         data = client.get(f"/v1/objects/{result['output']}").content
     image = Image.open(io.BytesIO(data))

@@ -63,7 +63,8 @@ def _decode_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> li
     for index, (_, source) in enumerate(spec.sources()):
         data = _read(objects, record.tenant, source)
         if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
-            pictures.append(codec.decode(data, limits, spec.animated, spec.page,
+            every = spec.animated or spec.reads_all_pages
+            pictures.append(codec.decode(data, limits, every, spec.page,
                                          timeline=spec.reads_timeline))
         else:
             pictures.append(codec.decode(data, limits))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from functools import cache
 
 import redis
+from celery.signals import worker_process_shutdown
 
 from imagefleet.settings import settings
 from jobs.store import JobStore
@@ -19,6 +21,14 @@ def _connections() -> tuple[JobStore, ObjectStore]:
     cfg = settings()
     jobs = JobStore(redis.Redis.from_url(cfg.redis_url), cfg.job_ttl_seconds)
     return jobs, open_store(cfg.storage_url)
+
+
+@worker_process_shutdown.connect
+def _close_browser(**_: object) -> None:
+    """A render child closes its Chromium when the pool stops it (no stray browsers)."""
+    module = sys.modules.get("worker.ops.from_html")
+    if module is not None:
+        module.shutdown()
 
 
 @app.task(name=RUN_JOB, ignore_result=True)

@@ -1,0 +1,48 @@
+"""The from-html spec: render caller HTML to an image in sandboxed headless Chromium."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+import msgspec
+
+from jobs.errors import ErrorCode, FleetError
+from jobs.spec import U32, Dimension, JobSpec, Quality
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
+
+
+class Clip(msgspec.Struct, forbid_unknown_fields=True):
+    x: U32
+    y: U32
+    width: Dimension
+    height: Dimension
+
+
+class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
+    """Render `html` (no network, no JavaScript: inline every asset as a `data:` URI or
+    `<style>`) in a `width x height` viewport; `fullPage` captures the whole page, `clip` a
+    region; `omitBackground` keeps transparency (png/webp)."""
+
+    html: str
+    type: Literal["png", "jpeg", "webp"] = "png"
+    full_page: bool = msgspec.field(default=False, name="fullPage")
+    clip: Clip | None = None
+    omit_background: bool = msgspec.field(default=False, name="omitBackground")
+    width: Dimension = 800
+    height: Dimension = 600
+    quality: Quality = 85
+
+    def __post_init__(self) -> None:
+        if self.clip is not None and self.full_page:
+            raise ValueError("`clip` and `fullPage` exclude each other - at `$.clip`")
+        if self.omit_background and self.type == "jpeg":
+            raise ValueError("`omitBackground` needs png or webp (JPEG has no alpha)"
+                             " - at `$.omitBackground`")
+
+    def admit(self, cfg: Settings) -> None:
+        size = len(self.html.encode())
+        if size > cfg.max_html_bytes:
+            raise FleetError(ErrorCode.HTML_TOO_LARGE,
+                             f"html is {size} bytes; the limit is {cfg.max_html_bytes}")
