@@ -301,7 +301,7 @@ def main(argv: list[str]) -> None:
         picture = Picture(frames=[frame], format="png")
         handler = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp))
         engine = timed(lambda f=frame, sp=spec: tesseract.recognise(
-            Image.fromarray(ocr_op.to_grey(f)), "eng", sp.psm))
+            Image.fromarray(ocr_prep.to_grey(f)), "eng", sp.psm))
         cli = cli_ms(frame, "eng")
         print(f"  {label:<16} handler {handler:7.1f}  engine only {engine:7.1f}"
               f"  CLI {cli:7.1f}")
@@ -310,9 +310,9 @@ def main(argv: list[str]) -> None:
     tesseract.api_for("eng")
     print(f"  engine init (eng): {(time.perf_counter() - started) * 1000:.0f} ms")
     started = time.perf_counter()
-    ocr_op.orient(ocr_op.to_grey(page))
+    ocr_prep.orient(ocr_prep.to_grey(page))
     print(f"  OSD first call incl. init (page): {(time.perf_counter() - started) * 1000:.0f} ms")
-    print(f"  OSD warm (page): {timed(lambda: ocr_op.orient(ocr_op.to_grey(page))):.0f} ms")
+    print(f"  OSD warm (page): {timed(lambda: ocr_prep.orient(ocr_prep.to_grey(page))):.0f} ms")
 
 
 if __name__ == "__main__":
