@@ -4,24 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
-
-from jobs.spec import U32, ImageJob, PositiveU32, UnitInterval
+from jobs.spec import ImageJob, PositiveU32, Rect, UnitInterval
 
 Gravity = Literal["center", "focal_point", "entropy"]
-
-
-class CropRect(msgspec.Struct, forbid_unknown_fields=True):
-    x: U32
-    y: U32
-    width: PositiveU32
-    height: PositiveU32
 
 
 class CropJob(ImageJob, tag="crop", kw_only=True):
     """Extract `rect`, or a `width x height` window chosen by `gravity` (no scaling)."""
 
-    rect: CropRect | None = None
+    rect: Rect | None = None
     gravity: Gravity | None = None
     focal_x: UnitInterval = 0.5
     focal_y: UnitInterval = 0.5

@@ -7,17 +7,10 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from jobs.errors import ErrorCode, FleetError
-from jobs.spec import U32, Dimension, JobSpec, Quality
+from jobs.spec import Dimension, JobSpec, Quality, Rect
 
 if TYPE_CHECKING:
     from imagefleet.settings import Settings
-
-
-class Clip(msgspec.Struct, forbid_unknown_fields=True):
-    x: U32
-    y: U32
-    width: Dimension
-    height: Dimension
 
 
 class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
@@ -28,7 +21,7 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
     html: str
     type: Literal["png", "jpeg", "webp"] = "png"
     full_page: bool = msgspec.field(default=False, name="fullPage")
-    clip: Clip | None = None
+    clip: Rect | None = None
     omit_background: bool = msgspec.field(default=False, name="omitBackground")
     width: Dimension = 800
     height: Dimension = 600

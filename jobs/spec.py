@@ -40,6 +40,15 @@ class InputRef(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 InputSource = ObjectKey | InputRef
 
 
+class Rect(msgspec.Struct, forbid_unknown_fields=True):
+    """A pixel rectangle: crop's `rect`, from-html's `clip`."""
+
+    x: U32
+    y: U32
+    width: PositiveU32
+    height: PositiveU32
+
+
 class RGB(msgspec.Struct, forbid_unknown_fields=True):
     r: Byte
     g: Byte

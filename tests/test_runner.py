@@ -14,8 +14,9 @@ import pytest
 import redis
 
 from imagefleet.settings import load_settings
-from jobs.crop import CropJob, CropRect
+from jobs.crop import CropJob
 from jobs.records import JobRecord, JobStatus, new_job_id, now
+from jobs.spec import Rect
 from jobs.store import JobStore
 from storage import ObjectStore, open_store, tenant_key
 from tests import images
@@ -35,7 +36,7 @@ def parts(dir_fleet: Fleet, tmp_path: Path) -> Iterator[Parts]:
 
 
 def _record(jobs: JobStore, status: JobStatus = JobStatus.QUEUED, attempts: int = 0) -> str:
-    spec = CropJob(input="in.png", rect=CropRect(0, 0, 8, 8), format="png")
+    spec = CropJob(input="in.png", rect=Rect(0, 0, 8, 8), format="png")
     created = now()
     record = JobRecord(id=new_job_id(), tenant="t", operation="crop", status=status, spec=spec,
                        created_at=created, updated_at=created, attempts=attempts)

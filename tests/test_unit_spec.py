@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from jobs.crop import CropJob, CropRect
+from jobs.crop import CropJob
 from jobs.registry import OPERATIONS, QUEUES, decode_spec, operation_of
-from jobs.spec import InputRef
+from jobs.spec import InputRef, Rect
 
 RECT: dict[str, int] = {"x": 0, "y": 0, "width": 10, "height": 10}
 
@@ -127,7 +127,7 @@ def test_rect_job_defaults() -> None:
     """A minimal rect job decodes with the documented defaults."""
     spec = decode(rect_job())
     assert isinstance(spec, CropJob)
-    assert spec.rect == CropRect(0, 0, 10, 10)
+    assert spec.rect == Rect(0, 0, 10, 10)
     assert (spec.gravity, spec.width, spec.height) == (None, None, None)
     assert spec.focal_x == 0.5 and spec.focal_y == 0.5
     assert spec.quality == 85
@@ -157,7 +157,7 @@ def test_example_job_from_spec_doc() -> None:
     })
     assert isinstance(spec, CropJob)
     assert spec.input == "photo.jpg" and spec.output == "cropped.jpg"
-    assert spec.rect == CropRect(x=100, y=50, width=800, height=600)
+    assert spec.rect == Rect(x=100, y=50, width=800, height=600)
     assert spec.format == "jpeg" and spec.quality == 90
     assert spec.gravity is None and spec.inline is False
     assert operation_of(spec).name == "crop"
@@ -175,7 +175,7 @@ def test_example_job_from_spec_doc() -> None:
         ({"inline": True}, "inline", True),
         ({"output": "out/x.png"}, "output", "out/x.png"),
         ({"rect": {"x": 2**32 - 1, "y": 0, "width": 1, "height": 1}}, "rect",
-         CropRect(2**32 - 1, 0, 1, 1)),
+         Rect(2**32 - 1, 0, 1, 1)),
     ],
 )
 def test_boundary_values_accepted(fields: dict[str, Any], attr: str, value: Any) -> None:
