@@ -1,39 +1,146 @@
-"""API keys -> tenants. Keys are stored only as SHA-256 hashes; the plain key is shown once.
-
-Thin for now: one key per tenant, no balance. Full accounts (credit, rotation) grow here.
-"""
+"""Accounts and their API keys. Keys are stored only as SHA-256 hashes (shown once at
+creation or rotation); each account also has a webhook signing secret. The account id is
+its tenant: the namespace of its jobs and objects."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import re
 import secrets
+import time
 
+import msgspec
 import redis
 
-_PREFIX = "imagefleet:apikey:"
+from billing.ledger import PREFIX, Ledger, account_key
+
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
 def new_api_key() -> str:
     return "if_" + secrets.token_urlsafe(32)
 
 
+def new_webhook_secret() -> str:  # the Standard Webhooks format
+    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+
+
 def _digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
 
 
-class ApiKeys:
+class Account(msgspec.Struct, kw_only=True):
+    id: str
+    balance_micros: int
+    held_micros: int
+    credited_micros: int
+    captured_micros: int
+    disabled: bool
+    created_at: float
+    rate_limit: float  # requests per second; 0 = the fleet default
+    webhook_secret: str
+
+    @property
+    def available_micros(self) -> int:
+        return self.balance_micros - self.held_micros
+
+    def public(self) -> dict[str, object]:
+        body = msgspec.to_builtins(self)
+        del body["webhook_secret"]
+        body["available_micros"] = self.available_micros
+        return body
+
+
+class AccountError(ValueError):
+    pass
+
+
+class Accounts:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
+        self.ledger = Ledger(client)
 
-    def register(self, api_key: str, tenant: str) -> None:
-        self.redis.set(_PREFIX + _digest(api_key), f"{_digest(api_key)}:{tenant}")
+    def create(self, name: str, credit_micros: int = 0, rate_limit: float = 0,
+               api_key: str | None = None) -> tuple[Account, str]:
+        """A new account and its API key (the only time the plain key is known)."""
+        if not _NAME.match(name):
+            raise AccountError("names are 1-64 of a-z, 0-9, _ and -, starting alphanumeric")
+        key = api_key or new_api_key()
+        fields = {"balance": 0, "held": 0, "credited": 0, "captured": 0, "disabled": 0,
+                  "created_at": time.time(), "rate_limit": rate_limit,
+                  "webhook_secret": new_webhook_secret(), "key_hash": _digest(key)}
+        if not self.redis.hsetnx(account_key(name), "created_at", fields["created_at"]):
+            raise AccountError(f"account {name!r} exists")
+        self.redis.hset(account_key(name), mapping=fields)
+        self.redis.sadd(f"{PREFIX}accounts", name)
+        self.redis.set(f"{PREFIX}apikey:{_digest(key)}", name)
+        if credit_micros:
+            self.ledger.credit(name, credit_micros)
+        account = self.get(name)
+        assert account is not None
+        return account, key
 
-    def tenant_for(self, api_key: str) -> str | None:
-        digest = _digest(api_key)
-        stored = self.redis.get(_PREFIX + digest)
-        if stored is None:
+    def get(self, name: str) -> Account | None:
+        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(account_key(name)).items()}
+        if "key_hash" not in raw:
             return None
-        stored_digest, _, tenant = stored.decode().partition(":")
+        return Account(id=name, balance_micros=int(raw["balance"]), held_micros=int(raw["held"]),
+                       credited_micros=int(raw["credited"]),
+                       captured_micros=int(raw["captured"]), disabled=raw["disabled"] == "1",
+                       created_at=float(raw["created_at"]), rate_limit=float(raw["rate_limit"]),
+                       webhook_secret=raw["webhook_secret"])
+
+    def names(self) -> list[str]:
+        return sorted(m.decode() for m in self.redis.smembers(f"{PREFIX}accounts"))
+
+    def require(self, name: str) -> Account:
+        account = self.get(name)
+        if account is None:
+            raise AccountError(f"no account {name!r}")
+        return account
+
+    def credit(self, name: str, micros: int) -> Account:
+        self.require(name)
+        self.ledger.credit(name, micros)
+        return self.require(name)
+
+    def rotate_key(self, name: str) -> str:
+        self.require(name)
+        key = new_api_key()
+        old = self.redis.hget(account_key(name), "key_hash")
+        with self.redis.pipeline() as pipe:
+            pipe.set(f"{PREFIX}apikey:{_digest(key)}", name)
+            pipe.hset(account_key(name), "key_hash", _digest(key))
+            if old:
+                pipe.delete(f"{PREFIX}apikey:{old.decode()}")
+            pipe.execute()
+        return key
+
+    def set_disabled(self, name: str, disabled: bool = True) -> None:
+        self.require(name)
+        self.redis.hset(account_key(name), "disabled", int(disabled))
+
+    def ensure(self, name: str, api_key: str, credit_micros: int) -> Account:
+        """The account with this key, made (and credited) if missing: the local dev account."""
+        account = self.get(name)
+        if account is None:
+            account, _ = self.create(name, credit_micros, api_key=api_key)
+        elif self.redis.get(f"{PREFIX}apikey:{_digest(api_key)}") is None:
+            self.redis.set(f"{PREFIX}apikey:{_digest(api_key)}", name)
+            self.redis.hset(account_key(name), "key_hash", _digest(api_key))
+        return account
+
+    def authenticate(self, api_key: str) -> Account | None:
+        """The enabled account of this key, or None."""
+        digest = _digest(api_key)
+        name = self.redis.get(f"{PREFIX}apikey:{digest}")
+        if name is None:
+            return None
+        stored = self.redis.hget(account_key(name.decode()), "key_hash")
         # Constant-time comparison of the stored hash with the presented key's hash.
-        return tenant if hmac.compare_digest(stored_digest, digest) else None
+        if stored is None or not hmac.compare_digest(stored.decode(), digest):
+            return None
+        account = self.get(name.decode())
+        return None if account is None or account.disabled else account

@@ -27,6 +27,16 @@ class Flat:
 BillingRule = PerMegapixel | Flat
 
 
+def configured(name: str, default: BillingRule, overrides: dict[str, int]) -> BillingRule:
+    """The operator's price for an operation (FLEET_PRICE_<OP>_PER_MP_MICROS or
+    FLEET_PRICE_<OP>_FLAT_MICROS, collected in Settings.prices), else the default."""
+    if isinstance(default, PerMegapixel) and f"{name}.per_mp_micros" in overrides:
+        return PerMegapixel(overrides[f"{name}.per_mp_micros"])
+    if isinstance(default, Flat) and f"{name}.flat_micros" in overrides:
+        return Flat(overrides[f"{name}.flat_micros"])
+    return default
+
+
 def describe(rule: BillingRule) -> dict[str, object]:
     """The rule as `GET /v1/operations` shows it."""
     if isinstance(rule, PerMegapixel):

@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway import jobs_api, meta, objects_api
+from gateway import jobs_api, meta, objects_api, usage_api
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
 from imagefleet.settings import Settings, settings
@@ -41,6 +41,8 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 ROUTES = [
     Route("/v1/jobs", jobs_api.submit_job, methods=["POST"]),
+    Route("/v1/jobs", jobs_api.list_jobs, methods=["GET"]),
+    Route("/v1/usage", usage_api.usage, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs_api.get_job, methods=["GET"]),
     Route("/v1/objects/{key:path}", objects_api.put_object, methods=["PUT"]),
     Route("/v1/objects/{key:path}", objects_api.get_object, methods=["GET"]),

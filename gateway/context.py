@@ -1,4 +1,4 @@
-"""What the gateway's routes share: settings, the job store, the object store, the broker."""
+"""What the gateway's routes share: settings, stores, accounts, the ledger, rate limits."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from billing.accounts import ApiKeys
+from billing.accounts import Account, Accounts
+from billing.ledger import Ledger
+from billing.ratelimit import RateLimiter
 from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.store import JobStore
@@ -21,25 +23,40 @@ class Context:
     redis: redis.Redis
     jobs: JobStore
     objects: ObjectStore
-    keys: ApiKeys
+    accounts: Accounts
+    ledger: Ledger
+    limiter: RateLimiter
 
     @classmethod
     def build(cls, cfg: Settings) -> Context:
         client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        accounts = Accounts(client)
         return cls(cfg, client, JobStore(client, cfg.job_ttl_seconds),
-                   open_store(cfg.storage_url), ApiKeys(client))
+                   open_store(cfg.storage_url), accounts, accounts.ledger, RateLimiter(client))
 
 
 def context(request: Request) -> Context:
     return request.app.state.context
 
 
+def _check(ctx: Context, key: str) -> Account:
+    account = ctx.accounts.authenticate(key)
+    if account is None:
+        raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
+    wait_ms = ctx.limiter.wait_ms(account.id, account.rate_limit or ctx.settings.rate_limit)
+    if wait_ms:
+        seconds = max(1, -(-wait_ms // 1000))
+        raise FleetError(ErrorCode.RATE_LIMITED, f"too many requests; retry in {seconds} s",
+                         headers={"Retry-After": str(seconds)})
+    return account
+
+
 async def authenticate(request: Request) -> str:
-    """The caller's tenant, from `Authorization: Bearer <api key>`."""
+    """The caller's tenant (account id), from `Authorization: Bearer <api key>`; the
+    account itself is kept on `request.state.account`. Rate-limited per key."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise FleetError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <api key>`")
-    tenant = await run_in_threadpool(context(request).keys.tenant_for, key.strip())
-    if tenant is None:
-        raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
-    return tenant
+    account = await run_in_threadpool(_check, context(request), key.strip())
+    request.state.account = account
+    return account.id

@@ -20,8 +20,9 @@ class JSONResponse(Response):
         return _encoder.encode(content)
 
 
-def error_response(exc: FleetError, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status, headers=headers)
+def error_response(exc: FleetError) -> JSONResponse:
+    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status,
+                        headers=exc.headers or None)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -12,8 +12,10 @@ from starlette.requests import Request
 
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse, read_body
+from gateway.idempotency import Idempotency, body_hash
+from gateway.quoting import quote
 from jobs.errors import ErrorCode, FleetError
-from jobs.records import JobError, JobRecord, JobStatus, new_job_id, now
+from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id, now
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
 from storage import InvalidKey, normalize_key, tenant_key
@@ -114,6 +116,50 @@ async def _wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord 
         delay = min(delay * 1.5, 0.25)
 
 
+def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:
+    megapixels, amount = quote(ctx, tenant, spec)
+    refused = ctx.ledger.hold(tenant, job_id, amount, operation_of(spec).name, megapixels)
+    if refused is not None:
+        if refused.disabled:
+            raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
+        raise FleetError(
+            ErrorCode.PAYMENT_REQUIRED,
+            f"this job costs {amount} micro-$ ({megapixels:g} MP); the account has"
+            f" {refused.available} micro-$ available",
+            details={"price_micros": amount, "megapixels": megapixels,
+                     "balance_micros": refused.balance, "available_micros": refused.available})
+    return JobBilling(megapixels=megapixels or None, quoted_micros=amount, state="held")
+
+
+def _admit(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | None,
+           ) -> tuple[JobRecord, bool]:
+    """Claim the idempotency key, prepare inputs, quote, hold, record and enqueue the job.
+    Returns the job and whether it is new. Anything refused here is charged nothing."""
+    job_id = new_job_id()
+    if idem is not None:
+        existing = Idempotency(ctx.redis, ctx.jobs).claim(tenant, idem[0], idem[1], job_id)
+        if existing is not None:
+            return existing, False
+    held = False
+    try:
+        spec = _prepare(ctx, tenant, job_id, spec)
+        billing = _hold(ctx, tenant, job_id, spec)
+        held = True
+        created = now()
+        record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
+                           status=JobStatus.QUEUED, spec=spec, created_at=created,
+                           updated_at=created, billing=billing)
+        ctx.jobs.create(record)
+        _enqueue(ctx, record)
+        return record, True
+    except BaseException:
+        if held:
+            ctx.ledger.release(tenant, job_id, operation_of(spec).name)
+        if idem is not None:
+            Idempotency(ctx.redis, ctx.jobs).release(tenant, idem[0], job_id)
+        raise
+
+
 async def submit_job(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
     ctx = context(request)
@@ -124,23 +170,42 @@ async def submit_job(request: Request) -> JSONResponse:
         spec = decode_spec(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    key = request.headers.get("idempotency-key")
+    idem = (key, body_hash(body)) if key else None
+    record, new = await run_in_threadpool(_admit, ctx, tenant, spec, idem)
+    if new:
+        log.info("job %s %s queued for %s", record.id, record.operation, tenant)
 
-    job_id = new_job_id()
-    spec = await run_in_threadpool(_prepare, ctx, tenant, job_id, spec)
-    created = now()
-    record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
-                       status=JobStatus.QUEUED, spec=spec, created_at=created, updated_at=created)
-    await run_in_threadpool(ctx.jobs.create, record)
-    await run_in_threadpool(_enqueue, ctx, record)
-    log.info("job %s %s queued for %s", job_id, record.operation, tenant)
-
+    headers = {"Location": f"/v1/jobs/{record.id}"}
+    if not new:
+        headers["Idempotent-Replayed"] = "true"
     if wait > 0:
-        ended = await _wait_for_end(ctx, job_id, wait)
+        ended = await _wait_for_end(ctx, record.id, wait)
         if ended is not None and ended.status.terminal:
-            return JSONResponse(ended.public(), status_code=200)
+            return JSONResponse(ended.public(), status_code=200, headers=headers)
         record = ended or record
-    return JSONResponse(record.public(), status_code=202,
-                        headers={"Location": f"/v1/jobs/{job_id}"})
+    return JSONResponse(record.public(), status_code=202, headers=headers)
+
+
+async def list_jobs(request: Request) -> JSONResponse:
+    """The caller's jobs, newest first: `?status=`, `?limit=` (1-100), `?cursor=`."""
+    tenant = await authenticate(request)
+    ctx = context(request)
+    status = request.query_params.get("status")
+    if status is not None and status not in {s.value for s in JobStatus}:
+        raise FleetError(ErrorCode.VALIDATION_ERROR,
+                         f"status is one of {', '.join(s.value for s in JobStatus)} - at `?status`")
+    try:
+        limit = int(request.query_params.get("limit", "20"))
+        cursor = request.query_params.get("cursor")
+        before = int(cursor) if cursor else None
+    except ValueError:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, "`limit` and `cursor` are integers") from None
+    if not 1 <= limit <= 100:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, "`limit` is 1 to 100 - at `?limit`")
+    records, next_cursor = await run_in_threadpool(
+        ctx.jobs.list, tenant, limit, before, JobStatus(status) if status else None)
+    return JSONResponse({"jobs": [r.public() for r in records], "next_cursor": next_cursor})
 
 
 async def get_job(request: Request) -> JSONResponse:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from billing.prices import describe
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse
+from gateway.quoting import rule_for
 from jobs.records import JobRecord
 from jobs.registry import OPERATIONS, AnyJobSpec
 from worker.celery_app import app as celery_app
@@ -18,8 +19,9 @@ from worker.celery_app import app as celery_app
 
 async def list_operations(request: Request) -> JSONResponse:
     await authenticate(request)
+    ctx = context(request)
     return JSONResponse({"operations": [
-        {"name": op.name, "queue": op.queue, "price": describe(op.billing),
+        {"name": op.name, "queue": op.queue, "price": describe(rule_for(ctx, op)),
          "schema": msgspec.json.schema(op.spec)}
         for op in OPERATIONS.values()
     ]})

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from billing.accounts import ApiKeys, new_api_key
+from billing.accounts import Accounts, new_api_key
 from imagefleet import procs
 from imagefleet.settings import Settings
 from jobs.registry import QUEUES
@@ -23,7 +23,8 @@ class ChildExited(procs.StopWaiting):
 
 
 def ensure_dev_key(cfg: Settings, client: redis.Redis) -> str:
-    """The dev API key from var/dev-api-key (made once), registered with the fleet."""
+    """The dev account's API key from var/dev-api-key (made once); the account is created
+    with FLEET_DEV_CREDIT_MICROS of credit the first time."""
     path = cfg.dev_key_file
     if path.exists():
         key = path.read_text().strip()
@@ -32,7 +33,7 @@ def ensure_dev_key(cfg: Settings, client: redis.Redis) -> str:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(key + "\n")
-    ApiKeys(client).register(key, DEV_TENANT)
+    Accounts(client).ensure(DEV_TENANT, key, cfg.dev_credit_micros)
     return key
 
 
@@ -67,6 +68,8 @@ def up(cfg: Settings) -> int:
             children.append(procs.spawn("redis", procs.redis_argv(port, cfg.var_dir / "redis")))
             redis_url = f"redis://127.0.0.1:{port}/0"
             procs.wait_until(lambda: procs.port_open(port), 20, "redis")
+            # `imagefleet accounts ...` run beside the fleet finds this Redis through it.
+            (cfg.var_dir / "redis-url").write_text(redis_url + "\n")
             _say(f"redis on {redis_url} (append-only file in {_relative(cfg.var_dir / 'redis')})")
         env["FLEET_REDIS_URL"] = redis_url
         client = redis.Redis.from_url(redis_url)
@@ -105,4 +108,6 @@ def up(cfg: Settings) -> int:
         _say("stopping")
         for child in reversed(children):  # workers and gateway first, Redis last
             child.stop()
+        if not os.environ.get("FLEET_REDIS_URL"):
+            (cfg.var_dir / "redis-url").unlink(missing_ok=True)
         _say("stopped")

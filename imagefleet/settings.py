@@ -21,6 +21,23 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _local_redis(var_dir: Path) -> str:
+    """The Redis of a running `imagefleet up` (it writes var/redis-url), else localhost."""
+    path = var_dir / "redis-url"
+    return path.read_text().strip() if path.exists() else "redis://127.0.0.1:6379/0"
+
+
+def _prices() -> dict[str, int]:
+    """FLEET_PRICE_CONTACT_SHEET_PER_MP_MICROS=400 -> {"contact-sheet.per_mp_micros": 400}."""
+    prices = {}
+    for name, value in os.environ.items():
+        for suffix in ("_PER_MP_MICROS", "_FLAT_MICROS"):
+            if name.startswith("FLEET_PRICE_") and name.endswith(suffix):
+                op = name[len("FLEET_PRICE_"):-len(suffix)].lower().replace("_", "-")
+                prices[f"{op}.{suffix[1:].lower()}"] = int(value)
+    return prices
+
+
 @dataclass(frozen=True)
 class Settings:
     var_dir: Path
@@ -48,6 +65,9 @@ class Settings:
     max_html_bytes: int
     chromium_path: str
     render_timeout: float
+    prices: dict[str, int]  # "resize.per_mp_micros" -> micros (operator overrides)
+    rate_limit: float  # requests per second per API key (bursts of twice that)
+    dev_credit_micros: int
 
     @property
     def dev_key_file(self) -> Path:
@@ -60,7 +80,7 @@ def load_settings() -> Settings:
     port = _int("FLEET_PORT", 8080)
     return Settings(
         var_dir=var_dir,
-        redis_url=os.environ.get("FLEET_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        redis_url=os.environ.get("FLEET_REDIS_URL") or _local_redis(var_dir),
         storage_url=os.environ.get("FLEET_STORAGE_URL", f"file://{var_dir / 'objects'}"),
         host=host,
         port=port,
@@ -84,6 +104,9 @@ def load_settings() -> Settings:
         max_html_bytes=_int("FLEET_MAX_HTML_BYTES", 1 * MiB),
         chromium_path=os.environ.get("FLEET_CHROMIUM", "/usr/bin/chromium"),
         render_timeout=_float("FLEET_RENDER_TIMEOUT", 20.0),
+        prices=_prices(),
+        rate_limit=_float("FLEET_RATE_LIMIT", 50.0),
+        dev_credit_micros=_int("FLEET_DEV_CREDIT_MICROS", 1_000_000_000),
     )
 
 

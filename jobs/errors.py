@@ -56,14 +56,17 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 class FleetError(Exception):
     """An expected failure with a documented code; safe to show to the caller."""
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, details: dict[str, object] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.details = details or {}  # extra fields of the error body (402: price, balance)
+        self.headers = headers or {}  # e.g. Retry-After
 
     @property
     def status(self) -> int:
         return HTTP_STATUS[self.code]
 
-    def to_dict(self) -> dict[str, str]:
-        return {"code": self.code.value, "message": self.message}
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code.value, "message": self.message, **self.details}

@@ -31,10 +31,10 @@ class JobError(msgspec.Struct):
 
 
 class JobBilling(msgspec.Struct):
-    megapixels: float | None = None
-    charged_micros: int = 0
-    # "unmetered" until accounts and holds exist (billing/ grows them).
-    state: str = "unmetered"
+    megapixels: float | None = None  # quoted from the input headers (None: flat price)
+    quoted_micros: int = 0  # held at submission
+    charged_micros: int = 0  # captured on success
+    state: str = "held"  # held -> captured | released
 
 
 class JobRecord(msgspec.Struct, kw_only=True):

@@ -24,7 +24,33 @@ class JobStore:
         return f"imagefleet:job:{job_id}"
 
     def create(self, record: JobRecord) -> None:
-        self.redis.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
+        with self.redis.pipeline() as pipe:
+            pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
+            pipe.zadd(f"imagefleet:jobs:{record.tenant}",
+                      {record.id: int(record.created_at.timestamp() * 1_000_000)})
+            pipe.execute()
+
+    def list(self, tenant: str, limit: int, before: int | None = None,
+             status: JobStatus | None = None) -> tuple[list[JobRecord], str | None]:
+        """A tenant's jobs, newest first, and the cursor of the next page (or None)."""
+        index = f"imagefleet:jobs:{tenant}"
+        found: list[JobRecord] = []
+        top = f"({before}" if before is not None else "+inf"
+        while len(found) < limit:
+            batch = self.redis.zrevrangebyscore(index, top, "-inf", start=0, num=limit * 2,
+                                                withscores=True)
+            if not batch:
+                return found, None
+            for member, score in batch:
+                top = f"({int(score)}"
+                record = self.get(member.decode())
+                if record is None:  # expired: drop it from the index
+                    self.redis.zrem(index, member)
+                elif status is None or record.status == status:
+                    found.append(record)
+                    if len(found) == limit:
+                        return found, str(int(score))
+        return found, None
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.get(self._key(job_id))

@@ -16,6 +16,10 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> bytes: ...
 
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset` (fewer at the end of the object)."""
+        ...
+
     def size(self, key: str) -> int | None:
         """Bytes of the object, or None when it does not exist."""
         ...

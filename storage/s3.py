@@ -47,9 +47,13 @@ class S3Store:
         )
 
     def get(self, key: str) -> bytes:
+        return self.get_range(key, 0, 0)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """length 0 reads to the end (the SDK's convention)."""
         self._ensure_bucket()
         try:
-            response = self.client.get_object(self.bucket, key)
+            response = self.client.get_object(self.bucket, key, offset=offset, length=length)
         except S3Error as exc:
             if exc.code in _MISSING:
                 raise ObjectNotFound(key) from None

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import redis
 
-from billing.accounts import ApiKeys, new_api_key
+from billing.accounts import Accounts, new_api_key
 from tests import images
 from tests.fleet_harness import Fleet
 
@@ -74,8 +74,8 @@ def test_requests_without_a_valid_key_are_401(dir_fleet: Fleet, header: str | No
 
 
 def test_tenants_see_only_their_own_jobs_and_objects(dir_fleet: Fleet) -> None:
-    other_key = new_api_key()
-    ApiKeys(redis.Redis.from_url(dir_fleet.redis_url)).register(other_key, "other")
+    accounts = Accounts(redis.Redis.from_url(dir_fleet.redis_url))
+    _, other_key = accounts.create(f"other-{new_api_key()[3:11].lower()}", 10_000_000)
     pixels = images.photo_like(20, 20)
     with dir_fleet.client() as mine, dir_fleet.client(other_key) as theirs:
         mine.put("/v1/objects/private.png", content=images.encode(pixels)).raise_for_status()

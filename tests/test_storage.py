@@ -47,3 +47,12 @@ def test_s3_refuses_wrong_credentials(seaweed: SeaweedS3) -> None:
 def test_unknown_storage_scheme_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported storage URL"):
         open_store("ftp://example/bucket")
+
+
+def test_ranged_reads(store: ObjectStore) -> None:
+    data = bytes(range(256)) * 4
+    store.put("tenants/t1/r.bin", data, "application/octet-stream")
+    assert store.get_range("tenants/t1/r.bin", 10, 5) == data[10:15]
+    assert store.get_range("tenants/t1/r.bin", 1020, 100) == data[1020:]
+    with pytest.raises(ObjectNotFound):
+        store.get_range("tenants/t1/none", 0, 4)

@@ -14,7 +14,9 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from billing.metering import megapixels
+from billing.ledger import Ledger
+from billing.metering import total_megapixels
+from billing.prices import configured
 from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
@@ -37,13 +39,16 @@ def _start(jobs: JobStore, job_id: str) -> JobRecord | None:
     return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin)
 
 
-def _fail(jobs: JobStore, job_id: str, error: JobError) -> None:
-    def end(record: JobRecord) -> None:
-        record.status = JobStatus.FAILED
-        record.error = error
-        record.finished_at = now()
+def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError) -> None:
+    ledger.release(record.tenant, record.id, record.operation)
 
-    jobs.update(job_id, (JobStatus.RUNNING,), end)
+    def end(rec: JobRecord) -> None:
+        rec.status = JobStatus.FAILED
+        rec.error = error
+        rec.finished_at = now()
+        rec.billing.state = "released"
+
+    jobs.update(record.id, (JobStatus.RUNNING,), end)
 
 
 def _read(objects: ObjectStore, tenant: str, source: InputSource) -> bytes:
@@ -76,8 +81,9 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     inputs = _decode_inputs(record, objects, cfg)
     operation = OPERATIONS[record.operation]
     metered = inputs if operation.bills_all_inputs else inputs[:1]
-    record.billing.megapixels = sum(
-        megapixels(p.width, p.height, len(p.frames)) for p in metered)
+    measured = total_megapixels((p.width, p.height, len(p.frames)) for p in metered)
+    if record.billing.megapixels is not None:  # per-MP: record what the worker measured
+        record.billing.megapixels = measured
 
     output = operation.load_handler()(inputs, spec)
     if output.picture is None:
@@ -108,15 +114,25 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     return result
 
 
-def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings) -> None:
+def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:
+    """Charge the job (at most what was held); a second capture finds no hold and is 0."""
+    op = OPERATIONS[record.operation]
+    actual = configured(op.name, op.billing, cfg.prices).price(record.billing.megapixels or 0)
+    return ledger.capture(record.tenant, record.id, actual, op.name,
+                          record.billing.megapixels or 0)
+
+
+def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
+            ledger: Ledger | None = None) -> None:
+    ledger = ledger or Ledger(jobs.redis)
     record = _start(jobs, job_id)
     if record is None:
         log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
         return
     if record.attempts > cfg.max_attempts:
         log.error("job %s was redelivered %d times; giving up", job_id, record.attempts - 1)
-        _fail(jobs, job_id, JobError(ErrorCode.WORKER_LOST.value,
-                                     "the worker running this job was lost too many times"))
+        _fail(jobs, ledger, record, JobError(
+            ErrorCode.WORKER_LOST.value, "the worker running this job was lost too many times"))
         return
     started = time.monotonic()
     log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
@@ -124,22 +140,28 @@ def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings) ->
         result = _execute(record, objects, cfg)
     except FleetError as exc:
         log.info("job %s failed: %s %s", job_id, exc.code.value, exc.message)
-        _fail(jobs, job_id, error_of(exc))
+        _fail(jobs, ledger, record, error_of(exc))
         return
     except SoftTimeLimitExceeded:
         log.warning("job %s hit its time limit", job_id)
-        _fail(jobs, job_id, JobError(ErrorCode.TIMEOUT.value, "the job exceeded its time limit"))
+        _fail(jobs, ledger, record, JobError(ErrorCode.TIMEOUT.value,
+                                             "the job exceeded its time limit"))
         return
     except Exception as exc:  # an unexpected bug must still end the job, not lose it
         log.exception("job %s crashed", job_id)
-        _fail(jobs, job_id, JobError(ErrorCode.INTERNAL_ERROR.value,
-                                     f"internal error ({type(exc).__name__}); see worker logs"))
+        _fail(jobs, ledger, record, JobError(
+            ErrorCode.INTERNAL_ERROR.value,
+            f"internal error ({type(exc).__name__}); see worker logs"))
         return
+
+    charged = _capture(ledger, record, cfg)  # money first: a rerun finds no hold
 
     def succeed(rec: JobRecord) -> None:
         rec.status = JobStatus.SUCCEEDED
         rec.result = result
         rec.billing = record.billing
+        rec.billing.charged_micros = charged
+        rec.billing.state = "captured"
         rec.finished_at = now()
 
     done = jobs.update(job_id, (JobStatus.RUNNING,), succeed)

@@ -8,6 +8,7 @@ from functools import cache
 import redis
 from celery.signals import worker_process_shutdown
 
+from billing.ledger import Ledger
 from imagefleet.settings import settings
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
@@ -16,11 +17,11 @@ from worker.celery_app import RUN_JOB, app
 
 
 @cache
-def _connections() -> tuple[JobStore, ObjectStore]:
+def _connections() -> tuple[JobStore, ObjectStore, Ledger]:
     # Built lazily in each pool child, after the fork.
     cfg = settings()
-    jobs = JobStore(redis.Redis.from_url(cfg.redis_url), cfg.job_ttl_seconds)
-    return jobs, open_store(cfg.storage_url)
+    client = redis.Redis.from_url(cfg.redis_url)
+    return JobStore(client, cfg.job_ttl_seconds), open_store(cfg.storage_url), Ledger(client)
 
 
 @worker_process_shutdown.connect
@@ -33,5 +34,5 @@ def _close_browser(**_: object) -> None:
 
 @app.task(name=RUN_JOB, ignore_result=True)
 def run_job(job_id: str) -> None:
-    jobs, objects = _connections()
-    runner.run_job(job_id, jobs, objects, settings())
+    jobs, objects, ledger = _connections()
+    runner.run_job(job_id, jobs, objects, settings(), ledger)

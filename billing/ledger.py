@@ -1,0 +1,143 @@
+"""Money movements, each one atomic in Redis (Lua) and written to the account's ledger.
+
+Per account: `balance` = credits - captures; `held` = the sum of open holds. A hold needs
+`balance - held >= amount`, so what is available never goes below zero. A hold is keyed by
+job id: capturing or releasing it removes it in the same step, so a job that runs twice is
+charged once. Amounts are integer micro-dollars.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import redis
+
+PREFIX = "imagefleet:"
+
+_HOLD = """
+if redis.call('HGET', KEYS[1], 'disabled') == '1' then return {-2, 0, 0} end
+local existing = redis.call('HGET', KEYS[2], ARGV[1])
+if existing then return {1, tonumber(existing), 0} end
+local balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
+local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
+local amount = tonumber(ARGV[2])
+if balance - held < amount then return {-1, balance, held} end
+redis.call('HINCRBY', KEYS[1], 'held', amount)
+redis.call('HSET', KEYS[2], ARGV[1], amount)
+redis.call('XADD', KEYS[3], '*', 'kind', 'hold', 'job', ARGV[1], 'op', ARGV[3], 'mp', ARGV[4],
+           'amount', amount)
+return {0, amount, 0}
+"""
+
+# Charge min(actual, held); the rest of the hold goes back. No hold: nothing to do, and the
+# earlier capture's amount (if any) is returned, so a rerun reports what was charged.
+_CAPTURE = """
+local held_amount = redis.call('HGET', KEYS[2], ARGV[1])
+if not held_amount then return {0, tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')} end
+held_amount = tonumber(held_amount)
+local charge = math.min(held_amount, tonumber(ARGV[2]))
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'held', -held_amount)
+redis.call('HINCRBY', KEYS[1], 'balance', -charge)
+redis.call('HINCRBY', KEYS[1], 'captured', charge)
+redis.call('HSET', KEYS[4], ARGV[1], charge)
+redis.call('XADD', KEYS[3], '*', 'kind', 'capture', 'job', ARGV[1], 'op', ARGV[3], 'mp', ARGV[4],
+           'amount', charge)
+if held_amount > charge then
+  redis.call('XADD', KEYS[3], '*', 'kind', 'release', 'job', ARGV[1], 'op', ARGV[3],
+             'mp', ARGV[4], 'amount', held_amount - charge)
+end
+return {1, charge}
+"""
+
+_RELEASE = """
+local held_amount = redis.call('HGET', KEYS[2], ARGV[1])
+if not held_amount then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'held', -tonumber(held_amount))
+redis.call('XADD', KEYS[3], '*', 'kind', 'release', 'job', ARGV[1], 'op', ARGV[2], 'mp', '0',
+           'amount', held_amount)
+return tonumber(held_amount)
+"""
+
+_CREDIT = """
+redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'credited', ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'kind', 'credit', 'job', '', 'op', '', 'mp', '0',
+           'amount', ARGV[1])
+return 1
+"""
+
+
+def account_key(account: str) -> str:
+    return f"{PREFIX}account:{account}"
+
+
+def _keys(account: str) -> list[str]:
+    return [account_key(account), f"{PREFIX}holds:{account}", f"{PREFIX}ledger:{account}",
+            f"{PREFIX}captures:{account}"]
+
+
+@dataclass(frozen=True)
+class HoldRefused:
+    balance: int
+    held: int
+    disabled: bool = False
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class Ledger:
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._hold = client.register_script(_HOLD)
+        self._capture = client.register_script(_CAPTURE)
+        self._release = client.register_script(_RELEASE)
+        self._credit = client.register_script(_CREDIT)
+
+    def hold(self, account: str, job_id: str, amount: int, op: str,
+             megapixels: float) -> HoldRefused | None:
+        """Hold `amount` for a job (None), or say why not. Holding twice is a no-op."""
+        status, a, b = self._hold(keys=_keys(account),
+                                  args=[job_id, amount, op, f"{megapixels:.6f}"])
+        if status == -1:
+            return HoldRefused(balance=int(a), held=int(b))
+        if status == -2:
+            return HoldRefused(balance=0, held=0, disabled=True)
+        return None
+
+    def capture(self, account: str, job_id: str, actual: int, op: str,
+                megapixels: float) -> int:
+        """Charge min(actual, held) and return it. Without a hold (a rerun) nothing moves and
+        the earlier capture's amount is returned (0 if there was none)."""
+        _, charged = self._capture(keys=_keys(account),
+                                   args=[job_id, actual, op, f"{megapixels:.6f}"])
+        return int(charged)
+
+    def release(self, account: str, job_id: str, op: str) -> int:
+        """Give a job's hold back; returns the amount (0 if there was none)."""
+        return int(self._release(keys=_keys(account), args=[job_id, op]))
+
+    def credit(self, account: str, amount: int) -> None:
+        self._credit(keys=_keys(account), args=[amount])
+
+    def open_holds(self, account: str) -> dict[str, int]:
+        raw = self.redis.hgetall(f"{PREFIX}holds:{account}")
+        return {k.decode(): int(v) for k, v in raw.items()}
+
+    def entries(self, account: str, since: float = 0, until: float | None = None,
+                ) -> list[dict[str, str]]:
+        """Ledger entries between two unix times (seconds), oldest first, with `at`."""
+        start = str(int(since * 1000))
+        end = "+" if until is None else str(int(until * 1000))
+        rows = self.redis.xrange(f"{PREFIX}ledger:{account}", min=start, max=end)
+        return [{"at": str(int(entry_id.decode().split("-")[0]) / 1000),
+                 **{k.decode(): v.decode() for k, v in fields.items()}}
+                for entry_id, fields in rows]
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,67 @@
+"""Idempotency-Key: per account for 24 h, the same key and body give the same job.
+
+The first request claims the key atomically (SET NX) with its body's hash and the job id it
+will create, so concurrent duplicates find the claim instead of creating a second job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import redis
+
+from jobs.errors import ErrorCode, FleetError
+from jobs.records import JobRecord
+from jobs.store import JobStore
+
+TTL_SECONDS = 24 * 3600
+_PREFIX = "imagefleet:idem:"
+
+
+def body_hash(body: bytes) -> str:
+    """Hash of the JSON body with key order and spacing normalised."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+    except ValueError:
+        canonical = body.decode(errors="replace")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Idempotency:
+    def __init__(self, client: redis.Redis, jobs: JobStore) -> None:
+        self.redis = client
+        self.jobs = jobs
+
+    def _key(self, tenant: str, key: str) -> str:
+        return _PREFIX + tenant + ":" + hashlib.sha256(key.encode()).hexdigest()
+
+    def claim(self, tenant: str, key: str, digest: str, job_id: str) -> JobRecord | None:
+        """None if this request now owns the key; else the job the key already made."""
+        if len(key) > 255:
+            raise FleetError(ErrorCode.VALIDATION_ERROR, "Idempotency-Key is at most 255 chars")
+        deadline = time.monotonic() + 10
+        while True:
+            if self.redis.set(self._key(tenant, key), f"{digest}:{job_id}", nx=True,
+                              ex=TTL_SECONDS):
+                return None
+            stored = self.redis.get(self._key(tenant, key))
+            if stored is not None:
+                stored_digest, _, existing = stored.decode().partition(":")
+                if stored_digest != digest:
+                    raise FleetError(ErrorCode.IDEMPOTENCY_CONFLICT,
+                                     "this Idempotency-Key was used with a different body")
+                record = self.jobs.get(existing)
+                if record is not None:
+                    return record
+            if time.monotonic() > deadline:  # the first request is stuck: say so, don't guess
+                raise FleetError(ErrorCode.UNAVAILABLE,
+                                 "a request with this Idempotency-Key is still in progress")
+            time.sleep(0.02)  # the first request is creating its job right now
+
+    def release(self, tenant: str, key: str, job_id: str) -> None:
+        """Give the key up when the request that claimed it failed before making a job."""
+        stored = self.redis.get(self._key(tenant, key))
+        if stored is not None and stored.decode().endswith(":" + job_id):
+            self.redis.delete(self._key(tenant, key))

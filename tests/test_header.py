@@ -1,0 +1,473 @@
+"""billing.header: sizes from headers only, checked against Pillow as the reference."""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import struct
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from billing.header import Header, Read, header_of_bytes, read_header
+
+CORPUS = Path(os.environ.get("IMAGEFLEET_CORPUS", "/work/shared/corpus/images"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+class Counting:
+    """A ranged reader over bytes that records what it was asked for. Strict like S3: a
+    request must be non-empty and start inside the object (length 0 means "to the end"
+    there, and a range past the end is an error), so read_header must respect a known size.
+    """
+
+    def __init__(self, data: bytes, strict: bool = True) -> None:
+        self.data, self.strict, self.bytes, self.calls = data, strict, 0, 0
+
+    def __call__(self, off: int, n: int) -> bytes:
+        if self.strict:
+            assert n > 0 and 0 <= off < len(self.data) and off + n <= len(self.data), (off, n)
+        chunk = self.data[off : off + n]
+        self.bytes += len(chunk)
+        self.calls += 1
+        return chunk
+
+
+def pillow_reference(data: bytes) -> Header:
+    """What Pillow says (header parsing only: Image.open does not decode)."""
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # giant-image.jpg is 280 MP
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            fmt = {"JPEG": "jpeg", "MPO": "jpeg"}.get(im.format, im.format.lower())
+            frames = getattr(im, "n_frames", 1)  # counts without decoding (or growing a GIF)
+            return Header(fmt, im.size[0], im.size[1], frames)
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+# ---------------------------------------------------------------- generated images
+
+
+def gradient(mode: str, size: tuple[int, int], shade: int = 0) -> Image.Image:
+    im = Image.linear_gradient("L").resize(size).point(lambda v: (v + shade) % 256)
+    return im.convert(mode)
+
+
+def save(im: Image.Image, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+def frames(n: int, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> list[Image.Image]:
+    return [gradient(mode, size, shade=i * 50) for i in range(n)]  # distinct, so none merge
+
+
+def save_all(fmt: str, n: int, **kw: object) -> bytes:
+    first, *rest = frames(n)
+    return save(first, fmt, save_all=True, append_images=rest, **kw)
+
+
+def png_16bit_rgb() -> bytes:
+    cv2 = pytest.importorskip("cv2")
+    np = pytest.importorskip("numpy")
+    ok, buf = cv2.imencode(".png", np.full((21, 37, 3), 40000, np.uint16))
+    assert ok
+    return buf.tobytes()
+
+
+def with_alpha(im: Image.Image) -> Image.Image:
+    im.putalpha(gradient("L", im.size).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
+    return im  # real transparency, so encoders keep the alpha channel
+
+
+def gif_screen_smaller_than_frame() -> bytes:
+    data = bytearray(save(gradient("P", (40, 30)), "GIF"))
+    data[6:10] = struct.pack("<HH", 1, 1)  # logical screen 1x1: Pillow grows it to the frame
+    return bytes(data)
+
+
+def bmp_top_down() -> bytes:
+    data = bytearray(save(gradient("RGB", (33, 17)), "BMP"))
+    (height,) = struct.unpack_from("<i", data, 22)
+    struct.pack_into("<i", data, 22, -height)
+    return bytes(data)
+
+
+def bmp_core_header() -> bytes:
+    """OS/2 BITMAPCOREHEADER (12 bytes): Pillow reads it but cannot write it."""
+    width, height = 13, 7
+    row = (width * 3 + 3) & ~3
+    pixels = bytes(row * height)
+    offset = 14 + 12
+    return (b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+            + struct.pack("<IHHHH", 12, width, height, 1, 24) + pixels)
+
+
+def jpeg_sof9() -> bytes:
+    """Arithmetic-coded frame header (SOF9): Pillow cannot write one, so patch SOF0."""
+    data = save(gradient("RGB", (57, 43)), "JPEG")
+    return data.replace(b"\xff\xc0", b"\xff\xc9", 1)
+
+
+def jpeg_fill_bytes() -> bytes:
+    data = save(gradient("RGB", (57, 43)), "JPEG")
+    sof = data.index(b"\xff\xc0")
+    return data[:sof] + b"\xff" * 7 + data[sof:]  # fill bytes before a marker are legal
+
+
+def big_icc_jpeg() -> bytes:
+    icc = bytes(random.Random(1).getrandbits(8) for _ in range(300_000))  # fake but opaque
+    return save(gradient("RGB", (64, 48)), "JPEG", icc_profile=icc)
+
+
+def apng_with_big_text_first() -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("comment", "x" * 100_000)  # a big chunk before acTL, skipped by length
+    return save_all("PNG", 3, pnginfo=info)
+
+
+GENERATED: dict[str, Callable[[], bytes]] = {
+    "png-rgb": lambda: save(gradient("RGB", (123, 45)), "PNG"),
+    "png-rgba": lambda: save(with_alpha(gradient("RGB", (45, 123))), "PNG"),
+    "png-16bit-grey": lambda: save(gradient("L", (31, 29)).convert("I;16"), "PNG"),
+    "png-16bit-rgb-cv2": png_16bit_rgb,
+    "apng-3": lambda: save_all("PNG", 3),
+    "apng-big-text": apng_with_big_text_first,
+    "jpeg-baseline": lambda: save(gradient("RGB", (101, 77)), "JPEG"),
+    "jpeg-progressive": lambda: save(gradient("RGB", (77, 101)), "JPEG", progressive=True),
+    "jpeg-cmyk": lambda: save(gradient("CMYK", (64, 50)), "JPEG"),
+    "jpeg-grey": lambda: save(gradient("L", (3, 5)), "JPEG"),
+    "jpeg-exif": lambda: save(gradient("RGB", (64, 50)), "JPEG", exif=b"Exif\0\0" + b"MM" * 5000),
+    "jpeg-big-icc": big_icc_jpeg,
+    "jpeg-sof9": jpeg_sof9,
+    "jpeg-fill-bytes": jpeg_fill_bytes,
+    "gif-still": lambda: save(gradient("P", (40, 30)), "GIF"),
+    "gif-animated-5": lambda: save_all("GIF", 5),
+    "gif-screen-1x1": gif_screen_smaller_than_frame,
+    "webp-lossy": lambda: save(gradient("RGB", (99, 61)), "WEBP", quality=80),
+    "webp-lossless": lambda: save(gradient("RGB", (61, 99)), "WEBP", lossless=True),
+    "webp-alpha-vp8x": lambda: save(with_alpha(gradient("RGB", (50, 40))), "WEBP", quality=80),
+    "webp-animated-4": lambda: save_all("WEBP", 4),
+    "avif": lambda: save(gradient("RGB", (96, 54)), "AVIF"),
+    "avif-alpha": lambda: save(with_alpha(gradient("RGB", (54, 96))), "AVIF"),
+    "avif-sequence-4": lambda: save_all("AVIF", 4),
+    "tiff": lambda: save(gradient("RGB", (70, 35)), "TIFF"),
+    "tiff-big-endian": lambda: save(gradient("L", (35, 70)).convert("I;16B"), "TIFF"),
+    "tiff-3-pages": lambda: save_all("TIFF", 3),
+    "bmp": lambda: save(gradient("RGB", (33, 17)), "BMP"),
+    "bmp-top-down": bmp_top_down,
+    "bmp-core-header": bmp_core_header,
+}
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict[str, bytes]:
+    out = {}
+    for name, make in GENERATED.items():
+        try:
+            out[name] = make()
+        except pytest.skip.Exception:
+            continue
+    return out
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_generated_matches_pillow(generated: dict[str, bytes], name: str) -> None:
+    if name not in generated:
+        pytest.skip("generator unavailable")
+    data = generated[name]
+    reference = pillow_reference(data)
+    assert header_of_bytes(data, count_frames=True) == reference
+    reader = Counting(data)
+    assert read_header(reader, len(data), count_frames=True) == reference
+    size_unknown = Counting(data, strict=False)  # may read past the end, and learn it there
+    assert read_header(size_unknown, None, count_frames=True) == reference
+    # Without count_frames the size is the same and frames is 1 unless it came for free.
+    still = header_of_bytes(data)
+    assert still is not None and (still.width, still.height) == (reference.width, reference.height)
+    free = name.startswith("apng")
+    assert still.frames == (reference.frames if free else 1)
+
+
+def test_expected_values(generated: dict[str, bytes]) -> None:
+    """Spot checks that do not lean on Pillow, so a shared mistake cannot hide."""
+    expect = {
+        "png-rgb": ("png", 123, 45, 1),
+        "apng-3": ("png", 40, 30, 3),
+        "jpeg-sof9": ("jpeg", 57, 43, 1),
+        "gif-animated-5": ("gif", 40, 30, 5),
+        "gif-screen-1x1": ("gif", 40, 30, 1),
+        "webp-animated-4": ("webp", 40, 30, 4),
+        "avif-sequence-4": ("avif", 40, 30, 4),
+        "tiff-3-pages": ("tiff", 40, 30, 3),
+        "bmp-top-down": ("bmp", 33, 17, 1),
+        "bmp-core-header": ("bmp", 13, 7, 1),
+    }
+    for name, (fmt, width, height, count) in expect.items():
+        assert header_of_bytes(generated[name], count_frames=True) == Header(
+            fmt, width, height, count
+        ), name
+    assert struct.unpack_from("<i", generated["bmp-top-down"], 22)[0] < 0
+
+
+def test_big_icc_jpeg_reads_little(generated: dict[str, bytes]) -> None:
+    data = generated["jpeg-big-icc"]
+    assert data.count(b"\xff\xe2") >= 4  # the profile really is split over APP2 segments
+    reader = Counting(data)
+    assert read_header(reader, len(data)) == Header("jpeg", 64, 48, 1)
+    print(f"big-ICC JPEG: read {reader.bytes} of {len(data)} bytes in {reader.calls} calls")
+    assert reader.bytes < len(data) / 10
+
+
+@pytest.mark.parametrize("name", ["png-rgb", "jpeg-exif", "gif-animated-5", "webp-animated-4",
+                                  "avif-sequence-4", "tiff-3-pages", "bmp"])
+def test_stills_read_one_small_request(generated: dict[str, bytes], name: str) -> None:
+    data = generated[name]
+    reader = Counting(data)
+    assert read_header(reader, len(data)) is not None
+    assert reader.bytes <= 3 * 4096 and reader.calls <= 3
+
+
+def test_webp_frame_walk_skips_frame_data() -> None:
+    big = [Image.effect_noise((256, 256), 64 + i * 10).convert("RGB") for i in range(4)]
+    data = save(big[0], "WEBP", save_all=True, append_images=big[1:], lossless=True)
+    reader = Counting(data)
+    assert read_header(reader, len(data), count_frames=True) == pillow_reference(data)
+    assert reader.bytes < len(data) / 4  # ANMF headers only, not the frame bitstreams
+
+
+def box(kind: bytes, payload: bytes, large: bool = False) -> bytes:
+    if large:  # size == 1: a 64-bit size follows the type
+        return struct.pack(">I4sQ", 1, kind, 16 + len(payload)) + payload
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def full_box(kind: bytes, version: int, flags: int, payload: bytes, large: bool = False) -> bytes:
+    return box(kind, bytes([version]) + flags.to_bytes(3, "big") + payload, large)
+
+
+def synthetic_avif(ipma_version: int, ipma_flags: int, with_pitm: bool = True,
+                   mdat_first: bool = False, meta_to_end: bool = False) -> bytes:
+    """Item 1 is a 1000x1000 image, item 2 (the primary) is 10x20: no AV1 data at all."""
+    ispe = [full_box(b"ispe", 0, 0, struct.pack(">II", w, h)) for w, h in ((1000, 1000), (10, 20))]
+    colr = box(b"colr", b"nclx" + bytes(7))
+    ipco = box(b"ipco", ispe[0] + colr + ispe[1])  # indices 1, 2, 3
+    item = ">I" if ipma_version else ">H"
+    index = ">H" if ipma_flags & 1 else ">B"
+    essential = 0x8000 if ipma_flags & 1 else 0x80
+    entries = (struct.pack(item, 1) + bytes([2]) + struct.pack(index, 1 | essential)
+               + struct.pack(index, 2)
+               + struct.pack(item, 2) + bytes([2]) + struct.pack(index, 2)
+               + struct.pack(index, 3 | essential))
+    ipma = full_box(b"ipma", ipma_version, ipma_flags, struct.pack(">I", 2) + entries)
+    pitm = full_box(b"pitm", 0, 0, struct.pack(">H", 2)) if with_pitm else b""
+    meta = full_box(b"meta", 0, 0, full_box(b"hdlr", 0, 0, bytes(8) + b"pict" + bytes(13))
+                    + pitm + box(b"iprp", ipco + ipma), large=True)
+    ftyp = box(b"ftyp", b"avif" + bytes(4) + b"mif1miafavif")
+    if meta_to_end:  # size 0: the last box runs to the end of the file
+        return ftyp + box(b"mdat", bytes(5000)) + b"\0\0\0\0meta" + meta[16:]
+    if mdat_first:
+        return ftyp + box(b"mdat", bytes(5000), large=True) + meta
+    return ftyp + meta + struct.pack(">I4s", 0, b"mdat") + bytes(5000)  # size 0: to the end
+
+
+@pytest.mark.parametrize("version,flags", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_avif_primary_item_ispe_via_pitm_and_ipma(version: int, flags: int) -> None:
+    for mdat_first in (False, True):
+        data = synthetic_avif(version, flags, mdat_first=mdat_first)
+        assert header_of_bytes(data) == Header("avif", 10, 20, 1)
+        assert read_header(Counting(data, strict=False), None) == Header("avif", 10, 20, 1)
+    data = synthetic_avif(version, flags, meta_to_end=True)
+    assert header_of_bytes(data) == Header("avif", 10, 20, 1)
+    # Without pitm there is no primary to follow: price the largest canvas.
+    assert header_of_bytes(synthetic_avif(version, flags, with_pitm=False)) == Header(
+        "avif", 1000, 1000, 1
+    )
+
+
+@pytest.mark.parametrize("marker", range(0xC0, 0xD0))
+def test_every_sof_marker(marker: int) -> None:
+    data = save(gradient("RGB", (57, 43)), "JPEG").replace(b"\xff\xc0", bytes([0xFF, marker]), 1)
+    is_sof = marker not in (0xC4, 0xC8, 0xCC)  # DHT, JPG and DAC share the range
+    assert header_of_bytes(data) == (Header("jpeg", 57, 43, 1) if is_sof else None)
+
+
+def test_webp_frame_walk_honours_chunk_padding() -> None:
+    """Odd-sized chunks carry a pad byte; miss it and the walk loses its footing."""
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return kind + struct.pack("<I", len(payload)) + payload + b"\0" * (len(payload) & 1)
+
+    vp8x = chunk(b"VP8X", bytes([0x02, 0, 0, 0]) + (39).to_bytes(3, "little") * 2)
+    frames = [chunk(b"ANMF", bytes([0x41 + i]) * size) for i, size in enumerate((17, 33, 16))]
+    body = b"WEBP" + vp8x + chunk(b"ANIM", bytes(6)) + b"".join(frames)
+    data = b"RIFF" + struct.pack("<I", len(body)) + body
+    assert header_of_bytes(data, count_frames=True) == Header("webp", 40, 40, 3)
+    assert header_of_bytes(data) == Header("webp", 40, 40, 1)
+
+
+def test_gif_canvas_grows_over_later_frames_when_counting() -> None:
+    """A later frame outside the logical screen is billed at its full extent."""
+    data = bytearray(save_all("GIF", 3))
+    data[6:10] = struct.pack("<HH", 40, 30)
+    last = data.rindex(b"\x2c\x00\x00\x00\x00")  # an image descriptor at (0, 0)
+    struct.pack_into("<HH", data, last + 1, 100, 0)  # move it to x=100
+    with Image.open(io.BytesIO(bytes(data))) as im:
+        for i in range(im.n_frames):
+            im.seek(i)  # Pillow too grows the canvas as it reaches the frame
+        assert im.size == (140, 30)
+    assert header_of_bytes(bytes(data), count_frames=True) == Header("gif", 140, 30, 3)
+    assert header_of_bytes(bytes(data)) == Header("gif", 40, 30, 1)  # first frame only
+
+
+# ---------------------------------------------------------------- budget
+
+
+def test_budget_stops_a_huge_app_segment_chain() -> None:
+    """A 50 MB 'JPEG' that is nothing but APP1 segments: give up at the budget."""
+    size, seg = 50 * 1024 * 1024, b"\xff\xe1\xff\xff" + bytes(0xFFFF - 2)
+
+    def virtual(off: int, n: int) -> bytes:
+        out = bytearray()
+        for pos in range(off, min(off + n, size)):
+            out.append(0xD8 if pos == 1 else 0xFF if pos == 0 else seg[(pos - 2) % len(seg)])
+        return bytes(out)
+
+    calls: list[int] = []
+
+    def read(off: int, n: int) -> bytes:
+        calls.append(n)
+        return virtual(off, n)
+
+    assert read_header(read, size) is None
+    assert sum(calls) <= 1 << 20 and len(calls) <= 300
+    calls.clear()
+    assert read_header(read, size, budget=64 * 1024) is None
+    assert sum(calls) <= 64 * 1024
+
+
+def test_budget_is_respected_for_real_files(generated: dict[str, bytes]) -> None:
+    data = generated["jpeg-big-icc"]
+    reader = Counting(data)
+    assert read_header(reader, len(data), budget=8192) is None  # SOF lies past ~5 hops
+    assert reader.bytes <= 8192
+    reader = Counting(data)
+    assert read_header(reader, len(data), budget=100) is None
+    assert reader.bytes <= 100
+    tiny = generated["bmp"]
+    assert read_header(Counting(tiny), len(tiny), budget=64) == Header("bmp", 33, 17, 1)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("data", [
+    b"", b"\x89PNG", b"GIF89a", b"\xff\xd8\xff", b"BM", b"RIFF", b"II*\x00",
+    b"hello, this is plain text and not an image at all\n" * 20,
+    bytes(range(256)) * 4, bytes(4096),
+    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64),  # MP4, not AVIF
+])
+def test_not_an_image(data: bytes) -> None:
+    assert header_of_bytes(data) is None
+    assert header_of_bytes(data, count_frames=True) is None
+
+
+def test_random_bytes() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        data = rng.randbytes(rng.randrange(0, 2000))
+        header_of_bytes(data, count_frames=True)  # may be None or not; must not raise
+
+
+@pytest.mark.parametrize("name", GENERATED)
+def test_truncated_headers(generated: dict[str, bytes], name: str) -> None:
+    if name not in generated:
+        pytest.skip("generator unavailable")
+    data, whole = generated[name], header_of_bytes(generated[name])
+    # 30 bytes already hold a whole WebP first-chunk header or a 12-byte BMP core header.
+    fits_in_30 = name.startswith("webp") or name == "bmp-core-header"
+    for cut in (10, 20, 30):
+        got = header_of_bytes(data[:cut])
+        if cut == 30 and fits_in_30:
+            assert got == whole
+        else:
+            assert got is None, (cut, got)
+    for cut in range(0, min(len(data), 400)):  # never a wrong answer from any prefix
+        got = header_of_bytes(data[:cut])
+        assert got is None or got == whole, (cut, got)
+        assert read_header(Counting(data[:cut]), cut) == got  # and no read past the end
+
+
+def test_fuzzed_headers_never_raise(generated: dict[str, bytes]) -> None:
+    rng = random.Random(2024)
+    names = sorted(generated)
+    for i in range(500):
+        data = bytearray(generated[names[i % len(names)]][:3000])
+        for _ in range(rng.randint(1, 6)):
+            pos = rng.randrange(min(len(data), 200 if rng.random() < 0.8 else len(data)))
+            data[pos] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(len(data))]
+        for count in (False, True):
+            got = header_of_bytes(bytes(data), count_frames=count)
+            assert got is None or (got.width > 0 and got.height > 0 and got.frames >= 1)
+        read_header(Counting(bytes(data)), len(data), count_frames=True, budget=2048)
+        read_header(Counting(bytes(data), strict=False), None, count_frames=True, budget=2048)
+
+
+def test_tiff_ifd_loop_terminates() -> None:
+    entries = struct.pack("<HHII", 256, 3, 1, 9) + struct.pack("<HHII", 257, 3, 1, 8)
+    ifd = struct.pack("<H", 2) + entries
+    data = b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 8)  # next IFD: itself
+    assert header_of_bytes(data, count_frames=True) == Header("tiff", 9, 8, 1)
+
+
+def test_read_errors_propagate() -> None:
+    def broken(off: int, n: int) -> bytes:
+        raise ConnectionError("storage down")
+
+    reader: Read = broken
+    with pytest.raises(ConnectionError):
+        read_header(reader)
+
+
+def test_module_imports_nothing_heavy() -> None:
+    code = ("import sys, billing.header; heavy = {'PIL', 'numpy', 'cv2'} & set(sys.modules); "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+# ---------------------------------------------------------------- shared corpus
+
+CORPUS_FILES = sorted(p for p in CORPUS.glob("*") if p.suffix != ".md") if CORPUS.is_dir() else []
+
+
+@pytest.mark.skipif(not CORPUS_FILES, reason="shared corpus absent")
+@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
+def test_corpus_matches_pillow(path: Path) -> None:
+    data = path.read_bytes()
+    reference = pillow_reference(data)
+    reader = Counting(data)
+    assert read_header(reader, len(data), count_frames=True) == reference
+    still_reader = Counting(data)
+    still = read_header(still_reader, len(data))
+    assert still is not None and (still.width, still.height) == (reference.width, reference.height)
+    assert still_reader.bytes <= 1 << 20
+
+
+@pytest.mark.skipif(not (CORPUS / "giant-image.jpg").exists(), reason="shared corpus absent")
+def test_corpus_giant_and_truncated() -> None:
+    giant = Counting((CORPUS / "giant-image.jpg").read_bytes())
+    assert read_header(giant, len(giant.data)) == Header("jpeg", 20000, 14000, 1)
+    assert giant.bytes <= 4096  # the decompression bomb is priced from one small read
+    truncated = (CORPUS / "truncated.jpg").read_bytes()
+    assert len(truncated) == 10000
+    assert header_of_bytes(truncated) == Header("jpeg", 2725, 2225, 1)
