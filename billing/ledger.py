@@ -121,6 +121,10 @@ class Ledger:
         """Give a job's hold back; returns the amount (0 if there was none)."""
         return int(self._release(keys=_keys(account), args=[job_id, op]))
 
+    def captured(self, account: str, job_id: str) -> int:
+        """What a job was charged (0 if nothing was captured)."""
+        return int(self.redis.hget(f"{PREFIX}captures:{account}", job_id) or 0)
+
     def credit(self, account: str, amount: int) -> None:
         self._credit(keys=_keys(account), args=[amount])
 

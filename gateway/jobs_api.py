@@ -19,8 +19,9 @@ from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id,
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
 from storage import InvalidKey, normalize_key, tenant_key
-from worker.celery_app import RUN_JOB
+from worker.celery_app import RUN_JOB, enqueue_webhook
 from worker.celery_app import app as celery_app
+from worker.webhooks import Refused, check_address
 
 log = logging.getLogger("imagefleet.gateway")
 
@@ -58,8 +59,18 @@ def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: st
     return resolved
 
 
+def _check_webhook(ctx: Context, url: str) -> None:
+    cfg = ctx.settings
+    try:
+        check_address(url, cfg.webhook_allow_loopback, cfg.webhook_allow_private)
+    except Refused as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `$.webhook_url`") from None
+
+
 def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
     spec.admit(ctx.settings)
+    if spec.webhook_url is not None:
+        _check_webhook(ctx, spec.webhook_url)
     if spec.output is not None:
         spec = msgspec.structs.replace(spec, output=_key_at(spec.output, "$.output"))
     sources = spec.sources()
@@ -148,7 +159,9 @@ def _admit(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | Non
         created = now()
         record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
                            status=JobStatus.QUEUED, spec=spec, created_at=created,
-                           updated_at=created, billing=billing)
+                           updated_at=created, billing=billing,
+                           webhook={"url": spec.webhook_url, "state": "pending", "deliveries": []}
+                           if spec.webhook_url else None)
         ctx.jobs.create(record)
         _enqueue(ctx, record)
         return record, True
@@ -185,6 +198,63 @@ async def submit_job(request: Request) -> JSONResponse:
             return JSONResponse(ended.public(), status_code=200, headers=headers)
         record = ended or record
     return JSONResponse(record.public(), status_code=202, headers=headers)
+
+
+def _cancel(ctx: Context, tenant: str, job_id: str) -> JobRecord:
+    record = ctx.jobs.get(job_id)
+    if record is None or record.tenant != tenant:
+        raise FleetError(ErrorCode.NOT_FOUND, "no such job")
+
+    def cancel(rec: JobRecord) -> None:
+        rec.status = JobStatus.CANCELED
+        rec.finished_at = now()
+        rec.billing.state = "released"
+
+    # A running job's worker finishes its step, finds the job canceled and keeps nothing.
+    canceled = ctx.jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), cancel)
+    if canceled is None:
+        ended = ctx.jobs.get(job_id)
+        raise FleetError(ErrorCode.JOB_ENDED, f"the job already ended ({ended.status.value})"
+                         if ended else "no such job")
+    ctx.ledger.release(tenant, job_id, record.operation)
+    charged = ctx.ledger.captured(tenant, job_id)
+    if charged:  # its worker captured just before the cancel landed: say so, honestly
+
+        def keep_charge(rec: JobRecord) -> None:
+            rec.billing.state, rec.billing.charged_micros = "captured", charged
+
+        canceled = ctx.jobs.update(job_id, (JobStatus.CANCELED,), keep_charge) or canceled
+    log.info("job %s canceled by %s", job_id, tenant)
+    if canceled.spec.webhook_url:
+        enqueue_webhook(job_id)
+    return canceled
+
+
+def _redeliver(ctx: Context, tenant: str, job_id: str) -> dict[str, str]:
+    record = ctx.jobs.get(job_id)
+    if record is None or record.tenant != tenant:
+        raise FleetError(ErrorCode.NOT_FOUND, "no such job")
+    if not record.spec.webhook_url:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, "this job has no webhook_url")
+    if not record.status.terminal:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, "the job has not ended yet; its webhook"
+                         " is sent when it does")
+    enqueue_webhook(job_id)
+    return {"job": job_id, "webhook": "queued"}
+
+
+async def redeliver_webhook(request: Request) -> JSONResponse:
+    tenant = await authenticate(request)
+    body = await run_in_threadpool(_redeliver, context(request), tenant,
+                                   request.path_params["job_id"])
+    return JSONResponse(body, status_code=202)
+
+
+async def cancel_job(request: Request) -> JSONResponse:
+    tenant = await authenticate(request)
+    record = await run_in_threadpool(_cancel, context(request), tenant,
+                                     request.path_params["job_id"])
+    return JSONResponse(record.public())
 
 
 async def list_jobs(request: Request) -> JSONResponse:

@@ -10,7 +10,8 @@ from pathlib import Path
 from imagefleet.accounts_cli import add_commands
 from imagefleet.settings import settings
 
-POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "render": 1}
+POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "render": 1,
+                    "webhooks": 2}
 
 
 def _logging(level: str) -> None:

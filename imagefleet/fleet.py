@@ -51,6 +51,7 @@ def _relative(path: Path) -> str:
 def up(cfg: Settings) -> int:
     cfg.var_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, FLEET_VAR_DIR=str(cfg.var_dir), FLEET_STORAGE_URL=cfg.storage_url)
+    env.setdefault("FLEET_WEBHOOK_ALLOW_LOOPBACK", "1")  # a local fleet calls local receivers
     children: list[procs.Child] = []
     stopping = False
 
@@ -77,7 +78,7 @@ def up(cfg: Settings) -> int:
         key = ensure_dev_key(cfg, client)
 
         children.append(procs.spawn("gateway", [*me, "gateway"], env))
-        for pool in QUEUES:
+        for pool in (*QUEUES, "webhooks"):
             children.append(procs.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env))
         def ready() -> bool:
             for child in children:

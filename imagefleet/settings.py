@@ -68,6 +68,10 @@ class Settings:
     prices: dict[str, int]  # "resize.per_mp_micros" -> micros (operator overrides)
     rate_limit: float  # requests per second per API key (bursts of twice that)
     dev_credit_micros: int
+    webhook_attempts: int
+    webhook_base_delay: float
+    webhook_allow_loopback: bool
+    webhook_allow_private: bool
 
     @property
     def dev_key_file(self) -> Path:
@@ -107,6 +111,10 @@ def load_settings() -> Settings:
         prices=_prices(),
         rate_limit=_float("FLEET_RATE_LIMIT", 50.0),
         dev_credit_micros=_int("FLEET_DEV_CREDIT_MICROS", 1_000_000_000),
+        webhook_attempts=_int("FLEET_WEBHOOK_ATTEMPTS", 6),
+        webhook_base_delay=_float("FLEET_WEBHOOK_BASE_DELAY", 5.0),
+        webhook_allow_loopback=os.environ.get("FLEET_WEBHOOK_ALLOW_LOOPBACK", "0") == "1",
+        webhook_allow_private=os.environ.get("FLEET_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
     )
 
 

@@ -16,7 +16,7 @@ broker_connection_retry_on_startup = True
 # A message not acked within this time is redelivered: longer than any hard limit.
 broker_transport_options = {"visibility_timeout": max(3600, 4 * _longest_hard_limit)}
 
-task_queues = [Queue(name) for name in QUEUES]
+task_queues = [Queue(name) for name in (*QUEUES, "webhooks")]
 task_default_queue = "cpu"
 task_ignore_result = True  # job records in Redis are the source of truth
 task_acks_late = True  # ack after the job ran: a crashed worker's job is redelivered

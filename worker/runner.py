@@ -25,6 +25,7 @@ from jobs.spec import ImageJob, InputSource, input_key_of, rgba_of
 from jobs.store import JobStore
 from storage import ObjectNotFound, ObjectStore, tenant_key
 from worker import codec
+from worker.celery_app import enqueue_webhook
 from worker.picture import Picture
 
 log = logging.getLogger("imagefleet.worker")
@@ -48,7 +49,8 @@ def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError) ->
         rec.finished_at = now()
         rec.billing.state = "released"
 
-    jobs.update(record.id, (JobStatus.RUNNING,), end)
+    if jobs.update(record.id, (JobStatus.RUNNING,), end) is not None:
+        _notify(record)
 
 
 def _read(objects: ObjectStore, tenant: str, source: InputSource) -> bytes:
@@ -114,6 +116,11 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     return result
 
 
+def _notify(record: JobRecord) -> None:
+    if record.spec.webhook_url:
+        enqueue_webhook(record.id)
+
+
 def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:
     """Charge the job (at most what was held); a second capture finds no hold and is 0."""
     op = OPERATIONS[record.operation]
@@ -165,6 +172,8 @@ def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         rec.finished_at = now()
 
     done = jobs.update(job_id, (JobStatus.RUNNING,), succeed)
+    if done is not None:
+        _notify(done)
     elapsed = (time.monotonic() - started) * 1000
     if done is None:
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)

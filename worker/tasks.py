@@ -12,8 +12,8 @@ from billing.ledger import Ledger
 from imagefleet.settings import settings
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
-from worker import runner
-from worker.celery_app import RUN_JOB, app
+from worker import runner, webhook_delivery
+from worker.celery_app import DELIVER_WEBHOOK, RUN_JOB, app
 
 
 @cache
@@ -30,6 +30,12 @@ def _close_browser(**_: object) -> None:
     module = sys.modules.get("worker.ops.from_html")
     if module is not None:
         module.shutdown()
+
+
+@app.task(name=DELIVER_WEBHOOK, ignore_result=True)
+def deliver_webhook(job_id: str, attempt: int = 0) -> None:
+    jobs, _, _ = _connections()
+    webhook_delivery.deliver(job_id, attempt, jobs, settings())
 
 
 @app.task(name=RUN_JOB, ignore_result=True)

@@ -1,0 +1,215 @@
+"""Client-side commands: `imagefleet submit | status | upload | batch`, over the HTTP API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from decimal import Decimal
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from imagefleet.client import ApiError, Client, JobResult
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".bmp"}
+
+
+def _client(args: argparse.Namespace) -> Client:
+    url = args.url or os.environ.get("FLEET_PUBLIC_URL") or DEFAULT_URL
+    key = args.key or os.environ.get("FLEET_API_KEY")
+    if not key:
+        key_file = Path(os.environ.get("FLEET_VAR_DIR", "var")) / "dev-api-key"
+        if not key_file.exists():
+            raise SystemExit("imagefleet: no API key: pass --key, set FLEET_API_KEY, or run"
+                             f" next to a fleet ({key_file} not found)")
+        key = key_file.read_text().strip()
+    return Client(url, key)
+
+
+def _money(micros: int) -> str:
+    return f"${Decimal(micros) / 1_000_000:,.6f}"
+
+
+def _line(job: JobResult) -> str:
+    """One line per job: id, status, operation, then output/size or the error code."""
+    parts = [job.id, job.status, job.operation]
+    if job.ok:
+        res = job.result or {}
+        if job.output:
+            parts.append(f"-> {job.output}")
+        if "width" in res and "height" in res:
+            parts.append(f"({res['width']}x{res['height']})")
+        parts.append(_money(job.billing.get("charged_micros", 0)))
+    elif job.error:
+        parts.append(f"{job.error.get('code')}: {job.error.get('message')}")
+    return " ".join(parts)
+
+
+def _api_error(exc: ApiError) -> int:
+    print(f"imagefleet: {exc.code}: {exc.message}", file=sys.stderr)
+    return 1
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    spec = json.loads(Path(args.job).read_text())
+    with _client(args) as client:
+        try:
+            wait = args.wait or args.download is not None  # downloading needs the output
+            job = client.submit(spec, args.idempotency_key, wait=60 if wait else 0)
+            if wait and not job.done:
+                job = client.wait(job.id, timeout=args.timeout)
+            print(json.dumps(job.raw, indent=2) if args.json else _line(job))
+            if job.status == "failed":
+                print(f"failed: {(job.error or {}).get('code')}", file=sys.stderr)
+                return 1
+            if args.download is not None and job.ok and job.output:
+                client.download(job.output, args.download)
+                print(f"downloaded {job.output} -> {args.download}", file=sys.stderr)
+        except ApiError as exc:
+            return _api_error(exc)
+    return 0 if job.status != "canceled" else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        try:
+            job = client.get(args.id)
+        except ApiError as exc:
+            return _api_error(exc)
+    print(json.dumps(job.raw, indent=2) if args.json else _line(job))
+    return 1 if job.status == "failed" else 0
+
+
+def cmd_upload(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    with _client(args) as client:
+        try:
+            reply = client.upload(path, args.key_name or path.name)
+        except ApiError as exc:
+            return _api_error(exc)
+    print(f"uploaded {path} -> {reply['key']} ({reply['bytes']} bytes)")
+    return 0
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn in place; safe to tick from threads."""
+
+    def __init__(self, total: int, width: int = 30) -> None:
+        self.total, self.width, self.done = total, width, 0
+        self._lock = threading.Lock()
+        self._draw()
+
+    def tick(self) -> None:
+        with self._lock:
+            self.done += 1
+            self._draw()
+
+    def _draw(self) -> None:
+        filled = self.width * self.done // max(self.total, 1)
+        bar = "#" * filled + "." * (self.width - filled)
+        sys.stderr.write(f"\r[{bar}] {self.done}/{self.total}")
+        if self.done == self.total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _batch_spec(args: argparse.Namespace, key: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {"operation": args.op, "input": key}
+    for name in ("width", "height", "fit", "format", "quality"):
+        if getattr(args, name) is not None:
+            spec[name] = getattr(args, name)
+    return spec
+
+
+def _batch_one(client: Client, args: argparse.Namespace, path: Path) -> JobResult | ApiError:
+    """Upload, run and (with --out) download one image; errors come back, not raised."""
+    try:
+        key = str(PurePosixPath(args.prefix) / path.name)
+        client.upload(path, key)
+        job = client.submit(_batch_spec(args, key), wait=60)
+        if not job.done:
+            job = client.wait(job.id, timeout=args.timeout)
+        if args.out and job.ok and job.output:
+            suffix = PurePosixPath(job.output).suffix or path.suffix
+            client.download(job.output, Path(args.out) / f"{path.stem}{suffix}")
+        return job
+    except ApiError as exc:
+        return exc
+    except TimeoutError as exc:
+        return ApiError(None, "CLIENT_TIMEOUT", str(exc))
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    files = sorted(p for p in Path(args.dir).iterdir()
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        print(f"imagefleet: no images in {args.dir}", file=sys.stderr)
+        return 1
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    outcomes: list[JobResult | ApiError] = []
+    progress = _Progress(len(files))
+    with _client(args) as client, ThreadPoolExecutor(max(1, args.concurrency)) as pool:
+        # httpx.Client is thread-safe: the threads share one connection pool.
+        futures = [pool.submit(_batch_one, client, args, path) for path in files]
+        for future in as_completed(futures):
+            outcomes.append(future.result())
+            progress.tick()
+    jobs = [o for o in outcomes if isinstance(o, JobResult)]
+    succeeded = [j for j in jobs if j.ok]
+    failures = Counter(o.code if isinstance(o, ApiError) else
+                       (o.error or {}).get("code", o.status.upper()) for o in outcomes
+                       if not (isinstance(o, JobResult) and o.ok))
+    megapixels = sum(j.billing.get("megapixels") or 0 for j in succeeded)
+    cost = sum(j.billing.get("charged_micros", 0) for j in jobs)
+    print(f"{'succeeded':<22} {len(succeeded)}")
+    print(f"{'failed':<22} {sum(failures.values())}")
+    for code, count in sorted(failures.items()):
+        print(f"  {code:<20} {count}")
+    print(f"{'megapixels (billed)':<22} {megapixels:.2f}")
+    print(f"{'cost':<22} {_money(cost)}")
+    return 1 if failures else 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    conn = argparse.ArgumentParser(add_help=False)
+    conn.add_argument("--url", help=f"fleet URL (default: FLEET_PUBLIC_URL or {DEFAULT_URL})")
+    conn.add_argument("--key", help="API key (default: FLEET_API_KEY or var/dev-api-key)")
+
+    p = sub.add_parser("submit", parents=[conn], help="submit a job spec from a JSON file")
+    p.add_argument("job", help="JSON file with the job spec")
+    p.add_argument("--wait", action="store_true", help="wait until the job ends")
+    p.add_argument("--download", metavar="PATH", help="save the output here (implies --wait)")
+    p.add_argument("--idempotency-key")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    p.add_argument("--json", action="store_true", help="print the whole job object")
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("status", parents=[conn], help="show one job")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true", help="print the whole job object")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("upload", parents=[conn], help="upload a file into your namespace")
+    p.add_argument("file")
+    p.add_argument("key_name", nargs="?", metavar="KEY", help="object key (default: file name)")
+    p.set_defaults(func=cmd_upload)
+
+    p = sub.add_parser("batch", parents=[conn], help="run one job per image of a directory")
+    p.add_argument("dir")
+    p.add_argument("--op", default="resize", help="operation (default resize)")
+    p.add_argument("--width", type=int)
+    p.add_argument("--height", type=int)
+    p.add_argument("--fit", choices=["contain", "cover", "fill", "inside", "outside"])
+    p.add_argument("--format", choices=["png", "jpeg", "webp", "avif"])
+    p.add_argument("--quality", type=int)
+    p.add_argument("--out", help="download every output into this directory")
+    p.add_argument("--prefix", default="batch", help="key prefix for uploads (default batch)")
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=300, help="seconds per job (default 300)")
+    p.set_defaults(func=cmd_batch)
