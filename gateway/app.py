@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway import jobs_api, meta, objects_api, usage_api
+from gateway import events_api, jobs_api, meta, objects_api, usage_api
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
 from imagefleet.settings import Settings, settings
@@ -46,6 +47,7 @@ ROUTES = [
     Route("/v1/jobs/{job_id}", jobs_api.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs_api.cancel_job, methods=["DELETE"]),
     Route("/v1/jobs/{job_id}/webhook/redeliver", jobs_api.redeliver_webhook, methods=["POST"]),
+    Route("/v1/jobs/{job_id}/events", events_api.job_events, methods=["GET"]),
     Route("/v1/objects/{key:path}", objects_api.put_object, methods=["PUT"]),
     Route("/v1/objects/{key:path}", objects_api.get_object, methods=["GET"]),
     Route("/v1/operations", meta.list_operations, methods=["GET"]),
@@ -59,5 +61,6 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
         FleetError: _fleet_error, HTTPException: _http_error, Exception: _unexpected})
     app.state.context = Context.build(cfg or settings())
+    app.state.async_redis = aioredis.Redis.from_url(app.state.context.settings.redis_url)
     app.state.openapi = meta.openapi_document()
     return app

@@ -14,6 +14,11 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JobRecord)
 
 
+def events_channel(job_id: str) -> str:
+    """Redis pub/sub channel that hears every change of a job (for server-sent events)."""
+    return f"imagefleet:events:{job_id}"
+
+
 class JobStore:
     def __init__(self, client: redis.Redis, ttl_seconds: int) -> None:
         self.redis = client
@@ -28,6 +33,7 @@ class JobStore:
             pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
             pipe.zadd(f"imagefleet:jobs:{record.tenant}",
                       {record.id: int(record.created_at.timestamp() * 1_000_000)})
+            pipe.publish(events_channel(record.id), record.status.value)
             pipe.execute()
 
     def list(self, tenant: str, limit: int, before: int | None = None,
@@ -81,6 +87,7 @@ class JobStore:
                     record.updated_at = now()
                     pipe.multi()
                     pipe.set(key, _encoder.encode(record), keepttl=True)
+                    pipe.publish(events_channel(job_id), record.status.value)
                     pipe.execute()
                     return record
                 except redis.WatchError:
