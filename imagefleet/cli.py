@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from imagefleet.accounts_cli import add_commands
+from imagefleet.client_cli import add_commands as add_client_commands
 from imagefleet.settings import settings
 
 POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "render": 1,
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, help="processes (default: env or per pool)")
     p.set_defaults(func=cmd_worker)
     add_commands(sub)
+    add_client_commands(sub)
 
     p = sub.add_parser("docs", help="print the operation reference (from the registry)")
     p.add_argument("--readme", help="rewrite the generated section of this README instead")
