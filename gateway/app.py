@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway import events_api, jobs_api, meta, objects_api, usage_api
+from gateway import events_api, jobs_api, meta, objects_api, sync_api, uploads_api, usage_api
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
 from imagefleet.settings import Settings, settings
@@ -44,6 +44,10 @@ ROUTES = [
     Route("/v1/jobs", jobs_api.submit_job, methods=["POST"]),
     Route("/v1/jobs", jobs_api.list_jobs, methods=["GET"]),
     Route("/v1/usage", usage_api.usage, methods=["GET"]),
+    Route("/v1/image/{op}", sync_api.run_image_op, methods=["POST"]),
+    Route("/v1/uploads", uploads_api.create_upload, methods=["POST"]),
+    Route("/v1/signed/{token}", uploads_api.signed_put, methods=["PUT"]),
+    Route("/v1/signed/{token}", uploads_api.signed_get, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs_api.get_job, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs_api.cancel_job, methods=["DELETE"]),
     Route("/v1/jobs/{job_id}/webhook/redeliver", jobs_api.redeliver_webhook, methods=["POST"]),

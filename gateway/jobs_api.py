@@ -54,8 +54,12 @@ def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: st
         path = f"{path}.inputKey"
         key = _key_at(source.input_key, path)
         resolved = InputRef(input_key=key)
-    if ctx.objects.size(tenant_key(tenant, key)) is None:
+    size = ctx.objects.size(tenant_key(tenant, key))
+    if size is None:
         raise FleetError(ErrorCode.NOT_FOUND, f"input object {key!r} not found - at `{path}`")
+    if size > ctx.settings.max_object_bytes:  # e.g. a presigned S3 upload that ran over
+        raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE, f"input object {key!r} is {size} bytes;"
+                         f" the limit is {ctx.settings.max_object_bytes} - at `{path}`")
     return resolved
 
 
@@ -116,7 +120,7 @@ def _wait_seconds(request: Request, ctx: Context) -> float:
     return value
 
 
-async def _wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord | None:
+async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord | None:
     deadline = time.monotonic() + seconds
     delay = 0.02
     while True:
@@ -142,7 +146,7 @@ def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:
     return JobBilling(megapixels=megapixels or None, quoted_micros=amount, state="held")
 
 
-def _admit(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | None,
+def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | None,
            ) -> tuple[JobRecord, bool]:
     """Claim the idempotency key, prepare inputs, quote, hold, record and enqueue the job.
     Returns the job and whether it is new. Anything refused here is charged nothing."""
@@ -185,7 +189,7 @@ async def submit_job(request: Request) -> JSONResponse:
         raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     key = request.headers.get("idempotency-key")
     idem = (key, body_hash(body)) if key else None
-    record, new = await run_in_threadpool(_admit, ctx, tenant, spec, idem)
+    record, new = await run_in_threadpool(admit_job, ctx, tenant, spec, idem)
     if new:
         log.info("job %s %s queued for %s", record.id, record.operation, tenant)
 
@@ -193,7 +197,7 @@ async def submit_job(request: Request) -> JSONResponse:
     if not new:
         headers["Idempotent-Replayed"] = "true"
     if wait > 0:
-        ended = await _wait_for_end(ctx, record.id, wait)
+        ended = await wait_for_end(ctx, record.id, wait)
         if ended is not None and ended.status.terminal:
             return JSONResponse(ended.public(), status_code=200, headers=headers)
         record = ended or record

@@ -69,6 +69,8 @@ class Settings:
     rate_limit: float  # requests per second per API key (bursts of twice that)
     dev_credit_micros: int
     webhook_attempts: int
+    sync_timeout: float
+    signed_url_seconds: int
     webhook_base_delay: float
     webhook_allow_loopback: bool
     webhook_allow_private: bool
@@ -112,6 +114,8 @@ def load_settings() -> Settings:
         rate_limit=_float("FLEET_RATE_LIMIT", 50.0),
         dev_credit_micros=_int("FLEET_DEV_CREDIT_MICROS", 1_000_000_000),
         webhook_attempts=_int("FLEET_WEBHOOK_ATTEMPTS", 6),
+        sync_timeout=_float("FLEET_SYNC_TIMEOUT", 60.0),
+        signed_url_seconds=_int("FLEET_SIGNED_URL_SECONDS", 3600),
         webhook_base_delay=_float("FLEET_WEBHOOK_BASE_DELAY", 5.0),
         webhook_allow_loopback=os.environ.get("FLEET_WEBHOOK_ALLOW_LOOPBACK", "0") == "1",
         webhook_allow_private=os.environ.get("FLEET_WEBHOOK_ALLOW_PRIVATE", "0") == "1",

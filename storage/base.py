@@ -24,6 +24,11 @@ class ObjectStore(Protocol):
         """Bytes of the object, or None when it does not exist."""
         ...
 
+    def presign(self, method: str, key: str, seconds: int) -> str | None:
+        """A URL the store itself honours for `method` ("PUT" or "GET") on `key` for
+        `seconds`, or None when the gateway must sign its own (the directory store)."""
+        ...
+
     def check(self) -> None:
         """Raise if the store cannot be used (readiness)."""
         ...

@@ -51,6 +51,9 @@ class DirectoryStore:
         path = self._path(key)
         return path.stat().st_size if path.is_file() else None
 
+    def presign(self, method: str, key: str, seconds: int) -> str | None:
+        return None  # the gateway serves directory objects through its own signed URLs
+
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise OSError(f"object directory {self.root} is not writable")

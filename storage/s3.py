@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from minio import Minio
@@ -72,6 +73,13 @@ class S3Store:
             if exc.code in _MISSING:
                 return None
             raise
+
+    def presign(self, method: str, key: str, seconds: int) -> str | None:
+        self._ensure_bucket()
+        expires = timedelta(seconds=seconds)
+        if method == "PUT":
+            return self.client.presigned_put_object(self.bucket, key, expires=expires)
+        return self.client.presigned_get_object(self.bucket, key, expires=expires)
 
     def check(self) -> None:
         self._ensure_bucket()

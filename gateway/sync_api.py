@@ -1,0 +1,82 @@
+"""The image-tools spec's synchronous shape: `POST /v1/image/{op}` waits for the job and
+answers with the output envelope (inline base64 up to 4 MB, else a signed `outputUrl`)."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from gateway.context import Context, authenticate, context
+from gateway.http import JSONResponse, read_body
+from gateway.idempotency import body_hash
+from gateway.jobs_api import admit_job, wait_for_end
+from gateway.signing import signed_url
+from jobs.errors import HTTP_STATUS, ErrorCode, FleetError
+from jobs.records import JobRecord, JobStatus
+from jobs.registry import OPERATIONS, decode_spec
+from storage import tenant_key
+
+
+def job_body(op: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """The spec's field names -> a job spec: `file` is the input; crop's `left`/`top`/
+    `width`/`height` are a rect."""
+    body = {k: v for k, v in fields.items() if k != "file"}
+    if "file" in fields:
+        body["input"] = fields["file"]
+    if op == "crop" and ("left" in body or "top" in body):
+        body["rect"] = {"x": body.pop("left", 0), "y": body.pop("top", 0),
+                        "width": body.pop("width", None), "height": body.pop("height", None)}
+    return {"operation": op, **body}
+
+
+def _envelope(ctx: Context, record: JobRecord) -> dict[str, Any]:
+    result = dict(record.result or {})
+    if "output" not in result:  # facts only: metadata, dominant-color, ocr
+        return {"job": record.id, **result}
+    storage_key = tenant_key(record.tenant, result["output"])
+    envelope = {"job": record.id, "output": result["output"], "format": result["format"],
+                "contentType": f"image/{result['format']}", "bytes": result["bytes"],
+                "width": result["width"], "height": result["height"]}
+    if result["bytes"] <= ctx.settings.max_inline_bytes:
+        envelope["inline"] = base64.b64encode(ctx.objects.get(storage_key)).decode()
+    else:
+        url, expires = signed_url(ctx, "GET", storage_key, ctx.settings.signed_url_seconds)
+        envelope["outputUrl"] = url
+        envelope["expiresAt"] = datetime.fromtimestamp(expires, UTC).isoformat()
+    return envelope
+
+
+async def run_image_op(request: Request) -> JSONResponse:
+    tenant = await authenticate(request)
+    ctx = context(request)
+    op = request.path_params["op"]
+    if op not in OPERATIONS:
+        raise FleetError(ErrorCode.NOT_FOUND,
+                         f"no operation {op!r}; see GET /v1/operations")
+    raw = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
+    try:
+        fields = msgspec.json.decode(raw)
+        if not isinstance(fields, dict):
+            raise msgspec.ValidationError("the body is a JSON object - at `$`")
+        spec = decode_spec(msgspec.json.encode(job_body(op, fields)))
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    key = request.headers.get("idempotency-key")
+    record, _ = await run_in_threadpool(admit_job, ctx, tenant, spec,
+                                        (key, body_hash(raw)) if key else None)
+    ended = await wait_for_end(ctx, record.id, ctx.settings.sync_timeout)
+    if ended is None or not ended.status.terminal:  # still running: poll the job instead
+        return JSONResponse({"job": record.id, "status": "running"}, status_code=202,
+                            headers={"Location": f"/v1/jobs/{record.id}"})
+    if ended.status != JobStatus.SUCCEEDED:
+        error = (ended.error.code, ended.error.message) if ended.error else (
+            ErrorCode.JOB_ENDED.value, "the job was canceled")
+        status = HTTP_STATUS.get(ErrorCode(error[0]), 422) if ended.error else 409
+        return JSONResponse({"error": {"code": error[0], "message": error[1]},
+                             "job": ended.id}, status_code=status)
+    return JSONResponse(await run_in_threadpool(_envelope, ctx, ended))
