@@ -41,6 +41,7 @@ class Account(msgspec.Struct, kw_only=True):
     created_at: float
     rate_limit: float  # requests per second; 0 = the fleet default
     webhook_secret: str
+    webhook_url: str | None = None  # for jobs that name none
 
     @property
     def available_micros(self) -> int:
@@ -63,14 +64,16 @@ class Accounts:
         self.ledger = Ledger(client)
 
     def create(self, name: str, credit_micros: int = 0, rate_limit: float = 0,
-               api_key: str | None = None) -> tuple[Account, str]:
+               api_key: str | None = None, webhook_url: str | None = None,
+               ) -> tuple[Account, str]:
         """A new account and its API key (the only time the plain key is known)."""
         if not _NAME.match(name):
             raise AccountError("names are 1-64 of a-z, 0-9, _ and -, starting alphanumeric")
         key = api_key or new_api_key()
         fields = {"balance": 0, "held": 0, "credited": 0, "captured": 0, "disabled": 0,
                   "created_at": time.time(), "rate_limit": rate_limit,
-                  "webhook_secret": new_webhook_secret(), "key_hash": _digest(key)}
+                  "webhook_secret": new_webhook_secret(), "key_hash": _digest(key),
+                  "webhook_url": webhook_url or ""}
         if not self.redis.hsetnx(account_key(name), "created_at", fields["created_at"]):
             raise AccountError(f"account {name!r} exists")
         self.redis.hset(account_key(name), mapping=fields)
@@ -90,7 +93,8 @@ class Accounts:
                        credited_micros=int(raw["credited"]),
                        captured_micros=int(raw["captured"]), disabled=raw["disabled"] == "1",
                        created_at=float(raw["created_at"]), rate_limit=float(raw["rate_limit"]),
-                       webhook_secret=raw["webhook_secret"])
+                       webhook_secret=raw["webhook_secret"],
+                       webhook_url=raw.get("webhook_url") or None)
 
     def names(self) -> list[str]:
         return sorted(m.decode() for m in self.redis.smembers(f"{PREFIX}accounts"))
@@ -117,6 +121,10 @@ class Accounts:
                 pipe.delete(f"{PREFIX}apikey:{old.decode()}")
             pipe.execute()
         return key
+
+    def set_webhook_url(self, name: str, url: str | None) -> None:
+        self.require(name)
+        self.redis.hset(account_key(name), "webhook_url", url or "")
 
     def set_disabled(self, name: str, disabled: bool = True) -> None:
         self.require(name)

@@ -73,6 +73,10 @@ def _check_webhook(ctx: Context, url: str) -> None:
 
 def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
     spec.admit(ctx.settings)
+    if spec.webhook_url is None:  # the account's default webhook, if it has one
+        account = ctx.accounts.get(tenant)
+        if account is not None and account.webhook_url:
+            spec = msgspec.structs.replace(spec, webhook_url=account.webhook_url)
     if spec.webhook_url is not None:
         _check_webhook(ctx, spec.webhook_url)
     if spec.output is not None:

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     accounts = _accounts()
     try:
         if args.action == "create":
-            account, key = accounts.create(args.name, args.credit, args.rate_limit)
+            account, key = accounts.create(args.name, args.credit, args.rate_limit,
+                                           webhook_url=args.webhook_url)
             print(f"created account {account.id} with {_money(account.balance_micros)}")
             print(f"API key (shown once; only its hash is stored): {key}")
             print(f"webhook signing secret: {account.webhook_secret}")
@@ -58,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "rotate-key":
             print(f"new API key (shown once; the old key stops working now): "
                   f"{accounts.rotate_key(args.name)}")
+        elif args.action == "set-webhook":
+            accounts.set_webhook_url(args.name, args.url or None)
+            print(f"account {args.name}: default webhook {args.url or '(none)'}")
         elif args.action == "disable":
             accounts.set_disabled(args.name)
             print(f"account {args.name} disabled: its key gets 401 from now on")
@@ -85,7 +89,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--credit", type=dollars, default=0, help="starting credit, e.g. 25.00")
     create.add_argument("--rate-limit", type=float, default=0,
                         help="requests per second for its key (default: FLEET_RATE_LIMIT)")
+    create.add_argument("--webhook-url", help="default webhook for jobs that name none")
     actions.add_parser("list", help="every account with its balance")
+    hook = actions.add_parser("set-webhook", help="set (or clear, with '') the default webhook")
+    hook.add_argument("name")
+    hook.add_argument("url")
     for name, text in [("show", "one account as JSON"), ("rotate-key", "issue a new API key"),
                        ("disable", "refuse the account's key from now on")]:
         actions.add_parser(name, help=text).add_argument("name")

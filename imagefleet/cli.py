@@ -52,6 +52,17 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    import time
+
+    from storage import open_store
+
+    cfg = settings()
+    removed = open_store(cfg.storage_url).sweep(time.time() - cfg.output_ttl_seconds)
+    print(f"removed {removed} job output(s) older than {cfg.output_ttl_seconds} s")
+    return 0
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from imagefleet.docs import operations_markdown, update_readme
 
@@ -82,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_worker)
     add_commands(sub)
     add_client_commands(sub)
+
+    p = sub.add_parser("retention", help="delete job outputs past FLEET_OUTPUT_TTL_SECONDS")
+    p.add_argument("action", choices=["sweep"])
+    p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("docs", help="print the operation reference (from the registry)")
     p.add_argument("--readme", help="rewrite the generated section of this README instead")

@@ -14,6 +14,7 @@ from billing.accounts import Accounts, new_api_key
 from imagefleet import procs
 from imagefleet.settings import Settings
 from jobs.registry import QUEUES
+from storage import open_store
 
 DEV_TENANT = "dev"
 
@@ -94,11 +95,17 @@ def up(cfg: Settings) -> int:
                  f" try: curl -H \"Authorization: Bearer $(cat {key_file})\""
                  f" {cfg.public_url}/v1/operations   (Ctrl-C stops)")
         del key
+        store, next_sweep = open_store(cfg.storage_url), time.monotonic()
         while not stopping:
             for child in children:
                 if not child.alive():
                     _say(f"{child.name} exited with {child.process.returncode}; stopping")
                     return 1
+            if time.monotonic() >= next_sweep:  # output retention, hourly
+                removed = store.sweep(time.time() - cfg.output_ttl_seconds)
+                if removed:
+                    _say(f"retention: removed {removed} job output(s)")
+                next_sweep = time.monotonic() + 3600
             time.sleep(0.3)
         return 0
     except (TimeoutError, ChildExited) as exc:

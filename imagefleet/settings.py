@@ -51,6 +51,7 @@ class Settings:
     max_inline_bytes: int
     max_object_bytes: int
     job_ttl_seconds: int
+    output_ttl_seconds: int
     max_attempts: int
     soft_time_limit: int
     hard_time_limit: int
@@ -96,6 +97,7 @@ def load_settings() -> Settings:
         max_inline_bytes=_int("FLEET_MAX_INLINE_BYTES", 4 * MiB),
         max_object_bytes=_int("FLEET_MAX_OBJECT_BYTES", 50 * MiB),
         job_ttl_seconds=_int("FLEET_JOB_TTL_SECONDS", 7 * 24 * 3600),
+        output_ttl_seconds=_int("FLEET_OUTPUT_TTL_SECONDS", 7 * 24 * 3600),
         max_attempts=_int("FLEET_MAX_ATTEMPTS", 3),
         soft_time_limit=_int("FLEET_SOFT_TIME_LIMIT", 0),
         hard_time_limit=_int("FLEET_HARD_TIME_LIMIT", 0),

@@ -29,6 +29,11 @@ class ObjectStore(Protocol):
         `seconds`, or None when the gateway must sign its own (the directory store)."""
         ...
 
+    def sweep(self, older_than: float) -> int:
+        """Delete job-owned objects (`tenants/*/jobs/...`: default outputs and stored inline
+        inputs) last written before `older_than` (unix seconds); return how many."""
+        ...
+
     def check(self) -> None:
         """Raise if the store cannot be used (readiness)."""
         ...

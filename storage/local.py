@@ -54,6 +54,14 @@ class DirectoryStore:
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         return None  # the gateway serves directory objects through its own signed URLs
 
+    def sweep(self, older_than: float) -> int:
+        removed = 0
+        for path in self.root.glob("tenants/*/jobs/**/*"):
+            if path.is_file() and path.stat().st_mtime < older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def check(self) -> None:
         if not os.access(self.root, os.W_OK):
             raise OSError(f"object directory {self.root} is not writable")

@@ -81,5 +81,16 @@ class S3Store:
             return self.client.presigned_put_object(self.bucket, key, expires=expires)
         return self.client.presigned_get_object(self.bucket, key, expires=expires)
 
+    def sweep(self, older_than: float) -> int:
+        self._ensure_bucket()
+        removed = 0
+        for obj in self.client.list_objects(self.bucket, prefix="tenants/", recursive=True):
+            parts = obj.object_name.split("/")
+            if (len(parts) > 3 and parts[2] == "jobs" and obj.last_modified is not None
+                    and obj.last_modified.timestamp() < older_than):
+                self.client.remove_object(self.bucket, obj.object_name)
+                removed += 1
+        return removed
+
     def check(self) -> None:
         self._ensure_bucket()

@@ -56,3 +56,15 @@ def test_ranged_reads(store: ObjectStore) -> None:
     assert store.get_range("tenants/t1/r.bin", 1020, 100) == data[1020:]
     with pytest.raises(ObjectNotFound):
         store.get_range("tenants/t1/none", 0, 4)
+
+
+def test_sweep_removes_only_old_job_outputs(store: ObjectStore) -> None:
+    import time
+
+    store.put("tenants/t2/jobs/job_1/output.png", b"old output", "image/png")
+    store.put("tenants/t2/jobs/job_1/input", b"old input", "application/octet-stream")
+    store.put("tenants/t2/mine.png", b"a user's own object", "image/png")
+    assert store.sweep(time.time() - 3600) == 0  # nothing is an hour old yet
+    assert store.sweep(time.time() + 5) == 2
+    assert store.size("tenants/t2/jobs/job_1/output.png") is None
+    assert store.size("tenants/t2/mine.png") == len(b"a user's own object")

@@ -165,3 +165,21 @@ def test_cancel_races_never_end_succeeded_and_release_the_hold(
     canceled = [j for j, c in outcomes.items() if c == 200]
     bodies = [json.loads(c["body"]) for c in receiver.wait_for(len(ids))]
     assert {b["id"] for b in bodies if b["status"] == "canceled"} >= set(canceled)
+
+
+def test_an_account_default_webhook_applies_to_jobs_without_one(dir_fleet: Fleet) -> None:
+    accounts = Accounts(redis.Redis.from_url(dir_fleet.redis_url))
+    name = f"hook{int(time.time() * 1000) % 10**8}"
+    account, key = accounts.create(name, 1_000_000)
+    server = Receiver(account.webhook_secret)
+    accounts.set_webhook_url(name, server.url)
+    try:
+        with dir_fleet.client(key) as client:
+            _upload(client, "d.png", images.encode(np.zeros((8, 8, 3), np.uint8)))
+            job = client.post("/v1/jobs", json={"operation": "grayscale", "input": "d.png"}).json()
+            assert job["spec"]["webhook_url"] == server.url
+            _ended_with_webhook(client, job["id"], "delivered")
+        calls = server.wait_for(1)
+        assert calls[0]["valid"] and json.loads(calls[0]["body"])["id"] == job["id"]
+    finally:
+        server.server.shutdown()
