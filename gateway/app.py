@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import redis.asyncio as aioredis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -65,6 +64,5 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
         FleetError: _fleet_error, HTTPException: _http_error, Exception: _unexpected})
     app.state.context = Context.build(cfg or settings())
-    app.state.async_redis = aioredis.Redis.from_url(app.state.context.settings.redis_url)
     app.state.openapi = meta.openapi_document()
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import redis
+import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -26,13 +27,15 @@ class Context:
     accounts: Accounts
     ledger: Ledger
     limiter: RateLimiter
+    aredis: aioredis.Redis  # for pub/sub: waiting on and streaming job changes
 
     @classmethod
     def build(cls, cfg: Settings) -> Context:
         client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5)
         accounts = Accounts(client)
         return cls(cfg, client, JobStore(client, cfg.job_ttl_seconds),
-                   open_store(cfg.storage_url), accounts, accounts.ledger, RateLimiter(client))
+                   open_store(cfg.storage_url), accounts, accounts.ledger, RateLimiter(client),
+                   aioredis.Redis.from_url(cfg.redis_url))
 
 
 def context(request: Request) -> Context:

@@ -56,6 +56,5 @@ async def job_events(request: Request) -> StreamingResponse:
     record = await run_in_threadpool(ctx.jobs.get, job_id)
     if record is None or record.tenant != tenant:
         raise FleetError(ErrorCode.NOT_FOUND, "no such job")
-    client = request.app.state.async_redis
-    return StreamingResponse(_stream(ctx, client, job_id), media_type="text/event-stream",
+    return StreamingResponse(_stream(ctx, ctx.aredis, job_id), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

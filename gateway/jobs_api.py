@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -18,6 +17,7 @@ from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id, now
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
+from jobs.store import events_channel
 from storage import InvalidKey, normalize_key, tenant_key
 from worker.celery_app import RUN_JOB, enqueue_webhook
 from worker.celery_app import app as celery_app
@@ -125,14 +125,22 @@ def _wait_seconds(request: Request, ctx: Context) -> float:
 
 
 async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord | None:
+    """The job once it ends (or as it is at the deadline). Wakes on the job's change
+    notifications, so the reply leaves as soon as the job ends; re-reads at least every
+    second in case a notification was missed."""
     deadline = time.monotonic() + seconds
-    delay = 0.02
-    while True:
-        record = await run_in_threadpool(ctx.jobs.get, job_id)
-        if record is None or record.status.terminal or time.monotonic() >= deadline:
-            return record
-        await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-        delay = min(delay * 1.5, 0.25)
+    pubsub = ctx.aredis.pubsub()
+    await pubsub.subscribe(events_channel(job_id))  # before reading: no change slips by
+    try:
+        while True:
+            record = await run_in_threadpool(ctx.jobs.get, job_id)
+            left = deadline - time.monotonic()
+            if record is None or record.status.terminal or left <= 0:
+                return record
+            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, left))
+    finally:
+        await pubsub.unsubscribe()
+        await pubsub.aclose()
 
 
 def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:

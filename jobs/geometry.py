@@ -29,6 +29,13 @@ class ResizeJob(ImageJob, tag="resize", kw_only=True):
         if self.width is None and self.height is None:
             raise ValueError("give `width`, `height` or both - at `$`")
 
+    def decode_scale(self, width: int, height: int) -> float:
+        """How small the (upright) input may be decoded and still resize exactly: the
+        scale of the larger of the two axis ratios the fit needs (at most 1)."""
+        ratios = [t / s for t, s in ((self.width, width), (self.height, height)) if t]
+        need = min(ratios) if self.fit in ("inside", "contain") else max(ratios)
+        return min(1.0, need)
+
 
 class RotateJob(ImageJob, tag="rotate", kw_only=True):
     """Rotate clockwise by `angle` degrees (any angle; others than multiples of 90 expand

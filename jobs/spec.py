@@ -114,6 +114,11 @@ class ImageJob(JobSpec, kw_only=True):
     def with_sources(self, sources: list[InputSource]) -> Self:
         return msgspec.structs.replace(self, input=sources[0])
 
+    def decode_scale(self, width: int, height: int) -> float:
+        """The smallest scale (<= 1) of an upright `width x height` input this job can work
+        from: JPEG decodes at 1/2, 1/4 or 1/8 size when that suffices (shrink-on-load)."""
+        return 1.0
+
 
 def input_key_of(source: InputSource) -> str | None:
     """The object key an input source names, or None for inline bytes."""

@@ -8,6 +8,8 @@ keeps 16-bit PNG at 16 bits, and reads every frame of an animation when asked.
 from __future__ import annotations
 
 import io
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
@@ -119,7 +121,8 @@ def _timeline(image: Image.Image, total: int) -> list[int]:
 
 
 def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
-           timeline: bool = False) -> Picture:
+           timeline: bool = False,
+           scale_for: Callable[[int, int], float] | None = None) -> Picture:
     try:
         image = Image.open(io.BytesIO(data))
     except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError):
@@ -148,6 +151,11 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
             "orientation": orientation, "has_exif": len(exif) > 0,
             "icc": _icc_description(icc), "frames": total, "loop": image.info.get("loop"),
         }
+        if scale_for is not None and fmt == "jpeg" and not animated:
+            upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+            scale = scale_for(*upright)
+            if scale < 0.5:  # DCT scaling: decode at the smallest 1/2^k size still >= needed
+                image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         if fmt == "png" and _png_bit_depth(data) == 16 and image.mode not in ("I;16", "I"):
             frames = [_decode_16bit_png(data)]
             durations: list[int] = []

@@ -72,7 +72,8 @@ def _decode_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> li
         if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
             every = spec.animated or spec.reads_all_pages
             pictures.append(codec.decode(data, limits, every, spec.page,
-                                         timeline=spec.reads_timeline))
+                                         timeline=spec.reads_timeline,
+                                         scale_for=spec.decode_scale))
         else:
             pictures.append(codec.decode(data, limits))
     return pictures
@@ -83,7 +84,9 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     inputs = _decode_inputs(record, objects, cfg)
     operation = OPERATIONS[record.operation]
     metered = inputs if operation.bills_all_inputs else inputs[:1]
-    measured = total_megapixels((p.width, p.height, len(p.frames)) for p in metered)
+    # The stored size, not the decoded one: shrink-on-load must not lower the bill.
+    measured = total_megapixels((p.source["width"], p.source["height"], len(p.frames))
+                                for p in metered)
     if record.billing.megapixels is not None:  # per-MP: record what the worker measured
         record.billing.megapixels = measured
 

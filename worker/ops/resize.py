@@ -32,14 +32,17 @@ def resample(frame: Frame, width: int, height: int) -> Frame:
     h, w = frame.shape[:2]
     if (width, height) == (w, h):
         return frame
-    values = premultiply(frame)
+    # Opaque frames resample in their own integer type (cv2 saturates): no float round
+    # trip. Alpha needs premultiplying first, which needs floats.
+    values = frame if frame.shape[2] == 3 else premultiply(frame)
     if (width < w and height > h) or (width > w and height < h):
         # One axis shrinks, the other grows: each gets its own filter, shrinking first.
         if width < w:
             values = _scale(values, width, h)
         else:
             values = _scale(values, w, height)
-    return unpremultiply(_scale(values, width, height), frame.dtype)
+    out = _scale(values, width, height)
+    return out if frame.shape[2] == 3 else unpremultiply(out, frame.dtype)
 
 
 def _round(value: float) -> int:
