@@ -13,7 +13,7 @@ OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
 DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk
 
-.PHONY: run test lint docs deps system-deps clean
+.PHONY: run test lint docs bench deps system-deps clean
 
 run: deps
 	$(VENV)/bin/imagefleet up
@@ -23,6 +23,9 @@ test: deps
 
 lint: deps
 	$(VENV)/bin/ruff check .
+
+bench: deps  # prints a table and writes bench/results.json
+	$(VENV)/bin/python -m bench.run
 
 docs: deps  # regenerate the README's operation reference from the registry
 	$(VENV)/bin/imagefleet docs --readme README.md

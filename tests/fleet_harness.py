@@ -108,8 +108,8 @@ def start_fleet(var_dir: Path, extra_env: dict[str, str] | None = None) -> Fleet
     env = dict(os.environ, FLEET_VAR_DIR=str(var_dir), FLEET_PORT=str(port),
                FLEET_CPU_CONCURRENCY="2", FLEET_OCR_CONCURRENCY="1", FLEET_LOG_LEVEL="INFO",
                FLEET_RATE_LIMIT="1000",  # the rate-limit test sets its own account's rate
-               FLEET_WEBHOOK_BASE_DELAY="0.2", FLEET_WEBHOOK_ATTEMPTS="4",
-               **(extra_env or {}))
+               FLEET_WEBHOOK_BASE_DELAY="0.2", FLEET_WEBHOOK_ATTEMPTS="4")
+    env.update(extra_env or {})  # the caller's settings win over these defaults
     for name in ("FLEET_REDIS_URL", "FLEET_STORAGE_URL"):
         if not (extra_env and name in extra_env):
             env.pop(name, None)

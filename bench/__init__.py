@@ -1,0 +1,1 @@
+"""`make bench`: the fleet against libvips and its own in-process speed."""

@@ -1,0 +1,107 @@
+"""Parts 2-4: through a real local fleet (`imagefleet up`): latency, throughput, gateway
+submissions, and OCR and render work in their pools."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from tests.fleet_harness import Fleet, start_fleet
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _submit_wait(client: httpx.Client, body: dict) -> dict:
+    job = client.post("/v1/jobs?wait=60", json=body).json()
+    assert job["status"] == "succeeded", job
+    return job
+
+
+def small_job_latency(client: httpx.Client, runs: int = 60) -> dict[str, float]:
+    latencies = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        _submit_wait(client, {"operation": "metadata", "input": "tiny.png"})
+        latencies.append((time.perf_counter() - started) * 1000)
+    return {"p50_ms": round(_pct(latencies, 0.5), 1), "p99_ms": round(_pct(latencies, 0.99), 1)}
+
+
+def resize_throughput(fleet: Fleet, jobs: int = 40) -> float:
+    body = {"operation": "resize", "input": "photo.jpg", "width": 720, "fit": "inside",
+            "format": "jpeg", "quality": 80}
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=fleet.base_url, timeout=120, headers={
+                "Authorization": f"Bearer {fleet.api_key}"}) as client:
+            started = time.perf_counter()
+            replies = await asyncio.gather(*[client.post("/v1/jobs?wait=60", json=body)
+                                             for _ in range(jobs)])
+            assert all(r.json()["status"] == "succeeded" for r in replies)
+            return jobs / (time.perf_counter() - started)
+
+    return asyncio.run(run())
+
+
+def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
+    body = {"operation": "metadata", "input": "tiny.png"}
+    latencies: list[float] = []
+
+    async def worker(client: httpx.AsyncClient, stop: float) -> None:
+        while time.perf_counter() < stop:
+            started = time.perf_counter()
+            reply = await client.post("/v1/jobs", json=body)
+            assert reply.status_code == 202, reply.text
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    async def run() -> float:
+        async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60, headers={
+                "Authorization": f"Bearer {fleet.api_key}"}) as client:
+            started = time.perf_counter()
+            stop = started + seconds
+            await asyncio.gather(*[worker(client, stop) for _ in range(concurrency)])
+            return len(latencies) / (time.perf_counter() - started)
+
+    rate = asyncio.run(run())
+    return {"submissions_per_s": round(rate, 1), "p99_ms": round(_pct(latencies, 0.99), 1)}
+
+
+def pool_time(client: httpx.Client, body: dict, runs: int = 15) -> float:
+    """Median in-pool time (started -> finished) of a warm job, in ms."""
+    _submit_wait(client, body)  # warm: engine loaded, browser launched
+    durations = []
+    for _ in range(runs):
+        job = _submit_wait(client, body)
+        elapsed = (datetime.fromisoformat(job["finished_at"])
+                   - datetime.fromisoformat(job["started_at"]))
+        durations.append(elapsed.total_seconds() * 1000)
+    return round(statistics.median(durations), 1)
+
+
+def run(photo: bytes, tiny: bytes, line: bytes) -> dict[str, object]:
+    with tempfile.TemporaryDirectory() as tmp:
+        fleet = start_fleet(Path(tmp) / "var", {"FLEET_RATE_LIMIT": "1000000"})
+        try:
+            with fleet.client() as client:
+                for key, data in (("photo.jpg", photo), ("tiny.png", tiny), ("line.png", line)):
+                    client.put(f"/v1/objects/{key}", content=data).raise_for_status()
+                latency = small_job_latency(client)
+                ocr = pool_time(client, {"operation": "ocr", "input": "line.png", "psm": 7})
+                card = ('<div style="width:600px;height:315px;background:#135;color:#fff;'
+                        'font:bold 48px sans-serif;padding:40px">imagefleet</div>')
+                render = pool_time(client, {"operation": "from-html", "html": card,
+                                            "width": 600, "height": 315})
+            throughput = resize_throughput(fleet)
+            gateway = gateway_rate(fleet)
+        finally:
+            fleet.stop()
+    return {"small_job_latency": latency, "resize_jobs_per_s": round(throughput, 2),
+            "gateway": gateway, "ocr_line_ms": ocr, "render_card_ms": render}

@@ -1,0 +1,107 @@
+"""Part 1: in-process throughput on one core, the fleet's code path beside pyvips.
+
+Each task is the whole path a job takes (decode, operate, encode) on the same JPEG; both
+sides run pinned to one core in this process, one after the other.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from collections.abc import Callable
+
+os.environ["VIPS_CONCURRENCY"] = "1"  # before pyvips loads libvips
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pyvips  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from jobs.crop import CropJob  # noqa: E402
+from jobs.formats import ConvertJob  # noqa: E402
+from jobs.geometry import ResizeJob  # noqa: E402
+from jobs.spec import Rect  # noqa: E402
+from worker import codec  # noqa: E402
+from worker.ops.convert import convert  # noqa: E402
+from worker.ops.crop import crop  # noqa: E402
+from worker.ops.resize import resize  # noqa: E402
+
+LIMITS = codec.Limits()
+
+
+def per_second(task: Callable[[], object], seconds: float = 1.5) -> float:
+    task()  # warm
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        task()
+        runs += 1
+    return runs / (time.perf_counter() - started)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004, Gaussian window sigma 1.5) of two 8-bit luma images."""
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(v: np.ndarray) -> np.ndarray:
+        return cv2.GaussianBlur(v, (11, 11), 1.5)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    return float((((2 * mx * my + c1) * (2 * cxy + c2)) /
+                  ((mx * mx + my * my + c1) * (vx + vy + c2))).mean())
+
+
+def fleet_task(data: bytes, spec: object, op: Callable, fmt: str) -> Callable[[], bytes]:
+    def run() -> bytes:
+        picture = codec.decode(data, LIMITS, scale_for=spec.decode_scale)  # type: ignore[attr-defined]
+        out = op([picture], spec).picture
+        return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
+    return run
+
+
+def run(data: bytes) -> dict[str, dict[str, float]]:
+    cv2.setNumThreads(1)
+    resize_spec = ResizeJob(input="x", width=720, fit="inside")
+    crop_spec = CropJob(input="x", rect=Rect(x=100, y=50, width=800, height=600))
+
+    tasks = {
+        "resize to 720 wide (jpeg q80)": (
+            fleet_task(data, resize_spec, resize, "jpeg"),
+            lambda: pyvips.Image.thumbnail_buffer(data, 720, height=10**7).jpegsave_buffer(Q=80)),
+        "crop 800x600 (jpeg q80)": (
+            fleet_task(data, crop_spec, crop, "jpeg"),
+            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential")
+            .crop(100, 50, 800, 600).jpegsave_buffer(Q=80)),
+        "convert to webp q80": (
+            fleet_task(data, ConvertJob(input="x", format="webp"), convert, "webp"),
+            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential")
+            .webpsave_buffer(Q=80, effort=4)),
+        "convert to avif q80": (
+            fleet_task(data, ConvertJob(input="x", format="avif"), convert, "avif"),
+            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential")
+            .heifsave_buffer(Q=80, compression="av1", effort=1)),
+    }
+    results: dict[str, dict[str, float]] = {}
+    for name, (ours, theirs) in tasks.items():
+        mine, vips = per_second(ours), per_second(theirs)
+        results[name] = {"fleet_per_s": round(mine, 2), "pyvips_per_s": round(vips, 2),
+                         "ratio": round(mine / vips, 2)}
+    # Resize quality before encoding (JPEG error would swamp it): the fleet's pixels and
+    # libvips' against Lanczos from the full-size decode.
+    reference = Image.open(io.BytesIO(data)).convert("RGB")
+    height = round(reference.height * 720 / reference.width)
+    reference = np.asarray(reference.resize((720, height), Image.LANCZOS).convert("L"))
+    picture = codec.decode(data, LIMITS, scale_for=resize_spec.decode_scale)
+    resized = resize([picture], resize_spec).picture
+    ours = np.asarray(Image.fromarray(resized.first).convert("L"))
+    thumb = pyvips.Image.thumbnail_buffer(data, 720, height=10**7)
+    vips = np.asarray(Image.fromarray(np.ndarray(
+        buffer=thumb.write_to_memory(), dtype=np.uint8,
+        shape=(thumb.height, thumb.width, thumb.bands))).convert("L"))
+    rows = min(ours.shape[0], vips.shape[0], reference.shape[0])
+    row = results["resize to 720 wide (jpeg q80)"]
+    row["ssim_vs_lanczos"] = round(ssim(ours[:rows], reference[:rows]), 4)
+    row["pyvips_ssim_vs_lanczos"] = round(ssim(vips[:rows], reference[:rows]), 4)
+    return results

@@ -1,0 +1,92 @@
+"""`make bench`: prints a table and writes bench/results.json.
+
+Part 1 runs in this process pinned to one core (libvips and OpenCV told to use one
+thread); parts 2-4 start a real local fleet on the machine's cores.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from bench import fleet, inprocess
+
+HERE = Path(__file__).resolve().parent
+CORPUS_PHOTO = HERE.parent.parent / "shared/corpus/images/2569067123_aca715a2ee_o.jpg"
+TARGETS = {"resize_vs_pyvips": 1.25, "ssim": 0.98, "overhead": 0.15, "small_job_p50_ms": 15,
+           "gateway_per_core": 1500}
+
+
+def _photo() -> bytes:
+    """sharp's benchmark input (2725x2225 JPEG), or a generated one of the same size."""
+    if CORPUS_PHOTO.exists():
+        return CORPUS_PHOTO.read_bytes()
+    from tests.images import encode, photo_like
+
+    return encode(photo_like(2725, 2225, seed=1), "JPEG", quality=90)
+
+
+def _png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+def _line() -> bytes:
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 30)
+    image = Image.new("RGB", (700, 60), "white")
+    ImageDraw.Draw(image).text((10, 10), "The quick brown fox jumps over 1234", "black", font)
+    return _png(image)
+
+
+def main() -> None:
+    photo = _photo()
+    cores = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cores)})
+    print("part 1: in-process, one core ...", flush=True)
+    single = inprocess.run(photo)
+    os.sched_setaffinity(0, cores)
+    print("parts 2-4: through a local fleet ...", flush=True)
+    pooled = fleet.run(photo, _png(Image.new("RGB", (16, 16), "white")), _line())
+
+    resize = single["resize to 720 wide (jpeg q80)"]
+    cpu_workers = len(cores)  # the cpu pool runs one process per core
+    overhead = 1 - pooled["resize_jobs_per_s"] / (resize["fleet_per_s"] * cpu_workers)
+    results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()},"
+               f" {len(cores)} cores", "in_process_one_core": single, "fleet": pooled,
+               "resize_overhead": round(overhead, 3), "targets": TARGETS}
+    (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+
+    print(f"\nimagefleet bench ({results['machine']}, {results['when']})\n")
+    print(f"{'in-process, one core':34} {'fleet/s':>9} {'pyvips/s':>9} {'ratio':>7}")
+    for name, row in single.items():
+        print(f"{name:34} {row['fleet_per_s']:9.1f} {row['pyvips_per_s']:9.1f}"
+              f" {row['ratio']:6.2f}x")
+    print(f"{'resize SSIM vs Lanczos (fleet/vips)':34} {resize['ssim_vs_lanczos']:9.4f}"
+          f" {resize['pyvips_ssim_vs_lanczos']:9.4f}")
+    gateway = pooled["gateway"]
+    rows = [
+        ("small job latency p50 / p99", f"{pooled['small_job_latency']['p50_ms']} ms /"
+         f" {pooled['small_job_latency']['p99_ms']} ms",
+         f"p50 <= {TARGETS['small_job_p50_ms']} ms"),
+        ("resize jobs through the fleet", f"{pooled['resize_jobs_per_s']}/s,"
+         f" overhead {overhead:.0%} vs {cpu_workers} x in-process", "overhead <= 15%"),
+        ("gateway submissions (1 process)", f"{gateway['submissions_per_s']}/s,"
+         f" p99 {gateway['p99_ms']} ms", ">= 1500/s per core"),
+        ("OCR one line, warm, in pool", f"{pooled['ocr_line_ms']} ms", ""),
+        ("render 600x315 card, warm, in pool", f"{pooled['render_card_ms']} ms", ""),
+    ]
+    print()
+    for name, value, target in rows:
+        print(f"{name:36} {value:44} {target}")
+    print(f"\nwritten to {HERE / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()
