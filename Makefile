@@ -8,10 +8,12 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the fleet and its tests run on: Redis, Tesseract with the OCR roster's
-# language data, Chromium for from-html, and fonts (CJK included) for rendered text.
+# language data, Chromium for from-html, fonts (CJK included) for rendered text, and
+# docker-compose (only to validate compose.yaml; no engine is needed).
 OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
 DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
-  $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk
+  $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
+  docker-compose
 
 .PHONY: run test lint docs bench deps system-deps clean
 

@@ -42,6 +42,7 @@ def _prices() -> dict[str, int]:
 class Settings:
     var_dir: Path
     redis_url: str
+    broker_url: str
     storage_url: str
     host: str
     port: int
@@ -88,6 +89,8 @@ def load_settings() -> Settings:
     return Settings(
         var_dir=var_dir,
         redis_url=os.environ.get("FLEET_REDIS_URL") or _local_redis(var_dir),
+        broker_url=os.environ.get("FLEET_BROKER_URL") or os.environ.get("FLEET_REDIS_URL")
+        or _local_redis(var_dir),
         storage_url=os.environ.get("FLEET_STORAGE_URL", f"file://{var_dir / 'objects'}"),
         host=host,
         port=port,

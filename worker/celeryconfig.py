@@ -11,7 +11,7 @@ _s = settings()
 _longest_hard_limit = max([op.time_limit for op in OPERATIONS.values()]
                           + [_s.hard_time_limit, _s.soft_time_limit + 5])
 
-broker_url = _s.redis_url
+broker_url = _s.broker_url  # Redis by default; RabbitMQ (amqp://) scales the same way
 broker_connection_retry_on_startup = True
 # A message not acked within this time is redelivered: longer than any hard limit.
 broker_transport_options = {"visibility_timeout": max(3600, 4 * _longest_hard_limit)}
