@@ -6,10 +6,20 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route
 
-from gateway import events_api, jobs_api, meta, objects_api, sync_api, uploads_api, usage_api
+from gateway import (
+    events_api,
+    jobs_api,
+    meta,
+    metrics_api,
+    objects_api,
+    sync_api,
+    uploads_api,
+    usage_api,
+)
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
 from imagefleet.settings import Settings, settings
@@ -57,12 +67,14 @@ ROUTES = [
     Route("/openapi.json", meta.openapi, methods=["GET"]),
     Route("/healthz", meta.healthz, methods=["GET"]),
     Route("/readyz", meta.readyz, methods=["GET"]),
+    Route("/metrics", metrics_api.metrics_endpoint, methods=["GET"]),
 ]
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
-        FleetError: _fleet_error, HTTPException: _http_error, Exception: _unexpected})
+        FleetError: _fleet_error, HTTPException: _http_error, Exception: _unexpected},
+        middleware=[Middleware(metrics_api.RequestMetrics)])
     app.state.context = Context.build(cfg or settings())
     app.state.openapi = meta.openapi_document()
     return app

@@ -203,7 +203,8 @@ async def submit_job(request: Request) -> JSONResponse:
     idem = (key, body_hash(body)) if key else None
     record, new = await run_in_threadpool(admit_job, ctx, tenant, spec, idem)
     if new:
-        log.info("job %s %s queued for %s", record.id, record.operation, tenant)
+        log.info("job %s %s queued for %s", record.id, record.operation, tenant,
+                 extra={"job_id": record.id})
 
     headers = {"Location": f"/v1/jobs/{record.id}"}
     if not new:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from pathlib import Path
 
+from imagefleet import logs
 from imagefleet.accounts_cli import add_commands
 from imagefleet.client_cli import add_commands as add_client_commands
 from imagefleet.settings import settings
@@ -15,8 +15,6 @@ POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "ren
                     "webhooks": 2}
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -29,9 +27,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
     cfg = settings()
-    _logging(cfg.log_level)
+    logs.setup(cfg.log_level, cfg.log_format)
     uvicorn.run("gateway.app:create_app", factory=True, host=args.host or cfg.host,
                 port=args.port or cfg.port, log_level=cfg.log_level.lower(), access_log=False,
+                log_config=None,  # uvicorn's lines go through our (text or JSON) handler
                 ws="none")  # no websockets route; pyppeteer pins an old websockets package
     return 0
 
@@ -42,6 +41,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from worker.celery_app import app
 
     cfg = settings()
+    logs.setup(cfg.log_level, cfg.log_format)
     env_name = f"FLEET_{args.pool.upper()}_CONCURRENCY"
     concurrency = args.concurrency or int(os.environ.get(env_name) or POOL_CONCURRENCY[args.pool])
     app.worker_main([

@@ -60,6 +60,7 @@ class Settings:
     avif_speed: int
     webp_method: int
     log_level: str
+    log_format: str
     ocr_langs: tuple[str, ...]
     tessdata_dir: str
     ocr_api_cache: int
@@ -108,6 +109,7 @@ def load_settings() -> Settings:
         avif_speed=_int("FLEET_AVIF_SPEED", 8),
         webp_method=_int("FLEET_WEBP_METHOD", 4),
         log_level=os.environ.get("FLEET_LOG_LEVEL", "INFO").upper(),
+        log_format=os.environ.get("FLEET_LOG_FORMAT", "text").lower(),
         ocr_langs=tuple(os.environ.get("FLEET_OCR_LANGS", DEFAULT_OCR_LANGS).split()),
         tessdata_dir=os.environ.get("FLEET_TESSDATA_DIR", "/usr/share/tesseract-ocr/5/tessdata"),
         ocr_api_cache=max(1, _int("FLEET_OCR_API_CACHE", 4)),

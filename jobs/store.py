@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import msgspec
 import redis
 
+from imagefleet.metrics import STATES
 from jobs.records import JobRecord, JobStatus, now
 
 _encoder = msgspec.json.Encoder()
@@ -34,6 +35,7 @@ class JobStore:
             pipe.zadd(f"imagefleet:jobs:{record.tenant}",
                       {record.id: int(record.created_at.timestamp() * 1_000_000)})
             pipe.publish(events_channel(record.id), record.status.value)
+            pipe.hincrby(STATES, record.status.value, 1)
             pipe.execute()
 
     def list(self, tenant: str, limit: int, before: int | None = None,
@@ -83,11 +85,15 @@ class JobStore:
                     if record.status not in allowed:
                         pipe.unwatch()
                         return None
+                    before = record.status
                     change(record)
                     record.updated_at = now()
                     pipe.multi()
                     pipe.set(key, _encoder.encode(record), keepttl=True)
                     pipe.publish(events_channel(job_id), record.status.value)
+                    if record.status != before:
+                        pipe.hincrby(STATES, before.value, -1)
+                        pipe.hincrby(STATES, record.status.value, 1)
                     pipe.execute()
                     return record
                 except redis.WatchError:

@@ -17,6 +17,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from billing.ledger import Ledger
 from billing.metering import total_megapixels
 from billing.prices import configured
+from imagefleet import metrics
+from imagefleet.logs import current_job
 from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
@@ -42,6 +44,9 @@ def _start(jobs: JobStore, job_id: str) -> JobRecord | None:
 
 def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError) -> None:
     ledger.release(record.tenant, record.id, record.operation)
+    if record.started_at is not None:
+        seconds = (now() - record.started_at).total_seconds()
+        metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
 
     def end(rec: JobRecord) -> None:
         rec.status = JobStatus.FAILED
@@ -135,6 +140,15 @@ def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:
 def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
             ledger: Ledger | None = None) -> None:
     ledger = ledger or Ledger(jobs.redis)
+    token = current_job.set(job_id)  # every log line of this run carries the job id
+    try:
+        _run(job_id, jobs, objects, cfg, ledger)
+    finally:
+        current_job.reset(token)
+
+
+def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
+         ledger: Ledger) -> None:
     record = _start(jobs, job_id)
     if record is None:
         log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
@@ -175,6 +189,7 @@ def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         rec.finished_at = now()
 
     done = jobs.update(job_id, (JobStatus.RUNNING,), succeed)
+    metrics.job_finished(jobs.redis, record.operation, time.monotonic() - started, None)
     if done is not None:
         _notify(done)
     elapsed = (time.monotonic() - started) * 1000

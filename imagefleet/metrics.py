@@ -1,0 +1,64 @@
+"""Fleet metrics kept in Redis so every process can add to them and any gateway can serve
+them: job durations by operation and outcome, failures by code, jobs by state. Rendered in
+the Prometheus text format by `GET /metrics` together with the gateway's own counters."""
+
+from __future__ import annotations
+
+import redis
+
+BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+_DURATION = "imagefleet:metrics:job_seconds"
+_FAILURES = "imagefleet:metrics:failures"
+STATES = "imagefleet:metrics:job_states"
+QUEUES = ("cpu", "ocr", "render", "webhooks")
+
+
+def job_finished(client: redis.Redis, op: str, seconds: float, code: str | None) -> None:
+    """Record one ended run: a duration histogram per (op, outcome), failures by code."""
+    outcome = "failed" if code else "succeeded"
+    with client.pipeline(transaction=False) as pipe:
+        for bound in BUCKETS:
+            if seconds <= bound:
+                pipe.hincrby(_DURATION, f"{op}|{outcome}|{bound}", 1)
+        pipe.hincrby(_DURATION, f"{op}|{outcome}|+Inf", 1)
+        pipe.hincrbyfloat(_DURATION, f"{op}|{outcome}|sum", seconds)
+        if code:
+            pipe.hincrby(_FAILURES, f"{op}|{code}", 1)
+        pipe.execute()
+
+
+def _labels(**pairs: str) -> str:
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+
+def render(client: redis.Redis, redis_broker: bool) -> str:
+    """The Redis-held fleet metrics in the Prometheus text format."""
+    lines = ["# HELP imagefleet_job_seconds Job run time in a worker, by operation and outcome.",
+             "# TYPE imagefleet_job_seconds histogram"]
+    durations = {k.decode(): v.decode() for k, v in client.hgetall(_DURATION).items()}
+    for key in sorted(durations):
+        op, outcome, bound = key.split("|")
+        labels = dict(operation=op, outcome=outcome)
+        if bound == "sum":
+            lines.append(f"imagefleet_job_seconds_sum{_labels(**labels)} {durations[key]}")
+            continue
+        lines.append(f"imagefleet_job_seconds_bucket{_labels(**labels, le=bound)}"
+                     f" {durations[key]}")
+        if bound == "+Inf":
+            lines.append(f"imagefleet_job_seconds_count{_labels(**labels)} {durations[key]}")
+    lines += ["# HELP imagefleet_job_failures_total Failed job runs by operation and code.",
+              "# TYPE imagefleet_job_failures_total counter"]
+    for key, value in sorted(client.hgetall(_FAILURES).items()):
+        op, code = key.decode().split("|")
+        lines.append(f"imagefleet_job_failures_total{_labels(operation=op, code=code)}"
+                     f" {value.decode()}")
+    lines += ["# HELP imagefleet_jobs Jobs by state (records within their retention).",
+              "# TYPE imagefleet_jobs gauge"]
+    for state, value in sorted(client.hgetall(STATES).items()):
+        lines.append(f"imagefleet_jobs{_labels(state=state.decode())} {max(0, int(value))}")
+    if redis_broker:  # Celery keeps each Redis queue as a list of the same name
+        lines += ["# HELP imagefleet_queue_depth Tasks waiting in each queue.",
+                  "# TYPE imagefleet_queue_depth gauge"]
+        for queue in QUEUES:
+            lines.append(f"imagefleet_queue_depth{_labels(queue=queue)} {client.llen(queue)}")
+    return "\n".join(lines) + "\n"
