@@ -86,6 +86,11 @@ class Accounts:
         return account, key
 
     def get(self, name: str) -> Account | None:
+        found = self._load(name)
+        return found[0] if found else None
+
+    def _load(self, name: str) -> tuple[Account, str] | None:
+        """The account and its key hash, from one read."""
         raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(account_key(name)).items()}
         if "key_hash" not in raw:
             return None
@@ -94,7 +99,7 @@ class Accounts:
                        captured_micros=int(raw["captured"]), disabled=raw["disabled"] == "1",
                        created_at=float(raw["created_at"]), rate_limit=float(raw["rate_limit"]),
                        webhook_secret=raw["webhook_secret"],
-                       webhook_url=raw.get("webhook_url") or None)
+                       webhook_url=raw.get("webhook_url") or None), raw["key_hash"]
 
     def names(self) -> list[str]:
         return sorted(m.decode() for m in self.redis.smembers(f"{PREFIX}accounts"))
@@ -146,9 +151,8 @@ class Accounts:
         name = self.redis.get(f"{PREFIX}apikey:{digest}")
         if name is None:
             return None
-        stored = self.redis.hget(account_key(name.decode()), "key_hash")
+        found = self._load(name.decode())
         # Constant-time comparison of the stored hash with the presented key's hash.
-        if stored is None or not hmac.compare_digest(stored.decode(), digest):
+        if found is None or not hmac.compare_digest(found[1], digest):
             return None
-        account = self.get(name.decode())
-        return None if account is None or account.disabled else account
+        return None if found[0].disabled else found[0]

@@ -71,12 +71,11 @@ def _check_webhook(ctx: Context, url: str) -> None:
         raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `$.webhook_url`") from None
 
 
-def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobSpec:
+def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec,
+             default_webhook: str | None = None) -> JobSpec:
     spec.admit(ctx.settings)
-    if spec.webhook_url is None:  # the account's default webhook, if it has one
-        account = ctx.accounts.get(tenant)
-        if account is not None and account.webhook_url:
-            spec = msgspec.structs.replace(spec, webhook_url=account.webhook_url)
+    if spec.webhook_url is None and default_webhook:  # the account's default webhook
+        spec = msgspec.structs.replace(spec, webhook_url=default_webhook)
     if spec.webhook_url is not None:
         _check_webhook(ctx, spec.webhook_url)
     if spec.output is not None:
@@ -159,7 +158,7 @@ def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:
 
 
 def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | None,
-           ) -> tuple[JobRecord, bool]:
+              default_webhook: str | None = None) -> tuple[JobRecord, bool]:
     """Claim the idempotency key, prepare inputs, quote, hold, record and enqueue the job.
     Returns the job and whether it is new. Anything refused here is charged nothing."""
     job_id = new_job_id()
@@ -169,7 +168,7 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
             return existing, False
     held = False
     try:
-        spec = _prepare(ctx, tenant, job_id, spec)
+        spec = _prepare(ctx, tenant, job_id, spec, default_webhook)
         billing = _hold(ctx, tenant, job_id, spec)
         held = True
         created = now()
@@ -201,7 +200,8 @@ async def submit_job(request: Request) -> JSONResponse:
         raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     key = request.headers.get("idempotency-key")
     idem = (key, body_hash(body)) if key else None
-    record, new = await run_in_threadpool(admit_job, ctx, tenant, spec, idem)
+    record, new = await run_in_threadpool(admit_job, ctx, tenant, spec, idem,
+                                          request.state.account.webhook_url)
     if new:
         log.info("job %s %s queued for %s", record.id, record.operation, tenant,
                  extra={"job_id": record.id})

@@ -68,7 +68,8 @@ async def run_image_op(request: Request) -> JSONResponse:
         raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
     key = request.headers.get("idempotency-key")
     record, _ = await run_in_threadpool(admit_job, ctx, tenant, spec,
-                                        (key, body_hash(raw)) if key else None)
+                                        (key, body_hash(raw)) if key else None,
+                                        request.state.account.webhook_url)
     ended = await wait_for_end(ctx, record.id, ctx.settings.sync_timeout)
     if ended is None or not ended.status.terminal:  # still running: poll the job instead
         return JSONResponse({"job": record.id, "status": "running"}, status_code=202,
