@@ -120,22 +120,29 @@ def _timeline(image: Image.Image, total: int) -> list[int]:
     return durations
 
 
+def _check_size(width: int, height: int, frames: int, limits: Limits) -> None:
+    megapixels = width * height * frames / 1e6
+    if megapixels > limits.max_megapixels or frames > limits.max_frames:
+        raise FleetError(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"input is {width}x{height} x {frames} frame(s) = {megapixels:.1f} MP; the"
+            f" limits are {limits.max_megapixels:g} MP and {limits.max_frames} frames")
+
+
 def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
            timeline: bool = False,
            scale_for: Callable[[int, int], float] | None = None) -> Picture:
     try:
         image = Image.open(io.BytesIO(data))
-    except (Image.UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        width, height = image.size
+        _check_size(width, height, 1, limits)  # one frame first: before anything scans on
+        total = getattr(image, "n_frames", 1)  # (GIF: walks the file to count frames)
+    except FleetError:
+        raise
+    except Exception:  # parsers of hostile bytes raise anything (fuzzing found several)
         raise _parse_failed(data) from None
-    width, height = image.size
-    total = getattr(image, "n_frames", 1)
     frames_used = total if animated else 1
-    megapixels = width * height * frames_used / 1e6
-    if megapixels > limits.max_megapixels or frames_used > limits.max_frames:
-        raise FleetError(
-            ErrorCode.IMAGE_TOO_LARGE,
-            f"input is {width}x{height} x {frames_used} frame(s) = {megapixels:.1f} MP; the"
-            f" limits are {limits.max_megapixels:g} MP and {limits.max_frames} frames")
+    _check_size(width, height, frames_used, limits)
     if page >= total:
         raise FleetError(ErrorCode.PAGE_OUT_OF_RANGE,
                          f"page {page} requested; the input has {total} page(s)")
@@ -167,8 +174,11 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
                 durations.append(int(image.info.get("duration", 0) or 0))
         if timeline and total > 1 and not animated:
             durations = _timeline(image, total)
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-        raise FleetError(ErrorCode.IMAGE_PARSE_FAILED, f"input image is corrupt: {exc}") from None
+    except FleetError:
+        raise
+    except Exception as exc:  # corrupt data: RuntimeError (AVIF), IndexError (GIF), ...
+        raise FleetError(ErrorCode.IMAGE_PARSE_FAILED,
+                         f"input image is corrupt ({type(exc).__name__}: {exc})") from None
     frames = [_orient(frame, orientation) for frame in frames]
     source["durations"] = durations if total > 1 else []
     return Picture(frames=frames, format=fmt, source=source,
