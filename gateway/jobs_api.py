@@ -157,10 +157,24 @@ def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:
     return JobBilling(megapixels=megapixels or None, quoted_micros=amount, state="held")
 
 
+def _check_backlog(ctx: Context, queue: str) -> None:
+    """Backpressure: refuse (503, Retry-After) while the pool's queue is too deep, before
+    anything is stored or held, instead of letting the backlog grow without bound."""
+    if not ctx.settings.broker_url.startswith("redis"):
+        return  # a RabbitMQ broker applies its own queue limits
+    depth = ctx.redis.llen(queue)  # Celery keeps a Redis queue as a list of that name
+    if depth >= ctx.settings.max_queue_depth:
+        raise FleetError(ErrorCode.UNAVAILABLE,
+                         f"the {queue} queue holds {depth} jobs (limit"
+                         f" {ctx.settings.max_queue_depth}); retry shortly",
+                         headers={"Retry-After": "5"})
+
+
 def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | None,
               default_webhook: str | None = None) -> tuple[JobRecord, bool]:
     """Claim the idempotency key, prepare inputs, quote, hold, record and enqueue the job.
     Returns the job and whether it is new. Anything refused here is charged nothing."""
+    _check_backlog(ctx, operation_of(spec).queue)
     job_id = new_job_id()
     if idem is not None:
         existing = Idempotency(ctx.redis, ctx.jobs).claim(tenant, idem[0], idem[1], job_id)

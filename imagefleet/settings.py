@@ -54,6 +54,7 @@ class Settings:
     job_ttl_seconds: int
     output_ttl_seconds: int
     max_attempts: int
+    max_queue_depth: int
     soft_time_limit: int
     hard_time_limit: int
     max_wait_seconds: int
@@ -103,6 +104,7 @@ def load_settings() -> Settings:
         job_ttl_seconds=_int("FLEET_JOB_TTL_SECONDS", 7 * 24 * 3600),
         output_ttl_seconds=_int("FLEET_OUTPUT_TTL_SECONDS", 7 * 24 * 3600),
         max_attempts=_int("FLEET_MAX_ATTEMPTS", 3),
+        max_queue_depth=_int("FLEET_MAX_QUEUE_DEPTH", 10_000),
         soft_time_limit=_int("FLEET_SOFT_TIME_LIMIT", 0),
         hard_time_limit=_int("FLEET_HARD_TIME_LIMIT", 0),
         max_wait_seconds=_int("FLEET_MAX_WAIT_SECONDS", 60),

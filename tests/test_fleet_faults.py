@@ -59,3 +59,38 @@ def test_a_job_over_its_time_limit_fails_timeout_and_the_pool_keeps_serving(
         after = client.post("/v1/jobs?wait=30", json={"operation": "grayscale",
                                                       "input": "small.png"}).json()
         assert after["status"] == "succeeded", after
+
+
+def test_deep_queues_push_back_with_503_and_retry_after(tmp_path: Path) -> None:
+    """A gateway with no workers: the cpu queue only grows, until the gateway refuses."""
+    import redis
+
+    from billing.accounts import Accounts
+
+    redis_port, port = procs.free_port(), procs.free_port()
+    redis_child = procs.spawn("redis", procs.redis_argv(redis_port, tmp_path / "redis"))
+    env = dict(os.environ, FLEET_PORT=str(port), FLEET_VAR_DIR=str(tmp_path),
+               FLEET_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", FLEET_MAX_QUEUE_DEPTH="3")
+    env.pop("FLEET_BROKER_URL", None)
+    gateway = procs.spawn("gateway", [sys.executable, "-m", "imagefleet.cli", "gateway"], env,
+                          log_file=tmp_path / "gateway.log")
+    try:
+        procs.wait_until(lambda: procs.port_open(redis_port), 20, "redis")
+        client = redis.Redis.from_url(env["FLEET_REDIS_URL"])
+        accounts = Accounts(client)
+        _, key = accounts.create("pressure", 1_000_000)
+        base = f"http://127.0.0.1:{port}"
+        procs.wait_until(lambda: procs.http_ok(f"{base}/healthz"), 30, "gateway")
+        headers = {"Authorization": f"Bearer {key}"}
+        httpx.put(f"{base}/v1/objects/q.png", headers=headers,
+                  content=images.encode(np.zeros((8, 8, 3), np.uint8))).raise_for_status()
+        body = {"operation": "grayscale", "input": "q.png"}
+        codes = [httpx.post(f"{base}/v1/jobs", json=body, headers=headers) for _ in range(5)]
+        assert [r.status_code for r in codes] == [202, 202, 202, 503, 503]
+        assert codes[3].json()["error"]["code"] == "UNAVAILABLE"
+        assert codes[3].headers["Retry-After"] == "5"
+        assert client.llen("cpu") == 3  # the refused ones were never queued ...
+        assert accounts.require("pressure").held_micros == 3 * 300  # ... nor held
+    finally:
+        gateway.stop()
+        redis_child.stop()
