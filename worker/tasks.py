@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
+from collections.abc import Callable
 from functools import cache
 
 import redis
@@ -24,6 +27,9 @@ def _connections() -> tuple[JobStore, ObjectStore, Ledger]:
     return JobStore(client, cfg.job_ttl_seconds), open_store(cfg.storage_url), Ledger(client)
 
 
+log = logging.getLogger("imagefleet.worker")
+
+
 @worker_process_shutdown.connect
 def _close_browser(**_: object) -> None:
     """A render child closes its Chromium when the pool stops it (no stray browsers)."""
@@ -32,13 +38,41 @@ def _close_browser(**_: object) -> None:
         module.shutdown()
 
 
+_REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
+REDIS_PATIENCE_SECONDS = 120
+
+
+def _through_redis_outages(work: Callable[[], None], client: redis.Redis) -> None:
+    """Run `work`; if Redis goes away meanwhile (a restart, a failover), wait for it and run
+    again, rather than let Celery ack a task that could not record its job's state.
+    Reruns are safe: state changes are guarded and charges are keyed by job."""
+    deadline = time.monotonic() + REDIS_PATIENCE_SECONDS
+    while True:
+        try:
+            work()
+            return
+        except _REDIS_DOWN:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("redis unavailable; waiting to finish the task")
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                try:
+                    if client.ping():
+                        break
+                except _REDIS_DOWN:
+                    continue
+
+
 @app.task(name=DELIVER_WEBHOOK, ignore_result=True)
 def deliver_webhook(job_id: str, attempt: int = 0) -> None:
     jobs, _, _ = _connections()
-    webhook_delivery.deliver(job_id, attempt, jobs, settings())
+    _through_redis_outages(
+        lambda: webhook_delivery.deliver(job_id, attempt, jobs, settings()), jobs.redis)
 
 
 @app.task(name=RUN_JOB, ignore_result=True)
 def run_job(job_id: str) -> None:
     jobs, objects, ledger = _connections()
-    runner.run_job(job_id, jobs, objects, settings(), ledger)
+    _through_redis_outages(
+        lambda: runner.run_job(job_id, jobs, objects, settings(), ledger), jobs.redis)
