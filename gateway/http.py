@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from jobs.errors import ErrorCode, FleetError
+from storage import InvalidKey, normalize_key
 
 _encoder = msgspec.json.Encoder()
 
@@ -23,6 +24,14 @@ class JSONResponse(Response):
 def error_response(exc: FleetError) -> JSONResponse:
     return JSONResponse({"error": exc.to_dict()}, status_code=exc.status,
                         headers=exc.headers or None)
+
+
+def checked_key(key: str, path: str) -> str:
+    """A caller's object key, normalised, or VALIDATION_ERROR naming where it came from."""
+    try:
+        return normalize_key(key)
+    except InvalidKey as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -3,34 +3,27 @@
 from __future__ import annotations
 
 import logging
-import time
+from contextlib import aclosing
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from gateway.context import Context, authenticate, context
-from gateway.http import JSONResponse, read_body
+from gateway.http import JSONResponse, checked_key, read_body
 from gateway.idempotency import Idempotency, body_hash
 from gateway.quoting import quote
+from gateway.watch import job_changes
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id, now
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
-from jobs.store import events_channel
-from storage import InvalidKey, normalize_key, tenant_key
+from storage import tenant_key
 from worker.celery_app import RUN_JOB, enqueue_webhook
 from worker.celery_app import app as celery_app
 from worker.webhooks import Refused, check_address
 
 log = logging.getLogger("imagefleet.gateway")
-
-
-def _key_at(key: str, path: str) -> str:
-    try:
-        return normalize_key(key)
-    except InvalidKey as exc:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
 
 
 def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: str,
@@ -47,12 +40,12 @@ def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: st
         ctx.objects.put(tenant_key(tenant, key), source.inline, "application/octet-stream")
         return InputRef(input_key=key)
     if isinstance(source, str):
-        key = _key_at(source, path)
+        key = checked_key(source, path)
         resolved: InputSource = key
     else:
         assert source.input_key is not None
         path = f"{path}.inputKey"
-        key = _key_at(source.input_key, path)
+        key = checked_key(source.input_key, path)
         resolved = InputRef(input_key=key)
     size = ctx.objects.size(tenant_key(tenant, key))
     if size is None:
@@ -79,7 +72,7 @@ def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec,
     if spec.webhook_url is not None:
         _check_webhook(ctx, spec.webhook_url)
     if spec.output is not None:
-        spec = msgspec.structs.replace(spec, output=_key_at(spec.output, "$.output"))
+        spec = msgspec.structs.replace(spec, output=checked_key(spec.output, "$.output"))
     sources = spec.sources()
     if sources:
         spec = spec.with_sources([_resolve_source(ctx, tenant, job_id, index, path, source)
@@ -127,19 +120,11 @@ async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord |
     """The job once it ends (or as it is at the deadline). Wakes on the job's change
     notifications, so the reply leaves as soon as the job ends; re-reads at least every
     second in case a notification was missed."""
-    deadline = time.monotonic() + seconds
-    pubsub = ctx.aredis.pubsub()
-    await pubsub.subscribe(events_channel(job_id))  # before reading: no change slips by
-    try:
-        while True:
-            record = await run_in_threadpool(ctx.jobs.get, job_id)
-            left = deadline - time.monotonic()
-            if record is None or record.status.terminal or left <= 0:
-                return record
-            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, left))
-    finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
+    latest = None
+    async with aclosing(job_changes(ctx, job_id, seconds, quiet=1.0)) as changes:
+        async for record in changes:
+            latest = record
+    return latest
 
 
 def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:

@@ -9,16 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.context import authenticate, context
-from gateway.http import JSONResponse, read_body
+from gateway.http import JSONResponse, checked_key, read_body
 from jobs.errors import ErrorCode, FleetError
-from storage import InvalidKey, ObjectNotFound, normalize_key, tenant_key
-
-
-def _key(request: Request) -> str:
-    try:
-        return normalize_key(request.path_params["key"])
-    except InvalidKey as exc:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `key`") from None
+from storage import ObjectNotFound, tenant_key
 
 
 def _content_type(key: str) -> str:
@@ -28,7 +21,7 @@ def _content_type(key: str) -> str:
 async def put_object(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
     ctx = context(request)
-    key = _key(request)
+    key = checked_key(request.path_params["key"], "key")
     data = await read_body(request, ctx.settings.max_object_bytes)
     if not data:
         raise FleetError(ErrorCode.VALIDATION_ERROR, "the body is empty; send the object's bytes")
@@ -42,7 +35,7 @@ async def put_object(request: Request) -> JSONResponse:
 
 async def get_object(request: Request) -> Response:
     tenant = await authenticate(request)
-    key = _key(request)
+    key = checked_key(request.path_params["key"], "key")
     try:
         data = await run_in_threadpool(context(request).objects.get, tenant_key(tenant, key))
     except ObjectNotFound:
