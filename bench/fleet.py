@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import subprocess
 import tempfile
 import time
 from datetime import datetime
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.fleet_harness import Fleet, start_fleet
+from tests.fleet_harness import Fleet, process_table, start_fleet
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -55,10 +54,8 @@ def resize_throughput(fleet: Fleet, jobs: int = 40) -> float:
 
 def _gateway_cpu_seconds(fleet: Fleet) -> float:
     """CPU time (user + system) the gateway process has used so far."""
-    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
-                           text=True).stdout.splitlines()
-    pid = next(int(line.split()[0]) for line in table
-               if int(line.split()[1]) == fleet.child.pid and " gateway" in line)
+    pid = next(pid for pid, (ppid, args) in process_table().items()
+               if ppid == fleet.child.pid and " gateway" in args)
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

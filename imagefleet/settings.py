@@ -21,6 +21,10 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "0") == "1"
+
+
 def _local_redis(var_dir: Path) -> str:
     """The Redis of a running `imagefleet up` (it writes var/redis-url), else localhost."""
     path = var_dir / "redis-url"
@@ -126,8 +130,8 @@ def load_settings() -> Settings:
         sync_timeout=_float("FLEET_SYNC_TIMEOUT", 60.0),
         signed_url_seconds=_int("FLEET_SIGNED_URL_SECONDS", 3600),
         webhook_base_delay=_float("FLEET_WEBHOOK_BASE_DELAY", 5.0),
-        webhook_allow_loopback=os.environ.get("FLEET_WEBHOOK_ALLOW_LOOPBACK", "0") == "1",
-        webhook_allow_private=os.environ.get("FLEET_WEBHOOK_ALLOW_PRIVATE", "0") == "1",
+        webhook_allow_loopback=_flag("FLEET_WEBHOOK_ALLOW_LOOPBACK"),
+        webhook_allow_private=_flag("FLEET_WEBHOOK_ALLOW_PRIVATE"),
     )
 
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -37,6 +38,32 @@ def free_port_pair() -> int:
                 continue
         return port
     raise RuntimeError("no free port pair")
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process on this machine."""
+    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
+                         text=True).stdout
+    table = {}
+    for line in out.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) >= 2:
+            table[int(parts[0])] = (int(parts[1]), parts[2] if len(parts) == 3 else "")
+    return table
+
+
+def descendants(pid: int, table: dict[int, tuple[int, str]] | None = None) -> set[int]:
+    """Every process below `pid` (children, grandchildren, ...)."""
+    table = table if table is not None else process_table()
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in table.items():
+        children.setdefault(parent, []).append(child)
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
 
 
 @dataclass

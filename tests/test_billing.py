@@ -18,7 +18,7 @@ from billing.accounts import Accounts
 from billing.reconcile import reconcile
 from jobs.store import JobStore
 from tests import images
-from tests.fleet_harness import Fleet, wait_for_job
+from tests.fleet_harness import Fleet, process_table, wait_for_job
 
 PRICE_METADATA = 500  # flat micros
 
@@ -113,12 +113,10 @@ def test_200_parallel_submissions_against_150_jobs_of_credit(dir_fleet: Fleet) -
 
 
 def _pool_children(fleet: Fleet, pool: str) -> list[int]:
-    table = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
-                           text=True).stdout.splitlines()
-    rows = [line.split(None, 2) for line in table if line.strip()]
-    masters = {int(pid) for pid, ppid, args in rows
-               if int(ppid) == fleet.child.pid and f"--pool {pool}" in args}
-    return [int(pid) for pid, ppid, _ in rows if int(ppid) in masters]
+    table = process_table()
+    masters = {pid for pid, (ppid, args) in table.items()
+               if ppid == fleet.child.pid and f"--pool {pool}" in args}
+    return [pid for pid, (ppid, _) in table.items() if ppid in masters]
 
 
 def test_a_worker_killed_mid_job_is_charged_exactly_once(dir_fleet: Fleet) -> None:

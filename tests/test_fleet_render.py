@@ -6,7 +6,6 @@ import io
 import os
 import signal
 import socket
-import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fleet_harness import Fleet
+from tests.fleet_harness import Fleet, descendants, process_table
 
 CARD = ('<body style="margin:0;background:#ffffff">'
         '<div style="width:200px;height:100px;background:#1e90ff"></div>'
@@ -148,21 +147,13 @@ def test_the_sandbox_makes_no_connection_and_runs_no_javascript(
 
 def _render_worker_browsers(fleet: Fleet) -> list[int]:
     """Main Chromium processes (a child of a non-Chromium process) under this fleet."""
-    table = subprocess.run(["ps", "-eo", "pid=,ppid=,comm="], capture_output=True,
-                           text=True).stdout.split("\n")
-    rows = [line.split(None, 2) for line in table if line.strip()]
-    comm = {int(pid): name for pid, _, name in rows}
-    children: dict[int, list[int]] = {}
-    for pid, ppid, _ in rows:
-        children.setdefault(int(ppid), []).append(int(pid))
-    found, todo = [], [fleet.child.pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            todo.append(child)
-            if "chrom" in comm.get(child, "") and "chrom" not in comm.get(
-                    next(p for p, kids in children.items() if child in kids), ""):
-                found.append(child)
-    return found
+    table = process_table()
+
+    def args(pid: int) -> str:
+        return table.get(pid, (0, ""))[1]
+
+    return [pid for pid in descendants(fleet.child.pid, table)
+            if "chrom" in args(pid) and "chrom" not in args(table[pid][0])]
 
 
 def test_a_crashed_browser_is_relaunched_and_the_job_still_succeeds(dir_fleet: Fleet) -> None:

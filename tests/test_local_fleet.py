@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from tests import images
-from tests.fleet_harness import start_fleet, wait_for_job
-
-
-def _descendants(pid: int) -> set[int]:
-    table = subprocess.run(["ps", "-eo", "pid=,ppid="], capture_output=True, text=True).stdout
-    children: dict[int, list[int]] = {}
-    for line in table.splitlines():
-        child, parent = map(int, line.split())
-        children.setdefault(parent, []).append(child)
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
+from tests.fleet_harness import descendants, start_fleet, wait_for_job
 
 
 def _alive(pid: int) -> bool:
@@ -47,7 +32,7 @@ def test_ctrl_c_leaves_no_process_and_restart_keeps_jobs(tmp_path: Path) -> None
                 "operation": "from-html", "html": "<p>hi</p>"}).json()
             assert rendered["status"] == "succeeded", rendered
         # redis, gateway, three worker masters, their pool children, and now Chromium
-        family = _descendants(fleet.child.pid)
+        family = descendants(fleet.child.pid)
         names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in family
                  if Path(f"/proc/{pid}/comm").exists()}
         assert len(family) >= 6 and any("chrom" in name for name in names), names
