@@ -122,7 +122,8 @@ def _pool_children(fleet: Fleet, pool: str) -> list[int]:
 def test_a_worker_killed_mid_job_is_charged_exactly_once(dir_fleet: Fleet) -> None:
     accounts, name, key = _account(dir_fleet, credit=1_000_000)
     slow = {"operation": "pipeline", "input": "slow.jpg",
-            "steps": [{"operation": "blur", "sigma": 40}] * 6}
+            # the longest pipeline (10 steps): seconds of work, so the kill lands mid-job
+            "steps": [{"operation": "blur", "sigma": 60}] * 10}
     with dir_fleet.client(key) as client:
         client.put("/v1/objects/slow.jpg", content=images.encode(
             images.photo_like(3000, 2000, seed=4), "JPEG")).raise_for_status()
@@ -131,7 +132,7 @@ def test_a_worker_killed_mid_job_is_charged_exactly_once(dir_fleet: Fleet) -> No
         while client.get(f"/v1/jobs/{job_id}").json()["status"] != "running":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        time.sleep(0.3)
+        time.sleep(0.1)
         for pid in _pool_children(dir_fleet, "cpu"):
             os.kill(pid, signal.SIGKILL)  # the job's process dies mid-work
         job = wait_for_job(client, job_id, timeout=180)
