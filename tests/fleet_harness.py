@@ -42,7 +42,8 @@ def free_port_pair() -> int:
 
 def process_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line) of every process on this machine."""
-    out = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True,
+    # -ww: full command lines (ps cuts them to a terminal width otherwise, even in a pipe)
+    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True,
                          text=True).stdout
     table = {}
     for line in out.splitlines():
