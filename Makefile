@@ -15,7 +15,7 @@ DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
   docker-compose
 
-.PHONY: run test lint docs bench deps system-deps clean
+.PHONY: run test lint docs bench chaos deps system-deps clean
 
 run: deps
 	$(VENV)/bin/imagefleet up
@@ -28,6 +28,9 @@ lint: deps
 
 bench: deps  # prints a table and writes bench/results.json
 	$(VENV)/bin/python -m bench.run
+
+chaos: deps  # 1,000 jobs under SIGKILLs and a Redis restart; exits 1 if anything was lost
+	$(VENV)/bin/python -m tests.chaos --jobs 1000 --kill-every 1
 
 docs: deps  # regenerate the README's operation reference from the registry
 	$(VENV)/bin/imagefleet docs --readme README.md

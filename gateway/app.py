@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -44,7 +45,10 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     # Infrastructure failures (Redis or S3 down) are "try again", not a bare 500.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+        log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, exc)
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(FleetError(ErrorCode.UNAVAILABLE,
                                      f"a backing service failed ({type(exc).__name__}); retry"))
 

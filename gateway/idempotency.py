@@ -13,10 +13,13 @@ import time
 import redis
 
 from jobs.errors import ErrorCode, FleetError
-from jobs.records import JobRecord
+from jobs.records import JobRecord, job_age_seconds
 from jobs.store import JobStore
 
 TTL_SECONDS = 24 * 3600
+# A claim this old whose job was never recorded belongs to a request that died (its gateway
+# lost Redis or crashed mid-admission); a retry may take the key over.
+ABANDONED_SECONDS = 30
 _PREFIX = "imagefleet:idem:"
 
 
@@ -55,10 +58,27 @@ class Idempotency:
                 record = self.jobs.get(existing)
                 if record is not None:
                     return record
+                if job_age_seconds(existing) > ABANDONED_SECONDS and self._take_over(
+                        tenant, key, stored, f"{digest}:{job_id}"):
+                    return None
             if time.monotonic() > deadline:  # the first request is stuck: say so, don't guess
                 raise FleetError(ErrorCode.UNAVAILABLE,
                                  "a request with this Idempotency-Key is still in progress")
             time.sleep(0.02)  # the first request is creating its job right now
+
+    def _take_over(self, tenant: str, key: str, stale: bytes, claim: str) -> bool:
+        """Replace an abandoned claim, unless another retry replaced it first."""
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(self._key(tenant, key))
+                if pipe.get(self._key(tenant, key)) != stale:
+                    return False
+                pipe.multi()
+                pipe.set(self._key(tenant, key), claim, ex=TTL_SECONDS)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
 
     def release(self, tenant: str, key: str, job_id: str) -> None:
         """Give the key up when the request that claimed it failed before making a job."""

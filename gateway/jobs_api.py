@@ -6,6 +6,7 @@ import logging
 from contextlib import aclosing
 
 import msgspec
+import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -19,8 +20,7 @@ from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id,
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
 from storage import tenant_key
-from worker.celery_app import RUN_JOB, enqueue_webhook
-from worker.celery_app import app as celery_app
+from worker.celery_app import enqueue_job, enqueue_webhook
 from worker.webhooks import Refused, check_address
 
 log = logging.getLogger("imagefleet.gateway")
@@ -81,13 +81,8 @@ def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec,
 
 
 def _enqueue(ctx: Context, record: JobRecord) -> None:
-    op = operation_of(record.spec)
-    # Operator overrides (0 = the operation's own); the hard limit stays above the soft one.
-    soft = ctx.settings.soft_time_limit or op.soft_time_limit
-    hard = max(ctx.settings.hard_time_limit or op.time_limit, soft + 5)
     try:
-        celery_app.send_task(RUN_JOB, args=[record.id], queue=op.queue,
-                             soft_time_limit=soft, time_limit=hard)
+        enqueue_job(record.id, record.operation, ctx.settings)
     except Exception as exc:  # broker down: end the job visibly rather than lose it
         log.error("enqueue of %s failed: %s", record.id, exc)
 
@@ -168,8 +163,8 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
     held = False
     try:
         spec = _prepare(ctx, tenant, job_id, spec, default_webhook)
+        held = True  # from here a lost reply may hide a hold Redis made: release either way
         billing = _hold(ctx, tenant, job_id, spec)
-        held = True
         created = now()
         record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
                            status=JobStatus.QUEUED, spec=spec, created_at=created,
@@ -180,10 +175,13 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
         _enqueue(ctx, record)
         return record, True
     except BaseException:
-        if held:
-            ctx.ledger.release(tenant, job_id, operation_of(spec).name)
-        if idem is not None:
-            Idempotency(ctx.redis, ctx.jobs).release(tenant, idem[0], job_id)
+        try:
+            if held:
+                ctx.ledger.release(tenant, job_id, operation_of(spec).name)
+            if idem is not None:
+                Idempotency(ctx.redis, ctx.jobs).release(tenant, idem[0], job_id)
+        except redis.RedisError as exc:  # Redis is away: the sweeper releases the hold later
+            log.warning("cleanup after a failed admission of %s failed: %s", job_id, exc)
         raise
 
 

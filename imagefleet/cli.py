@@ -15,8 +15,6 @@ POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "ren
                     "webhooks": 2}
 
 
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     from imagefleet.fleet import up
 
@@ -49,6 +47,15 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "-c", str(concurrency), "--loglevel", cfg.log_level,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
     ])
+    return 0
+
+
+def cmd_sweeper(args: argparse.Namespace) -> int:
+    from worker.sweeper import run_forever
+
+    cfg = settings()
+    logs.setup(cfg.log_level, cfg.log_format)
+    run_forever(cfg)
     return 0
 
 
@@ -91,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", choices=sorted(POOL_CONCURRENCY), required=True)
     p.add_argument("--concurrency", type=int, help="processes (default: env or per pool)")
     p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("sweeper", help="resend work whose message was lost (a job queued or"
+                       " running too long, an undelivered webhook) and release orphaned holds")
+    p.set_defaults(func=cmd_sweeper)
     add_commands(sub)
     add_client_commands(sub)
 

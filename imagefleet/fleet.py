@@ -23,6 +23,40 @@ class ChildExited(procs.StopWaiting):
     pass
 
 
+RESTARTS_PER_MINUTE = 5  # more than this and the child is broken, not unlucky: stop
+
+
+class Supervisor:
+    """The fleet's children, each restarted when it exits, unless it keeps exiting."""
+
+    def __init__(self) -> None:
+        self.children: list[procs.Child] = []
+        self.commands: dict[str, tuple[list[str], dict[str, str] | None]] = {}
+        self.restarts: dict[str, list[float]] = {}
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.commands[name] = (argv, env)
+        self.children.append(procs.spawn(name, argv, env))
+
+    def revive(self) -> None:
+        """Restart every child that exited; ChildExited if one exits too often."""
+        for index, child in enumerate(self.children):
+            if child.alive():
+                continue
+            recent = [t for t in self.restarts.get(child.name, []) if t > time.monotonic() - 60]
+            if len(recent) >= RESTARTS_PER_MINUTE:
+                raise ChildExited(f"{child.name} exited {len(recent) + 1} times in a minute")
+            _say(f"{child.name} exited with {child.process.returncode}; restarting it")
+            child.stop(grace=0)  # reap it and kill what is left of its process group
+            argv, env = self.commands[child.name]
+            self.children[index] = procs.spawn(child.name, argv, env)
+            self.restarts[child.name] = [*recent, time.monotonic()]
+
+    def stop(self) -> None:
+        for child in reversed(self.children):  # workers and gateway first, Redis last
+            child.stop()
+
+
 def ensure_dev_key(cfg: Settings, client: redis.Redis) -> str:
     """The dev account's API key from var/dev-api-key (made once); the account is created
     with FLEET_DEV_CREDIT_MICROS of credit the first time."""
@@ -53,7 +87,7 @@ def up(cfg: Settings) -> int:
     cfg.var_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, FLEET_VAR_DIR=str(cfg.var_dir), FLEET_STORAGE_URL=cfg.storage_url)
     env.setdefault("FLEET_WEBHOOK_ALLOW_LOOPBACK", "1")  # a local fleet calls local receivers
-    children: list[procs.Child] = []
+    fleet = Supervisor()
     stopping = False
 
     def request_stop(signum: int, frame: object) -> None:
@@ -67,7 +101,7 @@ def up(cfg: Settings) -> int:
         redis_url = os.environ.get("FLEET_REDIS_URL")
         if not redis_url:
             port = procs.free_port()
-            children.append(procs.spawn("redis", procs.redis_argv(port, cfg.var_dir / "redis")))
+            fleet.spawn("redis", procs.redis_argv(port, cfg.var_dir / "redis"))
             redis_url = f"redis://127.0.0.1:{port}/0"
             procs.wait_until(lambda: procs.port_open(port), 20, "redis")
             # `imagefleet accounts ...` run beside the fleet finds this Redis through it.
@@ -78,11 +112,13 @@ def up(cfg: Settings) -> int:
         procs.wait_until(lambda: bool(client.ping()), 20, "redis")
         key = ensure_dev_key(cfg, client)
 
-        children.append(procs.spawn("gateway", [*me, "gateway"], env))
+        fleet.spawn("gateway", [*me, "gateway"], env)
         for pool in (*QUEUES, "webhooks"):
-            children.append(procs.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env))
+            fleet.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env)
+        fleet.spawn("sweeper", [*me, "sweeper"], env)
+
         def ready() -> bool:
-            for child in children:
+            for child in fleet.children:
                 if not child.alive():
                     raise ChildExited(f"{child.name} exited with {child.process.returncode}"
                                       " while starting (see its output above)")
@@ -97,10 +133,7 @@ def up(cfg: Settings) -> int:
         del key
         store, next_sweep = open_store(cfg.storage_url), time.monotonic()
         while not stopping:
-            for child in children:
-                if not child.alive():
-                    _say(f"{child.name} exited with {child.process.returncode}; stopping")
-                    return 1
+            fleet.revive()
             if time.monotonic() >= next_sweep:  # output retention, hourly
                 removed = store.sweep(time.time() - cfg.output_ttl_seconds)
                 if removed:
@@ -114,8 +147,7 @@ def up(cfg: Settings) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not orphan anyone
         _say("stopping")
-        for child in reversed(children):  # workers and gateway first, Redis last
-            child.stop()
+        fleet.stop()
         if not os.environ.get("FLEET_REDIS_URL"):
             (cfg.var_dir / "redis-url").unlink(missing_ok=True)
         _say("stopped")

@@ -82,6 +82,8 @@ class Settings:
     webhook_base_delay: float
     webhook_allow_loopback: bool
     webhook_allow_private: bool
+    requeue_after_seconds: float  # a job idle this long is checked for a lost message
+    sweep_interval: float
 
     @property
     def dev_key_file(self) -> Path:
@@ -132,6 +134,8 @@ def load_settings() -> Settings:
         webhook_base_delay=_float("FLEET_WEBHOOK_BASE_DELAY", 5.0),
         webhook_allow_loopback=_flag("FLEET_WEBHOOK_ALLOW_LOOPBACK"),
         webhook_allow_private=_flag("FLEET_WEBHOOK_ALLOW_PRIVATE"),
+        requeue_after_seconds=_float("FLEET_REQUEUE_AFTER_SECONDS", 300.0),
+        sweep_interval=_float("FLEET_SWEEP_INTERVAL", 10.0),
     )
 
 

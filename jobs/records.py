@@ -52,16 +52,28 @@ class JobRecord(msgspec.Struct, kw_only=True):
     error: JobError | None = None
     billing: JobBilling = msgspec.field(default_factory=JobBilling)
     webhook: dict[str, Any] | None = None
+    # The Celery task (message) whose run owns the job: a redelivered message carries the
+    # same id and may run again; a duplicate message carries another and may not.
+    task_id: str | None = None
 
     def public(self) -> dict[str, Any]:
-        """The job object of the API: the record without its owner."""
+        """The job object of the API: the record without its owner and internals."""
         body = msgspec.to_builtins(self)
         del body["tenant"]
+        body.pop("task_id", None)
         return body
 
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def job_age_seconds(job_id: str) -> float:
+    """How long ago a job id was made (ids start with their creation time in ms)."""
+    try:
+        return now().timestamp() - int(job_id[4:16], 16) / 1000
+    except ValueError:
+        return float("inf")
 
 
 def new_job_id() -> str:

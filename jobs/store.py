@@ -15,6 +15,18 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JobRecord)
 
 
+# Jobs the fleet still owes something (an end, or a webhook), scored by their last change:
+# the sweeper looks here for work whose message was lost.
+ACTIVE = "imagefleet:active"
+
+
+def owes_work(record: JobRecord) -> bool:
+    """Not ended yet, or ended with a webhook not yet settled."""
+    if not record.status.terminal:
+        return True
+    return record.webhook is not None and record.webhook.get("state") in ("pending", "retrying")
+
+
 def events_channel(job_id: str) -> str:
     """Redis pub/sub channel that hears every change of a job (for server-sent events)."""
     return f"imagefleet:events:{job_id}"
@@ -36,6 +48,7 @@ class JobStore:
                       {record.id: int(record.created_at.timestamp() * 1_000_000)})
             pipe.publish(events_channel(record.id), record.status.value)
             pipe.hincrby(STATES, record.status.value, 1)
+            pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
             pipe.execute()
 
     def list(self, tenant: str, limit: int, before: int | None = None,
@@ -59,6 +72,18 @@ class JobStore:
                     if len(found) == limit:
                         return found, str(int(score))
         return found, None
+
+    def idle(self, seconds: float) -> list[str]:
+        """Jobs that owe work and have not changed for `seconds` (oldest first)."""
+        cutoff = now().timestamp() - seconds
+        return [m.decode() for m in self.redis.zrangebyscore(ACTIVE, "-inf", cutoff)]
+
+    def touch(self, job_id: str) -> None:
+        """Restart a job's idle clock (after the sweeper re-sent its work)."""
+        self.redis.zadd(ACTIVE, {job_id: now().timestamp()}, xx=True)
+
+    def forget(self, job_id: str) -> None:
+        self.redis.zrem(ACTIVE, job_id)
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.get(self._key(job_id))
@@ -94,6 +119,10 @@ class JobStore:
                     if record.status != before:
                         pipe.hincrby(STATES, before.value, -1)
                         pipe.hincrby(STATES, record.status.value, 1)
+                    if owes_work(record):
+                        pipe.zadd(ACTIVE, {job_id: record.updated_at.timestamp()})
+                    else:
+                        pipe.zrem(ACTIVE, job_id)
                     pipe.execute()
                     return record
                 except redis.WatchError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from jobs.store import JobStore
 from storage import ObjectStore, open_store, tenant_key
 from tests import images
 from tests.fleet_harness import Fleet
+from worker.celery_app import time_limits
 from worker.runner import run_job
 
 Parts = tuple[JobStore, ObjectStore]
@@ -35,11 +37,14 @@ def parts(dir_fleet: Fleet, tmp_path: Path) -> Iterator[Parts]:
     client.close()
 
 
-def _record(jobs: JobStore, status: JobStatus = JobStatus.QUEUED, attempts: int = 0) -> str:
+def _record(jobs: JobStore, status: JobStatus = JobStatus.QUEUED, attempts: int = 0,
+            task_id: str | None = None, started_ago: float = 0.0) -> str:
     spec = CropJob(input="in.png", rect=Rect(0, 0, 8, 8), format="png")
     created = now()
+    started = created - timedelta(seconds=started_ago) if status == JobStatus.RUNNING else None
     record = JobRecord(id=new_job_id(), tenant="t", operation="crop", status=status, spec=spec,
-                       created_at=created, updated_at=created, attempts=attempts)
+                       created_at=created, updated_at=created, attempts=attempts,
+                       task_id=task_id, started_at=started)
     jobs.create(record)
     return record.id
 
@@ -73,6 +78,29 @@ def test_a_redelivered_running_job_under_the_cap_runs_again(parts: Parts) -> Non
     run_job(job_id, jobs, store, load_settings())
     record = jobs.get(job_id)
     assert record is not None and record.status == JobStatus.SUCCEEDED and record.attempts == 2
+
+
+def test_a_redelivered_message_reruns_but_a_duplicate_waits_for_the_owner(
+        parts: Parts) -> None:
+    jobs, store = parts
+    cfg = replace(load_settings(), requeue_after_seconds=60)
+    # The sweeper's copy while the first message's run is alive: dropped, nothing changes.
+    live = _record(jobs, JobStatus.RUNNING, attempts=1, task_id="first", started_ago=5)
+    run_job(live, jobs, store, cfg, task_id="copy")
+    record = jobs.get(live)
+    assert record is not None and record.status == JobStatus.RUNNING and record.attempts == 1
+    # The same message again (its worker was killed): runs.
+    run_job(live, jobs, store, cfg, task_id="first")
+    record = jobs.get(live)
+    assert record is not None and record.status == JobStatus.SUCCEEDED and record.attempts == 2
+    # A copy once the owner's run is past its hard limit and the grace: takes over.
+    _, hard = time_limits("crop", cfg)
+    dead = _record(jobs, JobStatus.RUNNING, attempts=1, task_id="first",
+                   started_ago=hard + cfg.requeue_after_seconds + 5)
+    run_job(dead, jobs, store, cfg, task_id="copy")
+    record = jobs.get(dead)
+    assert record is not None and record.status == JobStatus.SUCCEEDED
+    assert record.task_id == "copy"
 
 
 def test_a_canceled_job_is_never_run(parts: Parts) -> None:

@@ -27,19 +27,43 @@ from jobs.spec import ImageJob, InputSource, input_key_of, rgba_of
 from jobs.store import JobStore
 from storage import ObjectNotFound, ObjectStore, tenant_key
 from worker import codec
-from worker.celery_app import enqueue_webhook
+from worker.celery_app import enqueue_webhook, time_limits
 from worker.picture import Picture
 
 log = logging.getLogger("imagefleet.worker")
 
 
-def _start(jobs: JobStore, job_id: str) -> JobRecord | None:
+class _Duplicate(Exception):
+    """This message is a second copy of the job's work while a live run owns it."""
+
+
+def overdue(record: JobRecord, cfg: Settings) -> bool:
+    """A running job past its hard time limit and FLEET_REQUEUE_AFTER_SECONDS more: its run
+    is certainly over (Celery kills a run at the hard limit)."""
+    if record.started_at is None:
+        return True
+    _, hard = time_limits(record.operation, cfg)
+    return (now() - record.started_at).total_seconds() > hard + cfg.requeue_after_seconds
+
+
+def _start(jobs: JobStore, job_id: str, task_id: str | None,
+           cfg: Settings) -> JobRecord | None:
     def begin(record: JobRecord) -> None:
+        # A redelivery (same message: its worker was lost) runs again; a duplicate sent by
+        # the sweeper runs only once the owning run is certainly over.
+        if (record.status is JobStatus.RUNNING and task_id is not None
+                and record.task_id not in (None, task_id) and not overdue(record, cfg)):
+            raise _Duplicate
         record.status = JobStatus.RUNNING
         record.attempts += 1
         record.started_at = now()
+        record.task_id = task_id
 
-    return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin)
+    try:
+        return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin)
+    except _Duplicate:
+        log.info("job %s is running under another message; this copy is dropped", job_id)
+        return None
 
 
 def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError) -> None:
@@ -138,18 +162,27 @@ def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:
 
 
 def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
-            ledger: Ledger | None = None) -> None:
+            ledger: Ledger | None = None, task_id: str | None = None) -> None:
     ledger = ledger or Ledger(jobs.redis)
     token = current_job.set(job_id)  # every log line of this run carries the job id
     try:
-        _run(job_id, jobs, objects, cfg, ledger)
+        _run(job_id, jobs, objects, cfg, ledger, task_id)
     finally:
         current_job.reset(token)
 
 
+def time_out(job_id: str, jobs: JobStore, ledger: Ledger) -> None:
+    """End a job whose run Celery killed at its hard time limit."""
+    record = jobs.get(job_id)
+    if record is not None and record.status is JobStatus.RUNNING:
+        log.warning("job %s was killed at its hard time limit", job_id)
+        _fail(jobs, ledger, record, JobError(ErrorCode.TIMEOUT.value,
+                                             "the job exceeded its time limit"))
+
+
 def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
-         ledger: Ledger) -> None:
-    record = _start(jobs, job_id)
+         ledger: Ledger, task_id: str | None) -> None:
+    record = _start(jobs, job_id, task_id, cfg)
     if record is None:
         log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
         return

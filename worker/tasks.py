@@ -9,7 +9,9 @@ from collections.abc import Callable
 from functools import cache
 
 import redis
-from celery.signals import worker_process_shutdown
+from celery import Task
+from celery.exceptions import TimeLimitExceeded
+from celery.signals import task_failure, worker_process_shutdown
 
 from billing.ledger import Ledger
 from imagefleet.settings import settings
@@ -71,8 +73,20 @@ def deliver_webhook(job_id: str, attempt: int = 0) -> None:
         lambda: webhook_delivery.deliver(job_id, attempt, jobs, settings()), jobs.redis)
 
 
-@app.task(name=RUN_JOB, ignore_result=True)
-def run_job(job_id: str) -> None:
+@app.task(name=RUN_JOB, ignore_result=True, bind=True)
+def run_job(self: Task, job_id: str) -> None:
     jobs, objects, ledger = _connections()
+    task_id = self.request.id
     _through_redis_outages(
-        lambda: runner.run_job(job_id, jobs, objects, settings(), ledger), jobs.redis)
+        lambda: runner.run_job(job_id, jobs, objects, settings(), ledger, task_id), jobs.redis)
+
+
+@task_failure.connect
+def _killed_at_hard_limit(sender: Task | None = None, exception: BaseException | None = None,
+                          args: tuple[object, ...] = (), **_: object) -> None:
+    """Celery SIGKILLs a child past a hard limit (C code that ignored the soft one) and
+    reports it here, in the worker's main process: end the job TIMEOUT, do not leave it."""
+    if sender is not None and sender.name == RUN_JOB and isinstance(
+            exception, TimeLimitExceeded) and args:
+        jobs, _, ledger = _connections()
+        runner.time_out(str(args[0]), jobs, ledger)

@@ -1,0 +1,113 @@
+"""The sweeper: finds work the fleet still owes that no message carries any more, and sends
+it again. Job records are the source of truth, the broker is not: a message can be lost
+when Redis restarts between a consumer's pop and its bookkeeping, when a worker's main
+process dies, or when a worker finished a job while Redis was away and could not enqueue its
+webhook. Sending twice is safe: the runner drops a copy while a live run owns the job,
+terminal states are never left, and money moves once per job.
+
+Runs as `imagefleet sweeper` (one per fleet is enough; two are harmless).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import redis
+
+from billing.accounts import Accounts
+from billing.ledger import Ledger
+from imagefleet.settings import Settings
+from jobs.records import JobRecord, JobStatus, job_age_seconds, now
+from jobs.store import JobStore, owes_work
+from worker.celery_app import enqueue_job, enqueue_webhook
+from worker.runner import overdue
+
+log = logging.getLogger("imagefleet.sweeper")
+
+
+@dataclass
+class Swept:
+    requeued: int = 0
+    webhooks: int = 0
+    holds_released: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.requeued or self.webhooks or self.holds_released)
+
+
+def _webhook_overdue(record: JobRecord, cfg: Settings) -> bool:
+    """Pending with nobody delivering it, or retrying past the latest its retry was due."""
+    assert record.webhook is not None
+    deliveries = record.webhook.get("deliveries") or []
+    if record.webhook.get("state") == "pending" or not deliveries:
+        return True
+    latest_retry = cfg.webhook_base_delay * 2 ** (len(deliveries) - 1) * 1.5
+    return time.time() > deliveries[-1]["at"] + latest_retry + cfg.requeue_after_seconds
+
+
+def _sweep_job(job_id: str, jobs: JobStore, cfg: Settings, swept: Swept) -> None:
+    record = jobs.get(job_id)
+    if record is None or not owes_work(record):
+        jobs.forget(job_id)  # expired, or settled by an update that raced this one
+        return
+    if record.status is JobStatus.QUEUED or (
+            record.status is JobStatus.RUNNING and overdue(record, cfg)):
+        idle = (now() - record.updated_at).total_seconds()
+        log.warning("job %s %s for %.0f s with no run; sending it again", job_id,
+                    record.status.value, idle)
+        enqueue_job(job_id, record.operation, cfg)
+        jobs.touch(job_id)
+        swept.requeued += 1
+    elif record.status.terminal and _webhook_overdue(record, cfg):
+        attempt = len((record.webhook or {}).get("deliveries") or [])
+        log.warning("job %s webhook %s with no delivery on its way; sending it again", job_id,
+                    (record.webhook or {}).get("state"))
+        enqueue_webhook(job_id, attempt)
+        jobs.touch(job_id)
+        swept.webhooks += 1
+
+
+def _release_orphan_holds(jobs: JobStore, ledger: Ledger, accounts: Accounts,
+                          cfg: Settings, swept: Swept) -> None:
+    """A hold whose job was never recorded (the gateway lost Redis mid-admission) or ended
+    without a charge (its releaser died) goes back to the account."""
+    for account in accounts.names():
+        for job_id in ledger.open_holds(account):
+            if job_age_seconds(job_id) < cfg.requeue_after_seconds:
+                continue  # its admission or run may still be under way
+            record = jobs.get(job_id)
+            if record is None or record.status in (JobStatus.FAILED, JobStatus.CANCELED):
+                released = ledger.release(account, job_id, record.operation if record else "")
+                log.warning("released an orphaned hold of %d for job %s (%s)", released, job_id,
+                            record.status.value if record else "never recorded")
+                swept.holds_released += 1
+
+
+def sweep(jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings) -> Swept:
+    """One pass over jobs idle for at least FLEET_REQUEUE_AFTER_SECONDS, then over holds."""
+    swept = Swept()
+    for job_id in jobs.idle(cfg.requeue_after_seconds):
+        _sweep_job(job_id, jobs, cfg, swept)
+    _release_orphan_holds(jobs, ledger, accounts, cfg, swept)
+    return swept
+
+
+def run_forever(cfg: Settings) -> None:
+    client = redis.Redis.from_url(cfg.redis_url)
+    jobs, ledger = JobStore(client, cfg.job_ttl_seconds), Ledger(client)
+    accounts = Accounts(client)
+    log.info("sweeper: every %.0f s, jobs idle for %.0f s are checked", cfg.sweep_interval,
+             cfg.requeue_after_seconds)
+    while True:
+        try:
+            swept = sweep(jobs, ledger, accounts, cfg)
+            if swept:
+                log.info("sweep: %d job(s) sent again, %d webhook(s), %d hold(s) released",
+                         swept.requeued, swept.webhooks, swept.holds_released)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("sweep skipped: redis unavailable (%s)", exc)
+        except Exception:  # a bug here must not stop the next pass
+            log.exception("sweep failed")
+        time.sleep(cfg.sweep_interval)
