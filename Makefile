@@ -15,7 +15,7 @@ DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
   docker-compose
 
-.PHONY: run test lint docs bench chaos deps system-deps clean
+.PHONY: run test lint docs bench chaos load deps system-deps clean
 
 run: deps
 	$(VENV)/bin/imagefleet up
@@ -31,6 +31,9 @@ bench: deps  # prints a table and writes bench/results.json
 
 chaos: deps  # 1,000 jobs under SIGKILLs and a Redis restart; exits 1 if anything was lost
 	$(VENV)/bin/python -m tests.chaos --jobs 1000 --kill-every 1
+
+load: deps  # 60 s of sustained submissions against a low queue limit: push-back, p99, errors
+	$(VENV)/bin/python -m tests.load --seconds 60
 
 docs: deps  # regenerate the README's operation reference from the registry
 	$(VENV)/bin/imagefleet docs --readme README.md

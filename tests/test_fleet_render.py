@@ -169,3 +169,64 @@ def test_a_crashed_browser_is_relaunched_and_the_job_still_succeeds(dir_fleet: F
     assert job["attempts"] == 1  # retried inside the worker, not redelivered
     assert shot is not None and tuple(shot[50, 100, :3]) == (0x1E, 0x90, 0xFF)
     assert set(_render_worker_browsers(dir_fleet)).isdisjoint(browsers)
+
+
+def test_a_pathological_page_is_cut_at_the_render_timeout_and_the_next_one_renders() -> None:
+    """Stacked full-page blurs, shadows and blend modes: minutes of raster work without
+    JavaScript. The render stops at the timeout, fails TIMEOUT, and the browser that was
+    stuck in it is replaced (in-process, so the timeout can be 3 s)."""
+    from jobs.errors import FleetError
+    from worker.browser import Renderer
+
+    style = ("<style>div{filter:blur(30px) drop-shadow(0 0 90px red);position:absolute;"
+             "box-shadow:0 0 300px 80px #123;border-radius:50%;width:1000px;height:1000px;"
+             "top:0;left:0;mix-blend-mode:difference}</style>")
+    renderer = Renderer("/usr/bin/chromium", timeout=3)
+    try:
+        renderer.render(CARD, 200, 200, {})
+        stuck = renderer.pid
+        with pytest.raises(FleetError) as failure:
+            renderer.render(style + "<div>x</div>" * 500, 1000, 1000, {})
+        assert failure.value.code.value == "TIMEOUT"
+        assert renderer.launches == 1  # not relaunched to run the same page again
+        assert stuck is not None and stuck not in process_table()  # the stuck browser is gone
+        shot = np.asarray(Image.open(io.BytesIO(renderer.render(CARD, 200, 200, {}))))
+        assert tuple(shot[50, 100, :3]) == (0x1E, 0x90, 0xFF)
+        assert renderer.launches == 2
+    finally:
+        renderer.close()
+
+
+def _resolver_hosts(net_log: str) -> set[str]:
+    """Host names handed to Chromium's host resolver, from its own net log (JSON)."""
+    import json
+
+    try:
+        log = json.loads(net_log)
+    except ValueError:  # the log of a browser that did not close is cut off mid-list
+        log = json.loads(net_log[:net_log.rindex("}") + 1] + "]}")
+    request = log["constants"]["logEventTypes"]["HOST_RESOLVER_MANAGER_REQUEST"]
+    return {event["params"]["host"] for event in log["events"]
+            if event["type"] == request and "host" in event.get("params", {})}
+
+
+def test_no_host_name_reaches_a_resolver(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """DNS prefetch, preconnect, links, frames and Chromium's own background requests: with
+    the sandbox's resolver rule every name maps to `~NOTFOUND` before any lookup. Without
+    the rule this log names Google hosts and the page's hosts (the test would fail)."""
+    from worker.browser import Renderer
+
+    hostile = """<html><head><link rel="dns-prefetch" href="//probe-prefetch.example.com">
+      <link rel="preconnect" href="https://probe-preconnect.example.com">
+      <link rel="stylesheet" href="http://probe-css.example.com/a.css"></head><body>
+      <img src="http://probe-img.example.com/x.png"><a href="http://probe-a.example.com">a</a>
+      <iframe src="https://probe-frame.example.com/"></iframe></body></html>"""
+    net_log = tmp_path / "net-log.json"
+    renderer = Renderer("/usr/bin/chromium", timeout=20, extra_flags=(
+        f"--log-net-log={net_log}", "--net-log-capture-mode=Everything"))
+    try:
+        renderer.render(hostile, 300, 200, {})
+    finally:
+        renderer.close()
+    hosts = _resolver_hosts(net_log.read_text())
+    assert {host.split("://")[-1] for host in hosts} <= {"~notfound"}, hosts
