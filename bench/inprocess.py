@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import statistics
 import time
 from collections.abc import Callable
 
@@ -18,6 +19,7 @@ import numpy as np  # noqa: E402
 import pyvips  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from bench.quality import ssim  # noqa: E402
 from jobs.crop import CropJob  # noqa: E402
 from jobs.formats import ConvertJob  # noqa: E402
 from jobs.geometry import ResizeJob  # noqa: E402
@@ -39,18 +41,18 @@ def per_second(task: Callable[[], object], seconds: float = 1.5) -> float:
     return runs / (time.perf_counter() - started)
 
 
-def ssim(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean SSIM (Wang et al. 2004, Gaussian window sigma 1.5) of two 8-bit luma images."""
-    x, y = a.astype(np.float64), b.astype(np.float64)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-
-    def blur(v: np.ndarray) -> np.ndarray:
-        return cv2.GaussianBlur(v, (11, 11), 1.5)
-
-    mx, my = blur(x), blur(y)
-    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    return float((((2 * mx * my + c1) * (2 * cxy + c2)) /
-                  ((mx * mx + my * my + c1) * (vx + vy + c2))).mean())
+def compare(ours: Callable[[], object], theirs: Callable[[], object], rounds: int = 9,
+            seconds: float = 0.3) -> tuple[float, float, float]:
+    """(ours/s, theirs/s, ratio): medians over interleaved short rounds. On a shared VM the
+    speed of the machine drifts by tens of percent within seconds; alternating the two sides
+    exposes both to the same drift, and the median drops the rounds a neighbour disturbed."""
+    mine, vips, ratios = [], [], []
+    for _ in range(rounds):
+        a, b = per_second(ours, seconds), per_second(theirs, seconds)
+        mine.append(a)
+        vips.append(b)
+        ratios.append(a / b)
+    return statistics.median(mine), statistics.median(vips), statistics.median(ratios)
 
 
 def fleet_task(data: bytes, spec: object, op: Callable, fmt: str) -> Callable[[], bytes]:
@@ -85,9 +87,9 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
     }
     results: dict[str, dict[str, float]] = {}
     for name, (ours, theirs) in tasks.items():
-        mine, vips = per_second(ours), per_second(theirs)
+        mine, vips, ratio = compare(ours, theirs)
         results[name] = {"fleet_per_s": round(mine, 2), "pyvips_per_s": round(vips, 2),
-                         "ratio": round(mine / vips, 2)}
+                         "ratio": round(ratio, 2)}
     # Resize quality before encoding (JPEG error would swamp it): the fleet's pixels and
     # libvips' against Lanczos from the full-size decode.
     reference = Image.open(io.BytesIO(data)).convert("RGB")

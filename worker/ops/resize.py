@@ -18,13 +18,38 @@ from worker.ops import gravity as g
 from worker.ops.extend import OPAQUE_BLACK, pad_with_colour
 from worker.picture import Frame, Picture, premultiply, unpremultiply
 
+# A light unsharp mask after shrinking: a box filter is softer than the Lanczos kernel
+# users compare against. Measured on sharp's benchmark photo: SSIM against Pillow's Lanczos
+# 0.9933 -> 0.9954 (from a full decode), 0.9793 -> 0.9815 (after JPEG shrink-on-load).
+SHARPEN_AMOUNT, SHARPEN_SIGMA = 0.15, 1.0
+
+
+def _shrink(values: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Box prefilter about as wide as the scale factor, then bilinear sampling at exact
+    pixel centres. Area-average quality at 2-3x the speed of cv2's INTER_AREA for
+    non-integer factors (which has no SIMD path)."""
+    h, w = values.shape[:2]
+    sx, sy = w / width, h / height
+    kx, ky = max(1, round(sx)), max(1, round(sy))
+    if kx * ky > 1:
+        values = cv2.blur(values, (kx, ky), borderType=cv2.BORDER_REPLICATE)
+    # Output pixel centre (d + 0.5) * s - 0.5 in source pixels; an even box is centred
+    # half a pixel left/up of its anchor, so sample half a pixel further on.
+    ox, oy = kx // 2 - (kx - 1) / 2, ky // 2 - (ky - 1) / 2
+    matrix = np.float32([[sx, 0, 0.5 * sx - 0.5 + ox], [0, sy, 0.5 * sy - 0.5 + oy]])
+    out = cv2.warpAffine(values, matrix, (width, height),
+                         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    soft = cv2.GaussianBlur(out, (0, 0), SHARPEN_SIGMA, borderType=cv2.BORDER_REPLICATE)
+    return cv2.addWeighted(out, 1 + SHARPEN_AMOUNT, soft, -SHARPEN_AMOUNT, 0)
+
 
 def _scale(values: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = values.shape[:2]
-    # INTER_AREA averages when shrinking; Lanczos interpolates when enlarging.
-    shrink = width <= w and height <= h
-    out = cv2.resize(values, (width, height),
-                     interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+    if width <= w and height <= h:
+        out = _shrink(values, width, height)
+    else:  # Lanczos interpolates when enlarging
+        out = cv2.resize(values, (width, height), interpolation=cv2.INTER_LANCZOS4)
     return out if out.ndim == 3 else out[:, :, None]  # cv2 drops a single channel axis
 
 
