@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
-from billing.prices import describe
+from billing.prices import configured, describe
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse
-from gateway.quoting import rule_for
 from jobs.records import JobRecord
 from jobs.registry import OPERATIONS, AnyJobSpec
 from worker.celery_app import app as celery_app
 
 
-async def list_operations(request: Request) -> JSONResponse:
-    await authenticate(request)
-    ctx = context(request)
-    return JSONResponse({"operations": [
-        {"name": op.name, "queue": op.queue, "price": describe(rule_for(ctx, op)),
+@functools.cache
+def _operations(prices: tuple[tuple[str, int], ...]) -> bytes:
+    """The catalogue, encoded once per price list: its schemas take ~14 ms to build."""
+    overrides = dict(prices)
+    return msgspec.json.encode({"operations": [
+        {"name": op.name, "queue": op.queue,
+         "price": describe(configured(op.name, op.billing, overrides)),
          "schema": msgspec.json.schema(op.spec)}
         for op in OPERATIONS.values()
     ]})
+
+
+async def list_operations(request: Request) -> Response:
+    await authenticate(request)
+    prices = tuple(sorted(context(request).settings.prices.items()))
+    return Response(_operations(prices), media_type="application/json")
 
 
 class ErrorBody(msgspec.Struct):
