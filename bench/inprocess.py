@@ -11,6 +11,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
+from multiprocessing import Event, Process, Queue
 
 os.environ["VIPS_CONCURRENCY"] = "1"  # before pyvips loads libvips
 
@@ -61,6 +62,34 @@ def fleet_task(data: bytes, spec: object, op: Callable, fmt: str) -> Callable[[]
         out = op([picture], spec).picture
         return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
     return run
+
+
+def _resize_for(data: bytes, seconds: float, start: Event, out: Queue) -> None:
+    cv2.setNumThreads(1)
+    task = fleet_task(data, ResizeJob(input="x", width=720, fit="inside"), resize, "jpeg")
+    task()  # warm
+    start.wait()
+    runs, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        task()
+        runs += 1
+    out.put(runs / (time.perf_counter() - began))
+
+
+def parallel_resize_rate(data: bytes, processes: int, seconds: float = 3.0) -> float:
+    """Resizes per second of `processes` in-process workers running at once: what the
+    same cores do without queue, storage or HTTP (the fleet's overhead baseline)."""
+    start, out = Event(), Queue()
+    workers = [Process(target=_resize_for, args=(data, seconds, start, out))
+               for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    time.sleep(1.0)  # every worker warm before the clock starts
+    start.set()
+    total = sum(out.get() for _ in workers)
+    for worker in workers:
+        worker.join()
+    return total
 
 
 def run(data: bytes) -> dict[str, dict[str, float]]:

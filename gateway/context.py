@@ -12,6 +12,7 @@ from starlette.requests import Request
 from billing.accounts import Account, Accounts
 from billing.ledger import Ledger
 from billing.ratelimit import RateLimiter
+from gateway.watch import JobEvents
 from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.store import JobStore
@@ -27,15 +28,18 @@ class Context:
     accounts: Accounts
     ledger: Ledger
     limiter: RateLimiter
-    aredis: aioredis.Redis  # for pub/sub: waiting on and streaming job changes
+    aredis: aioredis.Redis
+    events: JobEvents  # one subscription for every request waiting on a job
+
 
     @classmethod
     def build(cls, cfg: Settings) -> Context:
         client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5)
         accounts = Accounts(client)
+        aclient = aioredis.Redis.from_url(cfg.redis_url)
         return cls(cfg, client, JobStore(client, cfg.job_ttl_seconds),
                    open_store(cfg.storage_url), accounts, accounts.ledger, RateLimiter(client),
-                   aioredis.Redis.from_url(cfg.redis_url))
+                   aclient, JobEvents(aclient))
 
 
 def context(request: Request) -> Context:

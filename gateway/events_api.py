@@ -26,7 +26,7 @@ def _event(record: JobRecord) -> bytes:
 
 async def _stream(ctx: Context, job_id: str) -> AsyncIterator[bytes]:
     last = None
-    async with aclosing(job_changes(ctx, job_id, MAX_STREAM_SECONDS,
+    async with aclosing(job_changes(ctx.events, ctx.jobs, job_id, MAX_STREAM_SECONDS,
                                     quiet=HEARTBEAT_SECONDS)) as changes:
         async for record in changes:
             if record is None:

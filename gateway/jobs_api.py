@@ -116,7 +116,8 @@ async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord |
     notifications, so the reply leaves as soon as the job ends; re-reads at least every
     second in case a notification was missed."""
     latest = None
-    async with aclosing(job_changes(ctx, job_id, seconds, quiet=1.0)) as changes:
+    async with aclosing(job_changes(ctx.events, ctx.jobs, job_id, seconds, quiet=1.0,
+                                    ends_only=True)) as changes:
         async for record in changes:
             latest = record
     return latest

@@ -1,34 +1,114 @@
-"""Watching one job: its record now and after every change notification."""
+"""Watching jobs: one Redis subscription per gateway process hears every job's change
+notifications and wakes the requests waiting on that job (`?wait=`, the event stream).
+
+A subscription per request cost a new Redis connection each time (connect, handshake,
+subscribe, unsubscribe, close): about half the gateway's CPU per waited job.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
+import redis
+import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
-from gateway.context import Context
-from jobs.records import JobRecord
-from jobs.store import events_channel
+from jobs.records import JobRecord, JobStatus
+from jobs.store import EVENTS_PREFIX, JobStore
+
+log = logging.getLogger("imagefleet.gateway")
+_TERMINAL = {s.value for s in JobStatus if s.terminal}
 
 
-async def job_changes(ctx: Context, job_id: str, seconds: float,
-                      quiet: float) -> AsyncIterator[JobRecord | None]:
-    """Yield the job's record (None once it is gone) at once, after each change
-    notification, and after every `quiet` seconds without one (in case a notification was
-    missed). Stops after the job ends or disappears, or when `seconds` have passed.
-    Subscribes before the first read, so no change slips between the two."""
-    deadline = time.monotonic() + seconds
-    pubsub = ctx.aredis.pubsub()
-    await pubsub.subscribe(events_channel(job_id))
-    try:
+@dataclass(eq=False)  # compared (and hashed) by identity: kept in sets
+class Watch:
+    """Set when the job changed; `status` is the state the last notification named."""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    status: str | None = None
+
+
+class JobEvents:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.watches: dict[str, set[Watch]] = {}
+        self.listening = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    async def _listen(self) -> None:
         while True:
-            record = await run_in_threadpool(ctx.jobs.get, job_id)
+            pubsub = self.client.pubsub()
+            try:
+                await pubsub.psubscribe(EVENTS_PREFIX + "*")
+                self.listening.set()
+                async for message in pubsub.listen():
+                    if message["type"] == "pmessage":
+                        self._wake(message["channel"].decode()[len(EVENTS_PREFIX):],
+                                   message["data"].decode())
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                log.warning("job notifications interrupted (%s); resubscribing", exc)
+            finally:
+                self.listening.clear()
+                for watches in list(self.watches.values()):  # re-read: a change may be missed
+                    for watch in watches:
+                        watch.changed.set()
+                await pubsub.aclose()
+            await asyncio.sleep(0.5)
+
+    def _wake(self, job_id: str, status: str) -> None:
+        for watch in self.watches.get(job_id, ()):
+            watch.status = status
+            watch.changed.set()
+
+    @asynccontextmanager
+    async def watch(self, job_id: str) -> AsyncIterator[Watch]:
+        """Hear the job's changes for the duration of the block. Registered (and the
+        subscription live, if Redis is) before the caller's first read of the job."""
+        loop = asyncio.get_running_loop()
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.listening = asyncio.Event()  # (a test client may bring a new loop)
+            self.task = loop.create_task(self._listen())
+        watch = Watch()
+        self.watches.setdefault(job_id, set()).add(watch)
+        try:
+            try:
+                await asyncio.wait_for(self.listening.wait(), 2.0)
+            except TimeoutError:
+                pass  # Redis is away: the caller's periodic re-reads still see the end
+            yield watch
+        finally:
+            watches = self.watches.get(job_id)
+            if watches is not None:
+                watches.discard(watch)
+                if not watches:
+                    del self.watches[job_id]
+
+
+async def job_changes(events: JobEvents, jobs: JobStore, job_id: str, seconds: float,
+                      quiet: float, ends_only: bool = False,
+                      ) -> AsyncIterator[JobRecord | None]:
+    """Yield the job's record (None once it is gone) at once, after each change
+    notification (with `ends_only`, only after one that names an end), and after every
+    `quiet` seconds without one (in case a notification was missed). Stops after the job
+    ends or disappears, or when `seconds` have passed."""
+    deadline = time.monotonic() + seconds
+    async with events.watch(job_id) as watch:
+        while True:
+            watch.changed.clear()
+            record = await run_in_threadpool(jobs.get, job_id)
             yield record
-            left = deadline - time.monotonic()
-            if record is None or record.status.terminal or left <= 0:
-                return
-            await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(quiet, left))
-    finally:
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
+            while True:
+                left = deadline - time.monotonic()
+                if record is None or record.status.terminal or left <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(watch.changed.wait(), min(quiet, left))
+                except TimeoutError:
+                    break  # quiet for a while: read again
+                if not ends_only or watch.status in _TERMINAL or watch.status is None:
+                    break
+                watch.changed.clear()  # running, say: nothing the caller waits for

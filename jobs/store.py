@@ -27,9 +27,12 @@ def owes_work(record: JobRecord) -> bool:
     return record.webhook is not None and record.webhook.get("state") in ("pending", "retrying")
 
 
+EVENTS_PREFIX = "imagefleet:events:"
+
+
 def events_channel(job_id: str) -> str:
-    """Redis pub/sub channel that hears every change of a job (for server-sent events)."""
-    return f"imagefleet:events:{job_id}"
+    """Redis pub/sub channel that hears every change of a job (its new state as payload)."""
+    return EVENTS_PREFIX + job_id
 
 
 class JobStore:
