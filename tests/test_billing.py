@@ -175,6 +175,27 @@ def test_idempotency_keys(dir_fleet: Fleet) -> None:
         assert wait_for_job(client, ids.pop())["status"] == "succeeded"
 
 
+def test_a_key_claimed_by_a_request_that_died_is_taken_over(dir_fleet: Fleet) -> None:
+    """A gateway that lost Redis mid-admission leaves a claim whose job was never made;
+    the client's retry with the same key gets a job, not "still in progress" forever."""
+    from gateway.idempotency import ABANDONED_SECONDS, Idempotency, body_hash
+
+    accounts, name, key = _account(dir_fleet, credit=1_000_000)
+    body = {"operation": "metadata", "input": "a.png"}
+    stamp = int((time.time() - ABANDONED_SECONDS - 5) * 1000)
+    lost_job = f"job_{stamp:012x}{'cd' * 10}"
+    claims = Idempotency(accounts.redis, JobStore(accounts.redis, 60))
+    raw = httpx.Request("POST", "/", json=body).content
+    accounts.redis.set(claims._key(name, "order-3"), f"{body_hash(raw)}:{lost_job}")
+    with dir_fleet.client(key) as client:
+        _upload(client, "a.png", np.zeros((8, 8, 3), np.uint8))
+        retry = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "order-3"})
+        assert retry.status_code == 202, retry.text
+        assert retry.json()["id"] != lost_job
+        again = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "order-3"})
+    assert again.json()["id"] == retry.json()["id"]  # the new claim holds from then on
+
+
 def test_accounts_see_only_their_own_jobs_objects_and_listing(dir_fleet: Fleet) -> None:
     _, _, key_a = _account(dir_fleet, credit=100_000)
     _, _, key_b = _account(dir_fleet, credit=100_000)
