@@ -14,6 +14,7 @@ from PIL import Image
 
 from jobs.errors import ErrorCode, FleetError
 from jobs.geometry import ResizeJob
+from tests.fleet_harness import Fleet, process_table, wait_for_job
 from worker import codec
 from worker.ops.resize import resize
 
@@ -139,3 +140,34 @@ def test_png_text_chunk_flood_ends_cleanly() -> None:
         codec.decode(flood, LIMITS)
     except FleetError as exc:
         assert exc.code in DOCUMENTED
+
+
+def test_mutated_images_through_the_fleet_end_and_no_worker_dies(dir_fleet: Fleet) -> None:
+    """The same mutations as jobs on the real cpu pool: each job ends, succeeded or with a
+    documented code, and the pool's processes are the ones that were there before."""
+
+    def pool() -> set[int]:
+        table = process_table()
+        workers = {pid for pid, (ppid, args) in table.items()
+                   if ppid == dir_fleet.child.pid and "--pool cpu" in args}
+        return workers | {pid for pid, (ppid, _) in table.items() if ppid in workers}
+
+    before = pool()
+    jobs = []
+    with dir_fleet.client() as client:
+        for name, data in sorted(SAMPLES.items()):
+            for index, mutated in enumerate(_mutations(data, 6, seed=7 + len(name))):
+                key = f"hostile/{name}-{index}"
+                client.put(f"/v1/objects/{key}", content=mutated).raise_for_status()
+                reply = client.post("/v1/jobs", json={"operation": "resize", "input": key,
+                                                      "width": 17, "animated": True})
+                if reply.status_code == 202:
+                    jobs.append(reply.json()["id"])
+                else:  # refused at submission from its header: a documented code too
+                    assert reply.json()["error"]["code"] in {c.value for c in DOCUMENTED}
+        ended = [wait_for_job(client, job_id) for job_id in jobs]
+    assert len(jobs) > 20
+    for job in ended:
+        assert job["status"] == "succeeded" or job["error"]["code"] in {
+            c.value for c in DOCUMENTED}, job
+    assert pool() == before
