@@ -11,7 +11,7 @@ from functools import cache
 import redis
 from celery import Task
 from celery.exceptions import TimeLimitExceeded
-from celery.signals import task_failure, worker_process_shutdown
+from celery.signals import task_failure, worker_process_init, worker_process_shutdown
 
 from billing.ledger import Ledger
 from imagefleet.settings import settings
@@ -30,6 +30,15 @@ def _connections() -> tuple[JobStore, ObjectStore, Ledger]:
 
 
 log = logging.getLogger("imagefleet.worker")
+
+
+@worker_process_init.connect
+def _one_thread_per_process(**_: object) -> None:
+    """Pools run one process per core: OpenCV's own thread pool on top would put several
+    threads on each core (the in-process benchmark runs single-threaded too)."""
+    import cv2
+
+    cv2.setNumThreads(1)
 
 
 @worker_process_shutdown.connect
