@@ -45,21 +45,40 @@ class ErrorEnvelope(msgspec.Struct):
     error: ErrorBody
 
 
+def _reply(description: str, schema: dict[str, Any] | None = None,
+           media: str = "application/json") -> dict[str, Any]:
+    body: dict[str, Any] = {"description": description}
+    if schema is not None:
+        body["content"] = {media: {"schema": schema}}
+    return body
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(name: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": {"type": kind}}
+
+
 def openapi_document() -> dict[str, Any]:
-    """OpenAPI 3.1, with schemas generated from the msgspec structs."""
+    """OpenAPI 3.1, with schemas generated from the msgspec structs; every route of
+    gateway/app.py is here (a test checks)."""
     (spec_ref, job_ref, error_ref), components = msgspec.json.schema_components(
         [AnyJobSpec, JobRecord, ErrorEnvelope], ref_template="#/components/schemas/{name}")
     job_schema = components["JobRecord"]
-    job_schema["properties"].pop("tenant", None)
-    job_schema["required"] = [f for f in job_schema.get("required", []) if f != "tenant"]
-
-    def reply(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-        return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-    errors = {str(s): reply(d, error_ref) for s, d in [
+    for internal in ("tenant", "task_id"):  # never shown to API users
+        job_schema["properties"].pop(internal, None)
+    job_schema["required"] = [f for f in job_schema.get("required", [])
+                              if f not in ("tenant", "task_id")]
+    errors = {str(s): _reply(d, error_ref) for s, d in [
         (400, "VALIDATION_ERROR, with the field path"), (401, "UNAUTHORIZED"),
-        (404, "NOT_FOUND"), (413, "PAYLOAD_TOO_LARGE"), (503, "UNAVAILABLE")]}
-    key_param = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}
+        (402, "PAYMENT_REQUIRED"), (404, "NOT_FOUND"), (409, "JOB_ENDED or a conflict"),
+        (413, "PAYLOAD_TOO_LARGE"), (422, "a documented semantic error"),
+        (429, "RATE_LIMITED, with Retry-After"), (503, "UNAVAILABLE, with Retry-After")]}
+    job_id = _path_param("job_id")
+    anything = {"type": "object"}
+    public = {"security": []}
     return {
         "openapi": "3.1.0",
         "info": {"title": "imagefleet", "version": "1"},
@@ -67,29 +86,66 @@ def openapi_document() -> dict[str, Any]:
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
         "paths": {
-            "/v1/jobs": {"post": {
-                "summary": "Submit a job",
-                "parameters": [{"name": "wait", "in": "query", "schema": {"type": "number"}}],
-                "requestBody": {"required": True,
-                                "content": {"application/json": {"schema": spec_ref}}},
-                "responses": {"202": reply("queued", job_ref), "200": reply("ended", job_ref),
-                              **errors}}},
-            "/v1/jobs/{job_id}": {"get": {
-                "summary": "A job",
-                "parameters": [{"name": "job_id", "in": "path", "required": True,
-                                "schema": {"type": "string"}}],
-                "responses": {"200": reply("the job", job_ref), **errors}}},
+            "/v1/jobs": {
+                "post": {"summary": "Submit a job (Idempotency-Key honoured)",
+                         "parameters": [_query("wait", "number")],
+                         "requestBody": {"required": True,
+                                         "content": {"application/json": {"schema": spec_ref}}},
+                         "responses": {"202": _reply("queued", job_ref),
+                                       "200": _reply("ended", job_ref), **errors}},
+                "get": {"summary": "Your jobs, newest first",
+                        "parameters": [_query("status", "string"), _query("limit", "integer"),
+                                       _query("cursor", "string")],
+                        "responses": {"200": _reply("jobs and the next cursor", anything),
+                                      **errors}}},
+            "/v1/jobs/{job_id}": {
+                "get": {"summary": "A job", "parameters": [job_id],
+                        "responses": {"200": _reply("the job", job_ref), **errors}},
+                "delete": {"summary": "Cancel a queued or running job", "parameters": [job_id],
+                           "responses": {"200": _reply("the canceled job", job_ref),
+                                         **errors}}},
+            "/v1/jobs/{job_id}/events": {"get": {
+                "summary": "Server-sent events: one per state change until the job ends",
+                "parameters": [job_id],
+                "responses": {"200": _reply("text/event-stream", {"type": "string"},
+                                            "text/event-stream"), **errors}}},
+            "/v1/jobs/{job_id}/webhook/redeliver": {"post": {
+                "summary": "Send an ended job's webhook again", "parameters": [job_id],
+                "responses": {"202": _reply("queued for delivery", anything), **errors}}},
+            "/v1/image/{op}": {"post": {
+                "summary": "Run one operation synchronously on the request body's image",
+                "parameters": [_path_param("op")],
+                "requestBody": {"content": {"application/octet-stream": {}}},
+                "responses": {"200": _reply("the output image", {"type": "string"},
+                                            "application/octet-stream"),
+                              "202": _reply("still running: the job", job_ref), **errors}}},
+            "/v1/uploads": {"post": {
+                "summary": "A presigned upload URL and its inputKey",
+                "responses": {"201": _reply("the upload", anything), **errors}}},
+            "/v1/signed/{token}": {
+                "put": {**public, "summary": "Upload through a signed URL",
+                        "parameters": [_path_param("token")],
+                        "responses": {"201": _reply("stored"), **errors}},
+                "get": {**public, "summary": "Download through a signed URL",
+                        "parameters": [_path_param("token")],
+                        "responses": {"200": _reply("the bytes"), **errors}}},
             "/v1/objects/{key}": {
-                "put": {"summary": "Upload an object", "parameters": [key_param],
+                "put": {"summary": "Upload an object", "parameters": [_path_param("key")],
                         "requestBody": {"content": {"application/octet-stream": {}}},
-                        "responses": {"201": {"description": "stored"}, **errors}},
-                "get": {"summary": "Download an object", "parameters": [key_param],
-                        "responses": {"200": {"description": "the bytes"}, **errors}}},
+                        "responses": {"201": _reply("stored"), **errors}},
+                "get": {"summary": "Download an object", "parameters": [_path_param("key")],
+                        "responses": {"200": _reply("the bytes"), **errors}}},
+            "/v1/usage": {"get": {
+                "summary": "Balance, holds and ledger entries",
+                "parameters": [_query("from", "number"), _query("to", "number")],
+                "responses": {"200": _reply("usage", anything), **errors}}},
             "/v1/operations": {"get": {"summary": "Operations, schemas and prices",
-                                       "responses": {"200": {"description": "operations"}}}},
-            "/healthz": {"get": {"security": [], "responses": {"200": {"description": "alive"}}}},
-            "/readyz": {"get": {"security": [], "responses": {
-                "200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+                                       "responses": {"200": _reply("operations", anything)}}},
+            "/openapi.json": {"get": {**public, "responses": {"200": _reply("this document")}}},
+            "/metrics": {"get": {**public, "responses": {"200": _reply("Prometheus text")}}},
+            "/healthz": {"get": {**public, "responses": {"200": _reply("alive")}}},
+            "/readyz": {"get": {**public, "responses": {"200": _reply("ready"),
+                                                        "503": _reply("not ready")}}},
         },
     }
 
