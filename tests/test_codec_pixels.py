@@ -31,7 +31,7 @@ from tests.codec_helpers import (
     viewer,
     with_orientation,
 )
-from worker.codec import decode, encode
+from worker.codec import Limits, decode, encode
 
 # --- EXIF orientation -------------------------------------------------------------------------
 
@@ -326,3 +326,19 @@ def test_hand_built_profiles_are_valid() -> None:
                        (press_cmyk_profile(), "Test press CMYK")):
         profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
         assert ImageCms.getProfileDescription(profile).strip() == name
+
+
+def test_jpeg_shrink_on_load_matches_pillows_own_decode() -> None:
+    """The fast JPEG path (libjpeg-turbo via simplejpeg) against Pillow decoding the same
+    file at the same DCT scale: same size, and pixels within JPEG decoder rounding."""
+    from tests import images
+
+    data = images.encode(images.photo_like(1001, 601, seed=9), "JPEG", quality=88)
+    for scale, size in ((1.0, (601, 1001)), (0.4, (301, 501)), (0.2, (151, 251)),
+                        (0.1, (76, 126))):
+        fast = decode(data, Limits(), scale_for=lambda w, h, s=scale: s).first
+        reference = Image.open(io.BytesIO(data))
+        reference.draft("RGB", (int(1001 * scale + 0.999), int(601 * scale + 0.999)))
+        expected = np.asarray(reference.convert("RGB"))
+        assert fast.shape[:2] == expected.shape[:2] == size
+        assert np.abs(fast.astype(int) - expected.astype(int)).max() <= 2
