@@ -28,18 +28,15 @@ class Context:
     accounts: Accounts
     ledger: Ledger
     limiter: RateLimiter
-    aredis: aioredis.Redis
-    events: JobEvents  # one subscription for every request waiting on a job
-
+    events: JobEvents  # one Redis subscription for every request waiting on a job
 
     @classmethod
     def build(cls, cfg: Settings) -> Context:
         client = redis.Redis.from_url(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5)
         accounts = Accounts(client)
-        aclient = aioredis.Redis.from_url(cfg.redis_url)
         return cls(cfg, client, JobStore(client, cfg.job_ttl_seconds),
                    open_store(cfg.storage_url), accounts, accounts.ledger, RateLimiter(client),
-                   aclient, JobEvents(aclient))
+                   JobEvents(aioredis.Redis.from_url(cfg.redis_url)))
 
 
 def context(request: Request) -> Context:

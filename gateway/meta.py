@@ -13,7 +13,7 @@ from starlette.responses import Response
 from billing.prices import configured, describe
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse
-from jobs.records import JobRecord
+from jobs.records import INTERNAL_FIELDS, JobRecord
 from jobs.registry import OPERATIONS, AnyJobSpec
 from worker.celery_app import app as celery_app
 
@@ -67,10 +67,10 @@ def openapi_document() -> dict[str, Any]:
     (spec_ref, job_ref, error_ref), components = msgspec.json.schema_components(
         [AnyJobSpec, JobRecord, ErrorEnvelope], ref_template="#/components/schemas/{name}")
     job_schema = components["JobRecord"]
-    for internal in ("tenant", "task_id"):  # never shown to API users
+    for internal in INTERNAL_FIELDS:
         job_schema["properties"].pop(internal, None)
     job_schema["required"] = [f for f in job_schema.get("required", [])
-                              if f not in ("tenant", "task_id")]
+                              if f not in INTERNAL_FIELDS]
     errors = {str(s): _reply(d, error_ref) for s, d in [
         (400, "VALIDATION_ERROR, with the field path"), (401, "UNAUTHORIZED"),
         (402, "PAYMENT_REQUIRED"), (404, "NOT_FOUND"), (409, "JOB_ENDED or a conflict"),

@@ -37,6 +37,10 @@ class JobBilling(msgspec.Struct):
     state: str = "held"  # held -> captured | released
 
 
+# Record fields the API never shows: the owner, and the message that owns the run.
+INTERNAL_FIELDS = ("tenant", "task_id")
+
+
 class JobRecord(msgspec.Struct, kw_only=True):
     id: str
     tenant: str
@@ -59,8 +63,8 @@ class JobRecord(msgspec.Struct, kw_only=True):
     def public(self) -> dict[str, Any]:
         """The job object of the API: the record without its owner and internals."""
         body = msgspec.to_builtins(self)
-        del body["tenant"]
-        body.pop("task_id", None)
+        for internal in INTERNAL_FIELDS:
+            body.pop(internal, None)
         return body
 
 

@@ -4,9 +4,9 @@ Sandbox: JavaScript is off, and every request whose scheme is not `data:` is fai
 DevTools Fetch domain (pyppeteer's request interception does not work with this Chromium).
 As defence in depth, all traffic is sent to a dead proxy (loopback included), every host
 name resolves to "not found" without a lookup, and site isolation is off so iframes stay in
-the intercepted page. A crashed or hung browser is
-relaunched and the render retried once; a page slower than the render timeout fails
-TIMEOUT at once (its retry would be as slow) and the browser is replaced.
+the intercepted page. A crashed browser is relaunched and the render retried once; a page
+slower than the render timeout fails TIMEOUT at once (its retry would be as slow) and the
+browser is replaced.
 """
 
 from __future__ import annotations

@@ -204,13 +204,11 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
             "orientation": orientation, "has_exif": len(exif) > 0,
             "icc": _icc_description(icc), "frames": total, "loop": image.info.get("loop"),
         }
-        shrink = 1
+        scale, shrink = 1.0, 1
         if scale_for is not None and fmt == "jpeg" and not animated:
             upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
             scale = scale_for(*upright)
             shrink = _dct_shrink(width, height, scale)
-            if shrink > 1:  # for Pillow's path below (the same rule picks the same size)
-                image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
         if (fmt == "jpeg" and total == 1 and image.mode == "RGB"  # (MPO: several pictures)
                 and not _foreign_profile("RGB", icc)):
             frames, durations = [_jpeg_pixels(data, width, height, shrink)], [0]
@@ -218,6 +216,8 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
             frames = [_decode_16bit_png(data)]
             durations: list[int] = []
         else:
+            if shrink > 1:  # Pillow's draft rule picks the same 1/shrink size
+                image.draft(image.mode, (math.ceil(width * scale), math.ceil(height * scale)))
             frames, durations = [], []
             for index in range(total) if animated else [page]:
                 image.seek(index)

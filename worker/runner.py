@@ -33,6 +33,10 @@ from worker.picture import Picture
 log = logging.getLogger("imagefleet.worker")
 
 
+def _timed_out() -> JobError:
+    return JobError(ErrorCode.TIMEOUT.value, "the job exceeded its time limit")
+
+
 class _Duplicate(Exception):
     """This message is a second copy of the job's work while a live run owns it."""
 
@@ -176,8 +180,7 @@ def time_out(job_id: str, jobs: JobStore, ledger: Ledger) -> None:
     record = jobs.get(job_id)
     if record is not None and record.status is JobStatus.RUNNING:
         log.warning("job %s was killed at its hard time limit", job_id)
-        _fail(jobs, ledger, record, JobError(ErrorCode.TIMEOUT.value,
-                                             "the job exceeded its time limit"))
+        _fail(jobs, ledger, record, _timed_out())
 
 
 def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
@@ -201,8 +204,7 @@ def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         return
     except SoftTimeLimitExceeded:
         log.warning("job %s hit its time limit", job_id)
-        _fail(jobs, ledger, record, JobError(ErrorCode.TIMEOUT.value,
-                                             "the job exceeded its time limit"))
+        _fail(jobs, ledger, record, _timed_out())
         return
     except Exception as exc:  # an unexpected bug must still end the job, not lose it
         log.exception("job %s crashed", job_id)

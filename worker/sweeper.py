@@ -23,6 +23,7 @@ from jobs.records import JobRecord, JobStatus, job_age_seconds, now
 from jobs.store import JobStore, owes_work
 from worker.celery_app import enqueue_job, enqueue_webhook
 from worker.runner import overdue
+from worker.webhook_delivery import JITTER, retry_delay
 
 log = logging.getLogger("imagefleet.sweeper")
 
@@ -43,7 +44,7 @@ def _webhook_overdue(record: JobRecord, cfg: Settings) -> bool:
     deliveries = record.webhook.get("deliveries") or []
     if record.webhook.get("state") == "pending" or not deliveries:
         return True
-    latest_retry = cfg.webhook_base_delay * 2 ** (len(deliveries) - 1) * 1.5
+    latest_retry = retry_delay(cfg, len(deliveries) - 1, JITTER[1])
     return time.time() > deliveries[-1]["at"] + latest_retry + cfg.requeue_after_seconds
 
 

@@ -18,6 +18,14 @@ from worker.webhooks import Outcome, Refused, check_address, post, sign
 log = logging.getLogger("imagefleet.webhooks")
 
 
+JITTER = (0.5, 1.5)  # each retry waits its backoff times a factor drawn from this range
+
+
+def retry_delay(cfg: Settings, attempt: int, jitter: float) -> float:
+    """Seconds before the retry after `attempt` (0-based): exponential backoff."""
+    return cfg.webhook_base_delay * 2 ** attempt * jitter
+
+
 def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
     record = jobs.get(job_id)
     url = record.spec.webhook_url if record else None
@@ -53,5 +61,5 @@ def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
     log.info("webhook %s attempt %d -> %s (%s)", job_id, attempt + 1, state,
              outcome.status or outcome.error)
     if not last:  # exponential backoff with jitter
-        delay = cfg.webhook_base_delay * 2 ** attempt * random.uniform(0.5, 1.5)
+        delay = retry_delay(cfg, attempt, random.uniform(*JITTER))
         enqueue_webhook(job_id, attempt + 1, countdown=delay)
