@@ -81,10 +81,6 @@ def _fleet_cpu(fleet: Fleet) -> dict[str, float]:
             "redis": _cpu_seconds(redis)}
 
 
-def _gateway_cpu_seconds(fleet: Fleet) -> float:
-    return _fleet_cpu(fleet)["gateway"]
-
-
 def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
     body = {"operation": "metadata", "input": "tiny.png"}
     latencies: list[float] = []
@@ -104,9 +100,9 @@ def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> d
             await asyncio.gather(*[worker(client, stop) for _ in range(concurrency)])
             return len(latencies) / (time.perf_counter() - started)
 
-    cpu_before = _gateway_cpu_seconds(fleet)
+    cpu_before = _fleet_cpu(fleet)["gateway"]
     rate = asyncio.run(run())
-    cpu = _gateway_cpu_seconds(fleet) - cpu_before
+    cpu = _fleet_cpu(fleet)["gateway"] - cpu_before
     # Per core: submissions per second of the gateway's own CPU time (the load generator,
     # Redis and the workers running these jobs share this machine's cores).
     return {"submissions_per_s": round(rate, 1), "p99_ms": round(_pct(latencies, 0.99), 1),

@@ -177,8 +177,9 @@ def _wait_all(client: httpx.Client, ids: list[str], timeout: float) -> dict[str,
                 job = client.get(f"/v1/jobs/{job_id}").json()
             except (httpx.TransportError, ValueError):
                 break
-            if job.get("status") in TERMINAL and (
-                    job["webhook"] is None or job["webhook"]["state"] in ("delivered", "failed")):
+            webhook = job.get("webhook") or {}
+            if job.get("status") in TERMINAL and (  # and its webhook settled, either way
+                    webhook.get("state") not in ("pending", "retrying")):
                 ended[job_id] = job
         time.sleep(0.5)
     return ended
