@@ -13,8 +13,10 @@ import time
 
 import msgspec
 import redis
+import redis.asyncio as aioredis
 
 from billing.ledger import PREFIX, Ledger, account_key
+from billing.ratelimit import TAKE_TOKEN_LUA
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -29,6 +31,27 @@ def new_webhook_secret() -> str:  # the Standard Webhooks format
 
 def _digest(api_key: str) -> str:
     return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+# KEYS[1] the key's index entry; ARGV: account key prefix, rate-bucket prefix, the fleet's
+# default rate, now (ms), the presented key's digest. Returns false for an unknown key, else
+# {account name, its fields, ms to wait}; a token is taken only for an enabled account whose
+# stored hash matches (Python compares again, in constant time). The account key is derived
+# in the script, so this needs a single Redis, not a cluster.
+_AUTHENTICATE = TAKE_TOKEN_LUA + """
+local name = redis.call('GET', KEYS[1])
+if not name then return false end
+local fields = redis.call('HGETALL', ARGV[1] .. name)
+local account = {}
+for i = 1, #fields, 2 do account[fields[i]] = fields[i + 1] end
+local wait = 0
+if account['key_hash'] == ARGV[5] and account['disabled'] ~= '1' then
+  local rate = tonumber(account['rate_limit'] or '0') or 0
+  if rate <= 0 then rate = tonumber(ARGV[3]) end
+  if rate > 0 then wait = take(ARGV[2] .. name, rate, tonumber(ARGV[4])) end
+end
+return {name, fields, wait}
+"""
 
 
 class Account(msgspec.Struct, kw_only=True):
@@ -52,6 +75,17 @@ class Account(msgspec.Struct, kw_only=True):
         del body["webhook_secret"]
         body["available_micros"] = self.available_micros
         return body
+
+
+def _parse(name: str, raw: dict[str, str]) -> tuple[Account, str] | None:
+    """An account and its key hash from its Redis hash fields (None if it has none)."""
+    if "key_hash" not in raw:
+        return None
+    return Account(id=name, balance_micros=int(raw["balance"]), held_micros=int(raw["held"]),
+                   credited_micros=int(raw["credited"]), captured_micros=int(raw["captured"]),
+                   disabled=raw["disabled"] == "1", created_at=float(raw["created_at"]),
+                   rate_limit=float(raw["rate_limit"]), webhook_secret=raw["webhook_secret"],
+                   webhook_url=raw.get("webhook_url") or None), raw["key_hash"]
 
 
 class AccountError(ValueError):
@@ -92,14 +126,7 @@ class Accounts:
     def _load(self, name: str) -> tuple[Account, str] | None:
         """The account and its key hash, from one read."""
         raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(account_key(name)).items()}
-        if "key_hash" not in raw:
-            return None
-        return Account(id=name, balance_micros=int(raw["balance"]), held_micros=int(raw["held"]),
-                       credited_micros=int(raw["credited"]),
-                       captured_micros=int(raw["captured"]), disabled=raw["disabled"] == "1",
-                       created_at=float(raw["created_at"]), rate_limit=float(raw["rate_limit"]),
-                       webhook_secret=raw["webhook_secret"],
-                       webhook_url=raw.get("webhook_url") or None), raw["key_hash"]
+        return _parse(name, raw)
 
     def names(self) -> list[str]:
         return sorted(m.decode() for m in self.redis.smembers(f"{PREFIX}accounts"))
@@ -151,8 +178,31 @@ class Accounts:
         name = self.redis.get(f"{PREFIX}apikey:{digest}")
         if name is None:
             return None
-        found = self._load(name.decode())
-        # Constant-time comparison of the stored hash with the presented key's hash.
-        if found is None or not hmac.compare_digest(found[1], digest):
-            return None
-        return None if found[0].disabled else found[0]
+        return _enabled(self._load(name.decode()), digest)
+
+
+def _enabled(found: tuple[Account, str] | None, digest: str) -> Account | None:
+    # Constant-time comparison of the stored hash with the presented key's hash.
+    if found is None or not hmac.compare_digest(found[1], digest):
+        return None
+    return None if found[0].disabled else found[0]
+
+
+class Authenticator:
+    """The gateway's per-request check, on its event loop: the key's enabled account and
+    the milliseconds its rate limit asks to wait, in one Redis round trip."""
+
+    def __init__(self, client: aioredis.Redis, default_rate: float) -> None:
+        self._script = client.register_script(_AUTHENTICATE)
+        self.default_rate = default_rate
+
+    async def check(self, api_key: str) -> tuple[Account | None, int]:
+        digest = _digest(api_key)
+        reply = await self._script(keys=[f"{PREFIX}apikey:{digest}"], args=[
+            account_key(""), f"{PREFIX}rate:", self.default_rate, int(time.time() * 1000),
+            digest])
+        if not reply:
+            return None, 0
+        name, fields, wait_ms = reply
+        raw = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
+        return _enabled(_parse(name.decode(), raw), digest), int(wait_ms)
