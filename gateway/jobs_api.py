@@ -20,7 +20,7 @@ from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id,
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
 from storage import tenant_key
-from worker.celery_app import enqueue_job, enqueue_webhook
+from worker.celery_app import enqueue_job, enqueue_webhook, redis_job_message
 from worker.webhooks import Refused, check_address
 
 log = logging.getLogger("imagefleet.gateway")
@@ -172,8 +172,11 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
                            updated_at=created, billing=billing,
                            webhook={"url": spec.webhook_url, "state": "pending", "deliveries": []}
                            if spec.webhook_url else None)
-        ctx.jobs.create(record)
-        _enqueue(ctx, record)
+        if ctx.settings.broker_url == ctx.settings.redis_url:  # record and message together
+            ctx.jobs.create(record, redis_job_message(record.id, record.operation, ctx.settings))
+        else:
+            ctx.jobs.create(record)
+            _enqueue(ctx, record)
         return record, True
     except BaseException:
         try:

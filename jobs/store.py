@@ -44,7 +44,8 @@ class JobStore:
     def _key(job_id: str) -> str:
         return f"imagefleet:job:{job_id}"
 
-    def create(self, record: JobRecord) -> None:
+    def create(self, record: JobRecord, message: tuple[str, bytes] | None = None) -> None:
+        """Store a new job and, when given, its (queue, task message) in one transaction."""
         with self.redis.pipeline() as pipe:
             pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
             pipe.zadd(f"imagefleet:jobs:{record.tenant}",
@@ -52,6 +53,8 @@ class JobStore:
             pipe.publish(events_channel(record.id), record.status.value)
             pipe.hincrby(STATES, record.status.value, 1)
             pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
+            if message is not None:
+                pipe.lpush(*message)
             pipe.execute()
 
     def list(self, tenant: str, limit: int, before: int | None = None,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+
 from celery import Celery
 
 from imagefleet.settings import Settings
@@ -28,6 +32,28 @@ def enqueue_job(job_id: str, operation: str, cfg: Settings) -> None:
     soft, hard = time_limits(operation, cfg)
     app.send_task(RUN_JOB, args=[job_id], queue=OPERATIONS[operation].queue,
                   soft_time_limit=soft, time_limit=hard)
+
+
+def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, bytes]:
+    """The job's task message as Celery's Redis transport keeps it (an entry of the list
+    named after the queue), for the gateway to push in the same transaction as the job
+    record: one round trip instead of kombu's publish, and never a record without its
+    message. Celery builds the message (`as_task_v2`); only kombu's envelope is written
+    here, and a test holds it to what `send_task` pushes."""
+    queue = OPERATIONS[operation].queue
+    soft, hard = time_limits(operation, cfg)
+    task_id = str(uuid.uuid4())
+    message = app.amqp.as_task_v2(task_id, RUN_JOB, args=[job_id], soft_time_limit=soft,
+                                  time_limit=hard, reply_to=app.thread_oid,
+                                  ignore_result=None)  # as send_task: the app's setting
+    envelope = {
+        "body": base64.b64encode(json.dumps(message.body).encode()).decode(),
+        "content-encoding": "utf-8", "content-type": "application/json",
+        "headers": message.headers,
+        "properties": {**message.properties, "delivery_mode": 2,
+                       "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
+                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}}
+    return queue, json.dumps(envelope).encode()
 
 
 def enqueue_webhook(job_id: str, attempt: int = 0, countdown: float = 0) -> None:
