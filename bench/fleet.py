@@ -8,6 +8,7 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -81,15 +82,15 @@ def _fleet_cpu(fleet: Fleet) -> dict[str, float]:
             "redis": _cpu_seconds(redis)}
 
 
-def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
-    body = {"operation": "metadata", "input": "tiny.png"}
+def _request_rate(fleet: Fleet, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]],
+                  status: int, seconds: float, concurrency: int) -> dict[str, float]:
     latencies: list[float] = []
 
     async def worker(client: httpx.AsyncClient, stop: float) -> None:
         while time.perf_counter() < stop:
             started = time.perf_counter()
-            reply = await client.post("/v1/jobs", json=body)
-            assert reply.status_code == 202, reply.text
+            reply = await send(client)
+            assert reply.status_code == status, reply.text
             latencies.append((time.perf_counter() - started) * 1000)
 
     async def run() -> float:
@@ -103,10 +104,22 @@ def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> d
     cpu_before = _fleet_cpu(fleet)["gateway"]
     rate = asyncio.run(run())
     cpu = _fleet_cpu(fleet)["gateway"] - cpu_before
-    # Per core: submissions per second of the gateway's own CPU time (the load generator,
+    # Per core: requests per second of the gateway's own CPU time (the load generator,
     # Redis and the workers running these jobs share this machine's cores).
-    return {"submissions_per_s": round(rate, 1), "p99_ms": round(_pct(latencies, 0.99), 1),
+    return {"per_s": round(rate, 1), "p99_ms": round(_pct(latencies, 0.99), 1),
             "per_gateway_cpu_second": round(len(latencies) / cpu, 1) if cpu else 0.0}
+
+
+def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
+    """Job submissions, and beside them the same server answering its emptiest route
+    (`/healthz`): the ceiling any route of this HTTP stack can reach per core."""
+    body = {"operation": "metadata", "input": "tiny.png"}
+    jobs = _request_rate(fleet, lambda c: c.post("/v1/jobs", json=body), 202, seconds,
+                         concurrency)
+    empty = _request_rate(fleet, lambda c: c.get("/healthz"), 200, seconds, concurrency)
+    return {"submissions_per_s": jobs["per_s"], "p99_ms": jobs["p99_ms"],
+            "per_gateway_cpu_second": jobs["per_gateway_cpu_second"],
+            "healthz_per_gateway_cpu_second": empty["per_gateway_cpu_second"]}
 
 
 def pool_time(client: httpx.Client, body: dict, runs: int = 15) -> float:
