@@ -189,20 +189,34 @@ def _enabled(found: tuple[Account, str] | None, digest: str) -> Account | None:
 
 
 class Authenticator:
-    """The gateway's per-request check, on its event loop: the key's enabled account and
-    the milliseconds its rate limit asks to wait, in one Redis round trip."""
+    """The gateway's per-request check: the key's enabled account and the milliseconds its
+    rate limit asks to wait, in one Redis round trip; on the event loop (`check`) or, for a
+    route that blocks in a thread anyway, in that thread (`check_blocking`)."""
 
-    def __init__(self, client: aioredis.Redis, default_rate: float) -> None:
+    def __init__(self, client: redis.Redis, aclient: aioredis.Redis,
+                 default_rate: float) -> None:
         self._script = client.register_script(_AUTHENTICATE)
+        self._ascript = aclient.register_script(_AUTHENTICATE)
         self.default_rate = default_rate
+
+    def _call(self, digest: str) -> tuple[list[str], list[object]]:
+        return [f"{PREFIX}apikey:{digest}"], [account_key(""), f"{PREFIX}rate:",
+                                              self.default_rate, int(time.time() * 1000), digest]
 
     async def check(self, api_key: str) -> tuple[Account | None, int]:
         digest = _digest(api_key)
-        reply = await self._script(keys=[f"{PREFIX}apikey:{digest}"], args=[
-            account_key(""), f"{PREFIX}rate:", self.default_rate, int(time.time() * 1000),
-            digest])
-        if not reply:
-            return None, 0
-        name, fields, wait_ms = reply
-        raw = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
-        return _enabled(_parse(name.decode(), raw), digest), int(wait_ms)
+        keys, args = self._call(digest)
+        return _checked(await self._ascript(keys=keys, args=args), digest)
+
+    def check_blocking(self, api_key: str) -> tuple[Account | None, int]:
+        digest = _digest(api_key)
+        keys, args = self._call(digest)
+        return _checked(self._script(keys=keys, args=args), digest)
+
+
+def _checked(reply: list | None, digest: str) -> tuple[Account | None, int]:
+    if not reply:
+        return None, 0
+    name, fields, wait_ms = reply
+    raw = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
+    return _enabled(_parse(name.decode(), raw), digest), int(wait_ms)

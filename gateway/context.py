@@ -8,7 +8,7 @@ import redis
 import redis.asyncio as aioredis
 from starlette.requests import Request
 
-from billing.accounts import Accounts, Authenticator
+from billing.accounts import Account, Accounts, Authenticator
 from billing.ledger import Ledger
 from gateway.watch import JobEvents
 from imagefleet.settings import Settings
@@ -36,7 +36,7 @@ class Context:
                                           socket_connect_timeout=5)
         return cls(cfg, client, JobStore(client, cfg.job_ttl_seconds),
                    open_store(cfg.storage_url), accounts, accounts.ledger,
-                   Authenticator(aclient, cfg.rate_limit),
+                   Authenticator(client, aclient, cfg.rate_limit),
                    # no socket timeout: the subscription is quiet while nothing changes
                    JobEvents(aioredis.Redis.from_url(cfg.redis_url)))
 
@@ -45,18 +45,29 @@ def context(request: Request) -> Context:
     return request.app.state.context
 
 
-async def authenticate(request: Request) -> str:
-    """The caller's tenant (account id), from `Authorization: Bearer <api key>`; the
-    account itself is kept on `request.state.account`. Rate-limited per key."""
+def api_key(request: Request) -> str:
+    """The key of `Authorization: Bearer <api key>` (UNAUTHORIZED if there is none)."""
     scheme, _, key = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise FleetError(ErrorCode.UNAUTHORIZED, "send `Authorization: Bearer <api key>`")
-    account, wait_ms = await context(request).authenticator.check(key.strip())
+    return key.strip()
+
+
+def admitted(found: tuple[Account | None, int]) -> Account:
+    """The account of an authentication check, unless it failed or must wait."""
+    account, wait_ms = found
     if account is None:
         raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
     if wait_ms:
         seconds = max(1, -(-wait_ms // 1000))
         raise FleetError(ErrorCode.RATE_LIMITED, f"too many requests; retry in {seconds} s",
                          headers={"Retry-After": str(seconds)})
+    return account
+
+
+async def authenticate(request: Request) -> str:
+    """The caller's tenant (account id); the account itself is kept on
+    `request.state.account`. Rate-limited per key."""
+    account = admitted(await context(request).authenticator.check(api_key(request)))
     request.state.account = account
     return account.id

@@ -10,7 +10,7 @@ import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from gateway.context import Context, authenticate, context
+from gateway.context import Context, admitted, api_key, authenticate, context
 from gateway.http import JSONResponse, checked_key, read_body
 from gateway.idempotency import Idempotency, body_hash
 from gateway.quoting import quote
@@ -189,23 +189,30 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
         raise
 
 
-async def submit_job(request: Request) -> JSONResponse:
-    tenant = await authenticate(request)
-    ctx = context(request)
-    wait = _wait_seconds(request, ctx)
-    # Inline base64 grows 4/3; leave room for the other fields.
-    body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
+def _submit(ctx: Context, key: str, body: bytes,
+            idempotency_key: str | None) -> tuple[JobRecord, bool]:
+    """Authenticate, decode and admit: one thread hop for all of a submission's blocking calls."""
+    account = admitted(ctx.authenticator.check_blocking(key))
     try:
         spec = decode_spec(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
-    key = request.headers.get("idempotency-key")
-    idem = (key, body_hash(body)) if key else None
-    record, new = await run_in_threadpool(admit_job, ctx, tenant, spec, idem,
-                                          request.state.account.webhook_url)
+    idem = (idempotency_key, body_hash(body)) if idempotency_key else None
+    record, new = admit_job(ctx, account.id, spec, idem, account.webhook_url)
     if new:
-        log.info("job %s %s queued for %s", record.id, record.operation, tenant,
+        log.info("job %s %s queued for %s", record.id, record.operation, account.id,
                  extra={"job_id": record.id})
+    return record, new
+
+
+async def submit_job(request: Request) -> JSONResponse:
+    key = api_key(request)
+    ctx = context(request)
+    wait = _wait_seconds(request, ctx)
+    # Inline base64 grows 4/3; leave room for the other fields.
+    body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
+    record, new = await run_in_threadpool(_submit, ctx, key, body,
+                                          request.headers.get("idempotency-key"))
 
     headers = {"Location": f"/v1/jobs/{record.id}"}
     if not new:
