@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
+import functools
 import uuid
+from typing import Any
 
+import msgspec
 from celery import Celery
 
 from imagefleet.settings import Settings
@@ -17,6 +19,7 @@ WEBHOOK_QUEUE = "webhooks"
 
 app = Celery("imagefleet", include=["worker.tasks"])
 app.config_from_object("worker.celeryconfig")
+_json = msgspec.json.Encoder()
 
 
 def time_limits(operation: str, cfg: Settings) -> tuple[int, int]:
@@ -34,26 +37,34 @@ def enqueue_job(job_id: str, operation: str, cfg: Settings) -> None:
                   soft_time_limit=soft, time_limit=hard)
 
 
+@functools.cache
+def _run_job_template(soft: int, hard: int) -> Any:
+    """Celery's own message for a job task with these limits (built once: `as_task_v2`
+    costs more than the rest of the push); each job fills in its ids."""
+    return app.amqp.as_task_v2("-", RUN_JOB, args=["-"], soft_time_limit=soft,
+                               time_limit=hard, ignore_result=None)  # as send_task does
+
+
 def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, bytes]:
     """The job's task message as Celery's Redis transport keeps it (an entry of the list
     named after the queue), for the gateway to push in the same transaction as the job
     record: one round trip instead of kombu's publish, and never a record without its
-    message. Celery builds the message (`as_task_v2`); only kombu's envelope is written
-    here, and a test holds it to what `send_task` pushes."""
+    message. Celery builds the message (`as_task_v2`); only the per-job ids and kombu's
+    envelope are written here, and a test holds it to what `send_task` pushes."""
     queue = OPERATIONS[operation].queue
-    soft, hard = time_limits(operation, cfg)
+    template = _run_job_template(*time_limits(operation, cfg))
     task_id = str(uuid.uuid4())
-    message = app.amqp.as_task_v2(task_id, RUN_JOB, args=[job_id], soft_time_limit=soft,
-                                  time_limit=hard, reply_to=app.thread_oid,
-                                  ignore_result=None)  # as send_task: the app's setting
+    body = ([job_id], {}, template.body[2])
     envelope = {
-        "body": base64.b64encode(json.dumps(message.body).encode()).decode(),
+        "body": base64.b64encode(_json.encode(body)).decode(),
         "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": message.headers,
-        "properties": {**message.properties, "delivery_mode": 2,
+        "headers": {**template.headers, "id": task_id, "root_id": task_id,
+                    "argsrepr": repr([job_id])},
+        "properties": {"correlation_id": task_id, "reply_to": app.thread_oid,
+                       "delivery_mode": 2,
                        "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
                        "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}}
-    return queue, json.dumps(envelope).encode()
+    return queue, _json.encode(envelope)
 
 
 def enqueue_webhook(job_id: str, attempt: int = 0, countdown: float = 0) -> None:
