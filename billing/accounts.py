@@ -172,21 +172,6 @@ class Accounts:
             self.redis.hset(account_key(name), "key_hash", _digest(api_key))
         return account
 
-    def authenticate(self, api_key: str) -> Account | None:
-        """The enabled account of this key, or None."""
-        digest = _digest(api_key)
-        name = self.redis.get(f"{PREFIX}apikey:{digest}")
-        if name is None:
-            return None
-        return _enabled(self._load(name.decode()), digest)
-
-
-def _enabled(found: tuple[Account, str] | None, digest: str) -> Account | None:
-    # Constant-time comparison of the stored hash with the presented key's hash.
-    if found is None or not hmac.compare_digest(found[1], digest):
-        return None
-    return None if found[0].disabled else found[0]
-
 
 class Authenticator:
     """The gateway's per-request check: the key's enabled account and the milliseconds its
@@ -199,18 +184,18 @@ class Authenticator:
         self._ascript = aclient.register_script(_AUTHENTICATE)
         self.default_rate = default_rate
 
-    def _call(self, digest: str) -> tuple[list[str], list[object]]:
+    def _keys_and_args(self, digest: str) -> tuple[list[str], list[object]]:
         return [f"{PREFIX}apikey:{digest}"], [account_key(""), f"{PREFIX}rate:",
                                               self.default_rate, int(time.time() * 1000), digest]
 
     async def check(self, api_key: str) -> tuple[Account | None, int]:
         digest = _digest(api_key)
-        keys, args = self._call(digest)
+        keys, args = self._keys_and_args(digest)
         return _checked(await self._ascript(keys=keys, args=args), digest)
 
     def check_blocking(self, api_key: str) -> tuple[Account | None, int]:
         digest = _digest(api_key)
-        keys, args = self._call(digest)
+        keys, args = self._keys_and_args(digest)
         return _checked(self._script(keys=keys, args=args), digest)
 
 
@@ -219,4 +204,8 @@ def _checked(reply: list | None, digest: str) -> tuple[Account | None, int]:
         return None, 0
     name, fields, wait_ms = reply
     raw = {fields[i].decode(): fields[i + 1].decode() for i in range(0, len(fields), 2)}
-    return _enabled(_parse(name.decode(), raw), digest), int(wait_ms)
+    found = _parse(name.decode(), raw)
+    # Constant-time comparison of the stored hash with the presented key's hash.
+    if found is None or not hmac.compare_digest(found[1], digest) or found[0].disabled:
+        return None, 0
+    return found[0], int(wait_ms)

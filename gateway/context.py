@@ -25,7 +25,7 @@ class Context:
     objects: ObjectStore
     accounts: Accounts
     ledger: Ledger
-    authenticator: Authenticator  # on the event loop: no thread hop per request
+    authenticator: Authenticator  # one Redis script per request, on the loop or a thread
     events: JobEvents  # one Redis subscription for every request waiting on a job
 
     @classmethod
