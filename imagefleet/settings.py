@@ -84,6 +84,9 @@ class Settings:
     webhook_allow_private: bool
     requeue_after_seconds: float  # a job idle this long is checked for a lost message
     sweep_interval: float
+    max_event_streams_per_key: int  # open event streams one API key may hold (429 past it)
+    render_max_side: int  # from-html viewport and full-page sides (Chromium's texture limit)
+    max_work_megapixels: float  # megapixels of all rasters a job creates, steps added up
 
     @property
     def dev_key_file(self) -> Path:
@@ -136,6 +139,10 @@ def load_settings() -> Settings:
         webhook_allow_private=_flag("FLEET_WEBHOOK_ALLOW_PRIVATE"),
         requeue_after_seconds=_float("FLEET_REQUEUE_AFTER_SECONDS", 300.0),
         sweep_interval=_float("FLEET_SWEEP_INTERVAL", 10.0),
+        max_event_streams_per_key=_int("FLEET_MAX_EVENT_STREAMS_PER_KEY", 16),
+        render_max_side=_int("FLEET_RENDER_MAX_SIDE", 16384),
+        max_work_megapixels=_float("FLEET_MAX_WORK_MEGAPIXELS", 0.0)
+        or 4 * _float("FLEET_MAX_MEGAPIXELS", 100.0),
     )
 
 
