@@ -3,6 +3,10 @@ notifications and wakes the requests waiting on that job (`?wait=`, the event st
 
 A subscription per request cost a new Redis connection each time (connect, handshake,
 subscribe, unsubscribe, close): about half the gateway's CPU per waited job.
+
+The Redis calls made on watchers' behalf (a stream's opening checks, every re-read of a
+watched job) pass one gate of WATCHER_CALLS: a flood of watchers queues there instead of
+taking the connection pools (100 each) that every other request needs.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from jobs.store import EVENTS_PREFIX, JobStore
 
 log = logging.getLogger("imagefleet.gateway")
 _TERMINAL = {s.value for s in JobStatus if s.terminal}
+WATCHER_CALLS = 8  # Redis calls for watchers in flight at once, of the pools' 100
 
 
 @dataclass(eq=False)  # compared (and hashed) by identity: kept in sets
@@ -38,6 +43,14 @@ class JobEvents:
         self.watches: dict[str, set[Watch]] = {}
         self.listening = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
+        self._calls: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def calls(self) -> asyncio.Semaphore:
+        """The gate every Redis call made for a watcher passes (`async with`)."""
+        loop = asyncio.get_running_loop()
+        if self._calls is None or self._calls[0] is not loop:  # (a test client's new loop)
+            self._calls = (loop, asyncio.Semaphore(WATCHER_CALLS))
+        return self._calls[1]
 
     async def _listen(self) -> None:
         while True:
@@ -99,7 +112,8 @@ async def job_changes(events: JobEvents, jobs: JobStore, job_id: str, seconds: f
     async with events.watch(job_id) as watch:
         while True:
             watch.changed.clear()
-            record = await run_in_threadpool(jobs.get, job_id)
+            async with events.calls():
+                record = await run_in_threadpool(jobs.get, job_id)
             yield record
             while True:
                 left = deadline - time.monotonic()
