@@ -15,9 +15,11 @@ from dataclasses import dataclass
 Read = Callable[[int, int], bytes]  # read(offset, length) -> bytes (fewer at EOF)
 
 _AHEAD = 4096  # bytes fetched per request: headers are small, but requests are not free
+_SEGMENT_AHEAD = 1024  # JPEG: a few tables per read, ~1 KB per skipped APPn segment
 _WALK_AHEAD = 64  # frame walks: room for a chunk or IFD header, never frame data in bulk
 _FAR = 1 << 62  # "end of file" when the size is unknown
 _MAX_PAGES = 10_000  # TIFF IFD chains are attacker-controlled
+_MAX_REQUESTS = 2048  # ranged reads per budgeted header: each one is a store round trip
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -27,6 +29,16 @@ class Header:
     width: int  # as stored: EXIF orientation does not change the pixel count
     height: int
     frames: int  # 1 for stills; frames or pages of an animation / multi-page file
+    # (width, height) of each page as the decoder presents it, where pages differ (TIFF
+    # pages; a GIF canvas that later frames grow); empty: every page is width x height.
+    pages: tuple[tuple[int, int], ...] = ()
+
+    def page_size(self, page: int) -> tuple[int, int]:
+        return self.pages[page] if page < len(self.pages) else (self.width, self.height)
+
+    def largest(self) -> tuple[int, int]:
+        """The biggest page: what decoding every page costs per page, at most."""
+        return max([(self.width, self.height), *self.pages], key=lambda s: s[0] * s[1])
 
 
 class _Stop(Exception):
@@ -39,7 +51,7 @@ class _Src:
     def __init__(self, read: Read, size: int | None, budget: int | None) -> None:
         self._read, self.size, self.budget = read, size, budget
         self.ahead = _AHEAD if budget is None else max(1, min(_AHEAD, budget))
-        self.used, self._off, self._buf = 0, 0, b""
+        self.used, self.requests, self._off, self._buf = 0, 0, 0, b""
 
     def get(self, off: int, n: int) -> bytes:  # exactly n bytes at off, else _Stop
         start = off - self._off
@@ -50,14 +62,25 @@ class _Src:
         if off + n > end:  # truncated: never ask a store for bytes past a known end
             raise _Stop
         want = max(n, min(self.ahead, end - off))
-        if self.budget is not None and self.used + want > self.budget:
+        if self.budget is not None and (self.used + want > self.budget
+                                        or self.requests >= _MAX_REQUESTS):
             raise _Stop
         data = bytes(self._read(off, want))[:want]
         self.used += len(data)
+        self.requests += 1
         self._off, self._buf = off, data
         if len(data) < n:
             raise _Stop
         return data[:n]
+
+    def find_ff(self, off: int) -> int:
+        """The offset of the next 0xFF byte at or after off (JPEG junk skipping)."""
+        while True:
+            self.get(off, 1)  # the buffer now starts at or before off
+            found = self._buf.find(b"\xff", off - self._off)
+            if found >= 0:
+                return self._off + found
+            off = self._off + len(self._buf)
 
 
 def _png(src: _Src, count_frames: bool) -> Header | None:
@@ -76,20 +99,26 @@ def _png(src: _Src, count_frames: bool) -> Header | None:
 
 
 def _jpeg(src: _Src, count_frames: bool) -> Header | None:
-    off = 2
+    """Markers up to the first scan, as libjpeg and Pillow walk them: junk bytes before a
+    marker are skipped, segments are skipped by their length (small reads: a file may hold
+    hundreds of APPn segments), and the largest frame header (SOF) seen is the size."""
+    off, size = 2, None
+    src.ahead = min(src.ahead, _SEGMENT_AHEAD)
     while True:
-        ff, marker = src.get(off, 2)
-        if ff != 0xFF or marker in (0x00, 0xD8, 0xD9, 0xDA):  # junk, or EOI/scan before a SOF
-            return None
-        if marker == 0xFF:  # fill byte before a marker
-            off += 1
-        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # markers without a length
+        off = src.find_ff(off)
+        marker = src.get(off + 1, 1)[0]
+        if marker in (0xFF, 0x00):  # a fill byte, or an escaped FF that decoders skip
+            off += 1 if marker == 0xFF else 2
+        elif marker in (0xD9, 0xDA):  # EOI or the first scan: the header is over
+            return Header("jpeg", *size, 1) if size else None
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
             off += 2
-        elif marker in _SOF:  # length, precision, height, width
-            height, width = struct.unpack(">HH", src.get(off + 5, 4))
-            return Header("jpeg", width, height, 1)
-        else:  # skip APPn (EXIF, big ICC chains, ...) by its length, unread
+        else:
             (length,) = struct.unpack(">H", src.get(off + 2, 2))
+            if marker in _SOF:  # length, precision, height, width
+                height, width = struct.unpack(">HH", src.get(off + 5, 4))
+                if size is None or width * height > size[0] * size[1]:
+                    size = (width, height)
             off += 2 + max(length, 2)
 
 
@@ -105,7 +134,7 @@ def _gif_sub_blocks(src: _Src, off: int) -> int:
 
 def _gif(src: _Src, count_frames: bool) -> Header | None:
     width, height, flags = struct.unpack("<HHB", src.get(6, 5))
-    off, frames = 13 + _gif_table(flags), 0
+    off, pages = 13 + _gif_table(flags), []
     if count_frames:  # no count in the header: visit every block, reading in big pieces
         src.budget, src.ahead = None, 1 << 16
     with suppress(_Stop):  # a cut inside the animation keeps the frames seen
@@ -115,13 +144,15 @@ def _gif(src: _Src, count_frames: bool) -> Header | None:
             elif tag == 0x2C:  # image descriptor
                 x, y, w, h, fl = struct.unpack("<HHHHB", src.get(off + 1, 9))
                 width, height = max(width, x + w), max(height, y + h)  # Pillow grows the canvas
-                frames += 1
+                pages.append((width, height))  # the canvas as this frame is decoded
                 if not count_frames:
                     break
                 off = _gif_sub_blocks(src, off + 11 + _gif_table(fl))  # +1: LZW code size
             else:
                 off += 1  # stray byte: Pillow skips it as well
-    return Header("gif", width, height, frames) if frames else None
+    differ = any(page != pages[-1] for page in pages)
+    return Header("gif", width, height, len(pages), tuple(pages) if differ else ()) \
+        if pages else None
 
 
 def _webp(src: _Src, count_frames: bool) -> Header | None:
@@ -228,11 +259,8 @@ def _avif(src: _Src, count_frames: bool) -> Header | None:
     return Header("avif", width, height, frames)
 
 
-def _tiff(src: _Src, count_frames: bool) -> Header | None:
-    e = "<" if src.get(0, 2) == b"II" else ">"
-    magic, ifd = struct.unpack(e + "HI", src.get(2, 6))
-    if magic != 42:  # 43 is BigTIFF, not supported
-        return None
+def _tiff_page(src: _Src, e: str, ifd: int) -> tuple[int, int, int]:
+    """(entry count, width, height) of the IFD at ifd."""
     (n,) = struct.unpack(e + "H", src.get(ifd, 2))
     entries, width, height = src.get(ifd + 2, 12 * n), 0, 0
     for i in range(0, 12 * n, 12):
@@ -240,17 +268,28 @@ def _tiff(src: _Src, count_frames: bool) -> Header | None:
         if tag in (256, 257) and typ in (3, 4):  # ImageWidth / ImageLength, SHORT or LONG
             (value,) = struct.unpack_from(e + ("H" if typ == 3 else "I"), entries, i + 8)
             width, height = (value, height) if tag == 256 else (width, value)
-    seen = {ifd}  # pages
+    return n, width, height
+
+
+def _tiff(src: _Src, count_frames: bool) -> Header | None:
+    e = "<" if src.get(0, 2) == b"II" else ">"
+    magic, ifd = struct.unpack(e + "HI", src.get(2, 6))
+    if magic != 42:  # 43 is BigTIFF, not supported
+        return None
+    n, width, height = _tiff_page(src, e, ifd)
+    seen, pages = {ifd}, [(width, height)]
     if count_frames:  # frame walk: no total cap, small reads
         src.budget, src.ahead = None, _WALK_AHEAD
-    with suppress(_Stop):  # follow next-IFD offsets (two small reads a page) until a bad link
+    with suppress(_Stop):  # follow next-IFD offsets until a bad link; every page's size
         while count_frames and len(seen) < _MAX_PAGES:
             (ifd,) = struct.unpack(e + "I", src.get(ifd + 2 + 12 * n, 4))
             if ifd == 0 or ifd in seen:
                 break
             seen.add(ifd)
-            (n,) = struct.unpack(e + "H", src.get(ifd, 2))
-    return Header("tiff", width, height, len(seen))
+            n, w, h = _tiff_page(src, e, ifd)
+            pages.append((w, h))
+    differ = any(page != pages[0] for page in pages)
+    return Header("tiff", width, height, len(seen), tuple(pages) if differ else ())
 
 
 def _bmp(src: _Src, count_frames: bool) -> Header | None:

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from gateway.context import Context, admitted, api_key, authenticate, context
 from gateway.http import JSONResponse, checked_key, read_body
 from gateway.idempotency import Idempotency, body_hash
-from gateway.quoting import quote
+from gateway.quoting import Quote, quote
 from gateway.watch import job_changes
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id, now
@@ -123,19 +123,21 @@ async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord |
     return latest
 
 
-def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> JobBilling:
-    megapixels, amount = quote(ctx, tenant, spec)
-    refused = ctx.ledger.hold(tenant, job_id, amount, operation_of(spec).name, megapixels)
+def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> tuple[JobBilling, Quote]:
+    priced = quote(ctx, tenant, spec)
+    amount, megapixels, name = priced.amount, priced.megapixels, operation_of(spec).name
+    refused = ctx.ledger.hold(tenant, job_id, amount, name, megapixels or 0.0)
     if refused is not None:
         if refused.disabled:
             raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
+        basis = f"{megapixels:g} MP" if megapixels is not None else f"flat price of {name}"
         raise FleetError(
             ErrorCode.PAYMENT_REQUIRED,
-            f"this job costs {amount} micro-$ ({megapixels:g} MP); the account has"
+            f"this job costs {amount} micro-$ ({basis}); the account has"
             f" {refused.available} micro-$ available",
             details={"price_micros": amount, "megapixels": megapixels,
                      "balance_micros": refused.balance, "available_micros": refused.available})
-    return JobBilling(megapixels=megapixels or None, quoted_micros=amount, state="held")
+    return JobBilling(megapixels=megapixels, quoted_micros=amount, state="held"), priced
 
 
 def _check_backlog(ctx: Context, queue: str) -> None:
@@ -165,13 +167,13 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
     try:
         spec = _prepare(ctx, tenant, job_id, spec, default_webhook)
         held = True  # from here a lost reply may hide a hold Redis made: release either way
-        billing = _hold(ctx, tenant, job_id, spec)
+        billing, priced = _hold(ctx, tenant, job_id, spec)
         created = now()
         record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
                            status=JobStatus.QUEUED, spec=spec, created_at=created,
                            updated_at=created, billing=billing,
                            webhook={"url": spec.webhook_url, "state": "pending", "deliveries": []}
-                           if spec.webhook_url else None)
+                           if spec.webhook_url else None, inputs=priced.inputs)
         if ctx.settings.broker_url == ctx.settings.redis_url:  # record and message together
             ctx.jobs.create(record, redis_job_message(record.id, record.operation, ctx.settings))
         else:

@@ -1,39 +1,64 @@
-"""The price of a job before it runs, from its inputs' headers (never a full decode)."""
+"""The price of a job before it runs, from its inputs' headers (never a full decode), and the
+admission rule: every raster the job will create is bounded before it is accepted."""
 
 from __future__ import annotations
 
-from billing.header import read_header
-from billing.metering import total_megapixels
+from dataclasses import dataclass
+
+from billing.header import Header, read_header
 from billing.prices import BillingRule, Flat, configured
 from gateway.context import Context
+from jobs.rasters import Limits, Raster, plan_of
+from jobs.records import InputFacts
 from jobs.registry import Operation, operation_of
-from jobs.spec import ImageJob, JobSpec, input_key_of
+from jobs.spec import JobSpec, input_key_of
 from storage import ObjectNotFound, tenant_key
+
+
+@dataclass(frozen=True)
+class Quote:
+    megapixels: float | None  # None: a flat price
+    amount: int  # micro-dollars to hold
+    inputs: list[InputFacts]  # what was quoted, for the worker to check
 
 
 def rule_for(ctx: Context, op: Operation) -> BillingRule:
     return configured(op.name, op.billing, ctx.settings.prices)
 
 
-def quote(ctx: Context, tenant: str, spec: JobSpec) -> tuple[float, int]:
-    """(megapixels, micro-dollars). An unreadable header quotes the 1 MP minimum: the
-    worker then fails the job with IMAGE_PARSE_FAILED and the hold is released."""
+def facts_of(size: int | None, header: Header | None) -> InputFacts:
+    summary = (header.format, header.width, header.height, header.frames) if header else None
+    return InputFacts(bytes=size, header=summary)
+
+
+def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | None:
+    try:
+        return read_header(lambda offset, length: ctx.objects.get_range(key, offset, length),
+                           size=size, count_frames=walk)
+    except ObjectNotFound:  # deleted since it was checked: the worker will say so
+        return None
+
+
+def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
+    """Refuse (IMAGE_TOO_LARGE) a job whose planned rasters are over the limits, else
+    price it. An unreadable header holds the price of FLEET_MAX_MEGAPIXELS: the worker
+    plans from the bytes it decodes and captures that, never more than was held."""
     op = operation_of(spec)
     rule = rule_for(ctx, op)
-    if isinstance(rule, Flat):
-        return 0.0, rule.price(0)
-    animated = isinstance(spec, ImageJob) and spec.animated
-    sources = spec.sources() if op.bills_all_inputs else spec.sources()[:1]
-    dims = []
-    for _, source in sources:
+    rasters: list[tuple[str, Raster]] = []
+    facts = []
+    for index, (path, source) in enumerate(spec.sources()):
         key = tenant_key(tenant, input_key_of(source) or "")
-        try:
-            header = read_header(
-                lambda offset, length, k=key: ctx.objects.get_range(k, offset, length),
-                size=ctx.objects.size(key), count_frames=animated)
-        except ObjectNotFound:  # deleted since it was checked: the worker will say so
-            header = None
+        size = ctx.objects.size(key)
+        header = _header(ctx, key, size, spec.walks_pages(index))
+        facts.append(facts_of(size, header))
         if header is not None:
-            dims.append((header.width, header.height, header.frames if animated else 1))
-    megapixels = total_megapixels(dims)
-    return megapixels, rule.price(megapixels)
+            rasters.append((path, spec.input_raster(index, header)))
+    megapixels = ctx.settings.max_megapixels
+    if len(rasters) == len(facts):  # every header read: the plan is known
+        plan = plan_of(spec, rasters, len(rasters) if op.bills_all_inputs else 1)
+        plan.check(Limits.of(ctx.settings))
+        megapixels = plan.megapixels()
+    if isinstance(rule, Flat):
+        return Quote(None, rule.price(0), facts)
+    return Quote(megapixels, rule.price(megapixels), facts)

@@ -11,7 +11,10 @@ class MetadataJob(ImageJob, tag="metadata", kw_only=True):
     """Dimensions, format, colour, alpha, depth, orientation, EXIF/ICC presence, frames."""
 
     reads_timeline: ClassVar[bool] = True
+    makes_image: ClassVar[bool] = False
 
 
 class DominantColorJob(ImageJob, tag="dominant-color", kw_only=True):
     """The most common colour (by clustering), as `{r, g, b}` and hex."""
+
+    makes_image: ClassVar[bool] = False

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Self
 
 import msgspec
 from msgspec import Meta
 
+from jobs.rasters import Raster
 from jobs.spec import (
     U32,
     Color,
@@ -60,6 +62,22 @@ class ContactSheetJob(JobSpec, tag="contact-sheet", kw_only=True):
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [(f"$.files[{i}]", source) for i, source in enumerate(self.files)]
+
+    def grid(self) -> tuple[int, int]:
+        """(columns, rows): near-square by default; never more columns than images."""
+        n = len(self.files)
+        cols = min(self.columns or math.ceil(math.sqrt(n)), n)
+        return cols, math.ceil(n / cols)
+
+    def sheet_size(self) -> tuple[int, int]:
+        cols, rows = self.grid()
+        return (cols * self.cell_width + (cols + 1) * self.gap,
+                rows * self.cell_height + (rows + 1) * self.gap)
+
+    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
+        cell = Raster(self.cell_width, self.cell_height)  # each image is fitted inside one
+        return [*[(f"cell {i}", cell) for i in range(len(inputs))],
+                ("the contact sheet", Raster(*self.sheet_size()))]
 
     def with_sources(self, sources: list[InputSource]) -> Self:
         return msgspec.structs.replace(self, files=list(sources))

@@ -29,3 +29,9 @@ class CropJob(ImageJob, tag="crop", kw_only=True):
                 "`width`/`height` apply only with `gravity`; a rect crop uses `rect.width`"
                 " and `rect.height` - at `$`"
             )
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        if self.rect is not None:  # a rect outside the image fails before any work
+            return self.rect.width, self.rect.height
+        assert self.width is not None and self.height is not None
+        return min(width, self.width), min(height, self.height)  # clamped inside

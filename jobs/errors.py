@@ -16,6 +16,7 @@ class ErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     JOB_ENDED = "JOB_ENDED"
+    UPLOAD_URL_USED = "UPLOAD_URL_USED"  # a signed upload URL takes one PUT
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     IMAGE_PARSE_FAILED = "IMAGE_PARSE_FAILED"
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
@@ -26,6 +27,7 @@ class ErrorCode(StrEnum):
     UNAVAILABLE = "UNAVAILABLE"
     # Job-only codes (a job ends `failed` with these; no request returns them).
     INPUT_NOT_FOUND = "INPUT_NOT_FOUND"
+    INPUT_CHANGED = "INPUT_CHANGED"  # the input object was replaced after it was quoted
     PAGE_OUT_OF_RANGE = "PAGE_OUT_OF_RANGE"
     TIMEOUT = "TIMEOUT"
     WORKER_LOST = "WORKER_LOST"
@@ -39,6 +41,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.JOB_ENDED: 409,
+    ErrorCode.UPLOAD_URL_USED: 409,
     ErrorCode.PAYLOAD_TOO_LARGE: 413,
     ErrorCode.IMAGE_PARSE_FAILED: 422,
     ErrorCode.IMAGE_TOO_LARGE: 422,
@@ -48,6 +51,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INPUT_NOT_FOUND: 422,
+    ErrorCode.INPUT_CHANGED: 422,
     ErrorCode.PAGE_OUT_OF_RANGE: 422,
     ErrorCode.TIMEOUT: 422,
     ErrorCode.WORKER_LOST: 422,

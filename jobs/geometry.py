@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import msgspec
@@ -29,12 +30,48 @@ class ResizeJob(ImageJob, tag="resize", kw_only=True):
         if self.width is None and self.height is None:
             raise ValueError("give `width`, `height` or both - at `$`")
 
+    def scaled_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size the whole image is scaled to (before cover's window or contain's
+        padding)."""
+        if self.height is None:
+            assert self.width is not None
+            return self.width, _round(height * self.width / width)
+        if self.width is None:
+            return _round(width * self.height / height), self.height
+        bw, bh = self.width, self.height
+        if self.fit == "fill":
+            return bw, bh
+        # Integer cross-multiplication: is the box relatively wider than the image?
+        wider = bw * height >= bh * width
+        # cover/outside: the box's relatively larger side rules; contain/inside: the smaller.
+        if wider if self.fit in ("cover", "outside") else not wider:
+            return bw, _round(height * bw / width)
+        return _round(width * bh / height), bh
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        scaled = self.scaled_size(width, height)
+        if self.width and self.height and self.fit in ("cover", "contain"):
+            return self.width, self.height  # cover cuts a window, contain pads to the box
+        return scaled
+
     def decode_scale(self, width: int, height: int) -> float:
         """How small the (upright) input may be decoded and still resize exactly: the
         scale of the larger of the two axis ratios the fit needs (at most 1)."""
         ratios = [t / s for t, s in ((self.width, width), (self.height, height)) if t]
         need = min(ratios) if self.fit in ("inside", "contain") else max(ratios)
         return min(1.0, need)
+
+
+def _round(value: float) -> int:
+    return max(1, math.floor(value + 0.5))  # nearest, halves up; never 0
+
+
+def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
+    """Bounding box of a width x height rectangle rotated by `angle` degrees, rounded out."""
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    # The epsilon keeps float noise (e.g. 99.99999999) from adding a whole pixel.
+    return (max(1, math.ceil(width * c + height * s - 1e-6)),
+            max(1, math.ceil(width * s + height * c - 1e-6)))
 
 
 class RotateJob(ImageJob, tag="rotate", kw_only=True):
@@ -49,6 +86,9 @@ class RotateJob(ImageJob, tag="rotate", kw_only=True):
     def __post_init__(self) -> None:
         if self.angle == 0 and not self.flip and not self.flop:
             raise ValueError("give a non-zero `angle`, `flip` or `flop` - at `$`")
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return rotated_size(width, height, self.angle % 360)
 
 
 class TrimJob(ImageJob, tag="trim", kw_only=True):
@@ -71,3 +111,6 @@ class ExtendJob(ImageJob, tag="extend", kw_only=True):
         if not (self.top or self.bottom or self.left or self.right):
             raise ValueError("give at least one positive `top`, `bottom`, `left` or `right`"
                              " - at `$`")
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        return width + self.left + self.right, height + self.top + self.bottom

@@ -29,6 +29,7 @@ class OcrJob(ImageJob, tag="ocr", kw_only=True):
     tsv: bool = False
     psm: Annotated[int, Meta(ge=1, le=13)] = 3  # Tesseract page segmentation mode
     reads_all_pages: ClassVar[bool] = True
+    makes_image: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.psm == 2:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from jobs.rasters import Raster, chain
 from jobs.spec import ImageJob
 
 MAX_STEPS = 10
@@ -18,6 +19,13 @@ class PipelineJob(ImageJob, tag="pipeline", kw_only=True):
     """Run `steps` (operation bodies without input/output) on one decode, one encode."""
 
     steps: Annotated[list[dict[str, Any]], Meta(min_length=1, max_length=MAX_STEPS)]
+
+    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
+        from jobs.registry import pipeline_steps  # the registry imports this module
+
+        return chain(inputs[0], [
+            (f"step {i} ({step.__struct_config__.tag}) output", step.output_size)
+            for i, step in enumerate(pipeline_steps(self)) if isinstance(step, ImageJob)])
 
 
 def step_body(step: dict[str, Any], index: int) -> dict[str, Any]:

@@ -37,8 +37,16 @@ class JobBilling(msgspec.Struct):
     state: str = "held"  # held -> captured | released
 
 
-# Record fields the API never shows: the owner, and the message that owns the run.
-INTERNAL_FIELDS = ("tenant", "task_id")
+class InputFacts(msgspec.Struct):
+    """An input as it was quoted: the worker refuses (INPUT_CHANGED) to run on anything else."""
+
+    bytes: int | None
+    etag: str | None = None
+    header: tuple[str, int, int, int] | None = None  # format, width, height, frames read
+
+
+# Record fields the API never shows: the owner, the message that owns the run, what was quoted.
+INTERNAL_FIELDS = ("tenant", "task_id", "inputs")
 
 
 class JobRecord(msgspec.Struct, kw_only=True):
@@ -59,6 +67,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     # The Celery task (message) whose run owns the job: a redelivered message carries the
     # same id and may run again; a duplicate message carries another and may not.
     task_id: str | None = None
+    inputs: list[InputFacts] = msgspec.field(default_factory=list)  # in spec.sources() order
 
     def public(self) -> dict[str, Any]:
         """The job object of the API: the record without its owner and internals."""

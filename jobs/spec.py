@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 import msgspec
 from msgspec import Meta
 
+from jobs.rasters import PageSizes, Raster, chain
+
 if TYPE_CHECKING:
     from imagefleet.settings import Settings
 
@@ -94,6 +96,18 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
         """Checks that need the operator's config (rosters, size limits), at submission;
         raise FleetError to refuse the job before anything is charged or stored."""
 
+    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
+        """(what, raster) of every image this job creates from inputs of these sizes."""
+        return []
+
+    def walks_pages(self, index: int) -> bool:
+        """Whether reading input `index` goes past its first page or frame."""
+        return False
+
+    def input_raster(self, index: int, header: PageSizes) -> Raster:
+        """What decoding input `index` creates: its first page, unless the spec says."""
+        return Raster(*header.page_size(0))
+
 
 class ImageJob(JobSpec, kw_only=True):
     """A job that reads one input image (its first page or frame, or every frame)."""
@@ -107,12 +121,38 @@ class ImageJob(JobSpec, kw_only=True):
     reads_timeline: ClassVar[bool] = False
     # True for operations that always read every page (OCR of a multi-page TIFF).
     reads_all_pages: ClassVar[bool] = False
+    # False for operations whose result is facts, not an image (metadata, OCR).
+    makes_image: ClassVar[bool] = True
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [("$.input", self.input)]
 
     def with_sources(self, sources: list[InputSource]) -> Self:
         return msgspec.structs.replace(self, input=sources[0])
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size of this operation's output from an upright `width x height` input
+        (an upper bound where the content decides, as for trim)."""
+        return width, height
+
+    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
+        if not self.makes_image:
+            return []
+        return chain(inputs[0], [(f"the {self.__struct_config__.tag} output",
+                                  self.output_size)])
+
+    def walks_pages(self, index: int) -> bool:
+        return index == 0 and (self.animated or self.reads_all_pages or self.reads_timeline
+                               or self.page > 0)
+
+    def input_raster(self, index: int, header: PageSizes) -> Raster:
+        if index > 0:  # page and animated apply to the main input
+            return super().input_raster(index, header)
+        if self.animated or self.reads_all_pages:  # every frame, each at most the largest
+            return Raster(*header.largest(), header.frames)
+        if self.reads_timeline:  # frames decoded one after another for their timing
+            return Raster(*header.largest())
+        return Raster(*header.page_size(self.page))
 
     def decode_scale(self, width: int, height: int) -> float:
         """The smallest scale (<= 1) of an upright `width x height` input this job can work

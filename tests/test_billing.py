@@ -18,6 +18,7 @@ from billing.accounts import Accounts
 from billing.reconcile import reconcile
 from jobs.store import JobStore
 from tests import images
+from tests.conftest import TEST_MAX_MEGAPIXELS
 from tests.fleet_harness import Fleet, process_table, wait_for_job
 
 PRICE_METADATA = 500  # flat micros
@@ -69,7 +70,7 @@ def test_success_captures_the_quote_and_usage_reports_it(dir_fleet: Fleet) -> No
 
 
 def test_a_failed_job_releases_its_hold(dir_fleet: Fleet) -> None:
-    accounts, name, key = _account(dir_fleet, credit=5_000)
+    accounts, name, key = _account(dir_fleet, credit=50_000)
     with dir_fleet.client(key) as client:
         junk = b"\x89PNG\r\n\x1a\n not really"
         client.put("/v1/objects/junk.png", content=junk).raise_for_status()
@@ -77,8 +78,10 @@ def test_a_failed_job_releases_its_hold(dir_fleet: Fleet) -> None:
                                                     "input": "junk.png"}).json()
     assert job["status"] == "failed" and job["error"]["code"] == "IMAGE_PARSE_FAILED"
     assert job["billing"]["state"] == "released" and job["billing"]["charged_micros"] == 0
+    # An unreadable header holds the price of the megapixel limit, never the 1 MP minimum.
+    assert job["billing"]["quoted_micros"] == float(TEST_MAX_MEGAPIXELS) * 300
     account = accounts.require(name)
-    assert (account.balance_micros, account.held_micros) == (5_000, 0)
+    assert (account.balance_micros, account.held_micros) == (50_000, 0)
     kinds = [e["kind"] for e in accounts.ledger.entries(name) if e["job"] == job["id"]]
     assert kinds == ["hold", "release"]
 
@@ -140,7 +143,7 @@ def test_a_worker_killed_mid_job_is_charged_exactly_once(dir_fleet: Fleet) -> No
     assert job["attempts"] == 2  # redelivered after the kill
     kinds = [e["kind"] for e in accounts.ledger.entries(name) if e["job"] == job_id]
     assert kinds.count("hold") == 1 and kinds.count("capture") == 1
-    price = 300 * 6  # 6 MP at 300 micros
+    price = 300 * 6 * 10  # each of the 10 steps creates 6 MP, at 300 micros per MP
     assert accounts.require(name).balance_micros == 1_000_000 - price
     assert job["billing"]["charged_micros"] == price
     assert _problems(dir_fleet, name) == []

@@ -129,7 +129,10 @@ def test_image_bomb_refused_from_its_header(fleet: Fleet) -> None:
     assert len(buffer.getvalue()) < 200_000
     with fleet.client() as client:
         client.put("/v1/objects/bomb.png", content=buffer.getvalue()).raise_for_status()
-        job = _submit_and_wait(client, {"operation": "crop", "input": "bomb.png",
-                                        "rect": {"x": 0, "y": 0, "width": 10, "height": 10}})
-    assert job["status"] == "failed" and job["error"]["code"] == "IMAGE_TOO_LARGE", job
-    assert "81.0 MP" in job["error"]["message"]
+        refused = client.post("/v1/jobs?wait=30", json={
+            "operation": "crop", "input": "bomb.png",
+            "rect": {"x": 0, "y": 0, "width": 10, "height": 10}})
+    # Refused at submission, from the header: no job, no hold, nothing decoded.
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "IMAGE_TOO_LARGE"
+    assert "81.0 MP" in refused.json()["error"]["message"]

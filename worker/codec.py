@@ -18,10 +18,10 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageCms
 
+from billing.header import Header
 from jobs.errors import ErrorCode, FleetError
 from worker.picture import Frame, Picture
 
-Image.MAX_IMAGE_PIXELS = None  # we check sizes ourselves, from the header
 ORIENTATION_TAG = 0x0112
 
 CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp",
@@ -175,9 +175,21 @@ def _check_size(width: int, height: int, frames: int, limits: Limits) -> None:
             f" limits are {limits.max_megapixels:g} MP and {limits.max_frames} frames")
 
 
+def probe(data: bytes) -> Header:
+    """Pillow's own reading of a header that billing.header does not parse (no pixels are
+    decoded); only the first page's size is known, and that is what decode checks."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return Header((image.format or "unknown").lower(), *image.size, 1)
+    except Exception:  # parsers of hostile bytes raise anything
+        raise _parse_failed(data) from None
+
+
 def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
            timeline: bool = False,
            scale_for: Callable[[int, int], float] | None = None) -> Picture:
+    # Pillow's own bomb guard stays on as a second wall behind the planned limits.
+    Image.MAX_IMAGE_PIXELS = int(limits.max_megapixels * 1e6)
     try:
         image = Image.open(io.BytesIO(data))
         width, height = image.size
@@ -185,6 +197,8 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
         total = getattr(image, "n_frames", 1)  # (GIF: walks the file to count frames)
     except FleetError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise FleetError(ErrorCode.IMAGE_TOO_LARGE, f"input is too large ({exc})") from None
     except Exception:  # parsers of hostile bytes raise anything (fuzzing found several)
         raise _parse_failed(data) from None
     frames_used = total if animated else 1
@@ -227,6 +241,8 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
             durations = _timeline(image, total)
     except FleetError:
         raise
+    except Image.DecompressionBombError as exc:  # a page or frame past the planned sizes
+        raise FleetError(ErrorCode.IMAGE_TOO_LARGE, f"input is too large ({exc})") from None
     except Exception as exc:  # corrupt data: RuntimeError (AVIF), IndexError (GIF), ...
         raise FleetError(ErrorCode.IMAGE_PARSE_FAILED,
                          f"input image is corrupt ({type(exc).__name__}: {exc})") from None

@@ -15,7 +15,6 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from billing.ledger import Ledger
-from billing.metering import total_megapixels
 from billing.prices import configured
 from imagefleet import metrics
 from imagefleet.logs import current_job
@@ -23,12 +22,13 @@ from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
 from jobs.registry import OPERATIONS
-from jobs.spec import ImageJob, InputSource, input_key_of, rgba_of
+from jobs.spec import rgba_of
 from jobs.store import JobStore
-from storage import ObjectNotFound, ObjectStore, tenant_key
+from storage import ObjectStore, tenant_key
 from worker import codec
+from worker.cancel import Canceled, checkpoint, watching
 from worker.celery_app import enqueue_webhook, time_limits
-from worker.picture import Picture
+from worker.inputs import decode_inputs, plan_inputs
 
 log = logging.getLogger("imagefleet.worker")
 
@@ -86,44 +86,21 @@ def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError) ->
         _notify(record)
 
 
-def _read(objects: ObjectStore, tenant: str, source: InputSource) -> bytes:
-    key = input_key_of(source)
-    assert key is not None  # the gateway stores inline inputs and rewrites them to keys
-    try:
-        return objects.get(tenant_key(tenant, key))
-    except ObjectNotFound:
-        raise FleetError(ErrorCode.INPUT_NOT_FOUND,
-                         f"input object {key!r} no longer exists") from None
-
-
-def _decode_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> list[Picture]:
-    spec = record.spec
-    limits = codec.Limits(cfg.max_megapixels, cfg.max_frames)
-    pictures = []
-    for index, (_, source) in enumerate(spec.sources()):
-        data = _read(objects, record.tenant, source)
-        if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
-            every = spec.animated or spec.reads_all_pages
-            pictures.append(codec.decode(data, limits, every, spec.page,
-                                         timeline=spec.reads_timeline,
-                                         scale_for=spec.decode_scale))
-        else:
-            pictures.append(codec.decode(data, limits))
-    return pictures
-
-
 def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
     spec = record.spec
-    inputs = _decode_inputs(record, objects, cfg)
-    operation = OPERATIONS[record.operation]
-    metered = inputs if operation.bills_all_inputs else inputs[:1]
-    # The stored size, not the decoded one: shrink-on-load must not lower the bill.
-    measured = total_megapixels((p.source["width"], p.source["height"], len(p.frames))
-                                for p in metered)
-    if record.billing.megapixels is not None:  # per-MP: record what the worker measured
-        record.billing.megapixels = measured
-
-    output = operation.load_handler()(inputs, spec)
+    datas, plan = plan_inputs(record, objects, cfg)  # bounded before anything is decoded
+    if record.billing.megapixels is not None:  # per-MP: bill what the plan measured
+        record.billing.megapixels = plan.megapixels()
+        if _price(record, cfg) > record.billing.quoted_micros:  # an unreadable header was
+            raise FleetError(  # held at FLEET_MAX_MEGAPIXELS: never work past the hold
+                ErrorCode.PAYMENT_REQUIRED,
+                f"this job creates {plan.megapixels():g} MP, costing {_price(record, cfg)}"
+                f" micro-$; {record.billing.quoted_micros} was held because the input's"
+                " header could not be read at submission")
+    inputs = decode_inputs(record, datas, cfg)
+    del datas
+    checkpoint()
+    output = OPERATIONS[record.operation].load_handler()(inputs, spec)
     if output.picture is None:
         return output.fields
 
@@ -135,6 +112,7 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     background = rgba_of(getattr(spec, "background", None), (255, 255, 255, 255))[:3]
     payload = codec.encode(picture, fmt, quality, background, cfg.avif_speed, cfg.webp_method)
     out_key = spec.output or f"jobs/{record.id}/output.{codec.extension(fmt)}"
+    checkpoint()  # a job canceled by now writes nothing
     objects.put(tenant_key(record.tenant, out_key), payload, codec.CONTENT_TYPES[fmt])
     result: dict[str, Any] = {
         "output": out_key,
@@ -157,11 +135,14 @@ def _notify(record: JobRecord) -> None:
         enqueue_webhook(record.id)
 
 
+def _price(record: JobRecord, cfg: Settings) -> int:
+    op = OPERATIONS[record.operation]
+    return configured(op.name, op.billing, cfg.prices).price(record.billing.megapixels or 0)
+
+
 def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:
     """Charge the job (at most what was held); a second capture finds no hold and is 0."""
-    op = OPERATIONS[record.operation]
-    actual = configured(op.name, op.billing, cfg.prices).price(record.billing.megapixels or 0)
-    return ledger.capture(record.tenant, record.id, actual, op.name,
+    return ledger.capture(record.tenant, record.id, _price(record, cfg), record.operation,
                           record.billing.megapixels or 0)
 
 
@@ -196,8 +177,16 @@ def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         return
     started = time.monotonic()
     log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
+    def canceled() -> bool:
+        now_record = jobs.get(job_id)
+        return now_record is None or now_record.status is JobStatus.CANCELED
+
     try:
-        result = _execute(record, objects, cfg)
+        with watching(canceled):
+            result = _execute(record, objects, cfg)
+    except Canceled:
+        log.info("job %s was canceled while running; stopped before writing anything", job_id)
+        return
     except FleetError as exc:
         log.info("job %s failed: %s %s", job_id, exc.code.value, exc.message)
         _fail(jobs, ledger, record, error_of(exc))

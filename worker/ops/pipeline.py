@@ -6,6 +6,7 @@ from typing import Any
 
 from jobs.pipeline import PipelineJob
 from jobs.registry import operation_of, pipeline_steps
+from worker.cancel import checkpoint
 from worker.ops import OpOutput
 from worker.picture import Picture
 
@@ -15,6 +16,7 @@ def pipeline(inputs: list[Picture], spec: PipelineJob) -> OpOutput:
     quality: int | None = None
     reports: list[dict[str, Any]] = []
     for body, step in zip(spec.steps, pipeline_steps(spec), strict=True):
+        checkpoint()  # a canceled job stops between steps
         name = operation_of(step).name
         output = operation_of(step).load_handler()([picture], step)
         assert output.picture is not None  # pipeline steps always return an image

@@ -1,0 +1,119 @@
+"""Every raster a job will create, known and bounded before anything is decoded.
+
+A job's plan is computed from its spec and its inputs' headers (the pages and frames it
+will really read), at submission by the gateway and again by the worker before it decodes.
+The same plan sets the bill: the larger of the metered inputs' megapixels and the
+megapixels of every raster the job's steps create, added up. For an ordinary job (a
+shrink, a crop, a filter) that is the input's size, as before; a 2x2 input resized to
+10000x10000 is billed for the 100 MP it creates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from jobs.errors import ErrorCode, FleetError
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
+    from jobs.spec import JobSpec
+
+Resize = Callable[[int, int], tuple[int, int]]  # (width, height) in -> out of one step
+
+
+class PageSizes(Protocol):
+    """What a header tells of an input's pages (billing.header.Header is one)."""
+
+    frames: int
+
+    def page_size(self, page: int) -> tuple[int, int]: ...
+
+    def largest(self) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True)
+class Raster:
+    width: int
+    height: int
+    frames: int = 1
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height * self.frames
+
+    def sized(self, size: tuple[int, int]) -> Raster:
+        """A raster of another size with as many frames."""
+        return Raster(size[0], size[1], self.frames)
+
+    def describe(self) -> str:
+        frames = f" x {self.frames} frames" if self.frames > 1 else ""
+        return f"{self.width}x{self.height}{frames} = {self.pixels / 1e6:.1f} MP"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_megapixels: float  # any one raster: a decoded input, an intermediate, the output
+    max_work_megapixels: float  # all the rasters a job creates, added up
+    max_frames: int
+
+    @classmethod
+    def of(cls, cfg: Settings) -> Limits:
+        return cls(cfg.max_megapixels, cfg.max_work_megapixels, cfg.max_frames)
+
+
+def _too_large(message: str) -> FleetError:
+    return FleetError(ErrorCode.IMAGE_TOO_LARGE, message)
+
+
+@dataclass(frozen=True)
+class Plan:
+    inputs: tuple[tuple[str, Raster], ...]  # (where, raster) of every decoded input
+    created: tuple[tuple[str, Raster], ...]  # (what, raster) of every step's output
+    metered: tuple[Raster, ...]  # the inputs billing meters
+
+    def megapixels(self) -> float:
+        """The billed megapixels: metered input or created rasters, the larger; min 1."""
+        metered = sum(r.pixels for r in self.metered) / 1e6
+        created = sum(r.pixels for _, r in self.created) / 1e6
+        return max(1.0, metered, created)
+
+    def check(self, limits: Limits) -> None:
+        """IMAGE_TOO_LARGE naming the first raster, or the total, over the limits."""
+        ceiling = limits.max_megapixels * 1e6
+        for where, raster in self.inputs:
+            if raster.pixels > ceiling or raster.frames > limits.max_frames:
+                raise _too_large(
+                    f"input {where} is {raster.describe()}; the limits are"
+                    f" {limits.max_megapixels:g} MP and {limits.max_frames} frames")
+        for what, raster in self.created:
+            if raster.pixels > ceiling:
+                raise _too_large(f"{what} would be {raster.describe()}; the limit is"
+                                 f" {limits.max_megapixels:g} MP per image")
+        work = sum(r.pixels for _, r in self.created) / 1e6
+        if work > limits.max_work_megapixels:
+            raise _too_large(f"the job would create {work:.1f} MP of images in all; the"
+                             f" limit is {limits.max_work_megapixels:g} MP per job")
+
+
+def chain(start: Raster, steps: list[tuple[str, Resize]]) -> list[tuple[str, Raster]]:
+    """Each step's output, step by step from `start`. Headers give the stored size and
+    EXIF may turn the image upright first, so both orientations are tried; the one that
+    creates more pixels counts (the worker computes the same from the same header)."""
+    best: list[tuple[str, Raster]] = []
+    for size in {(start.width, start.height), (start.height, start.width)}:
+        made = []
+        for what, step in steps:
+            size = step(*size)
+            made.append((what, start.sized(size)))
+        if not best or sum(r.pixels for _, r in made) > sum(r.pixels for _, r in best):
+            best = made
+    return best
+
+
+def plan_of(spec: JobSpec, inputs: list[tuple[str, Raster]], metered: int) -> Plan:
+    """The plan of a job whose inputs decode to `inputs` (in `spec.sources()` order);
+    billing meters the first `metered` of them."""
+    rasters = [raster for _, raster in inputs]
+    return Plan(tuple(inputs), tuple(spec.creates(rasters)), tuple(rasters[:metered]))

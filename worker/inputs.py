@@ -1,0 +1,78 @@
+"""Read a job's inputs, check them against what was quoted and against the limits, then
+decode them: nothing is decoded before its plan is known and within bounds.
+
+The plan comes from the bytes' own headers (the pages and frames the job will read), the
+same way the gateway computed it at admission; an input that changed since then fails
+INPUT_CHANGED instead of running at the old price.
+"""
+
+from __future__ import annotations
+
+from billing.header import Header, header_of_bytes
+from imagefleet.settings import Settings
+from jobs.errors import ErrorCode, FleetError
+from jobs.rasters import Limits, Plan, Raster, plan_of
+from jobs.records import JobRecord
+from jobs.registry import OPERATIONS
+from jobs.spec import ImageJob, InputSource, input_key_of
+from storage import ObjectNotFound, ObjectStore, tenant_key
+from worker import codec
+from worker.picture import Picture
+
+
+def _read(objects: ObjectStore, tenant: str, source: InputSource) -> bytes:
+    key = input_key_of(source)
+    assert key is not None  # the gateway stores inline inputs and rewrites them to keys
+    try:
+        return objects.get(tenant_key(tenant, key))
+    except ObjectNotFound:
+        raise FleetError(ErrorCode.INPUT_NOT_FOUND,
+                         f"input object {key!r} no longer exists") from None
+
+
+def _check_unchanged(record: JobRecord, index: int, path: str, data: bytes,
+                     header: Header | None) -> None:
+    """The bytes read are the object that was quoted: same size, same header."""
+    if index >= len(record.inputs):
+        return  # a record admitted before inputs were recorded
+    quoted = record.inputs[index]
+    summary = (header.format, header.width, header.height, header.frames) if header else None
+    if quoted.bytes not in (None, len(data)) or quoted.header != summary:
+        raise FleetError(ErrorCode.INPUT_CHANGED,
+                         f"input {path} changed after the job was priced ({quoted.bytes} bytes"
+                         f" then, {len(data)} now); submit the job again")
+
+
+def plan_inputs(record: JobRecord, objects: ObjectStore,
+                cfg: Settings) -> tuple[list[bytes], Plan]:
+    """The inputs' bytes and the job's plan, checked against the limits."""
+    spec = record.spec
+    datas: list[bytes] = []
+    rasters: list[tuple[str, Raster]] = []
+    for index, (path, source) in enumerate(spec.sources()):
+        data = _read(objects, record.tenant, source)
+        header = header_of_bytes(data, spec.walks_pages(index))
+        _check_unchanged(record, index, path, data, header)
+        header = header or codec.probe(data)  # a layout the header reader does not know
+        datas.append(data)
+        rasters.append((path, spec.input_raster(index, header)))
+    metered = len(rasters) if OPERATIONS[record.operation].bills_all_inputs else 1
+    plan = plan_of(spec, rasters, metered)
+    plan.check(Limits.of(cfg))
+    return datas, plan
+
+
+def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[Picture]:
+    spec = record.spec
+    limits = codec.Limits(cfg.max_megapixels, cfg.max_frames)
+    pictures = []
+    for index, data in enumerate(datas):
+        if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
+            every = spec.animated or spec.reads_all_pages
+            pictures.append(codec.decode(data, limits, every, spec.page,
+                                         timeline=spec.reads_timeline,
+                                         scale_for=spec.decode_scale))
+        else:
+            pictures.append(codec.decode(data, limits))
+    return pictures
+
