@@ -7,11 +7,12 @@ import json
 import os
 import sys
 import threading
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import httpx
 
 from imagefleet.client import ApiError, Client, JobResult
 
@@ -97,17 +98,23 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """A one-line progress bar on stderr, redrawn in place; safe to tick from threads."""
+    """Progress on stderr: a bar redrawn in place on a terminal, else one plain line per
+    file (no carriage returns in logs or pipes); safe to tick from threads."""
 
     def __init__(self, total: int, width: int = 30) -> None:
         self.total, self.width, self.done = total, width, 0
+        self.tty = sys.stderr.isatty()
         self._lock = threading.Lock()
-        self._draw()
+        if self.tty:
+            self._draw()
 
-    def tick(self) -> None:
+    def tick(self, line: str) -> None:
         with self._lock:
             self.done += 1
-            self._draw()
+            if self.tty:
+                self._draw()
+            else:
+                print(f"[{self.done}/{self.total}] {line}", file=sys.stderr, flush=True)
 
     def _draw(self) -> None:
         filled = self.width * self.done // max(self.total, 1)
@@ -126,22 +133,46 @@ def _batch_spec(args: argparse.Namespace, key: str) -> dict[str, Any]:
     return spec
 
 
-def _batch_one(client: Client, args: argparse.Namespace, path: Path) -> JobResult | ApiError:
-    """Upload, run and (with --out) download one image; errors come back, not raised."""
+def _save(client: Client, job: JobResult, path: Path, out: Path) -> Path:
+    """Save a job's output image, or its JSON result (metadata, dominant-color, ocr, ...),
+    under the input's whole file name: `a.gif` -> `a.gif.webp`, `a.gif.json`. Names in one
+    directory are unique, so no output ever overwrites another."""
+    if job.output:
+        target = out / f"{path.name}{PurePosixPath(job.output).suffix}"
+        client.download(job.output, target)
+    else:
+        target = out / f"{path.name}.json"
+        target.write_text(json.dumps(job.result, indent=2) + "\n")
+    return target
+
+
+Outcome = tuple[JobResult | ApiError, Path | None]  # the job (or error) and the saved file
+
+
+def _batch_one(client: Client, args: argparse.Namespace, path: Path) -> Outcome:
+    """Upload, run and (with --out) save one image; errors come back, not raised."""
     try:
         key = str(PurePosixPath(args.prefix) / path.name)
         client.upload(path, key)
         job = client.submit(_batch_spec(args, key), wait=60)
         if not job.done:
             job = client.wait(job.id, timeout=args.timeout)
-        if args.out and job.ok and job.output:
-            suffix = PurePosixPath(job.output).suffix or path.suffix
-            client.download(job.output, Path(args.out) / f"{path.stem}{suffix}")
-        return job
+        saved = _save(client, job, path, Path(args.out)) if args.out and job.ok else None
+        return job, saved
     except ApiError as exc:
-        return exc
-    except TimeoutError as exc:
-        return ApiError(None, "CLIENT_TIMEOUT", str(exc))
+        return exc, None
+    except (OSError, httpx.HTTPError) as exc:  # a wait timed out, the network, a file
+        return ApiError(None, "CLIENT_ERROR", f"{type(exc).__name__}: {exc}"), None
+
+
+def _failure(outcome: JobResult | ApiError) -> str | None:
+    """`CODE: message` of a failed file, None when it succeeded."""
+    if isinstance(outcome, ApiError):
+        return f"{outcome.code}: {outcome.message}"
+    if outcome.ok:
+        return None
+    error = outcome.error or {}
+    return f"{error.get('code', outcome.status.upper())}: {error.get('message', '')}"
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -152,25 +183,27 @@ def cmd_batch(args: argparse.Namespace) -> int:
         return 1
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
-    outcomes: list[JobResult | ApiError] = []
+    outcomes: dict[Path, JobResult | ApiError] = {}
     progress = _Progress(len(files))
     with _client(args) as client, ThreadPoolExecutor(max(1, args.concurrency)) as pool:
         # httpx.Client is thread-safe: the threads share one connection pool.
-        futures = [pool.submit(_batch_one, client, args, path) for path in files]
+        futures = {pool.submit(_batch_one, client, args, path): path for path in files}
         for future in as_completed(futures):
-            outcomes.append(future.result())
-            progress.tick()
-    jobs = [o for o in outcomes if isinstance(o, JobResult)]
+            path = futures[future]
+            outcomes[path], saved = future.result()
+            failure = _failure(outcomes[path])
+            progress.tick(f"{path.name}: failed {failure}" if failure else
+                          f"{path.name}: succeeded" + (f" -> {saved}" if saved else ""))
+    failures = {path: failure for path, outcome in sorted(outcomes.items())
+                if (failure := _failure(outcome))}
+    jobs = [o for o in outcomes.values() if isinstance(o, JobResult)]
     succeeded = [j for j in jobs if j.ok]
-    failures = Counter(o.code if isinstance(o, ApiError) else
-                       (o.error or {}).get("code", o.status.upper()) for o in outcomes
-                       if not (isinstance(o, JobResult) and o.ok))
     megapixels = sum(j.billing.get("megapixels") or 0 for j in succeeded)
     cost = sum(j.billing.get("charged_micros", 0) for j in jobs)
     print(f"{'succeeded':<22} {len(succeeded)}")
-    print(f"{'failed':<22} {sum(failures.values())}")
-    for code, count in sorted(failures.items()):
-        print(f"  {code:<20} {count}")
+    print(f"{'failed':<22} {len(failures)}")
+    for path, failure in failures.items():
+        print(f"  {path.name}: {failure}")
     print(f"{'megapixels (billed)':<22} {megapixels:.2f}")
     print(f"{'cost':<22} {_money(cost)}")
     return 1 if failures else 0
@@ -208,7 +241,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit", choices=["contain", "cover", "fill", "inside", "outside"])
     p.add_argument("--format", choices=["png", "jpeg", "webp", "avif"])
     p.add_argument("--quality", type=int)
-    p.add_argument("--out", help="download every output into this directory")
+    p.add_argument("--out", metavar="DIR", help="save every output here, named after the whole"
+                   " input file name (a.gif -> a.gif.webp; JSON results -> a.gif.json)")
     p.add_argument("--prefix", default="batch", help="key prefix for uploads (default batch)")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--timeout", type=float, default=300, help="seconds per job (default 300)")

@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
     """Render `html` (no network, no JavaScript: inline every asset as a `data:` URI or
     `<style>`) in a `width x height` viewport; `fullPage` captures the whole page, `clip` a
-    region; `omitBackground` keeps transparency (png/webp)."""
+    region; `omitBackground` keeps transparency (png/webp). The viewport, the clip and the
+    full page are at most `FLEET_RENDER_MAX_SIDE` (16384) px a side and
+    `FLEET_MAX_MEGAPIXELS` in area: a larger viewport or clip is a `400`, a larger full page
+    fails the job `IMAGE_TOO_LARGE`."""
 
     html: str
     type: Literal["png", "jpeg", "webp"] = "png"
@@ -39,3 +42,20 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
         if size > cfg.max_html_bytes:
             raise FleetError(ErrorCode.HTML_TOO_LARGE,
                              f"html is {size} bytes; the limit is {cfg.max_html_bytes}")
+        _check_area(cfg, self.width, self.height, "$")
+        if self.clip is not None:
+            _check_area(cfg, self.clip.width, self.clip.height, "$.clip")
+
+
+def _check_area(cfg: Settings, width: int, height: int, path: str) -> None:
+    """A raster Chromium is asked to paint: each side within its texture limit, the area
+    within the megapixel limit."""
+    for name, side in (("width", width), ("height", height)):
+        if side > cfg.render_max_side:
+            raise FleetError(ErrorCode.VALIDATION_ERROR, (
+                f"{side} px is over the render limit of {cfg.render_max_side} px a side"
+                f" (FLEET_RENDER_MAX_SIDE) - at `{path}.{name}`"))
+    if width * height > cfg.max_megapixels * 1e6:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, (
+            f"{width}x{height} is {width * height / 1e6:g} megapixels; the limit is"
+            f" {cfg.max_megapixels:g} (FLEET_MAX_MEGAPIXELS) - at `{path}.width`, `{path}.height`"))

@@ -283,17 +283,17 @@ def test_cli_batch(dir_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixtu
     captured = capsys.readouterr()
     assert code == 0, captured
     outputs = sorted(out.iterdir())
-    assert [p.name for p in outputs] == [f"img{i}.jpg" for i in range(5)]
+    assert [p.name for p in outputs] == [f"img{i}.png.jpg" for i in range(5)]
     assert all(decode(p.read_bytes()).shape == (40, 80, 3) for p in outputs)
     summary = " ".join(captured.out.split())
     assert "succeeded 5" in summary and "failed 0" in summary
     # billed megapixels (minimum 1 MP per image) and 300 micro-$ per MP
     assert "megapixels (billed) 5.00" in summary and "cost $0.001500" in summary
-    assert "5/5" in captured.err  # the progress bar reached the end
+    assert "[5/5]" in captured.err and "\r" not in captured.err  # not a tty: plain lines
 
 
-def test_cli_batch_counts_failures_by_code(dir_fleet: Fleet, tmp_path: Path,
-                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_batch_lists_failures_by_file(dir_fleet: Fleet, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "good.png").write_bytes(encode(photo_like(64, 64), "PNG"))
@@ -302,4 +302,4 @@ def test_cli_batch_counts_failures_by_code(dir_fleet: Fleet, tmp_path: Path,
     summary = " ".join(capsys.readouterr().out.split())
     assert code == 1
     assert "succeeded 1" in summary and "failed 1" in summary
-    assert "IMAGE_PARSE_FAILED 1" in summary or "VALIDATION_ERROR 1" in summary
+    assert "broken.png: IMAGE_PARSE_FAILED: " in summary

@@ -21,7 +21,8 @@ def renderer() -> Renderer:
     global _renderer
     if _renderer is None:
         cfg = settings()
-        _renderer = Renderer(cfg.chromium_path, timeout=cfg.render_timeout)
+        _renderer = Renderer(cfg.chromium_path, timeout=cfg.render_timeout,
+                             max_side=cfg.render_max_side, max_megapixels=cfg.max_megapixels)
         atexit.register(shutdown)
     return _renderer
 
