@@ -34,6 +34,39 @@ def job_body(op: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"operation": op, **body}
 
 
+# Where a job spec's field came from in the synchronous body (error paths name the latter).
+_CALLER_PATHS = [("`$.input", "`$.file")]
+_CROP_PATHS = [("`$.rect.x`", "`$.left`"), ("`$.rect.y`", "`$.top`"),
+               ("`$.rect.width`", "`$.width`"), ("`$.rect.height`", "`$.height`")]
+
+
+def caller_message(op: str, message: str) -> str:
+    """An error message with the caller's field paths (`$.file.inputKey`, crop's `$.left`)."""
+    for spec_path, caller_path in _CALLER_PATHS + (_CROP_PATHS if op == "crop" else []):
+        message = message.replace(spec_path, caller_path)
+    return message
+
+
+def _admit(ctx: Context, tenant: str, op: str, raw: bytes, idempotency_key: str | None,
+           webhook_url: str | None) -> JobRecord:
+    try:
+        fields = msgspec.json.decode(raw)
+        if not isinstance(fields, dict):
+            raise msgspec.ValidationError("the body is a JSON object - at `$`")
+        spec = decode_spec(msgspec.json.encode(job_body(op, fields)))
+    except RecursionError:
+        raise FleetError(ErrorCode.VALIDATION_ERROR,
+                         "the JSON is nested too deeply - at `$`") from None
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, caller_message(op, str(exc))) from None
+    idem = (idempotency_key, body_hash(raw)) if idempotency_key else None
+    try:
+        return admit_job(ctx, tenant, spec, idem, webhook_url)[0]
+    except FleetError as exc:
+        raise FleetError(exc.code, caller_message(op, exc.message), exc.details,
+                         exc.headers) from None
+
+
 def _envelope(ctx: Context, record: JobRecord) -> dict[str, Any]:
     result = dict(record.result or {})
     if "output" not in result:  # facts only: metadata, dominant-color, ocr
@@ -59,17 +92,9 @@ async def run_image_op(request: Request) -> JSONResponse:
         raise FleetError(ErrorCode.NOT_FOUND,
                          f"no operation {op!r}; see GET /v1/operations")
     raw = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
-    try:
-        fields = msgspec.json.decode(raw)
-        if not isinstance(fields, dict):
-            raise msgspec.ValidationError("the body is a JSON object - at `$`")
-        spec = decode_spec(msgspec.json.encode(job_body(op, fields)))
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
-    key = request.headers.get("idempotency-key")
-    record, _ = await run_in_threadpool(admit_job, ctx, tenant, spec,
-                                        (key, body_hash(raw)) if key else None,
-                                        request.state.account.webhook_url)
+    record = await run_in_threadpool(_admit, ctx, tenant, op, raw,
+                                     request.headers.get("idempotency-key"),
+                                     request.state.account.webhook_url)
     ended = await wait_for_end(ctx, record.id, ctx.settings.sync_timeout)
     if ended is None or not ended.status.terminal:  # still running: poll the job instead
         return JSONResponse({"job": record.id, "status": "running"}, status_code=202,
@@ -78,6 +103,6 @@ async def run_image_op(request: Request) -> JSONResponse:
         error = (ended.error.code, ended.error.message) if ended.error else (
             ErrorCode.JOB_ENDED.value, "the job was canceled")
         status = HTTP_STATUS.get(ErrorCode(error[0]), 422) if ended.error else 409
-        return JSONResponse({"error": {"code": error[0], "message": error[1]},
+        return JSONResponse({"error": {"code": error[0], "message": caller_message(op, error[1])},
                              "job": ended.id}, status_code=status)
     return JSONResponse(await run_in_threadpool(_envelope, ctx, ended))

@@ -150,8 +150,11 @@ def pipeline_steps(spec: PipelineJob) -> list[JobSpec]:
 
 def decode_spec(body: bytes) -> JobSpec:
     """Decode and validate a JSON job spec; raises msgspec.ValidationError naming the path."""
-    _known(_probe.decode(body).operation, "$.operation")
-    spec = _decoder.decode(body)
+    try:
+        _known(_probe.decode(body).operation, "$.operation")
+        spec = _decoder.decode(body)
+    except RecursionError:  # msgspec gives up on very deep nesting: the caller's mistake
+        raise msgspec.ValidationError("the JSON is nested too deeply - at `$`") from None
     if isinstance(spec, PipelineJob):
         pipeline_steps(spec)
     return spec
