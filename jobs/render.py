@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Literal
 import msgspec
 
 from jobs.errors import ErrorCode, FleetError
+from jobs.rasters import Raster
 from jobs.spec import Dimension, JobSpec, Quality, Rect
 
 if TYPE_CHECKING:
@@ -45,6 +46,11 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
         _check_area(cfg, self.width, self.height, "$")
         if self.clip is not None:
             _check_area(cfg, self.clip.width, self.clip.height, "$.clip")
+
+    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
+        """The viewport, or the clip (a full page is measured by the worker before capture)."""
+        shot = self.clip or self
+        return [("the rendered page", Raster(shot.width, shot.height))]
 
 
 def _check_area(cfg: Settings, width: int, height: int, path: str) -> None:
