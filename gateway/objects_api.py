@@ -4,31 +4,47 @@ from __future__ import annotations
 
 import mimetypes
 
+import anyio.to_thread
+from anyio import CapacityLimiter
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.context import authenticate, context
-from gateway.http import JSONResponse, checked_key, read_body
+from gateway.http import SPOOL_IN_MEMORY, JSONResponse, checked_key, spool_body
 from jobs.errors import ErrorCode, FleetError
 from storage import ObjectNotFound, tenant_key
+
+# Large uploads copied to the store at once: they take no more than this many of the
+# gateway's threads, and on S3 each holds a 5 MiB part in memory while it sends (8 at once
+# measured +150 MB of peak RSS under 40 parallel 47 MB uploads, 4 at once +90 MB).
+_LARGE_WRITES = CapacityLimiter(4)
 
 
 def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
+async def store_body(request: Request, storage_key: str, content_type: str) -> int:
+    """Stream the request body (under the object limit, not empty) to `storage_key`; its
+    size. Spooled first, so a refused or abandoned body never reaches the store."""
+    ctx = context(request)
+    spool, size = await spool_body(request, ctx.settings.max_object_bytes)
+    with spool:
+        large = size > SPOOL_IN_MEMORY  # small bodies never wait behind large ones
+        await anyio.to_thread.run_sync(ctx.objects.put_stream, storage_key, spool, size,
+                                       content_type, limiter=_LARGE_WRITES if large else None)
+    return size
+
+
 async def put_object(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
     ctx = context(request)
     key = checked_key(request.path_params["key"], "key")
-    data = await read_body(request, ctx.settings.max_object_bytes)
-    if not data:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, "the body is empty; send the object's bytes")
-    content_type = request.headers.get("content-type") or _content_type(key)
-    await run_in_threadpool(ctx.objects.put, tenant_key(tenant, key), data, content_type)
+    size = await store_body(request, tenant_key(tenant, key),
+                            request.headers.get("content-type") or _content_type(key))
     return JSONResponse(
-        {"key": key, "bytes": len(data), "url": f"{ctx.settings.public_url}/v1/objects/{key}"},
+        {"key": key, "bytes": size, "url": f"{ctx.settings.public_url}/v1/objects/{key}"},
         status_code=201,
     )
 

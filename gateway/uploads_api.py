@@ -1,17 +1,19 @@
-"""`POST /v1/uploads` (a URL to PUT an input to) and the gateway's own signed URLs."""
+"""`POST /v1/uploads` (a single-use URL to PUT an input to) and the gateway's signed URLs."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.context import authenticate, context
-from gateway.http import JSONResponse, read_body
-from gateway.signing import signed_url, verify
+from gateway.http import JSONResponse
+from gateway.objects_api import store_body
+from gateway.signing import claim_upload, release_upload, upload_url, verify
 from jobs.errors import ErrorCode, FleetError
 from storage import ObjectNotFound, tenant_key
 
@@ -20,7 +22,7 @@ async def create_upload(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
     ctx = context(request)
     input_key = f"uploads/{secrets.token_urlsafe(12)}"
-    url, expires = await run_in_threadpool(signed_url, ctx, "PUT", tenant_key(tenant, input_key),
+    url, expires = await run_in_threadpool(upload_url, ctx, tenant_key(tenant, input_key),
                                            ctx.settings.signed_url_seconds)
     return JSONResponse({"inputKey": input_key, "uploadUrl": url,
                          "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(),
@@ -33,16 +35,24 @@ def _query(request: Request) -> tuple[str, str]:
 
 async def signed_put(request: Request) -> JSONResponse:
     ctx = context(request)
-    storage_key = verify(ctx, "PUT", request.path_params["token"], *_query(request))
-    data = await read_body(request, ctx.settings.max_object_bytes)
-    await run_in_threadpool(ctx.objects.put, storage_key, data,
-                            request.headers.get("content-type") or "application/octet-stream")
-    return JSONResponse({"bytes": len(data)}, status_code=201)
+    expires, sig = _query(request)
+    # Claimed before the body is read: of racing PUTs exactly one streams, the rest get 409.
+    storage_key = await run_in_threadpool(claim_upload, ctx, request.path_params["token"],
+                                          expires, sig)
+    try:
+        size = await store_body(request, storage_key,
+                                request.headers.get("content-type") or "application/octet-stream")
+    except BaseException:
+        with anyio.CancelScope(shield=True):  # give the claim back even when cancelled
+            await run_in_threadpool(release_upload, ctx, sig)
+        raise
+    return JSONResponse({"bytes": size}, status_code=201)
 
 
 async def signed_get(request: Request) -> Response:
     ctx = context(request)
-    storage_key = verify(ctx, "GET", request.path_params["token"], *_query(request))
+    storage_key = await run_in_threadpool(verify, ctx, "GET", request.path_params["token"],
+                                          *_query(request))
     try:
         data = await run_in_threadpool(ctx.objects.get, storage_key)
     except ObjectNotFound:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 
 class ObjectNotFound(KeyError):
@@ -13,6 +13,11 @@ class ObjectStore(Protocol):
     """Whole-object reads and writes on full storage keys (see storage.keys.tenant_key)."""
 
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+        """Store `size` bytes read from `stream` without holding them all in memory; a
+        failure part way leaves no object (and the old one, if any, in place)."""
+        ...
 
     def get(self, key: str) -> bytes: ...
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from storage.base import ObjectNotFound
+
+_COPY_CHUNK = 1 << 20
 
 
 class DirectoryStore:
@@ -21,13 +26,19 @@ class DirectoryStore:
         return path
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
+        self.put_stream(key, io.BytesIO(data), len(data), content_type)
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename: readers never see half an object, a rerun overwrites cleanly.
+        # Write then rename: readers never see half an object, a rerun overwrites cleanly,
+        # and a write that fails leaves nothing behind.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                shutil.copyfileobj(stream, f, _COPY_CHUNK)
+                if f.tell() != size:
+                    raise OSError(f"{key}: expected {size} bytes, the stream had {f.tell()}")
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
+from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from minio import Minio
@@ -46,6 +47,13 @@ class S3Store:
         self.client.put_object(
             self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
         )
+
+    def put_stream(self, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
+        self._ensure_bucket()
+        # Parts (5 MiB) go one at a time, so one upload holds one part in memory; the SDK
+        # aborts a multipart upload that fails, and S3 shows an object only once complete.
+        self.client.put_object(self.bucket, key, stream, size, content_type=content_type,
+                               num_parallel_uploads=1)
 
     def get(self, key: str) -> bytes:
         return self.get_range(key, 0, 0)

@@ -127,6 +127,14 @@ class Fleet:
                 return line.split()[3]
         raise RuntimeError("this fleet uses an external Redis")
 
+    def gateway_pid(self) -> int:
+        """The pid of this fleet's gateway process (`imagefleet up` restarts it if it dies)."""
+        table = process_table()
+        for pid in descendants(self.child.pid, table):
+            if table[pid][1].endswith("imagefleet.cli gateway"):
+                return pid
+        raise RuntimeError("this fleet has no gateway process")
+
     def stop(self) -> None:
         self.child.stop(grace=30)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from minio.error import S3Error
@@ -68,3 +73,45 @@ def test_sweep_removes_only_old_job_outputs(store: ObjectStore) -> None:
     assert store.sweep(time.time() + 5) == 2
     assert store.size("tenants/t2/jobs/job_1/output.png") is None
     assert store.size("tenants/t2/mine.png") == len(b"a user's own object")
+
+
+class _Failing(io.RawIOBase):
+    """A body that breaks after `good` bytes, like a client that hangs up."""
+
+    def __init__(self, good: int) -> None:
+        self.left = good
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        if self.left <= 0:
+            raise ConnectionResetError("the body broke off")
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"\x5a" * n
+        self.left -= n
+        return n
+
+
+def test_put_stream_round_trips_a_multipart_sized_object(store: ObjectStore,
+                                                         tmp_path: Path) -> None:
+    data = os.urandom(1 << 20) * 11  # over two 5 MiB S3 parts
+    with tempfile.TemporaryFile() as f:
+        f.write(data)
+        f.seek(0)
+        store.put_stream("tenants/t3/big.bin", f, len(data), "application/octet-stream")
+    assert store.size("tenants/t3/big.bin") == len(data)
+    assert store.get("tenants/t3/big.bin") == data
+
+
+@pytest.mark.parametrize("stream", [lambda: _Failing(7 << 20), lambda: io.BytesIO(b"x" * 100)],
+                         ids=["breaks-mid-way", "shorter-than-declared"])
+def test_a_failed_put_stream_stores_nothing(store: ObjectStore, tmp_path: Path,
+                                           stream: Callable[[], BinaryIO]) -> None:
+    store.put("tenants/t3/kept.bin", b"the old object", "application/octet-stream")
+    for key in ("tenants/t3/kept.bin", "tenants/t3/new.bin"):
+        with pytest.raises(OSError):
+            store.put_stream(key, stream(), 12 << 20, "application/octet-stream")
+    assert store.get("tenants/t3/kept.bin") == b"the old object"
+    assert store.size("tenants/t3/new.bin") is None
+    assert list((tmp_path / "objects").rglob(".tmp-*")) == []
