@@ -26,9 +26,9 @@ def rule_for(ctx: Context, op: Operation) -> BillingRule:
     return configured(op.name, op.billing, ctx.settings.prices)
 
 
-def facts_of(size: int | None, header: Header | None) -> InputFacts:
+def facts_of(size: int | None, version: str | None, header: Header | None) -> InputFacts:
     summary = (header.format, header.width, header.height, header.frames) if header else None
-    return InputFacts(bytes=size, header=summary)
+    return InputFacts(bytes=size, etag=version, header=summary)
 
 
 def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | None:
@@ -49,9 +49,9 @@ def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
     facts = []
     for index, (path, source) in enumerate(spec.sources()):
         key = tenant_key(tenant, input_key_of(source) or "")
-        size = ctx.objects.size(key)
+        size, version = ctx.objects.size(key), ctx.objects.version(key)
         header = _header(ctx, key, size, spec.walks_pages(index))
-        facts.append(facts_of(size, header))
+        facts.append(facts_of(size, version, header))
         if header is not None:
             rasters.append((path, spec.input_raster(index, header)))
     megapixels = ctx.settings.max_megapixels

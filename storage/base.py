@@ -29,6 +29,15 @@ class ObjectStore(Protocol):
         """Bytes of the object, or None when it does not exist."""
         ...
 
+    def version(self, key: str) -> str | None:
+        """A tag that changes whenever the object is written (S3's ETag; a file's inode,
+        size and mtime), or None when it does not exist."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove the object; no error if it is already gone."""
+        ...
+
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         """A URL the store itself honours for `method` ("PUT" or "GET") on `key` for
         `seconds`, or None when the gateway must sign its own (the directory store)."""

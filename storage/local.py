@@ -62,6 +62,16 @@ class DirectoryStore:
         path = self._path(key)
         return path.stat().st_size if path.is_file() else None
 
+    def version(self, key: str) -> str | None:
+        try:  # every write is a rename of a new file: a new inode
+            st = self._path(key).stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         return None  # the gateway serves directory objects through its own signed URLs
 

@@ -82,6 +82,19 @@ class S3Store:
                 return None
             raise
 
+    def version(self, key: str) -> str | None:
+        self._ensure_bucket()
+        try:
+            return self.client.stat_object(self.bucket, key).etag
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self._ensure_bucket()
+        self.client.remove_object(self.bucket, key)  # S3 deletes are idempotent
+
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         self._ensure_bucket()
         expires = timedelta(seconds=seconds)

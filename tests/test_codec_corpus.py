@@ -37,6 +37,16 @@ CORPUS_EXPECTED: dict[str, tuple[int, int, int] | ErrorCode] = {
     "tbgn2c16.png": (32, 32, 1),
     "truncated.jpg": ErrorCode.IMAGE_PARSE_FAILED,
     "uncompressed_tiff.tiff": (246, 345, 1),
+    "animated-loop-3.webp": (370, 285, 10),
+    "embedgravitybird.png": (576, 384, 1),
+    "face-kit_with_rose.jpg": (501, 700, 1),
+    "face-two_people.jpg": (1126, 661, 1),
+    # Formats the codec does not decode yet (issue 16): a clean, documented failure.
+    "circle.svg": ErrorCode.IMAGE_PARSE_FAILED,
+    "imagor-test.svg": ErrorCode.IMAGE_PARSE_FAILED,
+    "imagor-sample.pdf": ErrorCode.IMAGE_PARSE_FAILED,
+    "jxl-isobmff.jxl": ErrorCode.IMAGE_PARSE_FAILED,
+    "thumbor-image.heic": ErrorCode.IMAGE_PARSE_FAILED,
 }
 
 

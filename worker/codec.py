@@ -18,7 +18,7 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageCms
 
-from billing.header import Header
+from billing.header import Header, header_of_bytes
 from jobs.errors import ErrorCode, FleetError
 from worker.picture import Frame, Picture
 
@@ -197,8 +197,12 @@ def decode(data: bytes, limits: Limits, animated: bool = False, page: int = 0,
         total = getattr(image, "n_frames", 1)  # (GIF: walks the file to count frames)
     except FleetError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise FleetError(ErrorCode.IMAGE_TOO_LARGE, f"input is too large ({exc})") from None
+    except Image.DecompressionBombError:  # Pillow's wall: say what it saw, in our terms
+        header = header_of_bytes(data)
+        if header is not None:
+            _check_size(header.width, header.height, 1, limits)
+        raise FleetError(ErrorCode.IMAGE_TOO_LARGE, f"input is over the"
+                         f" {limits.max_megapixels:g} MP limit") from None
     except Exception:  # parsers of hostile bytes raise anything (fuzzing found several)
         raise _parse_failed(data) from None
     frames_used = total if animated else 1

@@ -20,26 +20,30 @@ from worker import codec
 from worker.picture import Picture
 
 
-def _read(objects: ObjectStore, tenant: str, source: InputSource) -> bytes:
+def _read(objects: ObjectStore, tenant: str, source: InputSource) -> tuple[bytes, str | None]:
+    """The input's bytes and its version (taken first: a write in between shows as a
+    changed version or size)."""
     key = input_key_of(source)
     assert key is not None  # the gateway stores inline inputs and rewrites them to keys
     try:
-        return objects.get(tenant_key(tenant, key))
+        version = objects.version(tenant_key(tenant, key))
+        return objects.get(tenant_key(tenant, key)), version
     except ObjectNotFound:
         raise FleetError(ErrorCode.INPUT_NOT_FOUND,
                          f"input object {key!r} no longer exists") from None
 
 
 def _check_unchanged(record: JobRecord, index: int, path: str, data: bytes,
-                     header: Header | None) -> None:
-    """The bytes read are the object that was quoted: same size, same header."""
+                     version: str | None, header: Header | None) -> None:
+    """The bytes read are the object that was quoted: same version, size and header."""
     if index >= len(record.inputs):
         return  # a record admitted before inputs were recorded
     quoted = record.inputs[index]
     summary = (header.format, header.width, header.height, header.frames) if header else None
     # A header the gateway could not read (it held the most) is not compared: the worker,
     # reading bytes in memory, may get further than the gateway's ranged reads did.
-    if quoted.bytes not in (None, len(data)) or quoted.header not in (None, summary):
+    if (quoted.etag not in (None, version) or quoted.bytes not in (None, len(data))
+            or quoted.header not in (None, summary)):
         raise FleetError(ErrorCode.INPUT_CHANGED,
                          f"input {path} changed after the job was priced ({quoted.bytes} bytes"
                          f" then, {len(data)} now); submit the job again")
@@ -52,9 +56,9 @@ def plan_inputs(record: JobRecord, objects: ObjectStore,
     datas: list[bytes] = []
     rasters: list[tuple[str, Raster]] = []
     for index, (path, source) in enumerate(spec.sources()):
-        data = _read(objects, record.tenant, source)
+        data, version = _read(objects, record.tenant, source)
         header = header_of_bytes(data, spec.walks_pages(index))
-        _check_unchanged(record, index, path, data, header)
+        _check_unchanged(record, index, path, data, version, header)
         header = header or codec.probe(data)  # a layout the header reader does not know
         datas.append(data)
         rasters.append((path, spec.input_raster(index, header)))

@@ -214,11 +214,25 @@ def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
 
     done = jobs.update(job_id, (JobStatus.RUNNING,), succeed)
     metrics.job_finished(jobs.redis, record.operation, time.monotonic() - started, None)
-    if done is not None:
-        _notify(done)
     elapsed = (time.monotonic() - started) * 1000
     if done is None:
+        _canceled_after_work(jobs, objects, record, result, charged)
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
-    else:
-        log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed,
-                 result.get("output", "(result only)"))
+        return
+    _notify(done)
+    log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed,
+             result.get("output", "(result only)"))
+
+
+def _canceled_after_work(jobs: JobStore, objects: ObjectStore, record: JobRecord,
+                         result: dict[str, Any], charged: int) -> None:
+    """A cancel that landed while the output was being written: if the work was already
+    paid for, the canceled job keeps its result (and says it was captured); otherwise the
+    output goes, so a canceled job never leaves one."""
+    if charged:
+        def keep(rec: JobRecord) -> None:
+            rec.result = result
+
+        jobs.update(record.id, (JobStatus.CANCELED,), keep)
+    elif "output" in result:
+        objects.delete(tenant_key(record.tenant, result["output"]))
