@@ -7,13 +7,14 @@ converts CMYK and other ICC profiles on decode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from jobs.errors import ErrorCode, FleetError
+from worker.budget import STRIP_PIXELS
 
 Frame = np.ndarray
 
@@ -72,24 +73,65 @@ def split_alpha(frame: Frame) -> tuple[np.ndarray, np.ndarray | None]:
     return frame, None
 
 
-def premultiply(frame: Frame) -> np.ndarray:
-    """float32 values with colour multiplied by alpha (0..max)."""
-    values = frame.astype(np.float32)
-    if frame.shape[2] == 4:
-        values[:, :, :3] *= values[:, :, 3:] / max_value(frame)
-    return values
+def strips(frame: np.ndarray) -> Iterator[slice]:
+    """Row ranges of about STRIP_PIXELS pixels: pointwise float work done a strip at a time
+    keeps its temporaries to a few MB whatever the frame's size."""
+    height, width = frame.shape[:2]
+    rows = max(1, STRIP_PIXELS // max(1, width))
+    return (slice(y, min(y + rows, height)) for y in range(0, height, rows))
 
 
-def unpremultiply(values: np.ndarray, dtype: np.dtype) -> Frame:
-    """Back to straight alpha in `dtype`. Overshoot (Lanczos ringing) is clipped first,
-    colour to at most its alpha, so the division cannot blow up."""
-    if values.shape[2] == 4:
-        top = 65535 if dtype == np.uint16 else 255
-        alpha = np.clip(values[:, :, 3:], 0, top)
-        colour = np.clip(values[:, :, :3], 0, alpha) * top
-        colour = np.divide(colour, alpha, out=np.zeros_like(colour), where=alpha > 0)
-        values = np.concatenate([colour, alpha], axis=2)
-    return to_dtype(values, dtype)
+def premultiplied_plane(frame: Frame, channel: int) -> np.ndarray:
+    """One channel as float32 (0..max), colour multiplied by alpha when there is alpha."""
+    plane = np.empty(frame.shape[:2], np.float32)
+    premultiply = frame.shape[2] == 4 and channel < 3
+    for rows in strips(frame):
+        plane[rows] = frame[rows, :, channel]
+        if premultiply:
+            plane[rows] *= frame[rows, :, 3].astype(np.float32) / max_value(frame)
+    return plane
+
+
+def filter_planes(frame: Frame, apply: Callable[[np.ndarray, int], np.ndarray],
+                  add_alpha: bool = False) -> Frame:
+    """`apply(plane, channel)` - a linear filter or resampling, float32 plane in and out,
+    free to overwrite its argument - on each channel with colour premultiplied by alpha
+    (so the colour of transparent pixels does not bleed), then back to straight alpha in
+    the frame's dtype. One plane at a time: a float copy of a whole RGBA frame would be 16
+    bytes a pixel; this holds the filtered alpha, one colour plane and the output.
+    `add_alpha` gives an opaque frame an (opaque) alpha channel first."""
+    top = max_value(frame)
+    alpha = None
+    if frame.shape[2] == 4 or add_alpha:
+        source = (premultiplied_plane(frame, 3) if frame.shape[2] == 4
+                  else np.full(frame.shape[:2], top, np.float32))
+        alpha = apply(source, 3)
+        del source
+        # Overshoot (Lanczos ringing) is clipped first, colour to at most its alpha, so
+        # the division cannot blow up.
+        np.clip(alpha, 0, top, out=alpha)
+    out: np.ndarray | None = None
+    for channel in range(3):
+        values = apply(premultiplied_plane(frame, channel), channel)
+        if out is None:
+            out = np.empty((*values.shape, 3 if alpha is None else 4), frame.dtype)
+        _store(out, channel, values, alpha)
+        del values  # before the next plane is made
+    assert out is not None
+    if alpha is not None:
+        _store(out, 3, alpha, None)
+    return out
+
+
+def _store(out: Frame, channel: int, values: np.ndarray, alpha: np.ndarray | None) -> None:
+    """One float plane into `out`'s channel, unpremultiplied by `alpha` when given."""
+    top = max_value(out)
+    for rows in strips(values):
+        part = values[rows]
+        if alpha is not None:
+            part = np.clip(part, 0, alpha[rows]) * top
+            part = np.divide(part, alpha[rows], out=np.zeros_like(part), where=alpha[rows] > 0)
+        out[rows, :, channel] = to_dtype(part, out.dtype)
 
 
 def to_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -6,7 +6,8 @@ a*, b* (sharp before 0.33; newer sharp also fades the tint towards black and whi
 Negate inverts the colour channels only. Alpha is never changed.
 
 sRGB <-> Lab is computed here with the exact formulas rather than cv2.cvtColor: OpenCV's
-float path uses a coarse gamma table (round trips drift by ~1/255, ruining 16-bit).
+float path uses a coarse gamma table (round trips drift by ~1/255, ruining 16-bit). The
+float32 work runs a strip of rows at a time into one output frame (see worker.budget).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 
 from jobs.tone import AdjustJob
 from worker.ops import OpOutput
-from worker.picture import Frame, Picture, max_value, to_dtype
+from worker.picture import Frame, Picture, max_value, strips, to_dtype
 
 _SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
                          [0.2126729, 0.7151522, 0.0721750],
@@ -60,8 +61,8 @@ def _modulate(rgb: np.ndarray, spec: AdjustJob) -> np.ndarray:
     return _rgb(lab)
 
 
-def _tint(rgb: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
-    tint = _lab(np.array([[colour]], np.float32) / 255.0)[0, 0]
+def _tint(rgb: np.ndarray, tint: np.ndarray) -> np.ndarray:
+    """Each pixel's L* with the a*, b* of `tint` (a Lab colour)."""
     lab = _lab(rgb)
     lab[:, :, 1:] = tint[1:]
     return _rgb(lab)
@@ -69,18 +70,27 @@ def _tint(rgb: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
 
 def adjust_frame(frame: Frame, spec: AdjustJob) -> Frame:
     top = max_value(frame)
-    out = frame.copy()
+    out = np.empty(frame.shape, frame.dtype)
+    if frame.shape[2] == 4:
+        out[:, :, 3] = frame[:, :, 3]
     modulate = any(v is not None for v in
                    (spec.brightness, spec.saturation, spec.hue, spec.lightness))
-    if modulate or spec.tint is not None:
-        rgb = frame[:, :, :3].astype(np.float32) / top
-        if modulate:
-            rgb = _modulate(rgb, spec)
-        if spec.tint is not None:
-            rgb = _tint(rgb, (spec.tint.r, spec.tint.g, spec.tint.b))
-        out[:, :, :3] = to_dtype(rgb * top, frame.dtype)
+    tint = None
+    if spec.tint is not None:
+        colour = (spec.tint.r, spec.tint.g, spec.tint.b)
+        tint = _lab(np.array([[colour]], np.float32) / 255.0)[0, 0]
+    if not modulate and tint is None:  # negate only
+        out[:, :, :3] = frame[:, :, :3]
+    else:
+        for rows in strips(frame):
+            rgb = frame[rows, :, :3].astype(np.float32) / top
+            if modulate:
+                rgb = _modulate(rgb, spec)
+            if tint is not None:
+                rgb = _tint(rgb, tint)
+            out[rows, :, :3] = to_dtype(rgb * top, frame.dtype)
     if spec.negate:
-        out[:, :, :3] = top - out[:, :, :3]
+        np.subtract(top, out[:, :, :3], out=out[:, :, :3])
     return out
 
 

@@ -6,7 +6,8 @@ sigma^2 (Kovesi's "almost Gaussian"; Pillow uses three): constant time per pixel
 about 4% of the Gaussian's peak. (libvips, under sharp, cuts its kernel at 20% of the peak.)
 
 Alpha is premultiplied for the blur so that the colour of fully transparent pixels (often
-black or garbage) does not bleed into the visible edge.
+black or garbage) does not bleed into the visible edge. Channels are blurred one float
+plane at a time, in place (see worker.budget).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from jobs.tone import BlurJob
 from worker.ops import OpOutput
-from worker.picture import Frame, Picture, premultiply, unpremultiply
+from worker.picture import Frame, Picture, filter_planes
 
 EXACT_LIMIT = 10.0  # sharpen's maximum sigma, so sharpening is always exact
 BOX_PASSES = 4
@@ -35,18 +36,20 @@ def box_widths(sigma: float, passes: int = BOX_PASSES) -> list[int]:
 
 
 def gaussian(values: np.ndarray, sigma: float) -> np.ndarray:
-    """Float Gaussian blur with reflected borders (see the module note on large sigma)."""
+    """Float Gaussian blur with reflected borders (see the module note on large sigma),
+    in place: `values` is overwritten and returned (OpenCV filters rows through a ring
+    buffer, so this is exact and needs no second image)."""
     if sigma <= EXACT_LIMIT:
         # ksize (0, 0): OpenCV sizes the kernel from sigma (+-4 sigma for float input).
         return cv2.GaussianBlur(values, (0, 0), sigmaX=sigma, sigmaY=sigma,
-                                borderType=cv2.BORDER_REFLECT)
+                                borderType=cv2.BORDER_REFLECT, dst=values)
     for width in box_widths(sigma):
-        values = cv2.blur(values, (width, width), borderType=cv2.BORDER_REFLECT)
+        cv2.blur(values, (width, width), dst=values, borderType=cv2.BORDER_REFLECT)
     return values
 
 
 def blur_frame(frame: Frame, sigma: float) -> Frame:
-    return unpremultiply(gaussian(premultiply(frame), sigma), frame.dtype)
+    return filter_planes(frame, lambda plane, _: gaussian(plane, sigma))
 
 
 def blur(inputs: list[Picture], spec: BlurJob) -> OpOutput:

@@ -3,7 +3,8 @@
 Placement is (top, left) when given, else a gravity (sharp's positions, centre by
 default). Any part of the overlay outside the base is clipped away: a larger overlay is
 cropped to the base rather than rejected as sharp does. The output keeps the base's
-size, dtype and channels; an opaque base stays opaque.
+size, dtype and channels; an opaque base stays opaque. The float blend runs a strip of
+rows at a time into the base's copy (see worker.budget).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 
 from jobs.compose import CompositeJob
 from worker.ops import OpOutput
-from worker.picture import Frame, Picture, max_value
+from worker.picture import Frame, Picture, max_value, strips
 
 
 def _offset(outer: int, inner: int, where: str) -> int:
@@ -54,12 +55,22 @@ def over(base: Frame, overlay: Frame, top: int, left: int, opacity: float) -> Fr
     y1, x1 = min(top + oh, bh), min(left + ow, bw)
     if y0 >= y1 or x0 >= x1:
         return base  # entirely outside the base
-    scale = float(max_value(base))
-    patch = overlay[y0 - top:y1 - top, x0 - left:x1 - left].astype(np.float32) / scale
-    under = base[y0:y1, x0:x1].astype(np.float32) / scale
+    out = base.copy()
+    region = out[y0:y1, x0:x1]
+    overlap = overlay[y0 - top:y1 - top, x0 - left:x1 - left]
+    for rows in strips(region):
+        region[rows] = blend(region[rows], match_dtype(overlap[rows], base.dtype), opacity)
+    return out
+
+
+def blend(under_pixels: Frame, over_pixels: Frame, opacity: float) -> Frame:
+    """`over_pixels` over `under_pixels` (same size and dtype), in the under's channels."""
+    scale = float(max_value(under_pixels))
+    patch = over_pixels.astype(np.float32) / scale
+    under = under_pixels.astype(np.float32) / scale
     a_o = (patch[:, :, 3:4] if patch.shape[2] == 4 else np.ones_like(patch[:, :, :1])) * opacity
     colour_o = patch[:, :, :3]
-    if base.shape[2] == 4:
+    if under.shape[2] == 4:
         a_b = under[:, :, 3:4]
         alpha = a_o + a_b * (1 - a_o)
         mixed = colour_o * a_o + under[:, :, :3] * a_b * (1 - a_o)
@@ -68,13 +79,11 @@ def over(base: Frame, overlay: Frame, top: int, left: int, opacity: float) -> Fr
         result = np.concatenate([colour, alpha], axis=2)
     else:
         result = colour_o * a_o + under * (1 - a_o)
-    out = base.copy()
-    out[y0:y1, x0:x1] = np.clip(np.rint(result * scale), 0, scale).astype(base.dtype)
-    return out
+    return np.clip(np.rint(result * scale), 0, scale).astype(under_pixels.dtype)
 
 
 def composite(inputs: list[Picture], spec: CompositeJob) -> OpOutput:
     base, overlay_picture = inputs[0], inputs[1]
-    overlay = match_dtype(overlay_picture.first, base.first.dtype)
+    overlay = overlay_picture.first  # matched to the base's dtype a strip at a time
     top, left = position(base.first.shape[:2], overlay.shape[:2], spec)
     return OpOutput(base.map(lambda frame: over(frame, overlay, top, left, spec.opacity)))

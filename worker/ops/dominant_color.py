@@ -14,7 +14,7 @@ import numpy as np
 
 from jobs.analysis import DominantColorJob
 from worker.ops import OpOutput
-from worker.picture import Frame, Picture
+from worker.picture import Frame, Picture, strips
 
 MAX_SIDE = 256
 BITS = 5
@@ -24,20 +24,29 @@ RADIUS = 8
 
 def _small_rgba(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     """Float RGB (0..255) and alpha (0..1), downsampled with INTER_AREA, alpha-weighted."""
-    top = 65535.0 if frame.dtype == np.uint16 else 255.0
-    values = frame.astype(np.float32) * np.float32(255.0 / top)
-    rgb = values[:, :, :3]
-    alpha = (values[:, :, 3] / 255.0 if frame.shape[2] == 4
-             else np.ones(frame.shape[:2], np.float32))
+    factor = np.float32(255.0 / (65535.0 if frame.dtype == np.uint16 else 255.0))
     h, w = frame.shape[:2]
     scale = min(1.0, MAX_SIDE / max(h, w))
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        premultiplied = cv2.resize(rgb * alpha[:, :, None], size, interpolation=cv2.INTER_AREA)
-        alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
-        safe = np.where(alpha > 0, alpha, 1)[:, :, None]
-        rgb = premultiplied / safe
-    return rgb, alpha
+    if scale == 1.0:  # small already: straight colour, no downsample
+        values = frame.astype(np.float32) * factor
+        alpha = (values[:, :, 3] / 255.0 if frame.shape[2] == 4
+                 else np.ones(frame.shape[:2], np.float32))
+        return values[:, :, :3], alpha
+    # Full-size float planes one at a time, each shrunk before the next is made.
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    alpha = np.ones(frame.shape[:2], np.float32)
+    plane = np.empty(frame.shape[:2], np.float32)
+    if frame.shape[2] == 4:
+        for rows in strips(frame):
+            alpha[rows] = frame[rows, :, 3].astype(np.float32) * factor / 255.0
+    shrunk = []
+    for channel in range(3):
+        for rows in strips(frame):
+            plane[rows] = frame[rows, :, channel].astype(np.float32) * factor * alpha[rows]
+        shrunk.append(cv2.resize(plane, size, interpolation=cv2.INTER_AREA))
+    small_alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+    safe = np.where(small_alpha > 0, small_alpha, 1)[:, :, None]
+    return np.dstack(shrunk) / safe, small_alpha
 
 
 def _neighbourhood_counts(counts: np.ndarray) -> np.ndarray:

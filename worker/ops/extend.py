@@ -19,19 +19,6 @@ OPAQUE_BLACK: RGBA = (0, 0, 0, 255)  # sharp's default extend background
 PAD_MODES = {"copy": "edge", "repeat": "wrap", "mirror": "symmetric"}
 
 
-def with_alpha(frame: Frame) -> Frame:
-    """The frame with an opaque alpha channel (as is when it already has one)."""
-    if frame.shape[2] == 4:
-        return frame
-    alpha = np.full((*frame.shape[:2], 1), max_value(frame), frame.dtype)
-    return np.concatenate([frame, alpha], axis=2)
-
-
-def ready_for(frame: Frame, rgba: RGBA) -> Frame:
-    """Add alpha when the fill is translucent, so its transparency survives."""
-    return with_alpha(frame) if rgba[3] < 255 else frame
-
-
 def fill_pixel(frame: Frame, rgba: RGBA) -> np.ndarray:
     """`rgba` (0..255) in the frame's dtype and channel count (257 maps 255 to 65535)."""
     scale = 257 if frame.dtype == np.uint16 else 1
@@ -40,11 +27,17 @@ def fill_pixel(frame: Frame, rgba: RGBA) -> np.ndarray:
 
 def pad_with_colour(frame: Frame, top: int, bottom: int, left: int, right: int,
                     rgba: RGBA) -> Frame:
-    frame = ready_for(frame, rgba)
+    """The frame on a `rgba` canvas; opaque frames gain alpha when the fill is translucent
+    (so its transparency survives), written straight into the canvas."""
     h, w, channels = frame.shape
+    if rgba[3] < 255:
+        channels = 4
     out = np.empty((h + top + bottom, w + left + right, channels), frame.dtype)
-    out[...] = fill_pixel(frame, rgba)
-    out[top:top + h, left:left + w] = frame
+    out[...] = fill_pixel(out, rgba)
+    inner = out[top:top + h, left:left + w]
+    inner[:, :, :frame.shape[2]] = frame
+    if frame.shape[2] < channels:
+        inner[:, :, 3] = max_value(frame)
     return out
 
 

@@ -7,12 +7,14 @@ the image.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
 
 from jobs.errors import ErrorCode, FleetError
-from worker.picture import Frame
+from worker.budget import STRIP_PIXELS
+from worker.picture import Frame, strips
 
 
 class Box(NamedTuple):
@@ -53,40 +55,71 @@ def focal_point(
     return Box(x, y, width, height)
 
 
+def _across(sums: np.ndarray, width: int) -> np.ndarray:
+    """Sums of `width` consecutive columns, for each row of `sums`."""
+    running = sums.cumsum(axis=1)
+    out = running[:, width - 1:].copy()
+    out[:, 1:] -= running[:, :-width]
+    return out
+
+
+def _column_sums(luma: np.ndarray, height: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(y, c1, c2) blocks: sums of L and L^2 down each column over `height` rows for the
+    windows starting at rows y, y + 1, ...; slid down a block of rows at a time (an
+    integral image would cost 16 bytes a pixel). Exact int64 (255^2 x 2^32 pixels fits)."""
+    ih, iw = luma.shape
+    c1, c2 = np.zeros((1, iw), np.int64), np.zeros((1, iw), np.int64)
+    for rows in strips(luma[:height]):
+        part = luma[rows].astype(np.int64)
+        c1[0] += part.sum(axis=0)
+        c2[0] += (part * part).sum(axis=0)
+    y = 0
+    while True:
+        yield y, c1, c2
+        y += len(c1)
+        if y > ih - height:
+            return
+        end = min(y + max(1, STRIP_PIXELS // iw), ih - height + 1)
+        enter = luma[y + height - 1:end + height - 1].astype(np.int64)
+        leave = luma[y - 1:end - 1].astype(np.int64)
+        c1 = c1[-1] + (enter - leave).cumsum(axis=0)
+        c2 = c2[-1] + (enter * enter - leave * leave).cumsum(axis=0)
+
+
 def highest_variance_origin(luma: np.ndarray, width: int, height: int) -> tuple[int, int]:
     """Top-left corner of the `width x height` window with the highest luminance variance.
 
-    Integral images of L and L^2 give every window's sum in O(1), so the whole search is a
-    few vectorised array operations. Ties go to the top-most, then left-most window.
+    Column sums over `height` rows (see _column_sums) summed across `width` columns give
+    every window's sums of L and L^2. Ties go to the top-most, then left-most window.
     """
-    # Exact int64 sums (255^2 x 2^32 pixels still fits), so equal windows tie exactly.
-    values = luma.astype(np.int64)
-    s1 = np.zeros((values.shape[0] + 1, values.shape[1] + 1), dtype=np.int64)
-    s2 = np.zeros_like(s1)
-    s1[1:, 1:] = values.cumsum(0).cumsum(1)
-    s2[1:, 1:] = (values * values).cumsum(0).cumsum(1)
-
-    def window_sums(s: np.ndarray) -> np.ndarray:
-        return s[height:, width:] - s[:-height, width:] - s[height:, :-width] + s[:-height, :-width]
-
     n = width * height
-    if 255**2 * n * n < 2**62:
-        # n^2 * variance = n * sum(L^2) - sum(L)^2, exactly, so equal variances tie exactly.
-        score = n * window_sums(s2) - window_sums(s1) ** 2
-    else:  # windows over ~11 MP: exact ints would overflow; float is plenty there
-        mean = window_sums(s1) / n
-        score = window_sums(s2) / n - mean * mean
-    # argmax returns the first maximum in row-major order: top-most, then left-most.
-    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
-    return int(x), int(y)
+    best, origin = None, (0, 0)
+    for y, c1, c2 in _column_sums(luma, height):
+        s1, s2 = _across(c1, width), _across(c2, width)
+        if 255**2 * n * n < 2**62:
+            # n^2 * variance = n * sum(L^2) - sum(L)^2, exactly: equal variances tie exactly.
+            score = n * s2 - s1 * s1
+        else:  # windows over ~11 MP: exact ints would overflow; float is plenty there
+            mean = s1 / n
+            score = s2 / n - mean * mean
+        # argmax returns the first maximum in row-major order: top-most, then left-most;
+        # a later block must beat it strictly.
+        index = int(np.argmax(score))
+        if best is None or score.flat[index] > best:
+            best = score.flat[index]
+            origin = (index % score.shape[1], y + index // score.shape[1])
+    return origin
 
 
 def luma(frame: Frame) -> np.ndarray:
     """ITU-R 601-2 luma in 0..255 (as Pillow's "L"), from 8- or 16-bit RGB."""
-    rgb = frame[:, :, :3].astype(np.float32)
-    if frame.dtype == np.uint16:
-        rgb /= 257.0
-    return np.rint(rgb @ np.array([0.299, 0.587, 0.114], np.float32)).astype(np.uint8)
+    out = np.empty(frame.shape[:2], np.uint8)
+    for rows in strips(frame):  # float temporaries a strip at a time
+        rgb = frame[rows, :, :3].astype(np.float32)
+        if frame.dtype == np.uint16:
+            rgb /= 257.0
+        out[rows] = np.rint(rgb @ np.array([0.299, 0.587, 0.114], np.float32))
+    return out
 
 
 def entropy(frame: Frame, width: int, height: int) -> Box:

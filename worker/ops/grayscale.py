@@ -11,15 +11,18 @@ import numpy as np
 
 from jobs.tone import GrayscaleJob
 from worker.ops import OpOutput
-from worker.picture import Frame, Picture, to_dtype
+from worker.picture import Frame, Picture, strips, to_dtype
 
 REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 def grayscale_frame(frame: Frame) -> Frame:
-    luma = to_dtype(frame[:, :, :3].astype(np.float32) @ REC709, frame.dtype)
-    out = frame.copy()
-    out[:, :, :3] = luma[:, :, None]
+    out = np.empty(frame.shape, frame.dtype)
+    for rows in strips(frame):  # float temporaries a strip at a time
+        luma = to_dtype(frame[rows, :, :3].astype(np.float32) @ REC709, frame.dtype)
+        out[rows, :, :3] = luma[:, :, None]
+    if frame.shape[2] == 4:
+        out[:, :, 3] = frame[:, :, 3]
     return out
 
 

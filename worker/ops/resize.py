@@ -1,7 +1,8 @@
 """resize: scale to `width` and/or `height`, fitting that box as sharp's `fit` says.
 
 Resampling works on premultiplied alpha (as sharp) so transparent pixels do not bleed
-their colour - usually black - into the edges of opaque ones.
+their colour - usually black - into the edges of opaque ones: one float plane at a time
+(see worker.budget).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from jobs.spec import rgba_of
 from worker.ops import OpOutput
 from worker.ops import gravity as g
 from worker.ops.extend import OPAQUE_BLACK, pad_with_colour
-from worker.picture import Frame, Picture, premultiply, unpremultiply
+from worker.picture import Frame, Picture, filter_planes
 
 # A light unsharp mask after shrinking: a box filter is softer than the Lanczos kernel
 # users compare against. Measured on sharp's benchmark photo: SSIM against Pillow's Lanczos
@@ -24,15 +25,16 @@ from worker.picture import Frame, Picture, premultiply, unpremultiply
 SHARPEN_AMOUNT, SHARPEN_SIGMA = 0.15, 1.0
 
 
-def _shrink(values: np.ndarray, width: int, height: int) -> np.ndarray:
+def _shrink(values: np.ndarray, width: int, height: int, own: bool) -> np.ndarray:
     """Box prefilter about as wide as the scale factor, then bilinear sampling at exact
     pixel centres. Area-average quality at 2-3x the speed of cv2's INTER_AREA for
-    non-integer factors (which has no SIMD path)."""
+    non-integer factors (which has no SIMD path). `own`: `values` may be overwritten."""
     h, w = values.shape[:2]
     sx, sy = w / width, h / height
     kx, ky = max(1, round(sx)), max(1, round(sy))
-    if kx * ky > 1:
-        values = cv2.blur(values, (kx, ky), borderType=cv2.BORDER_REPLICATE)
+    if kx * ky > 1:  # in place when allowed: no second full-size image
+        values = cv2.blur(values, (kx, ky), dst=values if own else None,
+                          borderType=cv2.BORDER_REPLICATE)
     # Output pixel centre (d + 0.5) * s - 0.5 in source pixels; an even box is centred
     # half a pixel left/up of its anchor, so sample half a pixel further on.
     ox, oy = kx // 2 - (kx - 1) / 2, ky // 2 - (ky - 1) / 2
@@ -48,30 +50,33 @@ def _shrink(values: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.addWeighted(out, 1 + SHARPEN_AMOUNT, soft, -SHARPEN_AMOUNT, 0)
 
 
-def _scale(values: np.ndarray, width: int, height: int) -> np.ndarray:
+def _scale(values: np.ndarray, width: int, height: int, own: bool) -> np.ndarray:
     h, w = values.shape[:2]
     if width <= w and height <= h:
-        out = _shrink(values, width, height)
-    else:  # Lanczos interpolates when enlarging
-        out = cv2.resize(values, (width, height), interpolation=cv2.INTER_LANCZOS4)
-    return out if out.ndim == 3 else out[:, :, None]  # cv2 drops a single channel axis
+        return _shrink(values, width, height, own)
+    return cv2.resize(values, (width, height), interpolation=cv2.INTER_LANCZOS4)  # enlarging
 
 
-def resample(frame: Frame, width: int, height: int) -> Frame:
-    h, w = frame.shape[:2]
-    if (width, height) == (w, h):
-        return frame
-    # Opaque frames resample in their own integer type (cv2 saturates): no float round
-    # trip. Alpha needs premultiplying first, which needs floats.
-    values = frame if frame.shape[2] == 3 else premultiply(frame)
+def _resample(values: np.ndarray, width: int, height: int, own: bool) -> np.ndarray:
+    h, w = values.shape[:2]
     if (width < w and height > h) or (width > w and height < h):
         # One axis shrinks, the other grows: each gets its own filter, shrinking first.
         if width < w:
-            values = _scale(values, width, h)
+            values = _scale(values, width, h, own)
         else:
-            values = _scale(values, w, height)
-    out = _scale(values, width, height)
-    return out if frame.shape[2] == 3 else unpremultiply(out, frame.dtype)
+            values = _scale(values, w, height, own)
+        own = True
+    return _scale(values, width, height, own)
+
+
+def resample(frame: Frame, width: int, height: int) -> Frame:
+    if (width, height) == (frame.shape[1], frame.shape[0]):
+        return frame
+    # Opaque frames resample in their own integer type (cv2 saturates): no float round
+    # trip. Alpha needs premultiplying first, which needs floats.
+    if frame.shape[2] == 3:
+        return _resample(frame, width, height, own=False)
+    return filter_planes(frame, lambda plane, _: _resample(plane, width, height, own=True))
 
 
 def _round(value: float) -> int:

@@ -1,7 +1,8 @@
 """rotate: clockwise by any angle (as sharp), then flip (top<->bottom) and flop (left<->right).
 
 Multiples of 90 degrees are exact transposes; other angles expand the canvas to hold the
-whole rotated image and fill the uncovered corners with `background`.
+whole rotated image and fill the uncovered corners with `background` (interpolating
+premultiplied alpha, one float plane at a time: see worker.budget).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import numpy as np
 from jobs.geometry import RotateJob
 from jobs.spec import rgba_of
 from worker.ops import OpOutput
-from worker.ops.extend import RGBA, fill_pixel, ready_for
-from worker.picture import Frame, Picture, max_value, premultiply, unpremultiply
+from worker.ops.extend import RGBA
+from worker.picture import Frame, Picture, filter_planes, max_value
 
 TRANSPARENT: RGBA = (0, 0, 0, 0)  # sharp's default rotate background
 
@@ -28,19 +29,22 @@ def canvas_size(w: int, h: int, angle: float) -> tuple[int, int]:
 
 
 def rotate_any(frame: Frame, angle: float, rgba: RGBA) -> Frame:
-    frame = ready_for(frame, rgba)
     h, w = frame.shape[:2]
     nw, nh = canvas_size(w, h, angle)
     # cv2 angles are counter-clockwise; move the centre to the centre of the new canvas.
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -angle, 1.0)
     matrix[0, 2] += (nw - w) / 2
     matrix[1, 2] += (nh - h) / 2
-    fill = fill_pixel(frame, rgba).astype(np.float64)
-    if frame.shape[2] == 4:  # interpolation runs premultiplied, so the fill must be too
+    add_alpha = rgba[3] < 255  # a translucent fill needs alpha to survive
+    fill = np.array(rgba, np.float64) * (257 if frame.dtype == np.uint16 else 1)
+    if frame.shape[2] == 4 or add_alpha:  # interpolation runs premultiplied: so does the fill
         fill[:3] *= fill[3] / max_value(frame)
-    out = cv2.warpAffine(premultiply(frame), matrix, (nw, nh), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=tuple(fill.tolist()))
-    return unpremultiply(out, frame.dtype)
+
+    def warp(plane: np.ndarray, channel: int) -> np.ndarray:
+        return cv2.warpAffine(plane, matrix, (nw, nh), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=fill[channel])
+
+    return filter_planes(frame, warp, add_alpha)
 
 
 def transform(frame: Frame, spec: RotateJob, angle: float, rgba: RGBA) -> Frame:

@@ -12,16 +12,22 @@ import numpy as np
 from jobs.tone import SharpenJob
 from worker.ops import OpOutput
 from worker.ops.blur import gaussian
-from worker.picture import Frame, Picture, to_dtype
+from worker.picture import Frame, Picture, strips, to_dtype
 
 AMOUNT = 1.0
 
 
 def sharpen_frame(frame: Frame, sigma: float) -> Frame:
-    colour = frame[:, :, :3].astype(np.float32)
-    detail = colour - gaussian(colour, sigma)
-    out = frame.copy()
-    out[:, :, :3] = to_dtype(colour + AMOUNT * detail, frame.dtype)  # clipped to the dtype
+    out = np.empty(frame.shape, frame.dtype)
+    if frame.shape[2] == 4:
+        out[:, :, 3] = frame[:, :, 3]
+    for channel in range(3):  # one float plane at a time, blurred in place
+        soft = gaussian(frame[:, :, channel].astype(np.float32), sigma)
+        for rows in strips(frame):
+            colour = frame[rows, :, channel].astype(np.float32)
+            detail = colour - soft[rows]
+            out[rows, :, channel] = to_dtype(colour + AMOUNT * detail, frame.dtype)  # clipped
+        del soft  # before the next plane is made
     return out
 
 

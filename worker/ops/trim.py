@@ -7,7 +7,7 @@ import numpy as np
 from jobs.geometry import TrimJob
 from worker.ops import OpOutput
 from worker.ops.gravity import Box
-from worker.picture import Frame, Picture
+from worker.picture import Frame, Picture, strips
 
 
 def trim_box(frame: Frame, threshold: int) -> Box:
@@ -16,11 +16,14 @@ def trim_box(frame: Frame, threshold: int) -> Box:
     h, w = frame.shape[:2]
     limit = threshold * (257 if frame.dtype == np.uint16 else 1)  # threshold is in 8-bit units
     corner = frame[0, 0].astype(np.int32)
-    differs = np.zeros((h, w), bool)
-    for c in range(frame.shape[2]):  # channel by channel keeps the int32 copy small
-        differs |= np.abs(frame[:, :, c].astype(np.int32) - corner[c]) > limit
-    rows = np.flatnonzero(differs.any(axis=1))
-    cols = np.flatnonzero(differs.any(axis=0))
+    row_differs, col_differs = np.zeros(h, bool), np.zeros(w, bool)
+    for strip in strips(frame):  # a strip and a channel at a time: small int32 copies
+        differs = np.zeros(frame[strip].shape[:2], bool)
+        for c in range(frame.shape[2]):
+            differs |= np.abs(frame[strip, :, c].astype(np.int32) - corner[c]) > limit
+        row_differs[strip] = differs.any(axis=1)
+        col_differs |= differs.any(axis=0)
+    rows, cols = np.flatnonzero(row_differs), np.flatnonzero(col_differs)
     if rows.size == 0:
         return Box(0, 0, w, h)
     return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
