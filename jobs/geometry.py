@@ -49,10 +49,15 @@ class ResizeJob(ImageJob, tag="resize", kw_only=True):
         return _round(width * bh / height), bh
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
-        scaled = self.scaled_size(width, height)
         if self.width and self.height and self.fit in ("cover", "contain"):
             return self.width, self.height  # cover cuts a window, contain pads to the box
-        return scaled
+        return self.scaled_size(width, height)
+
+    def stages(self, width: int, height: int) -> list[tuple[str, tuple[int, int]]]:
+        """Cover scales the whole image before it cuts the window: that is made too."""
+        scaled, output = self.scaled_size(width, height), self.output_size(width, height)
+        made = [("the resize's scaled image", scaled)] if scaled != output else []
+        return [*made, ("the resize output", output)]
 
     def decode_scale(self, width: int, height: int) -> float:
         """How small the (upright) input may be decoded and still resize exactly: the

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
-from jobs.rasters import Raster, chain
+from jobs.rasters import Raster, Stages, chain
 from jobs.spec import ImageJob
 
 MAX_STEPS = 10
@@ -23,9 +23,12 @@ class PipelineJob(ImageJob, tag="pipeline", kw_only=True):
     def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
         from jobs.registry import pipeline_steps  # the registry imports this module
 
-        return chain(inputs[0], [
-            (f"step {i} ({step.__struct_config__.tag}) output", step.output_size)
-            for i, step in enumerate(pipeline_steps(self)) if isinstance(step, ImageJob)])
+        def numbered(index: int, step: ImageJob) -> Stages:
+            return lambda w, h: [(f"step {index}: {what}", size)
+                                 for what, size in step.stages(w, h)]
+
+        return chain(inputs[0], [numbered(i, step) for i, step in
+                                 enumerate(pipeline_steps(self)) if isinstance(step, ImageJob)])
 
 
 def step_body(step: dict[str, Any], index: int) -> dict[str, Any]:

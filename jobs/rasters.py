@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from imagefleet.settings import Settings
     from jobs.spec import JobSpec
 
-Resize = Callable[[int, int], tuple[int, int]]  # (width, height) in -> out of one step
+# One step: (width, height) in -> (what, size) of each image it makes, its output last.
+Stages = Callable[[int, int], list[tuple[str, tuple[int, int]]]]
 
 
 class PageSizes(Protocol):
@@ -97,16 +98,17 @@ class Plan:
                              f" limit is {limits.max_work_megapixels:g} MP per job")
 
 
-def chain(start: Raster, steps: list[tuple[str, Resize]]) -> list[tuple[str, Raster]]:
-    """Each step's output, step by step from `start`. Headers give the stored size and
-    EXIF may turn the image upright first, so both orientations are tried; the one that
-    creates more pixels counts (the worker computes the same from the same header)."""
+def chain(start: Raster, steps: list[Stages]) -> list[tuple[str, Raster]]:
+    """Every image each step makes, step by step from `start`. Headers give the stored
+    size and EXIF may turn the image upright first, so both orientations are tried; the
+    one that creates more pixels counts (the worker computes the same from the same header)."""
     best: list[tuple[str, Raster]] = []
     for size in {(start.width, start.height), (start.height, start.width)}:
         made = []
-        for what, step in steps:
-            size = step(*size)
-            made.append((what, start.sized(size)))
+        for step in steps:
+            stages = step(*size)
+            made += [(what, start.sized(made_size)) for what, made_size in stages]
+            size = stages[-1][1]  # the step's output feeds the next step
         if not best or sum(r.pixels for _, r in made) > sum(r.pixels for _, r in best):
             best = made
     return best

@@ -135,11 +135,12 @@ class ImageJob(JobSpec, kw_only=True):
         (an upper bound where the content decides, as for trim)."""
         return width, height
 
+    def stages(self, width: int, height: int) -> list[tuple[str, tuple[int, int]]]:
+        """(what, size) of every image this operation makes, its output last."""
+        return [(f"the {self.__struct_config__.tag} output", self.output_size(width, height))]
+
     def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
-        if not self.makes_image:
-            return []
-        return chain(inputs[0], [(f"the {self.__struct_config__.tag} output",
-                                  self.output_size)])
+        return chain(inputs[0], [self.stages]) if self.makes_image else []
 
     def walks_pages(self, index: int) -> bool:
         return index == 0 and (self.animated or self.reads_all_pages or self.reads_timeline

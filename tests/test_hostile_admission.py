@@ -156,6 +156,14 @@ def test_tiny_inputs_cannot_ask_for_huge_rasters(fleet: Fleet, body: dict, needl
         _refused(client.post("/v1/jobs", json={**body, "input": TINY}), needle)
 
 
+def test_cover_cannot_scale_a_sliver_into_a_huge_image_before_cutting(fleet: Fleet) -> None:
+    sliver = base64.b64encode(images.encode(np.zeros((400, 1, 3), np.uint8))).decode()
+    body = {"operation": "resize", "input": {"inline": sliver}, "width": 1000,
+            "height": 1000, "fit": "cover"}  # scaled to 1000x400000 before the window
+    with fleet.client() as client:
+        _refused(client.post("/v1/jobs", json=body), "scaled image would be 1000x400000")
+
+
 def test_a_contact_sheet_of_a_hundred_big_cells_is_refused(fleet: Fleet) -> None:
     body = {"operation": "contact-sheet", "files": [TINY] * 100, "cellWidth": 990,
             "cellHeight": 990}
