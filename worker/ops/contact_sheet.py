@@ -9,8 +9,6 @@ of images is reduced to it (empty columns would only widen the sheet).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from jobs.compose import ContactSheetJob
@@ -20,12 +18,6 @@ from worker.ops.resize import resample
 from worker.picture import Frame, Picture, max_value, strips
 
 WHITE = (255, 255, 255, 255)
-
-
-def grid(n: int, columns: int | None) -> tuple[int, int]:
-    """(columns, rows): near-square by default."""
-    cols = min(columns or math.ceil(math.sqrt(n)), n)
-    return cols, math.ceil(n / cols)
 
 
 def fit(frame: Frame, cell_w: int, cell_h: int) -> Frame:
@@ -60,9 +52,9 @@ def to_8bit(values: np.ndarray) -> np.ndarray:
 
 def contact_sheet(inputs: list[Picture], spec: ContactSheetJob) -> OpOutput:
     n = len(inputs)
-    cols, rows = grid(n, spec.columns)
+    cols, rows = spec.grid()
     cw, ch, gap = spec.cell_width, spec.cell_height, spec.gap
-    width, height = cols * cw + (cols + 1) * gap, rows * ch + (rows + 1) * gap
+    width, height = spec.sheet_size()
     inputs[0].check_output(width, height, 1)
     background = np.array(rgba_of(spec.background, WHITE), np.float32) / 255.0
     rgba = background[3] < 1.0 or any(p.has_alpha for p in inputs)

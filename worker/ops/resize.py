@@ -7,8 +7,6 @@ their colour - usually black - into the edges of opaque ones: one float plane at
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
@@ -79,32 +77,9 @@ def resample(frame: Frame, width: int, height: int) -> Frame:
     return filter_planes(frame, lambda plane, _: _resample(plane, width, height, own=True))
 
 
-def _round(value: float) -> int:
-    return max(1, math.floor(value + 0.5))  # nearest, halves up; never 0
-
-
-def scaled_size(iw: int, ih: int, spec: ResizeJob) -> tuple[int, int]:
-    """The size the whole image is scaled to (before cover's window or contain's padding)."""
-    if spec.height is None:
-        assert spec.width is not None
-        return spec.width, _round(ih * spec.width / iw)
-    if spec.width is None:
-        return _round(iw * spec.height / ih), spec.height
-    bw, bh = spec.width, spec.height
-    if spec.fit == "fill":
-        return bw, bh
-    # Integer cross-multiplication: is the box relatively wider than the image?
-    wider = bw * ih >= bh * iw
-    # cover/outside: the box's relatively larger side rules; contain/inside: the smaller.
-    by_width = wider if spec.fit in ("cover", "outside") else not wider
-    if by_width:
-        return bw, _round(ih * bw / iw)
-    return _round(iw * bh / ih), bh
-
-
 def resize(inputs: list[Picture], spec: ResizeJob) -> OpOutput:
     picture = inputs[0]
-    width, height = scaled_size(picture.width, picture.height, spec)
+    width, height = spec.scaled_size(picture.width, picture.height)
     picture.check_output(width, height)
     frames = [resample(f, width, height) for f in picture.frames]
     if spec.width is None or spec.height is None or (width, height) == (spec.width, spec.height):

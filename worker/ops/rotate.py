@@ -7,12 +7,10 @@ premultiplied alpha, one float plane at a time: see worker.budget).
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 
-from jobs.geometry import RotateJob
+from jobs.geometry import RotateJob, rotated_size
 from jobs.spec import rgba_of
 from worker.ops import OpOutput
 from worker.ops.extend import RGBA
@@ -21,16 +19,9 @@ from worker.picture import Frame, Picture, filter_planes, max_value
 TRANSPARENT: RGBA = (0, 0, 0, 0)  # sharp's default rotate background
 
 
-def canvas_size(w: int, h: int, angle: float) -> tuple[int, int]:
-    """Bounding box of a w x h rectangle rotated by `angle` degrees, rounded out."""
-    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
-    # The epsilon keeps float noise (e.g. 99.99999999) from adding a whole pixel.
-    return (max(1, math.ceil(w * c + h * s - 1e-6)), max(1, math.ceil(w * s + h * c - 1e-6)))
-
-
 def rotate_any(frame: Frame, angle: float, rgba: RGBA) -> Frame:
     h, w = frame.shape[:2]
-    nw, nh = canvas_size(w, h, angle)
+    nw, nh = rotated_size(w, h, angle)
     # cv2 angles are counter-clockwise; move the centre to the centre of the new canvas.
     matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -angle, 1.0)
     matrix[0, 2] += (nw - w) / 2
@@ -61,6 +52,6 @@ def transform(frame: Frame, spec: RotateJob, angle: float, rgba: RGBA) -> Frame:
 
 def rotate(inputs: list[Picture], spec: RotateJob) -> OpOutput:
     angle = spec.angle % 360  # Python's modulo is non-negative: -90 -> 270
-    inputs[0].check_output(*canvas_size(inputs[0].width, inputs[0].height, angle))
+    inputs[0].check_output(*rotated_size(inputs[0].width, inputs[0].height, angle))
     rgba = rgba_of(spec.background, TRANSPARENT)
     return OpOutput(inputs[0].map(lambda f: transform(f, spec, angle, rgba)))
