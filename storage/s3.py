@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import timedelta
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from minio import Minio
@@ -73,23 +73,23 @@ class S3Store:
             response.close()
             response.release_conn()
 
-    def size(self, key: str) -> int | None:
+    def _stat(self, key: str) -> Any:
+        """The object's metadata, or None when it does not exist."""
         self._ensure_bucket()
         try:
-            return self.client.stat_object(self.bucket, key).size
+            return self.client.stat_object(self.bucket, key)
         except S3Error as exc:
             if exc.code in _MISSING:
                 return None
             raise
 
+    def size(self, key: str) -> int | None:
+        stat = self._stat(key)
+        return stat.size if stat is not None else None
+
     def version(self, key: str) -> str | None:
-        self._ensure_bucket()
-        try:
-            return self.client.stat_object(self.bucket, key).etag
-        except S3Error as exc:
-            if exc.code in _MISSING:
-                return None
-            raise
+        stat = self._stat(key)
+        return stat.etag if stat is not None else None
 
     def delete(self, key: str) -> None:
         self._ensure_bucket()
