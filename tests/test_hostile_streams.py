@@ -42,9 +42,8 @@ async def _open(client: httpx.AsyncClient, path: str) -> httpx.Response:
 
 
 async def _other_tenant(fleet: Fleet, key: str, job_id: str, stop: asyncio.Event,
-                        ) -> list[int]:
+                        codes: list[int]) -> list[int]:
     """Another tenant's ordinary requests, back to back until the flood is over."""
-    codes: list[int] = []
     async with httpx.AsyncClient(base_url=fleet.base_url, timeout=30,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
         while not stop.is_set():
@@ -60,11 +59,14 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60, limits=limits,
                                  headers={"Authorization": f"Bearer {key}"}) as client:
-        stop = asyncio.Event()
-        others = asyncio.create_task(_other_tenant(fleet, *other, stop))
+        stop, codes = asyncio.Event(), []
+        others = asyncio.create_task(_other_tenant(fleet, *other, stop, codes))
         started = time.monotonic()
         responses = await asyncio.gather(*(_open(client, path) for _ in range(STREAMS)))
         took = time.monotonic() - started
+        deadline = time.monotonic() + 30  # the other tenant goes on while the streams are open
+        while len(codes) < 4 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         stop.set()
         other_codes = await others
         opened = [r for r in responses if r.status_code == 200]
