@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import random
 import struct
 import subprocess
@@ -15,61 +14,12 @@ import pytest
 from PIL import Image
 
 from billing.header import Header, Read, header_of_bytes, read_header
+from tests.header_helpers import Counting, gradient, pillow_reference, save
 
-CORPUS = Path(os.environ.get("IMAGEFLEET_CORPUS", "/work/shared/corpus/images"))
 REPO = Path(__file__).resolve().parent.parent
 
 
-class Counting:
-    """A ranged reader over bytes that records what it was asked for. Strict like S3: a
-    request must be non-empty and start inside the object (length 0 means "to the end"
-    there, and a range past the end is an error), so read_header must respect a known size.
-    """
-
-    def __init__(self, data: bytes, strict: bool = True) -> None:
-        self.data, self.strict, self.bytes, self.calls = data, strict, 0, 0
-
-    def __call__(self, off: int, n: int) -> bytes:
-        if self.strict:
-            assert n > 0 and 0 <= off < len(self.data) and off + n <= len(self.data), (off, n)
-        chunk = self.data[off : off + n]
-        self.bytes += len(chunk)
-        self.calls += 1
-        return chunk
-
-
-def pillow_reference(data: bytes) -> Header:
-    """What Pillow says (header parsing only: Image.open does not decode)."""
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # giant-image.jpg is 280 MP
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            fmt = {"JPEG": "jpeg", "MPO": "jpeg"}.get(im.format, im.format.lower())
-            frames = getattr(im, "n_frames", 1)  # counts without decoding (or growing a GIF)
-            first = im.size
-            pages = []
-            for index in range(frames):  # each page's size as Pillow presents it
-                im.seek(index)
-                pages.append(im.size)
-            width, height = max(first, *pages, key=lambda s: s[0] * s[1]) \
-                if fmt == "gif" else first
-            differ = any(page != pages[-1 if fmt == "gif" else 0] for page in pages)
-            return Header(fmt, width, height, frames, tuple(pages) if differ else ())
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-
-
 # ---------------------------------------------------------------- generated images
-
-
-def gradient(mode: str, size: tuple[int, int], shade: int = 0) -> Image.Image:
-    im = Image.linear_gradient("L").resize(size).point(lambda v: (v + shade) % 256)
-    return im.convert(mode)
-
-
-def save(im: Image.Image, fmt: str, **kw: object) -> bytes:
-    buf = io.BytesIO()
-    im.save(buf, fmt, **kw)
-    return buf.getvalue()
 
 
 def frames(n: int, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> list[Image.Image]:
@@ -337,32 +287,6 @@ def test_gif_canvas_grows_over_later_frames_when_counting() -> None:
     assert header_of_bytes(bytes(data)) == Header("gif", 40, 30, 1)  # first frame only
 
 
-# ---------------------------------------------------------------- budget
-
-
-def test_budget_stops_a_huge_app_segment_chain() -> None:
-    """A 50 MB 'JPEG' that is nothing but APP1 segments: give up at the budget."""
-    size, seg = 50 * 1024 * 1024, b"\xff\xe1\xff\xff" + bytes(0xFFFF - 2)
-
-    def virtual(off: int, n: int) -> bytes:
-        out = bytearray()
-        for pos in range(off, min(off + n, size)):
-            out.append(0xD8 if pos == 1 else 0xFF if pos == 0 else seg[(pos - 2) % len(seg)])
-        return bytes(out)
-
-    calls: list[int] = []
-
-    def read(off: int, n: int) -> bytes:
-        calls.append(n)
-        return virtual(off, n)
-
-    assert read_header(read, size) is None
-    assert sum(calls) <= 1 << 20 and len(calls) <= 2048
-    calls.clear()
-    assert read_header(read, size, budget=64 * 1024) is None
-    assert sum(calls) <= 64 * 1024
-
-
 def test_budget_is_respected_for_real_files(generated: dict[str, bytes]) -> None:
     data = generated["jpeg-big-icc"]
     reader = Counting(data)
@@ -452,71 +376,3 @@ def test_module_imports_nothing_heavy() -> None:
     code = ("import sys, billing.header; heavy = {'PIL', 'numpy', 'cv2'} & set(sys.modules); "
             "assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
-
-
-# ---------------------------------------------------------------- shared corpus
-
-READ_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".tif", ".tiff", ".bmp"}
-CORPUS_FILES = sorted(p for p in CORPUS.glob("*") if p.suffix.lower() in READ_SUFFIXES) \
-    if CORPUS.is_dir() else []
-
-
-@pytest.mark.skipif(not CORPUS_FILES, reason="shared corpus absent")
-@pytest.mark.parametrize("path", CORPUS_FILES, ids=lambda p: p.name)
-def test_corpus_matches_pillow(path: Path) -> None:
-    data = path.read_bytes()
-    reference = pillow_reference(data)
-    reader = Counting(data)
-    assert read_header(reader, len(data), count_frames=True) == reference
-    still_reader = Counting(data)
-    still = read_header(still_reader, len(data))
-    assert still is not None and (still.width, still.height) == (reference.width, reference.height)
-    assert still_reader.bytes <= 1 << 20
-
-
-@pytest.mark.skipif(not (CORPUS / "giant-image.jpg").exists(), reason="shared corpus absent")
-def test_corpus_giant_and_truncated() -> None:
-    giant = Counting((CORPUS / "giant-image.jpg").read_bytes())
-    assert read_header(giant, len(giant.data)) == Header("jpeg", 20000, 14000, 1)
-    assert giant.bytes <= 4096  # the decompression bomb is priced from one small read
-    truncated = (CORPUS / "truncated.jpg").read_bytes()
-    assert len(truncated) == 10000
-    assert header_of_bytes(truncated) == Header("jpeg", 2725, 2225, 1)
-
-
-# ---------------------------------------------------------------- layouts decoders accept
-
-
-def jpeg_with(before_frame: bytes, size: tuple[int, int] = (90, 60)) -> bytes:
-    """A real JPEG with extra bytes inserted right after its APP0 segment."""
-    data = save(gradient("L", size), "JPEG")
-    app0_end = 4 + struct.unpack(">H", data[4:6])[0]
-    return data[:app0_end] + before_frame + data[app0_end:]
-
-
-def test_hundreds_of_app_segments_before_the_frame_header() -> None:
-    data = jpeg_with(b"".join(b"\xff\xe9\xff\xfe" + bytes(0xFFFC) for _ in range(260)))
-    with Image.open(io.BytesIO(data)) as im:
-        assert im.size == (90, 60)  # the decoder reads it: so must the quote
-    reader = Counting(data)
-    assert read_header(reader, len(data)) == Header("jpeg", 90, 60, 1)
-    assert reader.bytes <= 1 << 20 and reader.calls <= 300
-
-
-@pytest.mark.parametrize("junk", [b"\x00", b"\x17\x42", b"\xff\x00", b"\xff\xff\xff"])
-def test_junk_and_fill_bytes_before_a_marker(junk: bytes) -> None:
-    data = jpeg_with(junk)
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        assert im.size == (90, 60)
-    assert header_of_bytes(data) == Header("jpeg", 90, 60, 1)
-
-
-def test_every_tiff_page_has_its_own_size() -> None:
-    pages = [gradient("RGB", (1, 1)), gradient("RGB", (90, 70)), gradient("RGB", (30, 20))]
-    data = save(pages[0], "TIFF", save_all=True, append_images=pages[1:])
-    header = header_of_bytes(data, count_frames=True)
-    assert header == pillow_reference(data)
-    assert header is not None and header.page_size(1) == (90, 70)
-    assert header.largest() == (90, 70)
-    assert header_of_bytes(data) == Header("tiff", 1, 1, 1)  # no walk: the first page only
