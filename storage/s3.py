@@ -1,8 +1,10 @@
-"""S3 (MinIO, SeaweedFS, AWS) through the `minio` SDK: `s3://KEY:SECRET@host:port/bucket`."""
+"""S3 (MinIO, SeaweedFS, AWS) through the `minio` SDK: `s3://KEY:SECRET@host:port/bucket`, or
+`s3://host:port/bucket` with the keys in FLEET_S3_ACCESS_KEY and FLEET_S3_SECRET_KEY."""
 
 from __future__ import annotations
 
 import io
+import os
 from datetime import timedelta
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -21,12 +23,19 @@ class S3Store:
         query = parse_qs(parts.query)
         self.bucket = parts.path.strip("/")
         if not (parts.hostname and self.bucket):
-            raise ValueError("S3 URL must be s3://KEY:SECRET@host[:port]/bucket[?secure=true]")
+            raise ValueError("S3 URL must be s3://[KEY:SECRET@]host[:port]/bucket[?secure=true]")
         endpoint = parts.hostname + (f":{parts.port}" if parts.port else "")
+        # Keys in the URL (URL-escaped), else FLEET_S3_ACCESS_KEY / FLEET_S3_SECRET_KEY: keys
+        # kept apart need no escaping (an unescaped "/" or "#" breaks the URL's parse).
+        if parts.username is not None:
+            access_key, secret_key = unquote(parts.username), unquote(parts.password or "")
+        else:
+            access_key = os.environ.get("FLEET_S3_ACCESS_KEY", "")
+            secret_key = os.environ.get("FLEET_S3_SECRET_KEY", "")
         self.client = Minio(
             endpoint,
-            access_key=unquote(parts.username or ""),
-            secret_key=unquote(parts.password or ""),
+            access_key=access_key,
+            secret_key=secret_key,
             secure=query.get("secure", ["false"])[0].lower() == "true",
             region=query.get("region", [None])[0],
         )
