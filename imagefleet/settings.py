@@ -84,6 +84,7 @@ class Settings:
     webhook_allow_private: bool
     requeue_after_seconds: float  # a job idle this long is checked for a lost message
     sweep_interval: float
+    lease_seconds: float  # a running job whose lease is not renewed this long is lost
     max_event_streams_per_key: int  # open event streams one API key may hold (429 past it)
     render_max_side: int  # from-html viewport and full-page sides (Chromium's texture limit)
     max_work_megapixels: float  # megapixels of all rasters a job creates, steps added up
@@ -138,7 +139,8 @@ def load_settings() -> Settings:
         webhook_allow_loopback=_flag("FLEET_WEBHOOK_ALLOW_LOOPBACK"),
         webhook_allow_private=_flag("FLEET_WEBHOOK_ALLOW_PRIVATE"),
         requeue_after_seconds=_float("FLEET_REQUEUE_AFTER_SECONDS", 300.0),
-        sweep_interval=_float("FLEET_SWEEP_INTERVAL", 10.0),
+        sweep_interval=_float("FLEET_SWEEP_INTERVAL", 5.0),
+        lease_seconds=_float("FLEET_LEASE_SECONDS", 10.0),
         max_event_streams_per_key=_int("FLEET_MAX_EVENT_STREAMS_PER_KEY", 16),
         render_max_side=_int("FLEET_RENDER_MAX_SIDE", 16384),
         max_work_megapixels=_float("FLEET_MAX_WORK_MEGAPIXELS", 0.0)

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import msgspec
 import redis
+from redis.client import Pipeline
 
 from imagefleet.metrics import STATES
 from jobs.records import JobRecord, JobStatus, now
@@ -100,14 +101,20 @@ class JobStore:
         job_id: str,
         allowed_from: Iterable[JobStatus],
         change: Callable[[JobRecord], None],
+        watch: Iterable[str] = (),
+        also: Callable[[Pipeline, JobRecord], None] | None = None,
     ) -> JobRecord | None:
-        """Apply `change` atomically if the job is in one of `allowed_from`; else return None."""
+        """Apply `change` atomically if the job is in one of `allowed_from`; else return None.
+        `change` may read the keys in `watch` (they are watched with the record, so a write
+        to any of them makes the whole update start again), and `also` adds writes of its own
+        to the same transaction (the runner's lease, see worker/lease.py)."""
         allowed = set(allowed_from)
         key = self._key(job_id)
+        watched = (key, *watch)
         with self.redis.pipeline() as pipe:
             while True:
                 try:
-                    pipe.watch(key)
+                    pipe.watch(*watched)
                     raw = pipe.get(key)
                     if raw is None:
                         pipe.unwatch()
@@ -121,6 +128,8 @@ class JobStore:
                     record.updated_at = now()
                     pipe.multi()
                     pipe.set(key, _encoder.encode(record), keepttl=True)
+                    if also is not None:
+                        also(pipe, record)
                     pipe.publish(events_channel(job_id), record.status.value)
                     if record.status != before:
                         pipe.hincrby(STATES, before.value, -1)

@@ -6,6 +6,8 @@ directory store.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -14,16 +16,19 @@ from pathlib import Path
 import pytest
 import redis
 
+from billing.ledger import Ledger
 from imagefleet.settings import load_settings
 from jobs.crop import CropJob
+from jobs.pipeline import PipelineJob
 from jobs.records import JobRecord, JobStatus, new_job_id, now
 from jobs.spec import Rect
 from jobs.store import JobStore
 from storage import ObjectStore, open_store, tenant_key
 from tests import images
 from tests.fleet_harness import Fleet
+from worker import lease
 from worker.celery_app import time_limits
-from worker.runner import run_job
+from worker.runner import run_job, time_out
 
 Parts = tuple[JobStore, ObjectStore]
 
@@ -83,24 +88,107 @@ def test_a_redelivered_running_job_under_the_cap_runs_again(parts: Parts) -> Non
 def test_a_redelivered_message_reruns_but_a_duplicate_waits_for_the_owner(
         parts: Parts) -> None:
     jobs, store = parts
-    cfg = replace(load_settings(), requeue_after_seconds=60)
-    # The sweeper's copy while the first message's run is alive: dropped, nothing changes.
-    live = _record(jobs, JobStatus.RUNNING, attempts=1, task_id="first", started_ago=5)
+    cfg = load_settings()
+    # The sweeper's copy while the first message's run is alive (its lease is renewed, even
+    # long past the hard limit): dropped, nothing changes.
+    _, hard = time_limits("crop", cfg)
+    live = _record(jobs, JobStatus.RUNNING, attempts=1, task_id="first", started_ago=hard * 9)
+    jobs.redis.set(lease.key(live), 1, px=60_000)
     run_job(live, jobs, store, cfg, task_id="copy")
     record = jobs.get(live)
     assert record is not None and record.status == JobStatus.RUNNING and record.attempts == 1
-    # The same message again (its worker was killed): runs.
+    # The same message again (its worker was killed, its lease not yet expired): runs.
     run_job(live, jobs, store, cfg, task_id="first")
     record = jobs.get(live)
     assert record is not None and record.status == JobStatus.SUCCEEDED and record.attempts == 2
-    # A copy once the owner's run is past its hard limit and the grace: takes over.
-    _, hard = time_limits("crop", cfg)
-    dead = _record(jobs, JobStatus.RUNNING, attempts=1, task_id="first",
-                   started_ago=hard + cfg.requeue_after_seconds + 5)
+    assert not jobs.redis.exists(lease.key(live))  # released by the run that ended it
+    assert jobs.redis.zscore(lease.INDEX, live) is None
+    # A copy once the owner's lease expired (its worker died a moment ago): takes over.
+    dead = _record(jobs, JobStatus.RUNNING, attempts=1, task_id="first", started_ago=1)
     run_job(dead, jobs, store, cfg, task_id="copy")
     record = jobs.get(dead)
     assert record is not None and record.status == JobStatus.SUCCEEDED
-    assert record.task_id == "copy"
+    assert record.task_id == "copy" and record.attempts == 2
+
+
+def test_a_lease_is_renewed_while_its_run_lasts_and_released_after(parts: Parts) -> None:
+    jobs, _ = parts
+    client, job_id = jobs.redis, new_job_id()
+    with client.pipeline() as pipe:
+        lease.grant(pipe, job_id, 1, 0.6)
+        pipe.execute()
+    with lease.Heartbeat(client, job_id, 1, 0.6) as beat:
+        time.sleep(2)  # more than three terms
+        assert client.get(lease.key(job_id)) == b"1" and not beat.lost
+        assert client.pttl(lease.key(job_id)) > 0
+        assert (client.zscore(lease.INDEX, job_id) or 0) > time.time()
+    assert not client.exists(lease.key(job_id)) and client.zscore(lease.INDEX, job_id) is None
+    time.sleep(0.5)  # the thread is gone: nothing renews or recreates the lease
+    assert not client.exists(lease.key(job_id))
+    assert not [t for t in threading.enumerate() if t.name == f"lease {job_id}"]
+
+
+def test_a_run_whose_lease_was_taken_stops_and_leaves_the_new_owner_alone(
+        parts: Parts) -> None:
+    jobs, _ = parts
+    client, job_id = jobs.redis, new_job_id()
+    client.set(lease.key(job_id), 1, px=600)
+    with lease.Heartbeat(client, job_id, 1, 0.6) as beat:
+        client.set(lease.key(job_id), 2, px=60_000)  # a resent copy took the job
+        time.sleep(0.5)
+        assert beat.taken and beat.lost
+    assert client.get(lease.key(job_id)) == b"2"  # the copy's lease is not released
+    client.delete(lease.key(job_id))
+    client.zrem(lease.INDEX, job_id)
+
+
+def test_a_run_that_lost_its_job_to_a_copy_writes_nothing(parts: Parts) -> None:
+    jobs, store = parts
+    cfg = replace(load_settings(), lease_seconds=30)
+    store.put(tenant_key("t", "big.png"), images.encode(images.photo_like(1500, 1000)),
+              "image/png")
+    spec = PipelineJob(input="big.png", format="png",
+                       steps=[{"operation": "blur", "sigma": 25}] * 10)
+    created = now()
+    job_id = new_job_id()
+    jobs.create(JobRecord(id=job_id, tenant="t", operation="pipeline", status=JobStatus.QUEUED,
+                          spec=spec, created_at=created, updated_at=created))
+    run = threading.Thread(target=run_job, args=(job_id, jobs, store, cfg),
+                           kwargs={"task_id": "stalled"})
+    run.start()
+    deadline = time.monotonic() + 20
+    while (record := jobs.get(job_id)) is None or record.status is not JobStatus.RUNNING:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+    def take(rec: JobRecord) -> None:  # as a copy does once the first run's lease expired
+        rec.attempts, rec.task_id = 2, "copy"
+
+    assert jobs.update(job_id, (JobStatus.RUNNING,), take) is not None
+    jobs.redis.set(lease.key(job_id), 2, px=60_000)
+    run.join(60)
+    record = jobs.get(job_id)
+    assert record is not None and record.status is JobStatus.RUNNING  # the copy's to end
+    assert record.attempts == 2 and record.result is None
+    assert store.size(tenant_key("t", f"jobs/{job_id}/output.png")) is None
+    assert jobs.redis.get(lease.key(job_id)) == b"2"
+    jobs.update(job_id, (JobStatus.RUNNING,), lambda rec: setattr(rec, "status",
+                                                                  JobStatus.CANCELED))
+    jobs.redis.delete(lease.key(job_id))
+    jobs.redis.zrem(lease.INDEX, job_id)
+
+
+def test_a_hard_limit_kill_ends_the_job_only_for_the_run_that_owns_it(parts: Parts) -> None:
+    jobs, _ = parts
+    ledger = Ledger(jobs.redis)
+    job_id = _record(jobs, JobStatus.RUNNING, attempts=2, task_id="copy")
+    time_out(job_id, jobs, ledger, task_id="stalled")  # the run a copy took over from
+    record = jobs.get(job_id)
+    assert record is not None and record.status is JobStatus.RUNNING
+    time_out(job_id, jobs, ledger, task_id="copy")
+    record = jobs.get(job_id)
+    assert record is not None and record.status is JobStatus.FAILED
+    assert record.error is not None and record.error.code == "TIMEOUT"
 
 
 def test_a_canceled_job_is_never_run(parts: Parts) -> None:

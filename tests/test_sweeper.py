@@ -8,6 +8,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -15,12 +16,14 @@ import redis
 
 from billing.accounts import Accounts
 from billing.ledger import Ledger
+from imagefleet.settings import load_settings
 from jobs.records import JobBilling, JobRecord, JobStatus, new_job_id, now
 from jobs.store import JobStore
 from jobs.tone import GrayscaleJob
 from tests import images
 from tests.fleet_harness import Fleet, process_table, start_fleet, wait_for_job
 from tests.test_webhooks import Receiver
+from worker import lease, sweeper
 
 
 @pytest.fixture(scope="module")
@@ -130,3 +133,33 @@ def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(
     assert "worker-cpu exited with -9; restarting it" in log
     entries = Ledger(redis.Redis.from_url(fleet.redis_url)).entries("dev")
     assert [e["kind"] for e in entries if e["job"] == job_id] == ["hold", "capture"]
+
+
+def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
+        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another database of the fleet's Redis: the fleet's own sweeper does not look there.
+    client = redis.Redis.from_url(fleet.redis_url.rsplit("/", 1)[0] + "/1")
+    client.flushdb()
+    jobs, ledger, sent = JobStore(client, 600), Ledger(client), []
+    monkeypatch.setattr(sweeper, "enqueue_job", lambda job_id, op, cfg: sent.append(job_id))
+    cfg = replace(load_settings(), requeue_after_seconds=300)
+    started = now()
+    dead, live, ended = (new_job_id() for _ in range(3))
+    for job_id in (dead, live, ended):
+        jobs.create(JobRecord(
+            id=job_id, tenant="dev", operation="grayscale", status=JobStatus.RUNNING,
+            spec=GrayscaleJob(input="in.png"), created_at=started, updated_at=started,
+            started_at=started, attempts=1, task_id="first"))
+        client.zadd(lease.INDEX, {job_id: time.time() - 1})  # due by the renewer's clock
+    client.set(lease.key(live), 1, px=60_000)  # renewed all the same (a skewed clock)
+    jobs.update(ended, (JobStatus.RUNNING,), lambda r: setattr(r, "status", JobStatus.FAILED))
+
+    swept = sweeper.sweep(jobs, ledger, Accounts(client), cfg)
+    assert sent == [dead] and (swept.requeued, swept.leases) == (1, 1)
+    assert client.zscore(lease.INDEX, dead) is None  # the copy's lease takes its place
+    assert client.zscore(lease.INDEX, ended) is None  # an ended job is forgotten
+    assert client.zscore(lease.INDEX, live) is not None
+    # Sent once: if that copy is lost too, the job is resent once it has been idle for
+    # FLEET_REQUEUE_AFTER_SECONDS (its lease still gone), not at every pass.
+    assert not sweeper.sweep(jobs, ledger, Accounts(client), cfg) and sent == [dead]
+    client.flushdb()

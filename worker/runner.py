@@ -12,7 +12,9 @@ import logging
 import time
 from typing import Any
 
+import redis
 from celery.exceptions import SoftTimeLimitExceeded
+from redis.client import Pipeline
 
 from billing.ledger import Ledger
 from billing.prices import configured
@@ -25,9 +27,9 @@ from jobs.registry import OPERATIONS
 from jobs.spec import rgba_of
 from jobs.store import JobStore
 from storage import ObjectStore, tenant_key
-from worker import codec
+from worker import codec, lease
 from worker.cancel import Canceled, checkpoint, watching
-from worker.celery_app import enqueue_webhook, time_limits
+from worker.celery_app import enqueue_webhook
 from worker.inputs import decode_inputs, plan_inputs
 
 log = logging.getLogger("imagefleet.worker")
@@ -41,36 +43,48 @@ class _Duplicate(Exception):
     """This message is a second copy of the job's work while a live run owns it."""
 
 
-def overdue(record: JobRecord, cfg: Settings) -> bool:
-    """A running job past its hard time limit and FLEET_REQUEUE_AFTER_SECONDS more: its run
-    is certainly over (Celery kills a run at the hard limit)."""
-    if record.started_at is None:
-        return True
-    _, hard = time_limits(record.operation, cfg)
-    return (now() - record.started_at).total_seconds() > hard + cfg.requeue_after_seconds
+def overdue(record: JobRecord, client: redis.Redis) -> bool:
+    """The run that owns a running job is over: nothing renewed its lease for a whole
+    FLEET_LEASE_SECONDS, so its process, container or machine is gone (or it stalled that
+    long, and then it stops at its next step: see `_run_leased`). Whatever the job's hard
+    limit: a live run keeps renewing, however long it takes."""
+    return not lease.held(client, record.id)
 
 
 def _start(jobs: JobStore, job_id: str, task_id: str | None,
            cfg: Settings) -> JobRecord | None:
     def begin(record: JobRecord) -> None:
-        # A redelivery (same message: its worker was lost) runs again; a duplicate sent by
-        # the sweeper runs only once the owning run is certainly over.
+        # A redelivery (same message: Celery sends it again only when its worker was lost)
+        # runs again at once; a copy sent by the sweeper runs only once the owning run's
+        # lease has expired. The lease key is watched with the record: of two copies racing
+        # for an expired lease, one wins and the other finds the winner's lease.
         if (record.status is JobStatus.RUNNING and task_id is not None
-                and record.task_id not in (None, task_id) and not overdue(record, cfg)):
+                and record.task_id not in (None, task_id) and not overdue(record, jobs.redis)):
             raise _Duplicate
         record.status = JobStatus.RUNNING
         record.attempts += 1
         record.started_at = now()
         record.task_id = task_id
 
+    def grant(pipe: Pipeline, record: JobRecord) -> None:
+        # In the same transaction: a running record always has its run's lease beside it,
+        # and the attempt number in both says which run owns the job.
+        lease.grant(pipe, job_id, record.attempts, cfg.lease_seconds)
+
     try:
-        return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin)
+        return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin,
+                           watch=(lease.key(job_id),), also=grant)
     except _Duplicate:
         log.info("job %s is running under another message; this copy is dropped", job_id)
         return None
 
 
-def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError) -> None:
+def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError,
+          beat: lease.Heartbeat | None = None) -> None:
+    if beat is not None and beat.lost:  # a resent copy may own the job: its hold and its
+        log.warning("job %s: attempt %d lost its lease; it leaves the job to the run that"
+                    " owns it", record.id, record.attempts)  # end are that run's, not ours
+        return
     ledger.release(record.tenant, record.id, record.operation)
     if record.started_at is not None:
         seconds = (now() - record.started_at).total_seconds()
@@ -156,10 +170,12 @@ def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         current_job.reset(token)
 
 
-def time_out(job_id: str, jobs: JobStore, ledger: Ledger) -> None:
-    """End a job whose run Celery killed at its hard time limit."""
+def time_out(job_id: str, jobs: JobStore, ledger: Ledger, task_id: str | None = None) -> None:
+    """End a job whose run Celery killed at its hard time limit, if that run still owned it
+    (a run that stalled past its lease may have lost the job to a resent copy, which goes on)."""
     record = jobs.get(job_id)
-    if record is not None and record.status is JobStatus.RUNNING:
+    if record is not None and record.status is JobStatus.RUNNING and (
+            task_id is None or record.task_id in (None, task_id)):
         log.warning("job %s was killed at its hard time limit", job_id)
         _fail(jobs, ledger, record, _timed_out())
 
@@ -170,6 +186,15 @@ def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
     if record is None:
         log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
         return
+    # The run renews its lease while it lasts (a thread of this process, stopped and joined
+    # before the lease is released): if this process dies, the job runs again in seconds.
+    with lease.Heartbeat(jobs.redis, job_id, record.attempts, cfg.lease_seconds) as beat:
+        _run_leased(record, jobs, objects, cfg, ledger, beat)
+
+
+def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Settings,
+                ledger: Ledger, beat: lease.Heartbeat) -> None:
+    job_id = record.id
     if record.attempts > cfg.max_attempts:
         log.error("job %s was redelivered %d times; giving up", job_id, record.attempts - 1)
         _fail(jobs, ledger, record, JobError(
@@ -177,29 +202,44 @@ def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         return
     started = time.monotonic()
     log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
-    def canceled() -> bool:
+    stopped_because = ""
+
+    def stop() -> bool:
+        # Checked between steps and before writing. Canceled; or this run is no longer the
+        # job's: its lease could not be renewed for a whole term (it stalled, or lost
+        # Redis) and a resent copy may own the job, or another run took or ended it.
+        nonlocal stopped_because
+        if beat.lost:
+            stopped_because = "lost its lease"
+            return True
         now_record = jobs.get(job_id)
-        return now_record is None or now_record.status is JobStatus.CANCELED
+        if now_record is None or now_record.status is JobStatus.CANCELED:
+            stopped_because = "was canceled"
+        elif (now_record.status is not JobStatus.RUNNING
+              or now_record.attempts != record.attempts):
+            stopped_because = "was taken or ended by another run"
+        return bool(stopped_because)
 
     try:
-        with watching(canceled):
+        with watching(stop):
             result = _execute(record, objects, cfg)
     except Canceled:
-        log.info("job %s was canceled while running; stopped before writing anything", job_id)
+        log.info("job %s %s while running; stopped before writing anything", job_id,
+                 stopped_because)
         return
     except FleetError as exc:
         log.info("job %s failed: %s %s", job_id, exc.code.value, exc.message)
-        _fail(jobs, ledger, record, error_of(exc))
+        _fail(jobs, ledger, record, error_of(exc), beat)
         return
     except SoftTimeLimitExceeded:
         log.warning("job %s hit its time limit", job_id)
-        _fail(jobs, ledger, record, _timed_out())
+        _fail(jobs, ledger, record, _timed_out(), beat)
         return
     except Exception as exc:  # an unexpected bug must still end the job, not lose it
         log.exception("job %s crashed", job_id)
         _fail(jobs, ledger, record, JobError(
             ErrorCode.INTERNAL_ERROR.value,
-            f"internal error ({type(exc).__name__}); see worker logs"))
+            f"internal error ({type(exc).__name__}); see worker logs"), beat)
         return
 
     charged = _capture(ledger, record, cfg)  # money first: a rerun finds no hold
@@ -234,5 +274,10 @@ def _canceled_after_work(jobs: JobStore, objects: ObjectStore, record: JobRecord
             rec.result = result
 
         jobs.update(record.id, (JobStatus.CANCELED,), keep)
-    elif "output" in result:
-        objects.delete(tenant_key(record.tenant, result["output"]))
+    elif "output" in result and _canceled(jobs, record.id):  # not a job another run ended:
+        objects.delete(tenant_key(record.tenant, result["output"]))  # its output is this key
+
+
+def _canceled(jobs: JobStore, job_id: str) -> bool:
+    current = jobs.get(job_id)
+    return current is not None and current.status is JobStatus.CANCELED

@@ -5,6 +5,10 @@ process dies, or when a worker finished a job while Redis was away and could not
 webhook. Sending twice is safe: the runner drops a copy while a live run owns the job,
 terminal states are never left, and money moves once per job.
 
+A running job whose worker died is found by its lease (worker/lease.py): each pass first
+resends every running job whose lease expired, so it runs again within FLEET_LEASE_SECONDS
+plus a pass, whatever its hard limit, instead of waiting FLEET_REQUEUE_AFTER_SECONDS.
+
 Runs as `imagefleet sweeper` (one per fleet is enough; two are harmless).
 """
 
@@ -21,6 +25,7 @@ from billing.ledger import Ledger
 from imagefleet.settings import Settings
 from jobs.records import JobRecord, JobStatus, job_age_seconds, now
 from jobs.store import JobStore, owes_work
+from worker import lease
 from worker.celery_app import enqueue_job, enqueue_webhook
 from worker.runner import overdue
 from worker.webhook_delivery import JITTER, retry_delay
@@ -31,11 +36,32 @@ log = logging.getLogger("imagefleet.sweeper")
 @dataclass
 class Swept:
     requeued: int = 0
+    leases: int = 0  # of which running jobs whose lease expired
     webhooks: int = 0
     holds_released: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.requeued or self.webhooks or self.holds_released)
+
+
+def _resend_expired_leases(jobs: JobStore, cfg: Settings, swept: Swept) -> None:
+    """A running job whose lease expired lost its run (the process, container or machine
+    died): send it again now. The copy takes the job because the lease is gone; if it is
+    lost too, the idle pass below sends another once the job has been idle long enough."""
+    for job_id in lease.expired(jobs.redis):
+        record = jobs.get(job_id)
+        if record is None or record.status is not JobStatus.RUNNING:
+            lease.forget(jobs.redis, job_id)  # ended without releasing (killed at its limit)
+        elif not overdue(record, jobs.redis):
+            continue  # renewed after all: the index runs on the renewer's clock
+        else:
+            log.warning("job %s running with an expired lease (attempt %d): its worker is"
+                        " gone; sending it again", job_id, record.attempts)
+            enqueue_job(job_id, record.operation, cfg)
+            jobs.touch(job_id)  # the idle pass waits FLEET_REQUEUE_AFTER_SECONDS from now
+            lease.forget(jobs.redis, job_id)  # the copy's lease takes its place
+            swept.requeued += 1
+            swept.leases += 1
 
 
 def _webhook_overdue(record: JobRecord, cfg: Settings) -> bool:
@@ -54,7 +80,7 @@ def _sweep_job(job_id: str, jobs: JobStore, cfg: Settings, swept: Swept) -> None
         jobs.forget(job_id)  # expired, or settled by an update that raced this one
         return
     if record.status is JobStatus.QUEUED or (
-            record.status is JobStatus.RUNNING and overdue(record, cfg)):
+            record.status is JobStatus.RUNNING and overdue(record, jobs.redis)):
         idle = (now() - record.updated_at).total_seconds()
         log.warning("job %s %s for %.0f s with no run; sending it again", job_id,
                     record.status.value, idle)
@@ -87,8 +113,10 @@ def _release_orphan_holds(jobs: JobStore, ledger: Ledger, accounts: Accounts,
 
 
 def sweep(jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings) -> Swept:
-    """One pass over jobs idle for at least FLEET_REQUEUE_AFTER_SECONDS, then over holds."""
+    """One pass over expired leases, then jobs idle for at least FLEET_REQUEUE_AFTER_SECONDS,
+    then holds."""
     swept = Swept()
+    _resend_expired_leases(jobs, cfg, swept)
     for job_id in jobs.idle(cfg.requeue_after_seconds):
         _sweep_job(job_id, jobs, cfg, swept)
     _release_orphan_holds(jobs, ledger, accounts, cfg, swept)
@@ -99,14 +127,15 @@ def run_forever(cfg: Settings) -> None:
     client = redis.Redis.from_url(cfg.redis_url)
     jobs, ledger = JobStore(client, cfg.job_ttl_seconds), Ledger(client)
     accounts = Accounts(client)
-    log.info("sweeper: every %.0f s, jobs idle for %.0f s are checked", cfg.sweep_interval,
-             cfg.requeue_after_seconds)
+    log.info("sweeper: every %g s, expired leases (%g s) and jobs idle for %g s are checked",
+             cfg.sweep_interval, cfg.lease_seconds, cfg.requeue_after_seconds)
     while True:
         try:
             swept = sweep(jobs, ledger, accounts, cfg)
             if swept:
-                log.info("sweep: %d job(s) sent again, %d webhook(s), %d hold(s) released",
-                         swept.requeued, swept.webhooks, swept.holds_released)
+                log.info("sweep: %d job(s) sent again (%d with an expired lease), %d webhook(s),"
+                         " %d hold(s) released", swept.requeued, swept.leases, swept.webhooks,
+                         swept.holds_released)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("sweep skipped: redis unavailable (%s)", exc)
         except Exception:  # a bug here must not stop the next pass

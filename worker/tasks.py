@@ -92,10 +92,11 @@ def run_job(self: Task, job_id: str) -> None:
 
 @task_failure.connect
 def _killed_at_hard_limit(sender: Task | None = None, exception: BaseException | None = None,
-                          args: tuple[object, ...] = (), **_: object) -> None:
+                          args: tuple[object, ...] = (), task_id: str | None = None,
+                          **_: object) -> None:
     """Celery SIGKILLs a child past a hard limit (C code that ignored the soft one) and
     reports it here, in the worker's main process: end the job TIMEOUT, do not leave it."""
     if sender is not None and sender.name == RUN_JOB and isinstance(
             exception, TimeLimitExceeded) and args:
         jobs, _, ledger = _connections()
-        runner.time_out(str(args[0]), jobs, ledger)
+        runner.time_out(str(args[0]), jobs, ledger, task_id)

@@ -1,0 +1,128 @@
+"""Leases: how the fleet learns within seconds that the worker running a job is gone.
+
+A run holds its job's lease, the Redis key `imagefleet:lease:<job id>`, whose value is the
+run's attempt number and which expires FLEET_LEASE_SECONDS after it was last renewed. A
+daemon thread in the run's process renews it every third of that while the run lasts. When
+the process, its container or its machine dies, nothing renews the lease; it expires, and the
+sweeper resends the job at once instead of waiting past the job's hard limit. The runner lets
+a resent copy take a running job only once its lease is gone, so a live run, however long,
+is never run twice.
+
+Why a key with a TTL: Redis's clock alone decides when a lease has run out (workers' clocks
+may differ), and a dead worker needs no one to clean up after it. The index `imagefleet:leases`
+(job id -> when its lease runs out, by the renewer's clock) only tells the sweeper where to
+look without reading every running job; the key decides.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import TracebackType
+
+import redis
+from redis.client import Pipeline
+
+log = logging.getLogger("imagefleet.worker")
+
+INDEX = "imagefleet:leases"
+
+# Renew and release only the run's own lease: a run that stalled past its lease and lost the
+# job to a resent copy must not extend or delete the copy's lease, and a renewal never
+# creates a lease, so one that arrives late (after its run ended) changes nothing.
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('pexpire', KEYS[1], ARGV[2])
+  redis.call('zadd', KEYS[2], ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  redis.call('del', KEYS[1])
+  redis.call('zrem', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def key(job_id: str) -> str:
+    return f"imagefleet:lease:{job_id}"
+
+
+def held(client: redis.Redis, job_id: str) -> bool:
+    """Some run of the job renewed its lease within the last FLEET_LEASE_SECONDS."""
+    return bool(client.exists(key(job_id)))
+
+
+def grant(pipe: Pipeline, job_id: str, attempt: int, seconds: float) -> None:
+    """Queue the lease of a starting run in the transaction that marks the job running, so a
+    running record always has its run's lease beside it (see runner._start)."""
+    pipe.set(key(job_id), attempt, px=max(1, int(seconds * 1000)))
+    pipe.zadd(INDEX, {job_id: time.time() + seconds})
+
+
+def expired(client: redis.Redis) -> list[str]:
+    """Jobs whose lease should have run out by now (the sweeper checks each one's key)."""
+    return [m.decode() for m in client.zrangebyscore(INDEX, "-inf", time.time())]
+
+
+def forget(client: redis.Redis, job_id: str) -> None:
+    client.zrem(INDEX, job_id)
+
+
+class Heartbeat:
+    """Renews one run's lease from a daemon thread while the run lasts; releases it after.
+
+    Used as `with Heartbeat(...) as beat:` around the run: on exit the thread is stopped and
+    joined before the lease is released, so it never renews a lease after its run ended (if
+    Redis hangs past the join, the one renewal still in flight finds the lease released, or
+    extends an ended run's lease by one term, which the sweeper ignores)."""
+
+    def __init__(self, client: redis.Redis, job_id: str, attempt: int, seconds: float) -> None:
+        self.client, self.job_id, self.attempt, self.seconds = client, job_id, attempt, seconds
+        self.renewed = time.monotonic()  # granted just before, in the run's start
+        self.taken = False  # a renewal found the lease gone, or another run's
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease {job_id}", daemon=True)
+        self._renew = client.register_script(_RENEW)
+
+    @property
+    def lost(self) -> bool:
+        """The lease may have passed to a resent copy (it could not be renewed for a whole
+        term, or it was found taken): the run must stop and write nothing."""
+        return self.taken or time.monotonic() - self.renewed >= self.seconds
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._stop.set()
+        self._thread.join(self.seconds)
+        try:
+            self.client.register_script(_RELEASE)(keys=[key(self.job_id), INDEX],
+                                                  args=[self.attempt, self.job_id])
+        except redis.RedisError as error:  # it expires by itself
+            log.warning("job %s: lease not released (%s)", self.job_id, error)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            sent = time.monotonic()  # the lease runs from when Redis got the renewal: no later
+            try:
+                kept = self._renew(keys=[key(self.job_id), INDEX], args=[
+                    self.attempt, max(1, int(self.seconds * 1000)), time.time() + self.seconds,
+                    self.job_id])
+            except redis.RedisError as error:  # Redis away: try again next beat
+                log.warning("job %s: lease not renewed (%s)", self.job_id, error)
+                continue
+            if not kept:
+                self.taken = True
+                log.warning("job %s: attempt %d lost its lease; it stops at its next step",
+                            self.job_id, self.attempt)
+                return
+            self.renewed = sent
