@@ -235,6 +235,8 @@ def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Se
         log.warning("job %s hit its time limit", job_id)
         _fail(jobs, ledger, record, _timed_out(), beat)
         return
+    except (redis.ConnectionError, redis.TimeoutError):
+        raise  # Redis went away mid-job (a checkpoint, a lease): the task waits and reruns
     except Exception as exc:  # an unexpected bug must still end the job, not lose it
         log.exception("job %s crashed", job_id)
         _fail(jobs, ledger, record, JobError(
