@@ -13,7 +13,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
 DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
-  docker-compose
+  docker-compose redis-sentinel
 
 .PHONY: run test lint docs bench chaos load deps system-deps clean
 

@@ -8,10 +8,15 @@ charged once. Amounts are integer micro-dollars.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 import redis
+
+from imagefleet.redis_conn import NotReplicated, wait_for_replicas
+
+log = logging.getLogger("imagefleet.billing")
 
 PREFIX = "imagefleet:"
 
@@ -91,8 +96,14 @@ class HoldRefused:
 
 
 class Ledger:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, replicas: int = 0, wait_ms: int = 1000,
+                 patience: float = 120.0) -> None:
+        """`replicas`: a capture returns only once that many replicas hold it (WAIT, in
+        rounds of `wait_ms`), and raises NotReplicated (a redis.ConnectionError) after
+        `patience` seconds; a master that dies meanwhile raises ConnectionError. Either way
+        the worker runs the job again, and the rerun captures once or finds the capture."""
         self.redis = client
+        self.replicas, self.wait_ms, self.patience = replicas, wait_ms, patience
         self._hold = client.register_script(_HOLD)
         self._capture = client.register_script(_CAPTURE)
         self._release = client.register_script(_RELEASE)
@@ -115,7 +126,19 @@ class Ledger:
         the earlier capture's amount is returned (0 if there was none)."""
         _, charged = self._capture(keys=_keys(account),
                                    args=[job_id, actual, op, f"{megapixels:.6f}"])
+        self._replicated(job_id)
         return int(charged)
+
+    def _replicated(self, job_id: str) -> None:
+        deadline = time.monotonic() + self.patience
+        while True:
+            try:
+                wait_for_replicas(self.redis, self.replicas, self.wait_ms)
+                return
+            except NotReplicated as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("capture of %s not on a replica yet (%s); waiting", job_id, exc)
 
     def release(self, account: str, job_id: str, op: str) -> int:
         """Give a job's hold back; returns the amount (0 if there was none)."""

@@ -43,14 +43,24 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                         status_code=exc.status_code)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Infrastructure failures (Redis or S3 down) are "try again", not a bare 500.
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
-        log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, exc)
-    else:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+def _unavailable(exc: Exception) -> JSONResponse:
     return error_response(FleetError(ErrorCode.UNAVAILABLE,
-                                     f"a backing service failed ({type(exc).__name__}); retry"))
+                                     f"a backing service failed ({type(exc).__name__}); retry",
+                                     headers={"Retry-After": "2"}))
+
+
+async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    """Redis away (a restart, a failover): one warning line per request, and 503. Handled
+    here, beside the routes, and not by the catch-all below: Starlette re-raises what the
+    catch-all handled, and the server would log a second, ERROR traceback for it."""
+    log.warning("redis unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return _unavailable(exc)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Other failures (S3 down, a bug) are "try again" too, not a bare 500.
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _unavailable(exc)
 
 
 ROUTES = [
@@ -70,6 +80,7 @@ ROUTES = [
     Route("/v1/operations", meta.list_operations, methods=["GET"]),
     Route("/openapi.json", meta.openapi, methods=["GET"]),
     Route("/healthz", meta.healthz, methods=["GET"]),
+    Route("/livez", meta.livez, methods=["GET"]),
     Route("/readyz", meta.readyz, methods=["GET"]),
     Route("/metrics", metrics_api.metrics_endpoint, methods=["GET"]),
 ]
@@ -77,7 +88,8 @@ ROUTES = [
 
 def create_app(cfg: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
-        FleetError: _fleet_error, HTTPException: _http_error, Exception: _unexpected},
+        FleetError: _fleet_error, HTTPException: _http_error, redis.ConnectionError: _redis_down,
+        redis.TimeoutError: _redis_down, Exception: _unexpected},
         middleware=[Middleware(metrics_api.RequestMetrics)])
     app.state.context = Context.build(cfg or settings())
     app.state.openapi = meta.openapi_document()

@@ -179,6 +179,7 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
         else:
             ctx.jobs.create(record)
             _enqueue(ctx, record)
+        ctx.replicated(record)  # on a replica before 202 (Sentinel): else 503, job withdrawn
         return record, True
     except BaseException:
         try:

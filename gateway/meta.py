@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from typing import Any
 
 import msgspec
+import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -143,7 +145,10 @@ def openapi_document() -> dict[str, Any]:
                                        "responses": {"200": _reply("operations", anything)}}},
             "/openapi.json": {"get": {**public, "responses": {"200": _reply("this document")}}},
             "/metrics": {"get": {**public, "responses": {"200": _reply("Prometheus text")}}},
-            "/healthz": {"get": {**public, "responses": {"200": _reply("alive")}}},
+            "/livez": {"get": {**public, "responses": {"200": _reply("the process answers")}}},
+            "/healthz": {"get": {**public, "responses": {
+                "200": _reply("can serve: Redis answers"),
+                "503": _reply("Redis does not answer (load balancers: take it out)")}}},
             "/readyz": {"get": {**public, "responses": {"200": _reply("ready"),
                                                         "503": _reply("not ready")}}},
         },
@@ -154,7 +159,23 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(request.app.state.openapi)
 
 
+HEALTH_TIMEOUT = 1.0  # seconds a Redis PING may take before /healthz says 503
+
+
+async def livez(request: Request) -> JSONResponse:
+    """The process answers (restart it if not); says nothing about what it depends on."""
+    return JSONResponse({"status": "ok"})
+
+
 async def healthz(request: Request) -> JSONResponse:
+    """For load balancers: this gateway can serve, i.e. its Redis (the master, on
+    Sentinel) answers a PING within HEALTH_TIMEOUT. Cheap enough to probe every second;
+    /readyz checks storage and the worker pools too, and takes longer."""
+    try:
+        await asyncio.wait_for(context(request).aredis.ping(), HEALTH_TIMEOUT)
+    except (redis.RedisError, OSError, TimeoutError) as exc:
+        return JSONResponse({"status": "unavailable", "redis": f"down: {type(exc).__name__}"},
+                            status_code=503, headers={"Retry-After": "2"})
     return JSONResponse({"status": "ok"})
 
 

@@ -6,10 +6,9 @@ import argparse
 import json
 from decimal import Decimal, InvalidOperation
 
-import redis
-
 from billing.accounts import Account, AccountError, Accounts
 from billing.reconcile import reconcile
+from imagefleet.redis_conn import connect
 from imagefleet.settings import settings
 from jobs.store import JobStore
 
@@ -37,7 +36,7 @@ def _line(account: Account) -> str:
 
 
 def _accounts() -> Accounts:
-    return Accounts(redis.Redis.from_url(settings().redis_url))
+    return Accounts(connect(settings().redis_url))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_reconcile(args: argparse.Namespace) -> int:
     cfg = settings()
-    client = redis.Redis.from_url(cfg.redis_url)
+    client = connect(cfg.redis_url)
     problems = reconcile(Accounts(client), JobStore(client, cfg.job_ttl_seconds))
     for problem in problems:
         print(f"MISMATCH {problem}")

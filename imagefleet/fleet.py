@@ -12,6 +12,7 @@ import redis
 
 from billing.accounts import Accounts, new_api_key
 from imagefleet import procs
+from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
 from jobs.registry import QUEUES
 from storage import open_store
@@ -108,7 +109,7 @@ def up(cfg: Settings) -> int:
             (cfg.var_dir / "redis-url").write_text(redis_url + "\n")
             _say(f"redis on {redis_url} (append-only file in {_relative(cfg.var_dir / 'redis')})")
         env["FLEET_REDIS_URL"] = redis_url
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)  # plain Redis or the sentinels' master
         procs.wait_until(lambda: bool(client.ping()), 20, "redis")
         key = ensure_dev_key(cfg, client)
 

@@ -88,6 +88,8 @@ class Settings:
     max_event_streams_per_key: int  # open event streams one API key may hold (429 past it)
     render_max_side: int  # from-html viewport and full-page sides (Chromium's texture limit)
     max_work_megapixels: float  # megapixels of all rasters a job creates, steps added up
+    redis_min_replicas: int  # replicas that must hold a job (and a capture) before it counts
+    redis_wait_ms: int  # how long to wait for them (WAIT), then 503 / retry
 
     @property
     def dev_key_file(self) -> Path:
@@ -145,6 +147,9 @@ def load_settings() -> Settings:
         render_max_side=_int("FLEET_RENDER_MAX_SIDE", 16384),
         max_work_megapixels=_float("FLEET_MAX_WORK_MEGAPIXELS", 0.0)
         or 4 * _float("FLEET_MAX_MEGAPIXELS", 100.0),
+        redis_min_replicas=_int("FLEET_REDIS_MIN_REPLICAS", int(  # 1 on Sentinel, else 0
+            (os.environ.get("FLEET_REDIS_URL") or "").startswith("redis+sentinel://"))),
+        redis_wait_ms=_int("FLEET_REDIS_WAIT_MS", 1000),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,15 +25,71 @@ def test_gateway_without_redis_answers_503_unavailable(tmp_path: Path) -> None:
                           log_file=tmp_path / "gateway.log")
     try:
         base = f"http://127.0.0.1:{port}"
-        procs.wait_until(lambda: procs.http_ok(f"{base}/healthz"), 30, "gateway")
+        procs.wait_until(lambda: procs.http_ok(f"{base}/livez"), 30, "gateway")
         response = httpx.post(f"{base}/v1/jobs", headers={"Authorization": "Bearer k"},
                               json={"operation": "grayscale", "input": "a.png"})
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "UNAVAILABLE"
+        assert response.headers["Retry-After"]
+        health = httpx.get(f"{base}/healthz", timeout=10)  # what load balancers probe
+        assert health.status_code == 503 and health.json()["status"] == "unavailable"
         ready = httpx.get(f"{base}/readyz", timeout=30)
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] is not True
     finally:
         gateway.stop()
+
+
+def test_a_redis_outage_is_503_one_warning_per_request_and_an_unhealthy_gateway(
+        tmp_path: Path) -> None:
+    """Redis dies under a running gateway: each request is a 503 with Retry-After and one
+    WARNING line (no ERROR traceback beside it), /healthz fails (load balancers take the
+    gateway out) while /livez still answers, and all is well once Redis is back."""
+    from billing.accounts import Accounts
+
+    redis_port, port = procs.free_port(), procs.free_port()
+    argv = procs.redis_argv(redis_port, tmp_path / "redis")
+    redis_child = procs.spawn("redis", argv)
+    env = dict(os.environ, FLEET_PORT=str(port), FLEET_VAR_DIR=str(tmp_path),
+               FLEET_REDIS_URL=f"redis://127.0.0.1:{redis_port}/0")
+    env.pop("FLEET_BROKER_URL", None)
+    log_file = tmp_path / "gateway.log"
+    gateway = procs.spawn("gateway", [sys.executable, "-m", "imagefleet.cli", "gateway"], env,
+                          log_file=log_file)
+    try:
+        procs.wait_until(lambda: procs.port_open(redis_port), 20, "redis")
+        import redis
+
+        _, key = Accounts(redis.Redis.from_url(env["FLEET_REDIS_URL"])).create("outage", 10**6)
+        base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {key}"}
+        procs.wait_until(lambda: procs.http_ok(f"{base}/healthz"), 30, "gateway")
+        assert httpx.get(f"{base}/v1/usage", headers=headers).status_code == 200
+        before = log_file.stat().st_size
+
+        redis_child.stop(grace=0)  # gone, as a crashed or failed-over Redis is
+        requests = [("POST", "/v1/jobs"), ("GET", "/v1/usage"), ("GET", "/v1/jobs"),
+                    ("GET", "/v1/jobs/job_0123")]
+        for method, path in requests:
+            reply = httpx.request(method, base + path, headers=headers, timeout=30,
+                                  json={"operation": "grayscale", "input": "a.png"}
+                                  if method == "POST" else None)
+            assert reply.status_code == 503, (path, reply.text)
+            assert reply.json()["error"]["code"] == "UNAVAILABLE"
+            assert reply.headers["Retry-After"]
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 503
+        assert httpx.get(f"{base}/livez", timeout=10).status_code == 200
+        time.sleep(0.5)  # let the last lines reach the log
+        lines = log_file.read_bytes()[before:].decode(errors="replace").splitlines()
+        assert not [line for line in lines if "Exception in ASGI application" in line
+                    or "Traceback" in line or " ERROR " in line], "\n".join(lines)
+        warnings = [line for line in lines if "redis unavailable on" in line]
+        assert len(warnings) == len(requests), "\n".join(lines)
+
+        redis_child = procs.spawn("redis", argv)  # back, with its append-only file
+        procs.wait_until(lambda: procs.http_ok(f"{base}/healthz"), 30, "healthy again")
+        assert httpx.get(f"{base}/v1/usage", headers=headers).status_code == 200
+    finally:
+        gateway.stop()
+        redis_child.stop()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ import redis
 
 from billing.accounts import Accounts
 from billing.ledger import Ledger
+from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
 from jobs.records import JobRecord, JobStatus, job_age_seconds, now
 from jobs.store import JobStore, owes_work
@@ -124,7 +125,7 @@ def sweep(jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings) -> 
 
 
 def run_forever(cfg: Settings) -> None:
-    client = redis.Redis.from_url(cfg.redis_url)
+    client = connect(cfg.redis_url)
     jobs, ledger = JobStore(client, cfg.job_ttl_seconds), Ledger(client)
     accounts = Accounts(client)
     log.info("sweeper: every %g s, expired leases (%g s) and jobs idle for %g s are checked",

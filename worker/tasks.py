@@ -14,6 +14,7 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_process_shutdown
 
 from billing.ledger import Ledger
+from imagefleet.redis_conn import connect
 from imagefleet.settings import settings
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
@@ -25,8 +26,10 @@ from worker.celery_app import DELIVER_WEBHOOK, RUN_JOB, app
 def _connections() -> tuple[JobStore, ObjectStore, Ledger]:
     # Built lazily in each pool child, after the fork.
     cfg = settings()
-    client = redis.Redis.from_url(cfg.redis_url)
-    return JobStore(client, cfg.job_ttl_seconds), open_store(cfg.storage_url), Ledger(client)
+    client = connect(cfg.redis_url)  # plain Redis or the sentinels' master
+    # A capture is answered only once a replica holds it (Sentinel): else the run retries.
+    ledger = Ledger(client, cfg.redis_min_replicas, cfg.redis_wait_ms)
+    return JobStore(client, cfg.job_ttl_seconds), open_store(cfg.storage_url), ledger
 
 
 log = logging.getLogger("imagefleet.worker")
