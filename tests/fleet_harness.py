@@ -94,6 +94,7 @@ def start_seaweedfs(workdir: Path) -> SeaweedS3:
             f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
             f"-filer.port={ports['filer']}", "-s3", f"-s3.port={s3_port}",
             f"-s3.config={config}", "-master.volumeSizeLimitMB=64",
+            "-master.telemetry=false",  # no usage reports from tests
             "-volume.max=200"]  # each bucket takes ~7 volumes; the default cap is 8
     # weed ignores SIGTERM for a long time: stop it with SIGKILL (DESIGN §8).
     child = procs.spawn("seaweedfs", argv, log_file=workdir / "weed.log",
