@@ -1,5 +1,7 @@
 # Two commands: `make run` starts the local fleet, `make test` runs the suite.
 # Both install what they need: Debian packages where missing, Python packages into .venv.
+# Two more for the production stack on this machine's Docker engine (deploy/stack.py):
+# `make stack` builds what is missing and starts compose.yaml, `make stack-down` removes it.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,14 +10,17 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the fleet and its tests run on: Redis, Tesseract with the OCR roster's
-# language data, Chromium for from-html, fonts (CJK included) for rendered text, and
-# docker-compose (only to validate compose.yaml; no engine is needed).
+# language data, Chromium for from-html, fonts (CJK included) for rendered text, and what
+# the stack needs on the host (the deployment test in `make test` starts it too).
 OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
+# The stack's host side: a Docker engine, Debian's docker-compose 1.29, and debootstrap for
+# the base image where no registry serves it. Everything else is built into the images.
+STACK_PACKAGES := docker.io docker-compose debootstrap
 DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
-  docker-compose redis-sentinel
+  redis-sentinel $(STACK_PACKAGES)
 
-.PHONY: run test lint docs bench chaos load deps system-deps clean
+.PHONY: run test lint docs bench chaos load deps system-deps stack-deps stack stack-down clean
 
 run: deps
 	$(VENV)/bin/imagefleet up
@@ -38,11 +43,26 @@ load: deps  # 60 s of sustained submissions against a low queue limit: push-back
 docs: deps  # regenerate the README's operation reference from the registry
 	$(VENV)/bin/imagefleet docs --readme README.md
 
+# The stack needs no venv (deploy/stack.py is stdlib Python). Both start a Docker daemon
+# when none answers (root: dockerd --iptables=false); stack-down stops only one stack started.
+stack: stack-deps
+	$(PYTHON) deploy/stack.py up
+
+stack-down: stack-deps
+	$(PYTHON) deploy/stack.py down
+
 deps: system-deps $(STAMP)
 
-system-deps:
+# Installs the missing ones of a list of Debian packages. An engine installed some other way
+# (Docker CE, Compose v2) stands in for docker.io and docker-compose.
+define install_missing
 	@missing=""; \
-	for pkg in $(DEBIAN_PACKAGES); do \
+	for pkg in $(1); do \
+	  case $$pkg in \
+	    docker.io) command -v docker >/dev/null && command -v dockerd >/dev/null && continue;; \
+	    docker-compose) { command -v docker-compose || docker compose version; } \
+	      >/dev/null 2>&1 && continue;; \
+	  esac; \
 	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$pkg 2>/dev/null)" = installed ] || \
 	    missing="$$missing $$pkg"; \
 	done; \
@@ -53,6 +73,13 @@ system-deps:
 	fi
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "imagefleet needs Python >= 3.11 (set PYTHON=...)"; exit 1; }
+endef
+
+system-deps:
+	$(call install_missing,$(DEBIAN_PACKAGES))
+
+stack-deps:
+	$(call install_missing,$(STACK_PACKAGES))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
