@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.fleet_harness import Fleet, descendants, process_table
+from tests.hostile_inputs import HUGE_VIEWPORT, TALL_PAGE
 from tests.test_fleet_render import CARD, _render, _render_worker_browsers
 
 
 @pytest.mark.parametrize(("body", "path"), [
-    ({"width": 65535, "height": 65535}, "`$.width`"),
+    (HUGE_VIEWPORT, "`$.width`"),
     ({"width": 100, "height": 16385}, "`$.height`"),
     ({"width": 10000, "height": 10000}, "`$.width`, `$.height`"),  # 100 MP > the fleet's 40
     ({"clip": {"x": 0, "y": 0, "width": 20000, "height": 10}}, "`$.clip.width`"),
@@ -36,7 +37,7 @@ def test_a_viewport_or_clip_past_the_render_limits_is_refused_at_submission(
 
 
 @pytest.mark.parametrize("page", [
-    '<div style="width:10px;height:200000px"></div>',  # a side over 16384
+    TALL_PAGE,  # a side over 16384
     '<div style="width:9000px;height:6000px"></div>',  # 54 MP: over the fleet's 40
 ])
 def test_a_full_page_past_the_limits_fails_image_too_large_without_a_relaunch(

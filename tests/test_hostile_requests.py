@@ -3,19 +3,14 @@ flat-priced job the account cannot pay, synchronous-route field paths."""
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
-import redis
 
-from billing.accounts import Accounts
 from tests.fleet_harness import Fleet
-
-DEEP = b"[" * 5000 + b"]" * 5000
+from tests.hostile_inputs import DEEP, DEEP_JOB, new_tenant
 
 
 @pytest.mark.parametrize(("route", "body"), [
-    ("/v1/jobs", b'{"operation":"blur","input":"a.png","sigma":' + DEEP + b"}"),
+    ("/v1/jobs", DEEP_JOB),
     ("/v1/jobs", b'{"operation":"pipeline","input":"a.png","steps":[{"x":' + DEEP + b"}]}"),
     ("/v1/image/blur", b'{"file":{"inputKey":"a.png"},"sigma":' + DEEP + b"}"),
 ])
@@ -30,8 +25,7 @@ def test_deeply_nested_json_is_a_validation_error(dir_fleet: Fleet, route: str,
 
 
 def test_a_flat_priced_402_names_the_flat_price(dir_fleet: Fleet) -> None:
-    accounts = Accounts(redis.Redis.from_url(dir_fleet.redis_url))
-    _, key = accounts.create(f"t{secrets.token_hex(5)}", 10)
+    key = new_tenant(dir_fleet, "t", 10)
     with dir_fleet.client(key) as client:
         response = client.post("/v1/jobs", json={
             "operation": "from-html", "html": "<p>hi</p>"})

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 
 import httpx
-import numpy as np
 import redis
 
-from billing.accounts import Accounts
-from tests import images
 from tests.fleet_harness import Fleet
+from tests.hostile_inputs import (
+    black_png,
+    grayscale,
+    new_tenant,
+    open_stream,
+    open_streams,
+    put,
+)
 
 STREAMS = 1000  # the hostile tester's figure: ten times the gateway's Redis pool
 CAP = 16  # FLEET_MAX_EVENT_STREAMS_PER_KEY's default (the session fleet keeps it)
@@ -23,22 +27,16 @@ CAP = 16  # FLEET_MAX_EVENT_STREAMS_PER_KEY's default (the session fleet keeps i
 def _tenant_with_open_job(fleet: Fleet) -> tuple[str, str]:
     """A fresh account and one of its jobs that reads `running` until the test ends (its
     record is rewritten in Redis, so its event streams stay open)."""
-    client = redis.Redis.from_url(fleet.redis_url)
-    _, key = Accounts(client).create(f"hs{secrets.token_hex(5)}", 10_000_000)
+    key = new_tenant(fleet, "hs", 10_000_000)
     with fleet.client(key) as api:
-        api.put("/v1/objects/h.png", content=images.encode(np.zeros((8, 8, 3), np.uint8)))
-        job = api.post("/v1/jobs?wait=30", json={"operation": "grayscale",
-                                                 "input": "h.png"}).json()
+        put(api, "h.png", black_png())
+        job = api.post("/v1/jobs?wait=30", json=grayscale("h.png")).json()
     assert job["status"] == "succeeded", job
+    client = redis.Redis.from_url(fleet.redis_url)
     record = json.loads(client.get(f"imagefleet:job:{job['id']}"))
     record["status"] = "running"
     client.set(f"imagefleet:job:{job['id']}", json.dumps(record), keepttl=True)
     return key, job["id"]
-
-
-async def _open(client: httpx.AsyncClient, path: str) -> httpx.Response:
-    """A stream whose headers have arrived; left open until the caller closes it."""
-    return await client.send(client.build_request("GET", path), stream=True)
 
 
 async def _other_tenant(fleet: Fleet, key: str, job_id: str, stop: asyncio.Event,
@@ -48,8 +46,7 @@ async def _other_tenant(fleet: Fleet, key: str, job_id: str, stop: asyncio.Event
                                  headers={"Authorization": f"Bearer {key}"}) as client:
         while not stop.is_set():
             codes.append((await client.get(f"/v1/jobs/{job_id}")).status_code)
-            codes.append((await client.post("/v1/jobs", json={
-                "operation": "grayscale", "input": "h.png"})).status_code)
+            codes.append((await client.post("/v1/jobs", json=grayscale("h.png"))).status_code)
     return codes
 
 
@@ -62,7 +59,7 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
         stop, codes = asyncio.Event(), []
         others = asyncio.create_task(_other_tenant(fleet, *other, stop, codes))
         started = time.monotonic()
-        responses = await asyncio.gather(*(_open(client, path) for _ in range(STREAMS)))
+        responses = await open_streams(client, path, STREAMS)
         took = time.monotonic() - started
         deadline = time.monotonic() + 30  # the other tenant goes on while the streams are open
         while len(codes) < 4 and time.monotonic() < deadline:
@@ -85,7 +82,7 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
                 await response.aclose()
             async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60, headers={
                     "Authorization": f"Bearer {other[0]}"}) as other_client:
-                other_stream = await _open(other_client, f"/v1/jobs/{other[1]}/events")
+                other_stream = await open_stream(other_client, f"/v1/jobs/{other[1]}/events")
                 assert other_stream.status_code == 200  # another key's streams are its own
                 await other_stream.aclose()
             # closing streams frees their slots
@@ -93,7 +90,7 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
                 await response.aclose()
             reopened = await _reopen(client, path, 2)
             opened[:2] = reopened
-            extra = await _open(client, path)
+            extra = await open_stream(client, path)
             assert extra.status_code == 429
             await extra.aclose()
         finally:
@@ -106,7 +103,7 @@ async def _reopen(client: httpx.AsyncClient, path: str, count: int) -> list[http
     got: list[httpx.Response] = []
     deadline = time.monotonic() + 10
     while len(got) < count:
-        response = await _open(client, path)
+        response = await open_stream(client, path)
         if response.status_code == 200:
             got.append(response)
             continue

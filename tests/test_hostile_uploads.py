@@ -5,11 +5,8 @@ Every test runs on both object stores."""
 
 from __future__ import annotations
 
-import os
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,26 +14,8 @@ from urllib.parse import urlsplit
 import httpx
 
 from tests.fleet_harness import Fleet
-
-MiB = 1 << 20
-BLOCK = os.urandom(MiB)  # repeated: 40 big bodies without 40 copies in this process
-
-
-def stream(size: int, tag: bytes = b"") -> Iterator[bytes]:
-    """`size` bytes (starting with `tag`) made 1 MiB at a time as they are sent."""
-    first = tag + BLOCK[len(tag):]
-    sent = 0
-    while sent < size:
-        chunk = (first if sent == 0 else BLOCK)[:size - sent]
-        sent += len(chunk)
-        yield chunk
-
-
-def status_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
+from tests.hostile_inputs import BLOCK, MiB, put_racers, stream
+from tests.hostile_measure import memory_kb, restart_peak
 
 
 def new_upload(fleet: Fleet) -> dict:
@@ -61,8 +40,8 @@ def temp_files(fleet: Fleet) -> list[Path]:
 def test_gateway_rss_stays_flat_under_40_concurrent_47mb_uploads(fleet: Fleet) -> None:
     size = 47 * 1000 * 1000
     pid = fleet.gateway_pid()
-    before = status_kb(pid, "VmRSS")
-    Path(f"/proc/{pid}/clear_refs").write_text("5")  # restart VmHWM (the peak) from now
+    before = memory_kb(pid)["VmRSS"]
+    restart_peak(pid)  # restart VmHWM (the peak) from now
 
     def one(i: int) -> tuple[int, str]:
         headers = {"Content-Length": str(size)}
@@ -79,7 +58,7 @@ def test_gateway_rss_stays_flat_under_40_concurrent_47mb_uploads(fleet: Fleet) -
 
     with ThreadPoolExecutor(40) as pool:
         results = list(pool.map(one, range(40)))
-    grown_mb = (status_kb(pid, "VmHWM") - before) / 1024
+    grown_mb = (memory_kb(pid)["VmHWM"] - before) / 1024
     print(f"gateway RSS {before / 1024:.0f} MB before, peak +{grown_mb:.0f} MB")
     assert [status for status, _ in results] == [201] * 40
     assert grown_mb < 300, f"the gateway's peak RSS grew {grown_mb:.0f} MB"
@@ -99,15 +78,7 @@ def test_a_signed_upload_url_is_single_use(fleet: Fleet) -> None:
 
 def test_concurrent_puts_to_one_signed_url_store_exactly_one(fleet: Fleet) -> None:
     upload = new_upload(fleet)
-    start = threading.Barrier(12)
-
-    def one(i: int) -> httpx.Response:
-        start.wait()
-        return httpx.put(upload["uploadUrl"], content=stream(2 * MiB, b"racer-%02d" % i),
-                         headers={"Content-Length": str(2 * MiB)}, timeout=60)
-
-    with ThreadPoolExecutor(12) as pool:
-        responses = list(pool.map(one, range(12)))
+    responses = put_racers(upload["uploadUrl"], 12, 2 * MiB, timeout=60)
     winners = [i for i, r in enumerate(responses) if r.status_code == 201]
     assert len(winners) == 1, [r.status_code for r in responses]
     for i, response in enumerate(responses):

@@ -9,11 +9,10 @@ import socket
 import threading
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 
-from tests import images
 from tests.fleet_harness import Fleet
+from tests.hostile_inputs import black_png, grayscale, put
 from worker.webhooks import Refused, check_address, host_header, post
 
 MODES = {"strict": (False, False), "private": (False, True), "loopback": (True, False)}
@@ -120,7 +119,7 @@ def test_the_host_header_never_carries_credentials() -> None:
 @pytest.fixture(scope="module")
 def uploaded(dir_fleet: Fleet) -> Iterator[Fleet]:
     with dir_fleet.client() as client:
-        client.put("/v1/objects/hw.png", content=images.encode(np.zeros((8, 8, 3), np.uint8)))
+        put(client, "hw.png", black_png())
     yield dir_fleet
 
 
@@ -131,8 +130,7 @@ def uploaded(dir_fleet: Fleet) -> Iterator[Fleet]:
     "http://[2002:a9fe:a9fe::]/latest", "http://100.100.100.200/latest"])
 def test_the_fleet_refuses_them_at_submission(uploaded: Fleet, url: str) -> None:
     with uploaded.client() as client:
-        response = client.post("/v1/jobs", json={"operation": "grayscale", "input": "hw.png",
-                                                 "webhook_url": url})
+        response = client.post("/v1/jobs", json=grayscale("hw.png", webhook_url=url))
     assert response.status_code == 400, response.text
     error = response.json()["error"]
     assert error["code"] == "VALIDATION_ERROR" and "`$.webhook_url`" in error["message"]
