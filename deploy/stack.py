@@ -443,16 +443,19 @@ def up(args: argparse.Namespace) -> int:
     if report.built:
         say(report.line())
     say(f"starting the stack (compose project {project})")
+    up_started = time.monotonic()
     compose(project, ENV_FILE, "up", "-d", "--no-build", env=images, capture=False)
     port = os.environ.get("FLEET_LB_PORT") or values.get("FLEET_LB_PORT") or "8080"
-    ready = wait_ready(f"http://127.0.0.1:{port}/readyz", args.timeout)
+    wait_ready(f"http://127.0.0.1:{port}/readyz", args.timeout)
     say(f"ready on http://127.0.0.1:{port} ({time.monotonic() - started:.0f} s in all,"
-        f" {ready:.0f} s from `up` to /readyz)")
+        f" {time.monotonic() - up_started:.0f} s from `up` to /readyz)")
+    flower_port = (os.environ.get("FLEET_FLOWER_PORT") or values.get("FLEET_FLOWER_PORT")
+                   or "5555")
     print(f"""
-Create an account and its API key (printed once):
+Create an account and its API key (printed once), in this directory:
   docker-compose exec gateway imagefleet accounts create --name you --credit 25.00
 Then, with KEY set to it, the README's quickstart runs against http://127.0.0.1:{port}.
-Flower: http://127.0.0.1:{values.get('FLEET_FLOWER_PORT', '5555')} (user and password:
+Flower: http://127.0.0.1:{flower_port} (user and password:
 FLOWER_BASIC_AUTH in .env). Stop and remove everything: make stack-down""")
     return 0
 
