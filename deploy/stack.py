@@ -340,7 +340,22 @@ def ensure_images(tag_latest: bool, sayer: Say = say) -> tuple[dict[str, str], B
         if tag_latest:
             run(["docker", "tag", ref, f"{image.repo}:latest"])
         env[image.env] = ref
+    if report.built:
+        prune_old_images()
     return env, report
+
+
+def prune_old_images(keep: int = 3) -> None:
+    """Untag all but the newest `keep` input-hash tags of each image (a test on a CI machine
+    builds one per code change); an image a container still uses stays."""
+    for image in IMAGES:
+        out = run(["docker", "image", "ls", image.repo, "--format",
+                   "{{.Tag}}\t{{.CreatedAt}}"], check=False).stdout
+        tags = sorted((line.split("\t") for line in out.splitlines()
+                       if re.fullmatch(r"[0-9a-f]{16}\t.*", line)),
+                      key=lambda tag_created: tag_created[1], reverse=True)
+        for tag, _ in tags[keep:]:
+            run(["docker", "rmi", f"{image.repo}:{tag}"], check=False)
 
 
 def image_size(ref: str) -> int:
