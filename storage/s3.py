@@ -1,5 +1,7 @@
 """S3 (MinIO, SeaweedFS, AWS) through the `minio` SDK: `s3://KEY:SECRET@host:port/bucket`, or
-`s3://host:port/bucket` with the keys in FLEET_S3_ACCESS_KEY and FLEET_S3_SECRET_KEY."""
+`s3://host:port/bucket` with the keys in FLEET_S3_ACCESS_KEY and FLEET_S3_SECRET_KEY.
+`?public=https://s3.example.com` signs download links for that endpoint, the one clients
+reach, when the fleet itself talks to S3 at an internal address."""
 
 from __future__ import annotations
 
@@ -32,13 +34,20 @@ class S3Store:
         else:
             access_key = os.environ.get("FLEET_S3_ACCESS_KEY", "")
             secret_key = os.environ.get("FLEET_S3_SECRET_KEY", "")
+        region = query.get("region", [None])[0]
         self.client = Minio(
             endpoint,
             access_key=access_key,
             secret_key=secret_key,
             secure=query.get("secure", ["false"])[0].lower() == "true",
-            region=query.get("region", [None])[0],
+            region=region,
         )
+        self.presigner = self.client
+        if "public" in query:  # signing is local: a region given, no request to that host
+            public = urlsplit(query["public"][0])
+            self.presigner = Minio(public.netloc, access_key=access_key, secret_key=secret_key,
+                                   secure=public.scheme == "https",
+                                   region=region or "us-east-1")
         self._bucket_ready = False
 
     def _ensure_bucket(self) -> None:
@@ -108,8 +117,8 @@ class S3Store:
         self._ensure_bucket()
         expires = timedelta(seconds=seconds)
         if method == "PUT":
-            return self.client.presigned_put_object(self.bucket, key, expires=expires)
-        return self.client.presigned_get_object(self.bucket, key, expires=expires)
+            return self.presigner.presigned_put_object(self.bucket, key, expires=expires)
+        return self.presigner.presigned_get_object(self.bucket, key, expires=expires)
 
     def sweep(self, older_than: float) -> int:
         self._ensure_bucket()

@@ -72,10 +72,11 @@ def test_one_image_runs_every_pool_and_the_gateway_replicas(rendered: dict) -> N
     assert "ports" not in services["gateway"]  # only through the load balancer
 
 
-def test_only_the_load_balancer_and_flower_are_published_and_on_loopback(rendered: dict) -> None:
+def test_only_the_load_balancer_flower_and_s3_are_published_and_on_loopback(
+        rendered: dict) -> None:
     published = {name: service["ports"] for name, service in rendered["services"].items()
                  if service.get("ports")}
-    assert set(published) == {"lb", "flower"}
+    assert set(published) == {"lb", "flower", "seaweedfs"}  # S3: signed download links
     for ports in published.values():
         for port in ports:  # "127.0.0.1:8080:8080" (compose 1.29) or the long form (v2)
             host_ip = port.get("host_ip") if isinstance(port, dict) else port.split(":")[0]
@@ -85,7 +86,8 @@ def test_only_the_load_balancer_and_flower_are_published_and_on_loopback(rendere
 
 def test_credentials_travel_apart_and_have_no_default(tmp_path: Path, rendered: dict) -> None:
     env = rendered["services"]["gateway"]["environment"]
-    assert env["FLEET_STORAGE_URL"] == "s3://seaweedfs:8333/imagefleet"  # no keys in the URL
+    # No keys in the URL; download links signed for the S3 port published on loopback.
+    assert env["FLEET_STORAGE_URL"] == "s3://seaweedfs:8333/imagefleet?public=http://127.0.0.1:8333"
     assert env["FLEET_S3_SECRET_KEY"] == SECRETS["FLEET_S3_SECRET_KEY"]  # / # ? % as they are
     refused = _compose(tmp_path, "config", "-q", values={})
     assert refused.returncode != 0

@@ -115,3 +115,17 @@ def test_a_failed_put_stream_stores_nothing(store: ObjectStore, tmp_path: Path,
     assert store.get("tenants/t3/kept.bin") == b"the old object"
     assert store.size("tenants/t3/new.bin") is None
     assert list((tmp_path / "objects").rglob(".tmp-*")) == []
+
+
+def test_download_links_are_signed_for_the_public_endpoint(seaweed: SeaweedS3) -> None:
+    """The fleet talks to S3 at one address; clients fetch links at another (`?public=`)."""
+    import httpx
+
+    public = f"http://localhost:{seaweed.port}"  # the same server, by another name
+    store = open_store(seaweed.url("public-test") + f"?public={public}")
+    store.put("tenants/t/jobs/j/output.png", b"pixels", "image/png")
+    url = store.presign("GET", "tenants/t/jobs/j/output.png", 60)
+    assert url is not None and url.startswith(public + "/public-test/")
+    assert httpx.get(url).content == b"pixels"  # the signature holds for that host
+    inner = open_store(seaweed.url("public-test")).presign("GET", "tenants/t/jobs/j/output.png", 60)
+    assert inner is not None and inner.startswith(f"http://127.0.0.1:{seaweed.port}/")
