@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -176,6 +177,33 @@ def test_wait_confirms_a_replica_and_refuses_without_one(sentinels: Sentinels) -
     with pytest.raises(NotReplicated):
         wait_for_replicas(client, 2, 200)  # there is only one
     client.close()
+
+
+@needs_sentinel
+def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
+        sentinels: Sentinels) -> None:
+    """The gateway's fast path writes the task message to the master itself: it must be
+    what Celery sends through the sentinel transport, in the list the workers pop."""
+    from kombu import Connection
+
+    from imagefleet.settings import load_settings
+    from tests.test_enqueue import _normalised
+    from worker.celery_app import RUN_JOB, app, redis_job_message, time_limits
+
+    cfg = load_settings()
+    queue, ours = redis_job_message("job-1", "ocr", cfg)
+    probe = f"probe-{uuid.uuid4().hex}"  # no worker listens here
+    soft, hard = time_limits("ocr", cfg)
+    url, options = kombu_broker(sentinels.url)
+    with Connection(url, transport_options=options) as connection:
+        app.send_task(RUN_JOB, args=["job-1"], queue=probe, connection=connection,
+                      soft_time_limit=soft, time_limit=hard)
+    client = connect(sentinels.url)
+    theirs = client.lpop(probe)
+    client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
+    client.close()
+    assert queue == "ocr" and theirs is not None
+    assert _normalised(ours) == _normalised(theirs)
 
 
 # ---- the fleet through a failover --------------------------------------------------------
