@@ -112,11 +112,11 @@ def _request_rate(fleet: Fleet, send: Callable[[httpx.AsyncClient], Awaitable[ht
 
 def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
     """Job submissions, and beside them the same server answering its emptiest route
-    (`/healthz`): the ceiling any route of this HTTP stack can reach per core."""
+    (`/livez`): the ceiling any route of this HTTP stack can reach per core."""
     body = {"operation": "metadata", "input": "tiny.png"}
     jobs = _request_rate(fleet, lambda c: c.post("/v1/jobs", json=body), 202, seconds,
                          concurrency)
-    empty = _request_rate(fleet, lambda c: c.get("/healthz"), 200, seconds, concurrency)
+    empty = _request_rate(fleet, lambda c: c.get("/livez"), 200, seconds, concurrency)
     return {"submissions_per_s": jobs["per_s"], "p99_ms": jobs["p99_ms"],
             "per_gateway_cpu_second": jobs["per_gateway_cpu_second"],
             "healthz_per_gateway_cpu_second": empty["per_gateway_cpu_second"]}

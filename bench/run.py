@@ -90,7 +90,7 @@ def main() -> None:
         ("gateway submissions (1 process)", f"{gateway['submissions_per_s']}/s,"
          f" p99 {gateway['p99_ms']} ms; {gateway['per_gateway_cpu_second']}/s per"
          " gateway CPU-second", ">= 1500/s per core"),
-        ("  same server, empty /healthz", f"{gateway['healthz_per_gateway_cpu_second']}/s per"
+        ("  same server, empty /livez", f"{gateway['healthz_per_gateway_cpu_second']}/s per"
          " gateway CPU-second (the ceiling)", ""),
         ("OCR one line, warm, in pool", f"{pooled['ocr_line_ms']} ms", ""),
         ("render 600x315 card, warm, in pool", f"{pooled['render_card_ms']} ms", ""),

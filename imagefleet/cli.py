@@ -46,6 +46,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "worker", "-Q", args.pool, "-n", f"{args.pool}-{os.getpid()}@%h",
         "-c", str(concurrency), "--loglevel", cfg.log_level,
         "--without-gossip", "--without-mingle", "--without-heartbeat",
+        *(["--task-events"] if cfg.task_events else []),  # Flower's view of the tasks
     ])
     return 0
 

@@ -85,6 +85,7 @@ class Settings:
     requeue_after_seconds: float  # a job idle this long is checked for a lost message
     sweep_interval: float
     lease_seconds: float  # a running job whose lease is not renewed this long is lost
+    task_events: bool  # workers send Celery task events (for Flower); off saves Redis work
     max_event_streams_per_key: int  # open event streams one API key may hold (429 past it)
     render_max_side: int  # from-html viewport and full-page sides (Chromium's texture limit)
     max_work_megapixels: float  # megapixels of all rasters a job creates, steps added up
@@ -143,6 +144,7 @@ def load_settings() -> Settings:
         requeue_after_seconds=_float("FLEET_REQUEUE_AFTER_SECONDS", 300.0),
         sweep_interval=_float("FLEET_SWEEP_INTERVAL", 5.0),
         lease_seconds=_float("FLEET_LEASE_SECONDS", 10.0),
+        task_events=_flag("FLEET_TASK_EVENTS"),
         max_event_streams_per_key=_int("FLEET_MAX_EVENT_STREAMS_PER_KEY", 16),
         render_max_side=_int("FLEET_RENDER_MAX_SIDE", 16384),
         max_work_megapixels=_float("FLEET_MAX_WORK_MEGAPIXELS", 0.0)
