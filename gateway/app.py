@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import (
     events_api,
@@ -57,10 +58,31 @@ async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
     return _unavailable(exc)
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # Other failures (S3 down, a bug) are "try again" too, not a bare 500.
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _unavailable(exc)
+class _CatchAll:
+    """Other failures (S3 down, a bug) are "try again" too, not a bare 500, logged once. A
+    middleware rather than an `Exception` handler: Starlette re-raises what such a handler
+    answered, and the server then logs the same failure again as an ERROR traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if not started:  # else the client sees the connection end mid-response
+                await _unavailable(exc)(scope, receive, send)
 
 
 ROUTES = [
@@ -89,8 +111,8 @@ ROUTES = [
 def create_app(cfg: Settings | None = None) -> Starlette:
     app = Starlette(routes=ROUTES, exception_handlers={
         FleetError: _fleet_error, HTTPException: _http_error, redis.ConnectionError: _redis_down,
-        redis.TimeoutError: _redis_down, Exception: _unexpected},
-        middleware=[Middleware(metrics_api.RequestMetrics)])
+        redis.TimeoutError: _redis_down},
+        middleware=[Middleware(_CatchAll), Middleware(metrics_api.RequestMetrics)])
     app.state.context = Context.build(cfg or settings())
     app.state.openapi = meta.openapi_document()
     return app
