@@ -21,12 +21,16 @@ DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   redis-sentinel $(STACK_PACKAGES)
 
 .PHONY: run test lint docs bench chaos load deps system-deps stack-deps stack stack-down clean
+.PHONY: test-unit
 
 run: deps
 	$(VENV)/bin/imagefleet up
 
 test: deps
 	$(VENV)/bin/pytest
+
+test-unit: deps  # the tests that need no server (no fleet, Redis, SeaweedFS or stack)
+	$(VENV)/bin/pytest -m "not fleet"
 
 lint: deps
 	$(VENV)/bin/ruff check .

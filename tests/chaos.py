@@ -38,7 +38,7 @@ from imagefleet import procs
 from imagefleet.metrics import STATES
 from tests import images
 from tests.fleet_harness import Fleet, process_table, start_fleet
-from tests.test_webhooks import Receiver
+from tests.receiver import Receiver
 
 TERMINAL = ("succeeded", "failed", "canceled")
 KILLED_POOLS = ("cpu", "ocr", "webhooks")

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import io
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from jobs.errors import ErrorCode, FleetError
+from tests.images import CORPUS, ORIENTATION
 from worker.codec import Limits, decode
-from worker.picture import Picture
 
 LIMITS = Limits()
-ORIENTATION = 0x0112
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "images"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 
 
@@ -190,6 +187,3 @@ def press_cmyk_profile() -> bytes:
     return _icc(b"prtr", b"CMYK", b"Lab ", [
         (b"desc", _desc("Test press CMYK")), (b"wtpt", _xyz(*D50)), (b"A2B0", lut)])
 
-
-def picture_of(frame: np.ndarray, fmt: str = "png") -> Picture:
-    return Picture(frames=[frame], format=fmt)

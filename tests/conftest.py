@@ -11,6 +11,17 @@ from tests.fleet_harness import Fleet, SeaweedS3, start_fleet, start_seaweedfs
 # Small enough that a test can build an image bomb cheaply.
 TEST_MAX_MEGAPIXELS = "40"
 
+# Fixtures that start real servers: a test that uses any of them, directly or through
+# another fixture, is a fleet test. Modules that start their own servers say so themselves
+# (`pytestmark = pytest.mark.fleet`). `make test-unit` runs `-m "not fleet"`.
+SERVER_FIXTURES = frozenset({"dir_fleet", "s3_fleet", "fleet", "seaweed"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.fleet)
+
 
 @pytest.fixture(scope="session")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:

@@ -4,14 +4,10 @@ small generated images."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 from PIL import Image
 
 from billing.header import Header
-
-# The shared corpus lies beside the checkout (../shared), as it does for CI.
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "images"
 
 
 class Counting:

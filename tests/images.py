@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 ORIENTATION = 0x0112
+# The shared corpus lies beside the checkout (../shared), as it does for CI.
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "images"
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
 def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -61,3 +65,14 @@ def upright(stored: np.ndarray, orientation: int) -> np.ndarray:
 def mean_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
     assert a.shape == b.shape, (a.shape, b.shape)
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
+
+
+def text_image(lines: list[str], size: int = 30) -> bytes:
+    font = ImageFont.truetype(FONT, size)
+    image = Image.new("RGB", (900, 40 + len(lines) * int(size * 1.6)), "white")
+    draw = ImageDraw.Draw(image)
+    for index, line in enumerate(lines):
+        draw.text((20, 20 + index * int(size * 1.6)), line, fill="black", font=font)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests import chaos
+
+pytestmark = pytest.mark.fleet  # starts its own servers
 
 
 def test_nothing_is_lost_under_kills_and_a_redis_restart(tmp_path: Path) -> None:

@@ -7,12 +7,12 @@ import pytest
 
 from jobs.errors import ErrorCode
 from tests.codec_helpers import (
-    CORPUS,
     LIMITS,
     diff,
     fails_with,
     needs_corpus,
 )
+from tests.images import CORPUS
 from worker.codec import decode
 
 # --- the shared corpus ------------------------------------------------------------------------

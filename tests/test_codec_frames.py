@@ -13,15 +13,15 @@ from PIL import Image
 from jobs.errors import ErrorCode
 from tests.codec_helpers import (
     LIMITS,
-    ORIENTATION,
     asymmetric,
     diff,
     fails_with,
     gradient,
-    picture_of,
     save,
     swapped_rg_profile,
 )
+from tests.images import ORIENTATION
+from tests.pictures import pic
 from worker import codec
 from worker.codec import Limits, decode, encode
 from worker.picture import Picture
@@ -206,7 +206,7 @@ def test_decode_bmp() -> None:
 @pytest.mark.parametrize(("fmt", "pillow"), [("jpeg", "JPEG"), ("webp", "WEBP"), ("avif", "AVIF")])
 def test_lossy_round_trip_close(fmt: str, pillow: str) -> None:
     pixels = gradient()
-    data = encode(picture_of(pixels), fmt, 85, None)
+    data = encode(pic(pixels), fmt, 85, None)
     back = Image.open(io.BytesIO(data))
     assert back.format == pillow and back.size == (64, 48)
     assert diff(decode(data, LIMITS).first, pixels) < 6
@@ -215,7 +215,7 @@ def test_lossy_round_trip_close(fmt: str, pillow: str) -> None:
 @pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
 def test_lower_quality_fewer_bytes(fmt: str) -> None:
     rng = np.random.default_rng(2)
-    noisy = picture_of(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    noisy = pic(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
     sizes = [len(encode(noisy, fmt, q, None)) for q in (10, 50, 95)]
     assert sizes[0] < sizes[1] < sizes[2], sizes
 

@@ -14,16 +14,13 @@ from PIL import Image, ImageCms, ImageOps
 
 from tests.codec_helpers import (
     BLOCK_CORNER,
-    CORPUS,
     LIMITS,
-    ORIENTATION,
     PRESS,
     asymmetric,
     corner,
     diff,
     gradient,
     needs_corpus,
-    picture_of,
     plain_rgb,
     press_cmyk_profile,
     save,
@@ -31,6 +28,8 @@ from tests.codec_helpers import (
     viewer,
     with_orientation,
 )
+from tests.images import CORPUS, ORIENTATION
+from tests.pictures import pic
 from worker.codec import Limits, decode, encode
 
 # --- EXIF orientation -------------------------------------------------------------------------
@@ -274,7 +273,7 @@ def test_rgba_png_round_trip_exact() -> None:
 
 @pytest.mark.parametrize("fmt", ["webp", "avif"])
 def test_rgba_lossy_keeps_alpha(fmt: str) -> None:
-    frame = decode(encode(picture_of(rgba_sample()), fmt, 90, None), LIMITS).first
+    frame = decode(encode(pic(rgba_sample()), fmt, 90, None), LIMITS).first
     assert frame.shape == (32, 32, 4)
     alpha = frame[:, :, 3].astype(int)
     assert alpha[:, :14].min() > 240 and alpha[:, 26:].max() < 15
@@ -287,7 +286,7 @@ def test_rgba_lossy_keeps_alpha(fmt: str) -> None:
 ])
 def test_jpeg_flattens_onto_background(background: tuple[int, int, int] | None,
                                        expected_half: tuple[int, int, int]) -> None:
-    data = encode(picture_of(rgba_sample()), "jpeg", 95, background)
+    data = encode(pic(rgba_sample()), "jpeg", 95, background)
     back = Image.open(io.BytesIO(data))
     assert back.mode == "RGB"
     pixels = np.asarray(back).astype(int)
@@ -301,12 +300,12 @@ def test_grey_frames_saved_as_grey() -> None:
     """Equal-channel frames are stored as L (or LA) and come back the same."""
     rng = np.random.default_rng(2)
     grey = rng.integers(0, 256, (9, 11), dtype=np.uint8)
-    back = Image.open(io.BytesIO(encode(picture_of(np.dstack([grey] * 3)), "png", 85, None)))
+    back = Image.open(io.BytesIO(encode(pic(np.dstack([grey] * 3)), "png", 85, None)))
     assert back.mode == "L"
     np.testing.assert_array_equal(np.asarray(back), grey)
     alpha = rng.integers(0, 256, (9, 11), dtype=np.uint8)
     back = Image.open(io.BytesIO(
-        encode(picture_of(np.dstack([grey] * 3 + [alpha])), "png", 85, None)))
+        encode(pic(np.dstack([grey] * 3 + [alpha])), "png", 85, None)))
     assert back.mode == "LA"
     np.testing.assert_array_equal(np.asarray(back)[:, :, 0], grey)
     np.testing.assert_array_equal(np.asarray(back)[:, :, 1], alpha)
@@ -315,7 +314,7 @@ def test_grey_frames_saved_as_grey() -> None:
 def test_rgb_png_round_trip_exact() -> None:
     rng = np.random.default_rng(3)
     rgb = rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)
-    back = Image.open(io.BytesIO(encode(picture_of(rgb), "png", 85, None)))
+    back = Image.open(io.BytesIO(encode(pic(rgb), "png", 85, None)))
     assert back.format == "PNG" and back.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(back), rgb)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 
@@ -11,22 +10,8 @@ import redis
 
 from imagefleet.settings import load_settings
 from tests.fleet_harness import Fleet
+from tests.fleet_helpers import normalised_message
 from worker.celery_app import RUN_JOB, app, redis_job_message, time_limits
-
-# Fields that differ between any two messages: fresh ids, and the queue it was sent to.
-_PER_MESSAGE = ("id", "root_id", "correlation_id", "delivery_tag", "routing_key")
-
-
-def _normalised(raw: bytes) -> dict:
-    message = json.loads(raw)
-    message["body"] = json.loads(base64.b64decode(message["body"]))
-
-    def blank(node: object) -> object:
-        if isinstance(node, dict):
-            return {k: "*" if k in _PER_MESSAGE else blank(v) for k, v in node.items()}
-        return node
-
-    return blank(message)  # type: ignore[return-value]
 
 
 def test_the_prebuilt_message_is_what_send_task_pushes(dir_fleet: Fleet) -> None:
@@ -41,7 +26,7 @@ def test_the_prebuilt_message_is_what_send_task_pushes(dir_fleet: Fleet) -> None
     theirs = client.lpop(probe)
     client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
     assert queue == "ocr" and theirs is not None
-    assert _normalised(ours) == _normalised(theirs)
+    assert normalised_message(ours) == normalised_message(theirs)
     assert json.loads(ours)["properties"]["delivery_info"]["routing_key"] == "ocr"
     headers = json.loads(ours)["headers"]
     assert headers["timelimit"] == [hard, soft] and headers["task"] == RUN_JOB

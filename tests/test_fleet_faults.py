@@ -16,6 +16,8 @@ from imagefleet import procs
 from tests import images
 from tests.fleet_harness import Fleet, start_fleet
 
+pytestmark = pytest.mark.fleet  # starts its own servers
+
 
 def test_gateway_without_redis_answers_503_unavailable(tmp_path: Path) -> None:
     port, dead = procs.free_port(), procs.free_port()  # nothing listens on `dead`

@@ -2,25 +2,10 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL import Image, ImageDraw, ImageFont
 
 from tests.fleet_harness import Fleet
-
-FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-
-
-def text_image(lines: list[str], size: int = 30) -> bytes:
-    font = ImageFont.truetype(FONT, size)
-    image = Image.new("RGB", (900, 40 + len(lines) * int(size * 1.6)), "white")
-    draw = ImageDraw.Draw(image)
-    for index, line in enumerate(lines):
-        draw.text((20, 20 + index * int(size * 1.6)), line, fill="black", font=font)
-    out = io.BytesIO()
-    image.save(out, "PNG")
-    return out.getvalue()
+from tests.images import text_image
 
 
 def test_ocr_reads_text_through_the_fleet(dir_fleet: Fleet) -> None:

@@ -13,20 +13,9 @@ from PIL import Image
 from jobs.registry import OPERATIONS, example_body
 from tests import images
 from tests.fleet_harness import Fleet
-from tests.test_fleet_ocr import text_image
+from tests.fleet_helpers import upload_examples
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "images"
-
-
-def _upload_examples(client: httpx.Client) -> None:
-    # Stored 720x960 with orientation 6: upright 960x720, enough for the crop example.
-    photo = images.encode(images.photo_like(720, 960, seed=7), "JPEG", orientation=6, quality=90)
-    logo = np.zeros((60, 120, 4), np.uint8)
-    logo[10:50, 10:110] = (200, 30, 30, 255)
-    client.put("/v1/objects/photo.jpg", content=photo).raise_for_status()
-    client.put("/v1/objects/logo.png", content=images.encode(logo)).raise_for_status()
-    scan = text_image(["Invoice 2041 for ACME", "Rechnung bezahlt"])
-    client.put("/v1/objects/scan.png", content=scan).raise_for_status()
 
 
 def _run(client: httpx.Client, body: dict) -> dict:
@@ -39,7 +28,7 @@ def _run(client: httpx.Client, body: dict) -> dict:
 def test_every_operation_runs_its_documented_example(dir_fleet: Fleet, name: str) -> None:
     body = example_body(OPERATIONS[name])
     with dir_fleet.client() as client:
-        _upload_examples(client)
+        upload_examples(client)
         job = _run(client, body)
         assert job["status"] == "succeeded", job
         result = job["result"]

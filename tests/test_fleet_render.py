@@ -13,21 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.fleet_harness import Fleet, descendants, process_table
-
-CARD = ('<body style="margin:0;background:#ffffff">'
-        '<div style="width:200px;height:100px;background:#1e90ff"></div>'
-        '<div style="width:200px;height:100px;background:#ff4500"></div></body>')
-
-
-def _render(client, body: dict) -> tuple[dict, np.ndarray | None]:  # type: ignore[no-untyped-def]
-    response = client.post("/v1/jobs?wait=60", json={"operation": "from-html", **body})
-    assert response.status_code == 200, response.text
-    job = response.json()
-    if job["status"] != "succeeded":
-        return job, None
-    data = client.get(f"/v1/objects/{job['result']['output']}").content
-    return job, np.asarray(Image.open(io.BytesIO(data)))
+from tests.fleet_harness import Fleet, process_table
+from tests.render_helpers import CARD, render, render_worker_browsers
 
 
 @pytest.mark.parametrize(("body", "status", "code", "path"), [
@@ -52,29 +39,29 @@ def test_render_specs_are_checked_before_anything_runs(
 
 def test_viewport_full_page_clip_and_transparency(dir_fleet: Fleet) -> None:
     with dir_fleet.client() as client:
-        job, shot = _render(client, {"html": CARD, "width": 300, "height": 150})
+        job, shot = render(client, {"html": CARD, "width": 300, "height": 150})
         assert job["status"] == "succeeded", job
         assert shot is not None and shot.shape[:2] == (150, 300)
         assert tuple(shot[50, 100, :3]) == (0x1E, 0x90, 0xFF)  # first div
         assert tuple(shot[125, 100, :3]) == (0xFF, 0x45, 0x00)  # second div, in the viewport
         assert tuple(shot[50, 250, :3]) == (255, 255, 255)  # page background
 
-        _, full = _render(client, {"html": CARD, "width": 300, "height": 120, "fullPage": True})
+        _, full = render(client, {"html": CARD, "width": 300, "height": 120, "fullPage": True})
         assert full is not None and full.shape[:2] == (200, 300)  # the whole 200 px page
 
-        _, clipped = _render(client, {"html": CARD, "clip": {"x": 150, "y": 90, "width": 40,
+        _, clipped = render(client, {"html": CARD, "clip": {"x": 150, "y": 90, "width": 40,
                                                               "height": 20}})
         assert clipped is not None and clipped.shape[:2] == (20, 40)
         assert tuple(clipped[5, 20, :3]) == (0x1E, 0x90, 0xFF)  # y 95: still the first div
         assert tuple(clipped[15, 20, :3]) == (0xFF, 0x45, 0x00)  # y 105: the second
 
         html = '<div style="width:50px;height:50px;background:#00ff00"></div>'
-        _, clear = _render(client, {"html": html, "width": 100, "height": 100,
+        _, clear = render(client, {"html": html, "width": 100, "height": 100,
                                     "omitBackground": True})
         assert clear is not None and clear.shape[2] == 4
         assert clear[90, 90, 3] == 0 and tuple(clear[20, 20]) == (0, 255, 0, 255)
 
-        job, jpeg = _render(client, {"html": CARD, "type": "jpeg", "quality": 90})
+        job, jpeg = render(client, {"html": CARD, "type": "jpeg", "quality": 90})
         assert job["result"]["format"] == "jpeg" and jpeg is not None
         assert np.abs(jpeg[50, 100, :3].astype(int) - (0x1E, 0x90, 0xFF)).max() < 12
 
@@ -139,36 +126,25 @@ def test_the_sandbox_makes_no_connection_and_runs_no_javascript(
       <img src="file:///etc/passwd"><iframe src="file:///etc/hostname"></iframe>
     </body></html>"""
     with dir_fleet.client() as client:
-        job, shot = _render(client, {"html": hostile, "width": 200, "height": 200})
+        job, shot = render(client, {"html": hostile, "width": 200, "height": 200})
     assert job["status"] == "succeeded", job
     assert listener.accepted == 0
     assert shot is not None and tuple(shot[199, 199, :3]) == (0, 255, 0)  # the script never ran
 
 
-def _render_worker_browsers(fleet: Fleet) -> list[int]:
-    """Main Chromium processes (a child of a non-Chromium process) under this fleet."""
-    table = process_table()
-
-    def args(pid: int) -> str:
-        return table.get(pid, (0, ""))[1]
-
-    return [pid for pid in descendants(fleet.child.pid, table)
-            if "chrom" in args(pid) and "chrom" not in args(table[pid][0])]
-
-
 def test_a_crashed_browser_is_relaunched_and_the_job_still_succeeds(dir_fleet: Fleet) -> None:
     with dir_fleet.client() as client:
-        job, _ = _render(client, {"html": CARD})
+        job, _ = render(client, {"html": CARD})
         assert job["status"] == "succeeded", job
-        browsers = _render_worker_browsers(dir_fleet)
+        browsers = render_worker_browsers(dir_fleet)
         assert browsers, "the render worker runs a Chromium"
         for pid in browsers:
             os.kill(pid, signal.SIGKILL)
-        job, shot = _render(client, {"html": CARD, "width": 300, "height": 150})
+        job, shot = render(client, {"html": CARD, "width": 300, "height": 150})
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 1  # retried inside the worker, not redelivered
     assert shot is not None and tuple(shot[50, 100, :3]) == (0x1E, 0x90, 0xFF)
-    assert set(_render_worker_browsers(dir_fleet)).isdisjoint(browsers)
+    assert set(render_worker_browsers(dir_fleet)).isdisjoint(browsers)
 
 
 def test_a_pathological_page_is_cut_at_the_render_timeout_and_the_next_one_renders() -> None:

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from billing.header import Header, header_of_bytes, read_header
-from tests.header_helpers import CORPUS, Counting, gradient, pillow_reference, save
+from tests.header_helpers import Counting, gradient, pillow_reference, save
+from tests.images import CORPUS
 
 # ---------------------------------------------------------------- shared corpus
 

@@ -40,6 +40,8 @@ from tests.hostile_inputs import (
 )
 from tests.hostile_measure import memory_kb, pool_pids, wait_running
 
+pytestmark = pytest.mark.fleet  # starts its own servers
+
 MAX_MP = 40  # this fleet's FLEET_MAX_MEGAPIXELS; the work limit is 4x that
 
 

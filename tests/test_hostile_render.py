@@ -17,7 +17,7 @@ import pytest
 
 from tests.fleet_harness import Fleet, descendants, process_table
 from tests.hostile_inputs import HUGE_VIEWPORT, TALL_PAGE
-from tests.test_fleet_render import CARD, _render, _render_worker_browsers
+from tests.render_helpers import CARD, render, render_worker_browsers
 
 
 @pytest.mark.parametrize(("body", "path"), [
@@ -43,18 +43,18 @@ def test_a_viewport_or_clip_past_the_render_limits_is_refused_at_submission(
 def test_a_full_page_past_the_limits_fails_image_too_large_without_a_relaunch(
         dir_fleet: Fleet, page: str) -> None:
     with dir_fleet.client() as client:
-        job, _ = _render(client, {"html": CARD})
+        job, _ = render(client, {"html": CARD})
         assert job["status"] == "succeeded", job
-        browsers = _render_worker_browsers(dir_fleet)
-        job, _ = _render(client, {"html": page, "fullPage": True})
+        browsers = render_worker_browsers(dir_fleet)
+        job, _ = render(client, {"html": page, "fullPage": True})
         assert job["status"] == "failed" and job["attempts"] == 1, job
         assert job["error"]["code"] == "IMAGE_TOO_LARGE", job
         assert "the full page is" in job["error"]["message"]
         assert "FLEET_RENDER_MAX_SIDE" in job["error"]["message"]
-        job, shot = _render(client, {"html": CARD, "width": 300, "height": 150})
+        job, shot = render(client, {"html": CARD, "width": 300, "height": 150})
         assert job["status"] == "succeeded", job
         assert shot is not None and shot.shape[:2] == (150, 300)
-    assert _render_worker_browsers(dir_fleet) == browsers  # the same browser: no relaunch
+    assert render_worker_browsers(dir_fleet) == browsers  # the same browser: no relaunch
 
 
 # --- DevTools on a pipe, not a port ----------------------------------------------------
@@ -110,9 +110,9 @@ def test_the_listener_check_sees_a_devtools_port(tmp_path: Path) -> None:
 
 def test_the_render_workers_chromium_listens_on_no_port(dir_fleet: Fleet) -> None:
     with dir_fleet.client() as client:
-        job, _ = _render(client, {"html": CARD})
+        job, _ = render(client, {"html": CARD})
         assert job["status"] == "succeeded", job
-        browsers = _render_worker_browsers(dir_fleet)
+        browsers = render_worker_browsers(dir_fleet)
         assert browsers, "the render worker runs a Chromium"
         table = process_table()
         for pid in browsers:
@@ -121,7 +121,7 @@ def test_the_render_workers_chromium_listens_on_no_port(dir_fleet: Fleet) -> Non
             tree = _tree(pid)
             assert _socket_inodes(tree), "the check sees the browser's sockets"
             assert not _socket_inodes(tree) & _listening_inodes()
-        job, _ = _render(client, {"html": CARD, "fullPage": True})  # still drives it
+        job, _ = render(client, {"html": CARD, "fullPage": True})  # still drives it
         assert job["status"] == "succeeded", job
 
 

@@ -19,6 +19,8 @@ from billing.ledger import Ledger
 from tests import images
 from tests.fleet_harness import Fleet, descendants, process_table, start_fleet, wait_for_job
 
+pytestmark = pytest.mark.fleet  # starts its own servers
+
 RECOVERY_BOUND = 30.0  # seconds, the bound
 SHORT_LEASE = 2.0  # seconds, for a job that outlasts several leases
 # About 7 s of work on one cpu child here (the same on 3000x2000 takes 1.4 s).

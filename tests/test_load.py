@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests import load
+
+pytestmark = pytest.mark.fleet  # starts its own servers
 
 
 def test_sustained_load_is_pushed_back_and_every_accepted_job_ends(tmp_path: Path) -> None:

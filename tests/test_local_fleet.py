@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from tests import images
 from tests.fleet_harness import descendants, start_fleet, wait_for_job
+
+pytestmark = pytest.mark.fleet  # starts its own servers
 
 
 def _alive(pid: int) -> bool:

@@ -17,6 +17,7 @@ from jobs.errors import ErrorCode, FleetError
 from jobs.ocr import OcrJob
 from tests import images
 from tests.ocr_eval import NONE, SENTENCES, cer, levenshtein, normalise, render, samples
+from tests.pictures import pic
 from worker import codec, tesseract
 from worker.ops.ocr import ocr, read_picture
 from worker.picture import Picture
@@ -35,10 +36,6 @@ NEEDS_PREPROCESSING = {"eng-rot180", "eng-rot270", "eng-skew3", "eng-skew-5", "e
 
 def floor(name: str) -> float:
     return MEASURED[name] + (DEGRADED_MARGIN if name in DEGRADED else CLEAN_MARGIN)
-
-
-def pic(*frames: np.ndarray, fmt: str = "png") -> Picture:
-    return Picture(frames=list(frames), format=fmt)
 
 
 def spec(lang: str = "eng", **kw: object) -> OcrJob:

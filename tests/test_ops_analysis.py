@@ -18,6 +18,7 @@ from jobs.analysis import DominantColorJob, MetadataJob
 from jobs.formats import CompressJob, ConvertJob, ExifStripJob
 from jobs.registry import OPERATIONS
 from tests.codec_helpers import press_cmyk_profile, swapped_rg_profile
+from tests.images import ORIENTATION
 from worker import codec
 from worker.ops import OpOutput
 from worker.ops.compress import compress
@@ -28,7 +29,6 @@ from worker.ops.metadata import metadata
 from worker.picture import Picture
 
 LIMITS = codec.Limits()
-ORIENTATION = 0x0112
 
 
 def save(image: Image.Image | np.ndarray, fmt: str, **options: object) -> bytes:

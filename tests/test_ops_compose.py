@@ -10,19 +10,12 @@ import pytest
 
 from jobs.compose import CompositeJob, ContactSheetJob
 from jobs.spec import RGBA
+from tests.pictures import pic, solid
 from worker.ops.composite import composite
 from worker.ops.contact_sheet import contact_sheet
 from worker.picture import Picture
 
 RED, WHITE = (255, 0, 0), (255, 255, 255)
-
-
-def pic(*frames: np.ndarray) -> Picture:
-    return Picture(frames=list(frames), format="png")
-
-
-def solid(h: int, w: int, colour: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
-    return np.tile(np.array(colour, dtype), (h, w, 1))
 
 
 def run_composite(base: np.ndarray, overlay: np.ndarray, **fields: Any) -> np.ndarray:

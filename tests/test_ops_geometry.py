@@ -10,21 +10,13 @@ import pytest
 from jobs.geometry import ExtendJob, ResizeJob, RotateJob, TrimJob
 from jobs.spec import RGBA
 from tests import images
+from tests.pictures import pic, solid
 from worker.ops.extend import extend
 from worker.ops.resize import resize
 from worker.ops.rotate import rotate
 from worker.ops.trim import trim
-from worker.picture import Picture
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
-
-
-def pic(*frames: np.ndarray) -> Picture:
-    return Picture(frames=list(frames), format="png")
-
-
-def solid(h: int, w: int, colour: tuple[int, ...], dtype: type = np.uint8) -> np.ndarray:
-    return np.tile(np.array(colour, dtype), (h, w, 1))
 
 
 def quadrants(h: int = 40, w: int = 60) -> np.ndarray:

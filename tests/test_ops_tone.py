@@ -9,19 +9,11 @@ import pytest
 
 from jobs.spec import RGB
 from jobs.tone import AdjustJob, BlurJob, GrayscaleJob, SharpenJob
+from tests.pictures import pic, solid
 from worker.ops.adjust import adjust
 from worker.ops.blur import blur, box_widths, gaussian
 from worker.ops.grayscale import grayscale
 from worker.ops.sharpen import sharpen
-from worker.picture import Picture
-
-
-def pic(*frames: np.ndarray) -> Picture:
-    return Picture(frames=list(frames), format="png")
-
-
-def solid(h: int, w: int, colour: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
-    return np.tile(np.array(colour, dtype), (h, w, 1))
 
 
 def run_blur(frame: np.ndarray, sigma: float) -> np.ndarray:

@@ -169,6 +169,7 @@ def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
         deployment.stop()
 
 
+@pytest.mark.fleet
 @needs_sentinel
 def test_wait_confirms_a_replica_and_refuses_without_one(sentinels: Sentinels) -> None:
     client = connect(sentinels.url, socket_timeout=5)
@@ -179,6 +180,7 @@ def test_wait_confirms_a_replica_and_refuses_without_one(sentinels: Sentinels) -
     client.close()
 
 
+@pytest.mark.fleet
 @needs_sentinel
 def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
         sentinels: Sentinels) -> None:
@@ -187,7 +189,7 @@ def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
     from kombu import Connection
 
     from imagefleet.settings import load_settings
-    from tests.test_enqueue import _normalised
+    from tests.fleet_helpers import normalised_message
     from worker.celery_app import RUN_JOB, app, redis_job_message, time_limits
 
     cfg = load_settings()
@@ -203,7 +205,7 @@ def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
     client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
     client.close()
     assert queue == "ocr" and theirs is not None
-    assert _normalised(ours) == _normalised(theirs)
+    assert normalised_message(ours) == normalised_message(theirs)
 
 
 # ---- the fleet through a failover --------------------------------------------------------
@@ -267,6 +269,7 @@ def _wait_for_jobs(jobs: JobStore, job_ids: list[str], timeout: float) -> dict[s
         time.sleep(0.5)
 
 
+@pytest.mark.fleet
 @needs_sentinel
 def test_the_fleet_carries_on_through_a_primary_failover(sentinels: Sentinels,
                                                           tmp_path: Path) -> None:

@@ -36,6 +36,8 @@ from imagefleet.client import verify_webhook
 from tests import images
 from tests.stack_harness import Stack, docker, skip_reason, start_stack
 
+pytestmark = pytest.mark.fleet  # starts its own servers
+
 TERMINAL = ("succeeded", "failed", "canceled")
 FAULT_JOBS = 320
 SUBMIT_EVERY = 0.1  # seconds between submissions: ~32 s of them, faults in between

@@ -16,7 +16,7 @@ from storage import ObjectNotFound, ObjectStore, open_store
 from tests.fleet_harness import SeaweedS3
 
 
-@pytest.fixture(params=["directory", "s3"])
+@pytest.fixture(params=["directory", pytest.param("s3", marks=pytest.mark.fleet)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> ObjectStore:
     if request.param == "directory":
         return open_store(f"file://{tmp_path / 'objects'}")

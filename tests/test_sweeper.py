@@ -22,8 +22,10 @@ from jobs.store import JobStore
 from jobs.tone import GrayscaleJob
 from tests import images
 from tests.fleet_harness import Fleet, process_table, start_fleet, wait_for_job
-from tests.test_webhooks import Receiver
+from tests.receiver import Receiver
 from worker import lease, sweeper
+
+pytestmark = pytest.mark.fleet  # starts its own servers
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from PIL import Image
 from jobs.registry import OPERATIONS, example_body
 from tests import images
 from tests.fleet_harness import Fleet
-from tests.test_fleet_operations import _upload_examples
+from tests.fleet_helpers import upload_examples
 
 
 def _spec_shape(name: str) -> dict:
@@ -34,7 +34,7 @@ def test_every_operation_through_the_synchronous_api(dir_fleet: Fleet, name: str
     if name == "crop":  # the photo is 960x720 upright: the spec example's rect fits
         body.update(left=100, top=50, width=800, height=600)
     with dir_fleet.client() as client:
-        _upload_examples(client)
+        upload_examples(client)
         response = client.post(f"/v1/image/{name}", json=body)
     assert response.status_code == 200, response.text
     envelope = response.json()

@@ -13,6 +13,7 @@ from PIL import Image
 from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
 from jobs.registry import decode_spec
+from tests import images
 from worker.codec import Limits, decode
 from worker.ops.crop import crop
 from worker.picture import Picture
@@ -287,12 +288,7 @@ ORIENTED = {  # how the stored pixels must be transformed to display upright
 
 
 def with_orientation(pixels: np.ndarray, orientation: int, fmt: str) -> bytes:
-    image = Image.fromarray(pixels)
-    exif = image.getexif()
-    exif[0x0112] = orientation
-    out = io.BytesIO()
-    image.save(out, format=fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
-    return out.getvalue()
+    return images.encode(pixels, fmt, orientation, **({"quality": 95} if fmt == "JPEG" else {}))
 
 
 @pytest.mark.parametrize("orientation", sorted(ORIENTED))

@@ -1,0 +1,38 @@
+"""Small helpers shared by tests that talk to a running fleet."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import httpx
+import numpy as np
+
+from tests import images
+
+
+def upload_examples(client: httpx.Client) -> None:
+    # Stored 720x960 with orientation 6: upright 960x720, enough for the crop example.
+    photo = images.encode(images.photo_like(720, 960, seed=7), "JPEG", orientation=6, quality=90)
+    logo = np.zeros((60, 120, 4), np.uint8)
+    logo[10:50, 10:110] = (200, 30, 30, 255)
+    client.put("/v1/objects/photo.jpg", content=photo).raise_for_status()
+    client.put("/v1/objects/logo.png", content=images.encode(logo)).raise_for_status()
+    scan = images.text_image(["Invoice 2041 for ACME", "Rechnung bezahlt"])
+    client.put("/v1/objects/scan.png", content=scan).raise_for_status()
+
+
+# Fields that differ between any two messages: fresh ids, and the queue it was sent to.
+_PER_MESSAGE = ("id", "root_id", "correlation_id", "delivery_tag", "routing_key")
+
+
+def normalised_message(raw: bytes) -> dict:
+    message = json.loads(raw)
+    message["body"] = json.loads(base64.b64decode(message["body"]))
+
+    def blank(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: "*" if k in _PER_MESSAGE else blank(v) for k, v in node.items()}
+        return node
+
+    return blank(message)  # type: ignore[return-value]
