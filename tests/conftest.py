@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.fleet_harness import Fleet, SeaweedS3, start_fleet, start_seaweedfs
+from tests.stack_harness import Stack, close_session_stack, open_session_stack
 
 # Small enough that a test can build an image bomb cheaply.
 TEST_MAX_MEGAPIXELS = "40"
@@ -51,3 +52,32 @@ def s3_fleet(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> It
 def fleet(request: pytest.FixtureRequest) -> Fleet:
     """Each integration test runs against both object stores."""
     return request.getfixturevalue("dir_fleet" if request.param == "directory" else "s3_fleet")
+
+
+@pytest.fixture(scope="session")
+def fleet_stack(request: pytest.FixtureRequest,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The compose stack of tests/test_stack.py and tests/test_stack_faults.py: started once
+    per session, removed after the last test that uses it (or at the session's end)."""
+    try:
+        yield open_session_stack(request, tmp_path_factory)
+    finally:
+        close_session_stack()
+
+
+@pytest.fixture(scope="session")
+def stack_receiver(fleet_stack: Stack) -> str:
+    """A webhook receiver container on the stack's network, as http://hooks:9000."""
+    return fleet_stack.start_receiver()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Remove the stack as soon as no later test uses it, as a module-scoped fixture would:
+    the rest of the session does not run beside it."""
+    if "fleet_stack" not in getattr(item, "fixturenames", ()):
+        return
+    items = item.session.items
+    later = items[items.index(item) + 1:] if item in items else []
+    if not any("fleet_stack" in getattr(other, "fixturenames", ()) for other in later):
+        close_session_stack()
