@@ -1,7 +1,7 @@
 """S3 (MinIO, SeaweedFS, AWS) through the `minio` SDK: `s3://KEY:SECRET@host:port/bucket`, or
 `s3://host:port/bucket` with the keys in FLEET_S3_ACCESS_KEY and FLEET_S3_SECRET_KEY.
-`?public=https://s3.example.com` signs download links for that endpoint, the one clients
-reach, when the fleet itself talks to S3 at an internal address."""
+`?public=https://s3.example.com` (or FLEET_S3_PUBLIC_URL) signs download links for that
+endpoint, the one clients reach, when the fleet itself talks to S3 at an internal address."""
 
 from __future__ import annotations
 
@@ -43,8 +43,9 @@ class S3Store:
             region=region,
         )
         self.presigner = self.client
-        if "public" in query:  # signing is local: a region given, no request to that host
-            public = urlsplit(query["public"][0])
+        public_url = query.get("public", [os.environ.get("FLEET_S3_PUBLIC_URL", "")])[0]
+        if public_url:  # signing is local: a region given, no request to that host
+            public = urlsplit(public_url)
             self.presigner = Minio(public.netloc, access_key=access_key, secret_key=secret_key,
                                    secure=public.scheme == "https",
                                    region=region or "us-east-1")

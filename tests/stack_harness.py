@@ -201,9 +201,10 @@ def start_stack(workdir: Path, say: Say, scale: dict[str, int] | None = None,
     env_file = workdir / "stack.env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in credentials.items()))
     env_file.chmod(0o600)
-    lb_port, flower_port = procs.free_port(), procs.free_port()
+    lb_port, flower_port, s3_port = procs.free_port(), procs.free_port(), procs.free_port()
     env = {**images, **(settings or {}), "FLEET_LB_PORT": str(lb_port),
-           "FLEET_FLOWER_PORT": str(flower_port),
+           "FLEET_FLOWER_PORT": str(flower_port), "FLEET_S3_PORT": str(s3_port),
+           "FLEET_S3_PUBLIC_URL": f"http://127.0.0.1:{s3_port}",
            "FLEET_PUBLIC_URL": f"http://127.0.0.1:{lb_port}"}
     result = Stack(project=f"iftest{secrets.token_hex(3)}", workdir=workdir, env_file=env_file,
                    env=env, lb_port=lb_port, flower_port=flower_port,

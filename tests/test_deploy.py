@@ -86,8 +86,9 @@ def test_only_the_load_balancer_flower_and_s3_are_published_and_on_loopback(
 
 def test_credentials_travel_apart_and_have_no_default(tmp_path: Path, rendered: dict) -> None:
     env = rendered["services"]["gateway"]["environment"]
-    # No keys in the URL; download links signed for the S3 port published on loopback.
-    assert env["FLEET_STORAGE_URL"] == "s3://seaweedfs:8333/imagefleet?public=http://127.0.0.1:8333"
+    assert env["FLEET_STORAGE_URL"] == "s3://seaweedfs:8333/imagefleet"  # no keys in the URL
+    # Download links are signed for the S3 port published on loopback.
+    assert env["FLEET_S3_PUBLIC_URL"] == "http://127.0.0.1:8333"
     assert env["FLEET_S3_SECRET_KEY"] == SECRETS["FLEET_S3_SECRET_KEY"]  # / # ? % as they are
     refused = _compose(tmp_path, "config", "-q", values={})
     assert refused.returncode != 0

@@ -117,7 +117,8 @@ def test_a_failed_put_stream_stores_nothing(store: ObjectStore, tmp_path: Path,
     assert list((tmp_path / "objects").rglob(".tmp-*")) == []
 
 
-def test_download_links_are_signed_for_the_public_endpoint(seaweed: SeaweedS3) -> None:
+def test_download_links_are_signed_for_the_public_endpoint(
+        seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
     """The fleet talks to S3 at one address; clients fetch links at another (`?public=`)."""
     import httpx
 
@@ -129,3 +130,7 @@ def test_download_links_are_signed_for_the_public_endpoint(seaweed: SeaweedS3) -
     assert httpx.get(url).content == b"pixels"  # the signature holds for that host
     inner = open_store(seaweed.url("public-test")).presign("GET", "tenants/t/jobs/j/output.png", 60)
     assert inner is not None and inner.startswith(f"http://127.0.0.1:{seaweed.port}/")
+    monkeypatch.setenv("FLEET_S3_PUBLIC_URL", public)  # the stack's way: beside the URL
+    by_env = open_store(seaweed.url("public-test")).presign(
+        "GET", "tenants/t/jobs/j/output.png", 60)
+    assert by_env is not None and by_env.startswith(public + "/public-test/")
