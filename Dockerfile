@@ -17,7 +17,7 @@ COPY pyproject.toml /src/
 # only with pyproject.toml; the project's own wheel next to it.
 RUN if [ -s /tmp/ca/ca-certificates.crt ]; then export PIP_CERT=/tmp/ca/ca-certificates.crt; fi \
  && python3 -m venv /opt/imagefleet \
- && python3 -c "import tomllib; print('\n'.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
+ && python3 -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > /tmp/requirements.txt \
  && /opt/imagefleet/bin/pip install --quiet -r /tmp/requirements.txt
 COPY README.md /src/
 COPY imagefleet /src/imagefleet
@@ -60,7 +60,7 @@ COPY --from=build /opt/imagefleet /opt/imagefleet
 COPY --from=build /wheels /tmp/wheels
 # A normal install of the wheel (not --no-deps): it fails here if a runtime dependency is
 # missing, and so do the smoke checks after it (the commands every container runs).
-RUN pip install --quiet --no-index --no-cache-dir --disable-pip-version-check /tmp/wheels/*.whl \
+RUN pip install --quiet --no-index --no-cache-dir --disable-pip-version-check "$(echo /tmp/wheels/*.whl)[server]" \
  && rm -rf /tmp/wheels \
  && imagefleet --help > /dev/null \
  && python -c "import gateway.app, worker.celery_app, worker.tasks"

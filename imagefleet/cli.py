@@ -3,24 +3,51 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
 import os
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from imagefleet import logs
-from imagefleet.accounts_cli import add_commands
 from imagefleet.client_cli import add_commands as add_client_commands
 from imagefleet.settings import settings
 
 POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "render": 1,
                     "webhooks": 2}
 
+# What the `server` extra brings (import names). A plain `pip install imagefleet` has the
+# client commands; the server commands import these lazily, inside their functions.
+SERVER_MODULES = ("celery", "redis", "minio", "starlette", "uvicorn", "PIL", "numpy", "cv2",
+                  "simplejpeg", "tesserocr", "pyppeteer", "prometheus_client")
+NEEDS_SERVER = "this command needs the server: pip install 'imagefleet[server]'"
 
+
+def server_missing() -> bool:
+    return any(importlib.util.find_spec(name) is None for name in SERVER_MODULES)
+
+
+def needs_server(command: Callable[[argparse.Namespace], int]
+                 ) -> Callable[[argparse.Namespace], int]:
+    """A server command: one clear line and exit 2 where only the client is installed."""
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        if server_missing():
+            print(NEEDS_SERVER, file=sys.stderr)
+            return 2
+        return command(args)
+    return run
+
+
+@needs_server
 def cmd_up(args: argparse.Namespace) -> int:
     from imagefleet.fleet import up
 
     return up(settings())
 
 
+@needs_server
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -33,6 +60,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+@needs_server
 def cmd_worker(args: argparse.Namespace) -> int:
     if args.pool == "ocr":  # one Tesseract thread per process: processes scale, OpenMP doesn't
         os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -51,6 +79,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+@needs_server
 def cmd_sweeper(args: argparse.Namespace) -> int:
     from worker.sweeper import run_forever
 
@@ -60,6 +89,7 @@ def cmd_sweeper(args: argparse.Namespace) -> int:
     return 0
 
 
+@needs_server
 def cmd_sweep(args: argparse.Namespace) -> int:
     import time
 
@@ -82,6 +112,21 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_server_account_commands(sub: argparse._SubParsersAction) -> None:
+    """`accounts` and `billing` talk to Redis: without the server extra they stay listed and
+    answer with the one line."""
+    if not server_missing():
+        from imagefleet.accounts_cli import add_commands
+
+        add_commands(sub)
+        return
+    for name, text in (("accounts", "create and manage accounts and API keys"),
+                       ("billing", "billing checks")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=needs_server(lambda args: 0))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagefleet", description="Self-hosted image-processing job fleet.")
@@ -102,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sweeper", help="resend work whose message was lost (a job queued or"
                        " running too long, an undelivered webhook) and release orphaned holds")
     p.set_defaults(func=cmd_sweeper)
-    add_commands(sub)
+    add_server_account_commands(sub)
     add_client_commands(sub)
 
     p = sub.add_parser("retention", help="delete job outputs past FLEET_OUTPUT_TTL_SECONDS")

