@@ -13,7 +13,7 @@ RUN apt-get update \
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
 COPY deploy/ca/ /tmp/ca/
 COPY pyproject.toml /src/
-# The runtime dependencies, exactly pyproject's list (no dev extra), in a layer that changes
+# The runtime dependencies, pyproject's list plus the server extra (no dev extra), in a layer that changes
 # only with pyproject.toml; the project's own wheel next to it.
 RUN if [ -s /tmp/ca/ca-certificates.crt ]; then export PIP_CERT=/tmp/ca/ca-certificates.crt; fi \
  && python3 -m venv /opt/imagefleet \
