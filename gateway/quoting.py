@@ -13,6 +13,7 @@ from jobs.records import InputFacts
 from jobs.registry import Operation, operation_of
 from jobs.spec import JobSpec, input_key_of
 from storage import ObjectNotFound, tenant_key
+from storage.base import ObjectStat
 
 
 @dataclass(frozen=True)
@@ -26,9 +27,11 @@ def rule_for(ctx: Context, op: Operation) -> BillingRule:
     return configured(op.name, op.billing, ctx.settings.prices)
 
 
-def facts_of(size: int | None, version: str | None, header: Header | None) -> InputFacts:
+def facts_of(stat: ObjectStat | None, header: Header | None) -> InputFacts:
     summary = (header.format, header.width, header.height, header.frames) if header else None
-    return InputFacts(bytes=size, etag=version, header=summary)
+    if stat is None:
+        return InputFacts(bytes=None, header=summary)
+    return InputFacts(bytes=stat.size, etag=stat.version, header=summary)
 
 
 def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | None:
@@ -49,9 +52,9 @@ def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
     facts = []
     for index, (path, source) in enumerate(spec.sources()):
         key = tenant_key(tenant, input_key_of(source) or "")
-        size, version = ctx.objects.size(key), ctx.objects.version(key)
-        header = _header(ctx, key, size, spec.walks_pages(index))
-        facts.append(facts_of(size, version, header))
+        stat = ctx.objects.stat(key)  # one look-up: size for the reader, version to record
+        header = _header(ctx, key, stat.size if stat else None, spec.walks_pages(index))
+        facts.append(facts_of(stat, header))
         if header is not None:
             rasters.append((path, spec.input_raster(index, header)))
     megapixels = ctx.settings.max_megapixels

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
 
 class ObjectNotFound(KeyError):
     pass
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    size: int  # bytes
+    version: str  # changes whenever the object is written (S3's ETag; inode, size, mtime)
 
 
 class ObjectStore(Protocol):
@@ -29,9 +36,8 @@ class ObjectStore(Protocol):
         """Bytes of the object, or None when it does not exist."""
         ...
 
-    def version(self, key: str) -> str | None:
-        """A tag that changes whenever the object is written (S3's ETag; a file's inode,
-        size and mtime), or None when it does not exist."""
+    def stat(self, key: str) -> ObjectStat | None:
+        """Size and version in one look-up, or None when the object does not exist."""
         ...
 
     def delete(self, key: str) -> None:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.base import ObjectNotFound
+from storage.base import ObjectNotFound, ObjectStat
 
 _COPY_CHUNK = 1 << 20
 
@@ -62,12 +62,16 @@ class DirectoryStore:
         path = self._path(key)
         return path.stat().st_size if path.is_file() else None
 
-    def version(self, key: str) -> str | None:
-        try:  # every write is a rename of a new file: a new inode
-            st = self._path(key).stat()
+    def stat(self, key: str) -> ObjectStat | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
-        return f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}"
+        if not path.is_file():
+            return None
+        # Every write is a rename of a new file: a new inode.
+        return ObjectStat(st.st_size, f"{st.st_ino:x}-{st.st_size:x}-{st.st_mtime_ns:x}")
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

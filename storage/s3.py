@@ -8,13 +8,13 @@ from __future__ import annotations
 import io
 import os
 from datetime import timedelta
-from typing import Any, BinaryIO
+from typing import BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from minio import Minio
 from minio.error import S3Error
 
-from storage.base import ObjectNotFound
+from storage.base import ObjectNotFound, ObjectStat
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
 
@@ -92,23 +92,19 @@ class S3Store:
             response.close()
             response.release_conn()
 
-    def _stat(self, key: str) -> Any:
-        """The object's metadata, or None when it does not exist."""
+    def stat(self, key: str) -> ObjectStat | None:
         self._ensure_bucket()
         try:
-            return self.client.stat_object(self.bucket, key)
+            found = self.client.stat_object(self.bucket, key)
         except S3Error as exc:
             if exc.code in _MISSING:
                 return None
             raise
+        return ObjectStat(found.size or 0, found.etag or "")
 
     def size(self, key: str) -> int | None:
-        stat = self._stat(key)
+        stat = self.stat(key)
         return stat.size if stat is not None else None
-
-    def version(self, key: str) -> str | None:
-        stat = self._stat(key)
-        return stat.etag if stat is not None else None
 
     def delete(self, key: str) -> None:
         self._ensure_bucket()

@@ -28,13 +28,17 @@ def test_put_get_size_and_overwrite(store: ObjectStore) -> None:
     store.put("tenants/t1/a/b.bin", b"first", "application/octet-stream")
     assert store.get("tenants/t1/a/b.bin") == b"first"
     assert store.size("tenants/t1/a/b.bin") == 5
+    first = store.stat("tenants/t1/a/b.bin")
     store.put("tenants/t1/a/b.bin", b"second!", "application/octet-stream")
     assert store.get("tenants/t1/a/b.bin") == b"second!"
     assert store.size("tenants/t1/a/b.bin") == 7
+    second = store.stat("tenants/t1/a/b.bin")
+    assert first is not None and second is not None and first.size == 5 and second.size == 7
+    assert first.version != second.version  # what INPUT_CHANGED compares
 
 
 def test_missing_objects(store: ObjectStore) -> None:
-    assert store.size("tenants/t1/none") is None
+    assert store.size("tenants/t1/none") is None and store.stat("tenants/t1/none") is None
     with pytest.raises(ObjectNotFound):
         store.get("tenants/t1/none")
     store.check()

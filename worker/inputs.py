@@ -26,8 +26,8 @@ def _read(objects: ObjectStore, tenant: str, source: InputSource) -> tuple[bytes
     key = input_key_of(source)
     assert key is not None  # the gateway stores inline inputs and rewrites them to keys
     try:
-        version = objects.version(tenant_key(tenant, key))
-        return objects.get(tenant_key(tenant, key)), version
+        stat = objects.stat(tenant_key(tenant, key))
+        return objects.get(tenant_key(tenant, key)), stat.version if stat else None
     except ObjectNotFound:
         raise FleetError(ErrorCode.INPUT_NOT_FOUND,
                          f"input object {key!r} no longer exists") from None

@@ -105,10 +105,11 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     datas, plan = plan_inputs(record, objects, cfg)  # bounded before anything is decoded
     if record.billing.megapixels is not None:  # per-MP: bill what the plan measured
         record.billing.megapixels = plan.megapixels()
-        if _price(record, cfg) > record.billing.quoted_micros:  # an unreadable header was
-            raise FleetError(  # held at FLEET_MAX_MEGAPIXELS: never work past the hold
+        price = _price(record, cfg)
+        if price > record.billing.quoted_micros:  # an unreadable header was held at
+            raise FleetError(  # FLEET_MAX_MEGAPIXELS: never work past the hold
                 ErrorCode.PAYMENT_REQUIRED,
-                f"this job creates {plan.megapixels():g} MP, costing {_price(record, cfg)}"
+                f"this job creates {record.billing.megapixels:g} MP, costing {price}"
                 f" micro-$; {record.billing.quoted_micros} was held because the input's"
                 " header could not be read at submission")
     inputs = decode_inputs(record, datas, cfg)
