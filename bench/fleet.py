@@ -39,15 +39,25 @@ def small_job_latency(client: httpx.Client, runs: int = 60) -> dict[str, float]:
 
 
 def resize_throughput(fleet: Fleet, jobs: int = 120) -> float:
-    body = {"operation": "resize", "input": "photo.jpg", "width": 720, "fit": "inside",
-            "format": "jpeg", "quality": 80}
+    body = {
+        "operation": "resize",
+        "input": "photo.jpg",
+        "width": 720,
+        "fit": "inside",
+        "format": "jpeg",
+        "quality": 80,
+    }
 
     async def run() -> float:
-        async with httpx.AsyncClient(base_url=fleet.base_url, timeout=120, headers={
-                "Authorization": f"Bearer {fleet.api_key}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=fleet.base_url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {fleet.api_key}"},
+        ) as client:
             started = time.perf_counter()
-            replies = await asyncio.gather(*[client.post("/v1/jobs?wait=60", json=body)
-                                             for _ in range(jobs)])
+            replies = await asyncio.gather(
+                *[client.post("/v1/jobs?wait=60", json=body) for _ in range(jobs)]
+            )
             assert all(r.json()["status"] == "succeeded" for r in replies)
             return jobs / (time.perf_counter() - started)
 
@@ -76,14 +86,20 @@ def _fleet_cpu(fleet: Fleet) -> dict[str, float]:
     worker = next(pid for pid, args in children.items() if "--pool cpu" in args)
     redis = next(pid for pid, args in children.items() if "redis-server" in args)
     pool = [pid for pid, (ppid, _) in table.items() if ppid == worker]
-    return {"gateway": _cpu_seconds(gateway),
-            "workers": _cpu_seconds(worker, with_reaped=True)
-            + sum(_cpu_seconds(pid) for pid in pool),
-            "redis": _cpu_seconds(redis)}
+    return {
+        "gateway": _cpu_seconds(gateway),
+        "workers": _cpu_seconds(worker, with_reaped=True) + sum(_cpu_seconds(pid) for pid in pool),
+        "redis": _cpu_seconds(redis),
+    }
 
 
-def _request_rate(fleet: Fleet, send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]],
-                  status: int, seconds: float, concurrency: int) -> dict[str, float]:
+def _request_rate(
+    fleet: Fleet,
+    send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]],
+    status: int,
+    seconds: float,
+    concurrency: int,
+) -> dict[str, float]:
     latencies: list[float] = []
 
     async def worker(client: httpx.AsyncClient, stop: float) -> None:
@@ -94,8 +110,11 @@ def _request_rate(fleet: Fleet, send: Callable[[httpx.AsyncClient], Awaitable[ht
             latencies.append((time.perf_counter() - started) * 1000)
 
     async def run() -> float:
-        async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60, headers={
-                "Authorization": f"Bearer {fleet.api_key}"}) as client:
+        async with httpx.AsyncClient(
+            base_url=fleet.base_url,
+            timeout=60,
+            headers={"Authorization": f"Bearer {fleet.api_key}"},
+        ) as client:
             started = time.perf_counter()
             stop = started + seconds
             await asyncio.gather(*[worker(client, stop) for _ in range(concurrency)])
@@ -106,20 +125,25 @@ def _request_rate(fleet: Fleet, send: Callable[[httpx.AsyncClient], Awaitable[ht
     cpu = _fleet_cpu(fleet)["gateway"] - cpu_before
     # Per core: requests per second of the gateway's own CPU time (the load generator,
     # Redis and the workers running these jobs share this machine's cores).
-    return {"per_s": round(rate, 1), "p99_ms": round(_pct(latencies, 0.99), 1),
-            "per_gateway_cpu_second": round(len(latencies) / cpu, 1) if cpu else 0.0}
+    return {
+        "per_s": round(rate, 1),
+        "p99_ms": round(_pct(latencies, 0.99), 1),
+        "per_gateway_cpu_second": round(len(latencies) / cpu, 1) if cpu else 0.0,
+    }
 
 
 def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
     """Job submissions, and beside them the same server answering its emptiest route
     (`/livez`): the ceiling any route of this HTTP stack can reach per core."""
     body = {"operation": "metadata", "input": "tiny.png"}
-    jobs = _request_rate(fleet, lambda c: c.post("/v1/jobs", json=body), 202, seconds,
-                         concurrency)
+    jobs = _request_rate(fleet, lambda c: c.post("/v1/jobs", json=body), 202, seconds, concurrency)
     empty = _request_rate(fleet, lambda c: c.get("/livez"), 200, seconds, concurrency)
-    return {"submissions_per_s": jobs["per_s"], "p99_ms": jobs["p99_ms"],
-            "per_gateway_cpu_second": jobs["per_gateway_cpu_second"],
-            "healthz_per_gateway_cpu_second": empty["per_gateway_cpu_second"]}
+    return {
+        "submissions_per_s": jobs["per_s"],
+        "p99_ms": jobs["p99_ms"],
+        "per_gateway_cpu_second": jobs["per_gateway_cpu_second"],
+        "healthz_per_gateway_cpu_second": empty["per_gateway_cpu_second"],
+    }
 
 
 def pool_time(client: httpx.Client, body: dict, runs: int = 15) -> float:
@@ -128,14 +152,16 @@ def pool_time(client: httpx.Client, body: dict, runs: int = 15) -> float:
     durations = []
     for _ in range(runs):
         job = _submit_wait(client, body)
-        elapsed = (datetime.fromisoformat(job["finished_at"])
-                   - datetime.fromisoformat(job["started_at"]))
+        elapsed = datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(
+            job["started_at"]
+        )
         durations.append(elapsed.total_seconds() * 1000)
     return round(statistics.median(durations), 1)
 
 
-def resize_overhead(fleet: Fleet, photo: bytes, rounds: int = 3,
-                    jobs: int = 120) -> dict[str, float]:
+def resize_overhead(
+    fleet: Fleet, photo: bytes, rounds: int = 3, jobs: int = 120
+) -> dict[str, float]:
     """The fleet's resize jobs against the same cores running the same resize in process,
     in alternating rounds (the machine's speed drifts); the round with the median overhead:
     - throughput: jobs/s through HTTP, queue and storage vs in-process resizes/s, with the
@@ -152,15 +178,23 @@ def resize_overhead(fleet: Fleet, photo: bytes, rounds: int = 3,
         after = _fleet_cpu(fleet)
         per_job = {k: (after[k] - before[k]) / jobs * 1000 for k in after}
         local_ms = processes / local * 1000  # every in-process worker is busy throughout
-        rows.append({"fleet_per_s": through, "in_process_per_s": local,
-                     "throughput_overhead": 1 - through / local,
-                     "in_process_ms": local_ms,
-                     "worker_and_redis_ms": per_job["workers"] + per_job["redis"],
-                     "gateway_ms": per_job["gateway"],
-                     "overhead": (per_job["workers"] + per_job["redis"]) / local_ms - 1})
+        rows.append(
+            {
+                "fleet_per_s": through,
+                "in_process_per_s": local,
+                "throughput_overhead": 1 - through / local,
+                "in_process_ms": local_ms,
+                "worker_and_redis_ms": per_job["workers"] + per_job["redis"],
+                "gateway_ms": per_job["gateway"],
+                "overhead": (per_job["workers"] + per_job["redis"]) / local_ms - 1,
+            }
+        )
     middle = sorted(rows, key=lambda row: row["overhead"])[len(rows) // 2]  # one round's
-    return {**{key: round(value, 3) for key, value in middle.items()},  # consistent figures
-            "processes": processes, "rounds": rounds}
+    return {
+        **{key: round(value, 3) for key, value in middle.items()},  # consistent figures
+        "processes": processes,
+        "rounds": rounds,
+    }
 
 
 def run(photo: bytes, tiny: bytes, line: bytes) -> dict[str, object]:
@@ -172,13 +206,21 @@ def run(photo: bytes, tiny: bytes, line: bytes) -> dict[str, object]:
                     client.put(f"/v1/objects/{key}", content=data).raise_for_status()
                 latency = small_job_latency(client)
                 ocr = pool_time(client, {"operation": "ocr", "input": "line.png", "psm": 7})
-                card = ('<div style="width:600px;height:315px;background:#135;color:#fff;'
-                        'font:bold 48px sans-serif;padding:40px">imagefleet</div>')
-                render = pool_time(client, {"operation": "from-html", "html": card,
-                                            "width": 600, "height": 315})
+                card = (
+                    '<div style="width:600px;height:315px;background:#135;color:#fff;'
+                    'font:bold 48px sans-serif;padding:40px">imagefleet</div>'
+                )
+                render = pool_time(
+                    client, {"operation": "from-html", "html": card, "width": 600, "height": 315}
+                )
             overhead = resize_overhead(fleet, photo)
             gateway = gateway_rate(fleet)
         finally:
             fleet.stop()
-    return {"small_job_latency": latency, "resize": overhead,
-            "gateway": gateway, "ocr_line_ms": ocr, "render_card_ms": render}
+    return {
+        "small_job_latency": latency,
+        "resize": overhead,
+        "gateway": gateway,
+        "ocr_line_ms": ocr,
+        "render_card_ms": render,
+    }

@@ -42,8 +42,9 @@ def per_second(task: Callable[[], object], seconds: float = 1.5) -> float:
     return runs / (time.perf_counter() - started)
 
 
-def compare(ours: Callable[[], object], theirs: Callable[[], object], rounds: int = 9,
-            seconds: float = 0.3) -> tuple[float, float, float]:
+def compare(
+    ours: Callable[[], object], theirs: Callable[[], object], rounds: int = 9, seconds: float = 0.3
+) -> tuple[float, float, float]:
     """(ours/s, theirs/s, ratio): medians over interleaved short rounds. On a shared VM the
     speed of the machine drifts by tens of percent within seconds; alternating the two sides
     exposes both to the same drift, and the median drops the rounds a neighbour disturbed."""
@@ -61,6 +62,7 @@ def fleet_task(data: bytes, spec: object, op: Callable, fmt: str) -> Callable[[]
         picture = codec.decode(data, LIMITS, scale_for=spec.decode_scale)  # type: ignore[attr-defined]
         out = op([picture], spec).picture
         return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
+
     return run
 
 
@@ -80,8 +82,9 @@ def parallel_resize_rate(data: bytes, processes: int, seconds: float = 3.0) -> f
     """Resizes per second of `processes` in-process workers running at once: what the
     same cores do without queue, storage or HTTP (the fleet's overhead baseline)."""
     start, out = Event(), Queue()
-    workers = [Process(target=_resize_for, args=(data, seconds, start, out))
-               for _ in range(processes)]
+    workers = [
+        Process(target=_resize_for, args=(data, seconds, start, out)) for _ in range(processes)
+    ]
     for worker in workers:
         worker.start()
     time.sleep(1.0)  # every worker warm before the clock starts
@@ -100,25 +103,37 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
     tasks = {
         "resize to 720 wide (jpeg q80)": (
             fleet_task(data, resize_spec, resize, "jpeg"),
-            lambda: pyvips.Image.thumbnail_buffer(data, 720, height=10**7).jpegsave_buffer(Q=80)),
+            lambda: pyvips.Image.thumbnail_buffer(data, 720, height=10**7).jpegsave_buffer(Q=80),
+        ),
         "crop 800x600 (jpeg q80)": (
             fleet_task(data, crop_spec, crop, "jpeg"),
-            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential")
-            .crop(100, 50, 800, 600).jpegsave_buffer(Q=80)),
+            lambda: (
+                pyvips.Image.new_from_buffer(data, "", access="sequential")
+                .crop(100, 50, 800, 600)
+                .jpegsave_buffer(Q=80)
+            ),
+        ),
         "convert to webp q80": (
             fleet_task(data, ConvertJob(input="x", format="webp"), convert, "webp"),
-            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential")
-            .webpsave_buffer(Q=80, effort=4)),
+            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential").webpsave_buffer(
+                Q=80, effort=4
+            ),
+        ),
         "convert to avif q80": (
             fleet_task(data, ConvertJob(input="x", format="avif"), convert, "avif"),
-            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential")
-            .heifsave_buffer(Q=80, compression="av1", effort=1)),
+            lambda: pyvips.Image.new_from_buffer(data, "", access="sequential").heifsave_buffer(
+                Q=80, compression="av1", effort=1
+            ),
+        ),
     }
     results: dict[str, dict[str, float]] = {}
     for name, (ours, theirs) in tasks.items():
         mine, vips, ratio = compare(ours, theirs)
-        results[name] = {"fleet_per_s": round(mine, 2), "pyvips_per_s": round(vips, 2),
-                         "ratio": round(ratio, 2)}
+        results[name] = {
+            "fleet_per_s": round(mine, 2),
+            "pyvips_per_s": round(vips, 2),
+            "ratio": round(ratio, 2),
+        }
     # Resize quality before encoding (JPEG error would swamp it): the fleet's pixels and
     # libvips' against Lanczos from the full-size decode.
     reference = Image.open(io.BytesIO(data)).convert("RGB")
@@ -128,9 +143,15 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
     resized = resize([picture], resize_spec).picture
     ours = np.asarray(Image.fromarray(resized.first).convert("L"))
     thumb = pyvips.Image.thumbnail_buffer(data, 720, height=10**7)
-    vips = np.asarray(Image.fromarray(np.ndarray(
-        buffer=thumb.write_to_memory(), dtype=np.uint8,
-        shape=(thumb.height, thumb.width, thumb.bands))).convert("L"))
+    vips = np.asarray(
+        Image.fromarray(
+            np.ndarray(
+                buffer=thumb.write_to_memory(),
+                dtype=np.uint8,
+                shape=(thumb.height, thumb.width, thumb.bands),
+            )
+        ).convert("L")
+    )
     rows = min(ours.shape[0], vips.shape[0], reference.shape[0])
     row = results["resize to 720 wide (jpeg q80)"]
     row["ssim_vs_lanczos"] = round(ssim(ours[:rows], reference[:rows]), 4)

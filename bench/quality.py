@@ -16,5 +16,6 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
     mx, my = blur(x), blur(y)
     vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
-    return float((((2 * mx * my + c1) * (2 * cxy + c2)) /
-                  ((mx * mx + my * my + c1) * (vx + vy + c2))).mean())
+    return float(
+        (((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))).mean()
+    )

@@ -19,8 +19,13 @@ from bench import fleet, inprocess
 
 HERE = Path(__file__).resolve().parent
 CORPUS_PHOTO = HERE.parent.parent / "shared/corpus/images/2569067123_aca715a2ee_o.jpg"
-TARGETS = {"resize_vs_pyvips": 1.25, "ssim": 0.98, "overhead": 0.15, "small_job_p50_ms": 15,
-           "gateway_per_core": 1500}
+TARGETS = {
+    "resize_vs_pyvips": 1.25,
+    "ssim": 0.98,
+    "overhead": 0.15,
+    "small_job_p50_ms": 15,
+    "gateway_per_core": 1500,
+}
 
 
 def _photo() -> bytes:
@@ -47,8 +52,11 @@ def _line() -> bytes:
 
 def main() -> None:
     photo = _photo()
-    source = (f"{CORPUS_PHOTO.name} from the corpus" if CORPUS_PHOTO.exists() else
-              "generated 2725x2225 JPEG (no ../shared corpus: smoother, so easier, than a photo)")
+    source = (
+        f"{CORPUS_PHOTO.name} from the corpus"
+        if CORPUS_PHOTO.exists()
+        else "generated 2725x2225 JPEG (no ../shared corpus: smoother, so easier, than a photo)"
+    )
     cores = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(cores)})
     print("part 1: in-process, one core ...", flush=True)
@@ -60,38 +68,66 @@ def main() -> None:
     resize = single["resize to 720 wide (jpeg q80)"]
     pooled_resize = pooled["resize"]
     overhead = pooled_resize["overhead"]
-    results = {"when": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.machine()},"
-               f" {len(cores)} cores", "in_process_one_core": single, "fleet": pooled,
-               "resize_overhead": round(overhead, 3), "targets": TARGETS,
-               "input": source}
+    results = {
+        "when": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()}, {len(cores)} cores",
+        "in_process_one_core": single,
+        "fleet": pooled,
+        "resize_overhead": round(overhead, 3),
+        "targets": TARGETS,
+        "input": source,
+    }
     (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
     print(f"\nimagefleet bench ({results['machine']}, {results['when']})")
     print(f"input: {source}\n")
     print(f"{'in-process, one core':34} {'fleet/s':>9} {'pyvips/s':>9} {'ratio':>7}")
     for name, row in single.items():
-        print(f"{name:34} {row['fleet_per_s']:9.1f} {row['pyvips_per_s']:9.1f}"
-              f" {row['ratio']:6.2f}x")
-    print(f"{'resize SSIM vs Lanczos (fleet/vips)':34} {resize['ssim_vs_lanczos']:9.4f}"
-          f" {resize['pyvips_ssim_vs_lanczos']:9.4f}")
+        print(
+            f"{name:34} {row['fleet_per_s']:9.1f} {row['pyvips_per_s']:9.1f} {row['ratio']:6.2f}x"
+        )
+    print(
+        f"{'resize SSIM vs Lanczos (fleet/vips)':34} {resize['ssim_vs_lanczos']:9.4f}"
+        f" {resize['pyvips_ssim_vs_lanczos']:9.4f}"
+    )
     gateway = pooled["gateway"]
     rows = [
-        ("small job latency p50 / p99", f"{pooled['small_job_latency']['p50_ms']} ms /"
-         f" {pooled['small_job_latency']['p99_ms']} ms",
-         f"p50 <= {TARGETS['small_job_p50_ms']} ms"),
-        ("resize, queue + storage CPU per job", f"{pooled_resize['worker_and_redis_ms']:.1f}"
-         f" ms vs {pooled_resize['in_process_ms']:.1f} ms in process: overhead {overhead:.0%}",
-         "overhead <= 15%"),
-        ("resize jobs through the fleet", f"{pooled_resize['fleet_per_s']:.1f}/s vs"
-         f" {pooled_resize['in_process_per_s']:.1f}/s in {pooled_resize['processes']}"
-         f" processes ({pooled_resize['throughput_overhead']:.0%} lower)", ""),
-        ("  gateway CPU per resize job", f"{pooled_resize['gateway_ms']:.1f} ms"
-         " (HTTP, admission, ?wait)", ""),
-        ("gateway submissions (1 process)", f"{gateway['submissions_per_s']}/s,"
-         f" p99 {gateway['p99_ms']} ms; {gateway['per_gateway_cpu_second']}/s per"
-         " gateway CPU-second", ">= 1500/s per core"),
-        ("  same server, empty /livez", f"{gateway['healthz_per_gateway_cpu_second']}/s per"
-         " gateway CPU-second (the ceiling)", ""),
+        (
+            "small job latency p50 / p99",
+            f"{pooled['small_job_latency']['p50_ms']} ms /"
+            f" {pooled['small_job_latency']['p99_ms']} ms",
+            f"p50 <= {TARGETS['small_job_p50_ms']} ms",
+        ),
+        (
+            "resize, queue + storage CPU per job",
+            f"{pooled_resize['worker_and_redis_ms']:.1f}"
+            f" ms vs {pooled_resize['in_process_ms']:.1f} ms in process: overhead {overhead:.0%}",
+            "overhead <= 15%",
+        ),
+        (
+            "resize jobs through the fleet",
+            f"{pooled_resize['fleet_per_s']:.1f}/s vs"
+            f" {pooled_resize['in_process_per_s']:.1f}/s in {pooled_resize['processes']}"
+            f" processes ({pooled_resize['throughput_overhead']:.0%} lower)",
+            "",
+        ),
+        (
+            "  gateway CPU per resize job",
+            f"{pooled_resize['gateway_ms']:.1f} ms (HTTP, admission, ?wait)",
+            "",
+        ),
+        (
+            "gateway submissions (1 process)",
+            f"{gateway['submissions_per_s']}/s,"
+            f" p99 {gateway['p99_ms']} ms; {gateway['per_gateway_cpu_second']}/s per"
+            " gateway CPU-second",
+            ">= 1500/s per core",
+        ),
+        (
+            "  same server, empty /livez",
+            f"{gateway['healthz_per_gateway_cpu_second']}/s per gateway CPU-second (the ceiling)",
+            "",
+        ),
         ("OCR one line, warm, in pool", f"{pooled['ocr_line_ms']} ms", ""),
         ("render 600x315 card, warm, in pool", f"{pooled['render_card_ms']} ms", ""),
     ]

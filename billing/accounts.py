@@ -38,7 +38,9 @@ def _digest(api_key: str) -> str:
 # {account name, its fields, ms to wait}; a token is taken only for an enabled account whose
 # stored hash matches (Python compares again, in constant time). The account key is derived
 # in the script, so this needs a single Redis, not a cluster.
-_AUTHENTICATE = TAKE_TOKEN_LUA + """
+_AUTHENTICATE = (
+    TAKE_TOKEN_LUA
+    + """
 local name = redis.call('GET', KEYS[1])
 if not name then return false end
 local fields = redis.call('HGETALL', ARGV[1] .. name)
@@ -52,6 +54,7 @@ if account['key_hash'] == ARGV[5] and account['disabled'] ~= '1' then
 end
 return {name, fields, wait}
 """
+)
 
 
 class Account(msgspec.Struct, kw_only=True):
@@ -81,11 +84,18 @@ def _parse(name: str, raw: dict[str, str]) -> tuple[Account, str] | None:
     """An account and its key hash from its Redis hash fields (None if it has none)."""
     if "key_hash" not in raw:
         return None
-    return Account(id=name, balance_micros=int(raw["balance"]), held_micros=int(raw["held"]),
-                   credited_micros=int(raw["credited"]), captured_micros=int(raw["captured"]),
-                   disabled=raw["disabled"] == "1", created_at=float(raw["created_at"]),
-                   rate_limit=float(raw["rate_limit"]), webhook_secret=raw["webhook_secret"],
-                   webhook_url=raw.get("webhook_url") or None), raw["key_hash"]
+    return Account(
+        id=name,
+        balance_micros=int(raw["balance"]),
+        held_micros=int(raw["held"]),
+        credited_micros=int(raw["credited"]),
+        captured_micros=int(raw["captured"]),
+        disabled=raw["disabled"] == "1",
+        created_at=float(raw["created_at"]),
+        rate_limit=float(raw["rate_limit"]),
+        webhook_secret=raw["webhook_secret"],
+        webhook_url=raw.get("webhook_url") or None,
+    ), raw["key_hash"]
 
 
 class AccountError(ValueError):
@@ -97,17 +107,30 @@ class Accounts:
         self.redis = client
         self.ledger = Ledger(client)
 
-    def create(self, name: str, credit_micros: int = 0, rate_limit: float = 0,
-               api_key: str | None = None, webhook_url: str | None = None,
-               ) -> tuple[Account, str]:
+    def create(
+        self,
+        name: str,
+        credit_micros: int = 0,
+        rate_limit: float = 0,
+        api_key: str | None = None,
+        webhook_url: str | None = None,
+    ) -> tuple[Account, str]:
         """A new account and its API key (the only time the plain key is known)."""
         if not _NAME.match(name):
             raise AccountError("names are 1-64 of a-z, 0-9, _ and -, starting alphanumeric")
         key = api_key or new_api_key()
-        fields = {"balance": 0, "held": 0, "credited": 0, "captured": 0, "disabled": 0,
-                  "created_at": time.time(), "rate_limit": rate_limit,
-                  "webhook_secret": new_webhook_secret(), "key_hash": _digest(key),
-                  "webhook_url": webhook_url or ""}
+        fields = {
+            "balance": 0,
+            "held": 0,
+            "credited": 0,
+            "captured": 0,
+            "disabled": 0,
+            "created_at": time.time(),
+            "rate_limit": rate_limit,
+            "webhook_secret": new_webhook_secret(),
+            "key_hash": _digest(key),
+            "webhook_url": webhook_url or "",
+        }
         if not self.redis.hsetnx(account_key(name), "created_at", fields["created_at"]):
             raise AccountError(f"account {name!r} exists")
         self.redis.hset(account_key(name), mapping=fields)
@@ -178,15 +201,19 @@ class Authenticator:
     rate limit asks to wait, in one Redis round trip; on the event loop (`check`) or, for a
     route that blocks in a thread anyway, in that thread (`check_blocking`)."""
 
-    def __init__(self, client: redis.Redis, aclient: aioredis.Redis,
-                 default_rate: float) -> None:
+    def __init__(self, client: redis.Redis, aclient: aioredis.Redis, default_rate: float) -> None:
         self._script = client.register_script(_AUTHENTICATE)
         self._ascript = aclient.register_script(_AUTHENTICATE)
         self.default_rate = default_rate
 
     def _keys_and_args(self, digest: str) -> tuple[list[str], list[object]]:
-        return [f"{PREFIX}apikey:{digest}"], [account_key(""), f"{PREFIX}rate:",
-                                              self.default_rate, int(time.time() * 1000), digest]
+        return [f"{PREFIX}apikey:{digest}"], [
+            account_key(""),
+            f"{PREFIX}rate:",
+            self.default_rate,
+            int(time.time() * 1000),
+            digest,
+        ]
 
     async def check(self, api_key: str) -> tuple[Account | None, int]:
         digest = _digest(api_key)

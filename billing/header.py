@@ -62,8 +62,9 @@ class _Src:
         if off + n > end:  # truncated: never ask a store for bytes past a known end
             raise _Stop
         want = max(n, min(self.ahead, end - off))
-        if self.budget is not None and (self.used + want > self.budget
-                                        or self.requests >= _MAX_REQUESTS):
+        if self.budget is not None and (
+            self.used + want > self.budget or self.requests >= _MAX_REQUESTS
+        ):
             raise _Stop
         data = bytes(self._read(off, want))[:want]
         self.used += len(data)
@@ -151,8 +152,9 @@ def _gif(src: _Src, count_frames: bool) -> Header | None:
             else:
                 off += 1  # stray byte: Pillow skips it as well
     differ = any(page != pages[-1] for page in pages)
-    return Header("gif", width, height, len(pages), tuple(pages) if differ else ()) \
-        if pages else None
+    return (
+        Header("gif", width, height, len(pages), tuple(pages) if differ else ()) if pages else None
+    )
 
 
 def _webp(src: _Src, count_frames: bool) -> Header | None:
@@ -222,8 +224,10 @@ def _ipma(data: bytes, item: int) -> list[int]:
         item_id, n = int.from_bytes(data[p : p + id_size], "big"), data[p + id_size]
         p += id_size + 1
         if item_id == item:
-            return [int.from_bytes(data[k : k + size], "big") & mask
-                    for k in range(p, p + n * size, size)]
+            return [
+                int.from_bytes(data[k : k + size], "big") & mask
+                for k in range(p, p + n * size, size)
+            ]
         p += n * size
     return []
 
@@ -302,14 +306,19 @@ def _bmp(src: _Src, count_frames: bool) -> Header | None:
 
 
 _MAGIC: list[tuple[int, tuple[bytes, ...], Callable[[_Src, bool], Header | None]]] = [
-    (0, (b"\x89PNG\r\n\x1a\n",), _png), (0, (b"\xff\xd8\xff",), _jpeg),
-    (0, (b"GIF87a", b"GIF89a"), _gif), (8, (b"WEBP",), _webp), (4, (b"ftyp",), _avif),
-    (0, (b"II*\x00", b"MM\x00*"), _tiff), (0, (b"BM",), _bmp),
+    (0, (b"\x89PNG\r\n\x1a\n",), _png),
+    (0, (b"\xff\xd8\xff",), _jpeg),
+    (0, (b"GIF87a", b"GIF89a"), _gif),
+    (8, (b"WEBP",), _webp),
+    (4, (b"ftyp",), _avif),
+    (0, (b"II*\x00", b"MM\x00*"), _tiff),
+    (0, (b"BM",), _bmp),
 ]  # (offset, signatures, parser); WebP's leading "RIFF" is checked in _webp
 
 
-def read_header(read: Read, size: int | None = None, count_frames: bool = False,
-                budget: int = 1 << 20) -> Header | None:
+def read_header(
+    read: Read, size: int | None = None, count_frames: bool = False, budget: int = 1 << 20
+) -> Header | None:
     """Format, stored size and frame count; None when the bytes are not a supported image,
     or the header is malformed, truncated or would cost more than budget bytes to reach.
     Errors raised by read itself propagate: a storage failure is not a verdict on the image.
@@ -328,5 +337,6 @@ def read_header(read: Read, size: int | None = None, count_frames: bool = False,
 def header_of_bytes(data: bytes, count_frames: bool = False) -> Header | None:
     """read_header over an in-memory buffer (already read, so no budget to save)."""
     view = memoryview(data)  # slices without copying
-    return read_header(lambda off, n: view[off : off + n], len(data), count_frames,
-                       budget=max(1 << 20, len(data)))
+    return read_header(
+        lambda off, n: view[off : off + n], len(data), count_frames, budget=max(1 << 20, len(data))
+    )

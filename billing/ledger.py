@@ -80,8 +80,12 @@ def account_key(account: str) -> str:
 
 
 def _keys(account: str) -> list[str]:
-    return [account_key(account), f"{PREFIX}holds:{account}", f"{PREFIX}ledger:{account}",
-            f"{PREFIX}captures:{account}"]
+    return [
+        account_key(account),
+        f"{PREFIX}holds:{account}",
+        f"{PREFIX}ledger:{account}",
+        f"{PREFIX}captures:{account}",
+    ]
 
 
 @dataclass(frozen=True)
@@ -96,8 +100,9 @@ class HoldRefused:
 
 
 class Ledger:
-    def __init__(self, client: redis.Redis, replicas: int = 0, wait_ms: int = 1000,
-                 patience: float = 120.0) -> None:
+    def __init__(
+        self, client: redis.Redis, replicas: int = 0, wait_ms: int = 1000, patience: float = 120.0
+    ) -> None:
         """`replicas`: a capture returns only once that many replicas hold it (WAIT, in
         rounds of `wait_ms`), and raises NotReplicated (a redis.ConnectionError) after
         `patience` seconds; a master that dies meanwhile raises ConnectionError. Either way
@@ -109,23 +114,25 @@ class Ledger:
         self._release = client.register_script(_RELEASE)
         self._credit = client.register_script(_CREDIT)
 
-    def hold(self, account: str, job_id: str, amount: int, op: str,
-             megapixels: float) -> HoldRefused | None:
+    def hold(
+        self, account: str, job_id: str, amount: int, op: str, megapixels: float
+    ) -> HoldRefused | None:
         """Hold `amount` for a job (None), or say why not. Holding twice is a no-op."""
-        status, a, b = self._hold(keys=_keys(account),
-                                  args=[job_id, amount, op, f"{megapixels:.6f}"])
+        status, a, b = self._hold(
+            keys=_keys(account), args=[job_id, amount, op, f"{megapixels:.6f}"]
+        )
         if status == -1:
             return HoldRefused(balance=int(a), held=int(b))
         if status == -2:
             return HoldRefused(balance=0, held=0, disabled=True)
         return None
 
-    def capture(self, account: str, job_id: str, actual: int, op: str,
-                megapixels: float) -> int:
+    def capture(self, account: str, job_id: str, actual: int, op: str, megapixels: float) -> int:
         """Charge min(actual, held) and return it. Without a hold (a rerun) nothing moves and
         the earlier capture's amount is returned (0 if there was none)."""
-        _, charged = self._capture(keys=_keys(account),
-                                   args=[job_id, actual, op, f"{megapixels:.6f}"])
+        _, charged = self._capture(
+            keys=_keys(account), args=[job_id, actual, op, f"{megapixels:.6f}"]
+        )
         self._replicated(job_id)
         return int(charged)
 
@@ -155,15 +162,23 @@ class Ledger:
         raw = self.redis.hgetall(f"{PREFIX}holds:{account}")
         return {k.decode(): int(v) for k, v in raw.items()}
 
-    def entries(self, account: str, since: float = 0, until: float | None = None,
-                ) -> list[dict[str, str]]:
+    def entries(
+        self,
+        account: str,
+        since: float = 0,
+        until: float | None = None,
+    ) -> list[dict[str, str]]:
         """Ledger entries between two unix times (seconds), oldest first, with `at`."""
         start = str(int(since * 1000))
         end = "+" if until is None else str(int(until * 1000))
         rows = self.redis.xrange(f"{PREFIX}ledger:{account}", min=start, max=end)
-        return [{"at": str(int(entry_id.decode().split("-")[0]) / 1000),
-                 **{k.decode(): v.decode() for k, v in fields.items()}}
-                for entry_id, fields in rows]
+        return [
+            {
+                "at": str(int(entry_id.decode().split("-")[0]) / 1000),
+                **{k.decode(): v.decode() for k, v in fields.items()},
+            }
+            for entry_id, fields in rows
+        ]
 
 
 def now() -> float:

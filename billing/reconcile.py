@@ -17,18 +17,23 @@ def reconcile(accounts: Accounts, jobs: JobStore) -> list[str]:
     for name in accounts.names():
         account = accounts.require(name)
         if account.balance_micros != account.credited_micros - account.captured_micros:
-            problems.append(f"{name}: balance {account.balance_micros} != credits"
-                            f" {account.credited_micros} - captures {account.captured_micros}")
+            problems.append(
+                f"{name}: balance {account.balance_micros} != credits"
+                f" {account.credited_micros} - captures {account.captured_micros}"
+            )
         entries = accounts.ledger.entries(name)
         credited = sum(int(e["amount"]) for e in entries if e["kind"] == "credit")
         captured = sum(int(e["amount"]) for e in entries if e["kind"] == "capture")
         if account.balance_micros != credited - captured:
-            problems.append(f"{name}: balance {account.balance_micros} != ledger credits"
-                            f" {credited} - ledger captures {captured}")
+            problems.append(
+                f"{name}: balance {account.balance_micros} != ledger credits"
+                f" {credited} - ledger captures {captured}"
+            )
         holds = accounts.ledger.open_holds(name)
         if sum(holds.values()) != account.held_micros:
-            problems.append(f"{name}: held {account.held_micros} != open holds"
-                            f" {sum(holds.values())}")
+            problems.append(
+                f"{name}: held {account.held_micros} != open holds {sum(holds.values())}"
+            )
         if account.available_micros < 0:
             problems.append(f"{name}: available is negative ({account.available_micros})")
         for job_id, amount in holds.items():

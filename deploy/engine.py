@@ -22,14 +22,26 @@ def say(text: str) -> None:
     print(f"stack: {text}", flush=True)
 
 
-def run(argv: list[str], check: bool = True, capture: bool = True, timeout: float | None = None,
-        **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, check=check, text=True, timeout=timeout,  # type: ignore[call-overload]
-                          stdout=subprocess.PIPE if capture else None,
-                          stderr=subprocess.PIPE if capture else None, **kw)
+def run(
+    argv: list[str],
+    check: bool = True,
+    capture: bool = True,
+    timeout: float | None = None,
+    **kw: object,
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        argv,
+        check=check,
+        text=True,
+        timeout=timeout,  # type: ignore[call-overload]
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+        **kw,
+    )
 
 
 # --- the engine --------------------------------------------------------------------------
+
 
 def engine_answers() -> bool:
     if shutil.which("docker") is None:
@@ -78,9 +90,13 @@ def start_engine(log_file: Path, pid_file: Path | None, sayer: Say = say) -> int
     log_file.parent.mkdir(parents=True, exist_ok=True)
     sayer(f"no Docker engine answers; starting dockerd (log: {log_file})")
     with open(log_file, "ab") as log:
-        child = subprocess.Popen(["dockerd", "--iptables=false", "--ip6tables=false"],
-                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                 start_new_session=True)
+        child = subprocess.Popen(
+            ["dockerd", "--iptables=false", "--ip6tables=false"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
     if pid_file is not None:
         pid_file.parent.mkdir(parents=True, exist_ok=True)
         pid_file.write_text(f"{child.pid}\n")
@@ -98,10 +114,15 @@ def start_engine(log_file: Path, pid_file: Path | None, sayer: Say = say) -> int
 def foreign_containers(projects: Iterable[str] = ()) -> list[str]:
     """Containers on the engine that are not of the given compose projects."""
     mine = set(projects)
-    out = run(["docker", "ps", "-a", "--format",
-               '{{.Names}}\t{{.Label "com.docker.compose.project"}}'], check=False).stdout
-    return [line.split("\t")[0] for line in out.splitlines()
-            if line.strip() and line.split("\t")[-1] not in mine]
+    out = run(
+        ["docker", "ps", "-a", "--format", '{{.Names}}\t{{.Label "com.docker.compose.project"}}'],
+        check=False,
+    ).stdout
+    return [
+        line.split("\t")[0]
+        for line in out.splitlines()
+        if line.strip() and line.split("\t")[-1] not in mine
+    ]
 
 
 def stop_engine(pid: int, sayer: Say = say) -> bool:

@@ -36,10 +36,14 @@ path-exclude /usr/share/linda/*
 path-exclude /usr/share/locale/*
 path-include /usr/share/locale/locale.alias
 """
-_CLEAN = ('"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb'
-          ' /var/cache/apt/*.bin || true"')
-_APT_CLEAN = (f"DPkg::Post-Invoke {{ {_CLEAN}; }};\nAPT::Update::Post-Invoke {{ {_CLEAN}; }};\n"
-              'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";\n')
+_CLEAN = (
+    '"rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb'
+    ' /var/cache/apt/*.bin || true"'
+)
+_APT_CLEAN = (
+    f"DPkg::Post-Invoke {{ {_CLEAN}; }};\nAPT::Update::Post-Invoke {{ {_CLEAN}; }};\n"
+    'Dir::Cache::pkgcache ""; Dir::Cache::srcpkgcache "";\n'
+)
 _SOURCES = """\
 Types: deb
 URIs: {mirror}
@@ -70,22 +74,31 @@ def ensure_base(sayer: Say = say) -> str:
     if pull.returncode == 0:
         sayer(f"pulled {BASE_IMAGE}")
         return "pulled"
-    sayer(f"{BASE_IMAGE} cannot be pulled ({pull.stderr.strip().splitlines()[-1:]});"
-          f" building it with debootstrap from {DEBIAN_MIRROR}")
+    sayer(
+        f"{BASE_IMAGE} cannot be pulled ({pull.stderr.strip().splitlines()[-1:]});"
+        f" building it with debootstrap from {DEBIAN_MIRROR}"
+    )
     if shutil.which("debootstrap") is None:
         raise RuntimeError("debootstrap is not installed (apt-get install debootstrap)")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="imagefleet-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        boot = run(["debootstrap", "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR],
-                   check=False, timeout=1200)
+        boot = run(
+            ["debootstrap", "--variant=minbase", "bookworm", str(rootfs), DEBIAN_MIRROR],
+            check=False,
+            timeout=1200,
+        )
         if boot.returncode != 0:
             raise RuntimeError(f"debootstrap failed:\n{boot.stdout[-2000:]}{boot.stderr[-2000:]}")
         _slim(rootfs)
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."],
-                               stdout=subprocess.PIPE)
-        imported = run(["docker", "import", "--change", 'CMD ["bash"]', "-", BASE_IMAGE],
-                       check=False, stdin=tar.stdout)
+        tar = subprocess.Popen(
+            ["tar", "--numeric-owner", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+        )
+        imported = run(
+            ["docker", "import", "--change", 'CMD ["bash"]', "-", BASE_IMAGE],
+            check=False,
+            stdin=tar.stdout,
+        )
         assert tar.stdout is not None
         tar.stdout.close()
         tar.wait()
@@ -100,18 +113,27 @@ def _slim(rootfs: Path) -> None:
     or package lists, and the deb822 sources with security updates."""
     (rootfs / "etc/dpkg/dpkg.cfg.d/docker-slim").write_text(_SLIM_DPKG)
     (rootfs / "etc/apt/apt.conf.d/docker-clean").write_text(_APT_CLEAN)
-    (rootfs / "etc/apt/apt.conf.d/docker-no-languages").write_text(
-        'Acquire::Languages "none";\n')
+    (rootfs / "etc/apt/apt.conf.d/docker-no-languages").write_text('Acquire::Languages "none";\n')
     (rootfs / "etc/apt/apt.conf.d/docker-gzip-indexes").write_text(
-        'Acquire::GzipIndexes "true";\nAcquire::CompressionTypes::Order:: "gz";\n')
+        'Acquire::GzipIndexes "true";\nAcquire::CompressionTypes::Order:: "gz";\n'
+    )
     security = DEBIAN_MIRROR.rstrip("/") + "-security"
     (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(
-        _SOURCES.format(mirror=DEBIAN_MIRROR, security=security))
+        _SOURCES.format(mirror=DEBIAN_MIRROR, security=security)
+    )
     (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
-    for pattern in ("usr/share/doc/*/*", "usr/share/man/*", "usr/share/info/*",
-                    "usr/share/locale/*", "usr/share/lintian/*", "var/cache/apt/archives/*.deb",
-                    "var/cache/apt/*.bin", "var/lib/apt/lists/*", "var/log/*.log",
-                    "var/log/apt/*"):
+    for pattern in (
+        "usr/share/doc/*/*",
+        "usr/share/man/*",
+        "usr/share/info/*",
+        "usr/share/locale/*",
+        "usr/share/lintian/*",
+        "var/cache/apt/archives/*.deb",
+        "var/cache/apt/*.bin",
+        "var/lib/apt/lists/*",
+        "var/log/*.log",
+        "var/log/apt/*",
+    ):
         for path in rootfs.glob(pattern):
             if path.name in ("copyright", "locale.alias") or path.name == "partial":
                 continue
@@ -122,6 +144,7 @@ def _slim(rootfs: Path) -> None:
 
 
 # --- the images --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Image:
@@ -146,9 +169,18 @@ class Image:
             if source.rstrip("/") in ("deploy/ca", "ca"):
                 continue
             path = context / source
-            files = [path] if path.is_file() else sorted(
-                p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-                and p.suffix != ".pyc" and p.name != "results.json")
+            files = (
+                [path]
+                if path.is_file()
+                else sorted(
+                    p
+                    for p in path.rglob("*")
+                    if p.is_file()
+                    and "__pycache__" not in p.parts
+                    and p.suffix != ".pyc"
+                    and p.name != "results.json"
+                )
+            )
             for file in files:
                 digest.update(str(file.relative_to(context)).encode() + b"\0")
                 digest.update(file.read_bytes() + b"\0")
@@ -161,8 +193,7 @@ class Image:
 IMAGES = (
     Image("imagefleet", "Dockerfile", ".", "FLEET_IMAGE"),
     Image("imagefleet-redis", "deploy/redis.Dockerfile", "deploy", "FLEET_REDIS_IMAGE"),
-    Image("imagefleet-seaweedfs", "deploy/seaweedfs.Dockerfile", "deploy",
-          "FLEET_SEAWEEDFS_IMAGE"),
+    Image("imagefleet-seaweedfs", "deploy/seaweedfs.Dockerfile", "deploy", "FLEET_SEAWEEDFS_IMAGE"),
     Image("imagefleet-haproxy", "deploy/haproxy.Dockerfile", "deploy", "FLEET_LB_IMAGE"),
     Image("imagefleet-flower", "deploy/flower.Dockerfile", "deploy", "FLEET_FLOWER_IMAGE"),
 )
@@ -206,13 +237,29 @@ def ensure_images(tag_latest: bool, sayer: Say = say) -> tuple[dict[str, str], B
         else:
             sayer(f"building {ref} from {image.dockerfile}")
             started = time.monotonic()
-            result = run(["docker", "build", "--force-rm", "--network", "host", "--label",
-                          f"{HASH_LABEL}={digest}", "-t", ref, "-f", str(ROOT / image.dockerfile),
-                          str(ROOT / image.context)], check=False, capture=True,
-                         env={**os.environ, "DOCKER_BUILDKIT": "0"})
+            result = run(
+                [
+                    "docker",
+                    "build",
+                    "--force-rm",
+                    "--network",
+                    "host",
+                    "--label",
+                    f"{HASH_LABEL}={digest}",
+                    "-t",
+                    ref,
+                    "-f",
+                    str(ROOT / image.dockerfile),
+                    str(ROOT / image.context),
+                ],
+                check=False,
+                capture=True,
+                env={**os.environ, "DOCKER_BUILDKIT": "0"},
+            )
             if result.returncode != 0:
-                raise RuntimeError(f"building {ref} failed:\n{result.stdout[-4000:]}"
-                                   f"\n{result.stderr[-4000:]}")
+                raise RuntimeError(
+                    f"building {ref} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+                )
             report.built[ref] = time.monotonic() - started
             sayer(f"built {ref} in {report.built[ref]:.0f} s")
         if tag_latest:
@@ -227,11 +274,19 @@ def prune_old_images(keep: int = 3) -> None:
     """Untag all but the newest `keep` input-hash tags of each image (a test on a CI machine
     builds one per code change); an image a container still uses stays."""
     for image in IMAGES:
-        out = run(["docker", "image", "ls", image.repo, "--format",
-                   "{{.Tag}}\t{{.CreatedAt}}"], check=False).stdout
-        tags = sorted((line.split("\t") for line in out.splitlines()
-                       if re.fullmatch(r"[0-9a-f]{16}\t.*", line)),
-                      key=lambda tag_created: tag_created[1], reverse=True)
+        out = run(
+            ["docker", "image", "ls", image.repo, "--format", "{{.Tag}}\t{{.CreatedAt}}"],
+            check=False,
+        ).stdout
+        tags = sorted(
+            (
+                line.split("\t")
+                for line in out.splitlines()
+                if re.fullmatch(r"[0-9a-f]{16}\t.*", line)
+            ),
+            key=lambda tag_created: tag_created[1],
+            reverse=True,
+        )
         for tag, _ in tags[keep:]:
             run(["docker", "rmi", f"{image.repo}:{tag}"], check=False)
 

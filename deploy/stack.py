@@ -50,10 +50,29 @@ from deploy.images import (  # noqa: E402
     image_size,
 )
 
-__all__ = ["BASE_IMAGE", "IMAGES", "BuildReport", "Image", "Say", "compose", "engine_answers",
-           "ensure_base", "ensure_env_file", "ensure_images", "foreign_containers",
-           "image_size", "main", "new_secrets", "read_env_file", "run", "say", "start_engine",
-           "stop_engine", "wait_ready", "why_no_engine"]
+__all__ = [
+    "BASE_IMAGE",
+    "IMAGES",
+    "BuildReport",
+    "Image",
+    "Say",
+    "compose",
+    "engine_answers",
+    "ensure_base",
+    "ensure_env_file",
+    "ensure_images",
+    "foreign_containers",
+    "image_size",
+    "main",
+    "new_secrets",
+    "read_env_file",
+    "run",
+    "say",
+    "start_engine",
+    "stop_engine",
+    "wait_ready",
+    "why_no_engine",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / "var" / "stack"
@@ -64,6 +83,7 @@ PROJECT = "imagefleet"
 
 
 # --- compose -----------------------------------------------------------------------------
+
 
 def compose_argv() -> list[str]:
     """Debian's docker-compose 1.29, or Compose v2 where that is what is installed."""
@@ -78,22 +98,44 @@ def compose_argv() -> list[str]:
 STACK_VARIABLES = ("FLEET_", "FLOWER_", "COMPOSE_", "REDIS_", "WORKER_", "SEAWEEDFS_")
 
 
-def compose(project: str, env_file: Path, *args: str, env: dict[str, str] | None = None,
-            check: bool = True, capture: bool = True, timeout: float | None = None,
-            isolate: bool = False) -> subprocess.CompletedProcess[str]:
-    argv = [*compose_argv(), "--env-file", str(env_file), "-p", project,
-            "-f", str(COMPOSE_FILE), *args]
-    base = {k: v for k, v in os.environ.items()
-            if not (isolate and k.startswith(STACK_VARIABLES))}
-    return run(argv, check=check, capture=capture, timeout=timeout, cwd=str(ROOT),
-               env={**base, **(env or {})})
+def compose(
+    project: str,
+    env_file: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    capture: bool = True,
+    timeout: float | None = None,
+    isolate: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    argv = [
+        *compose_argv(),
+        "--env-file",
+        str(env_file),
+        "-p",
+        project,
+        "-f",
+        str(COMPOSE_FILE),
+        *args,
+    ]
+    base = {k: v for k, v in os.environ.items() if not (isolate and k.startswith(STACK_VARIABLES))}
+    return run(
+        argv,
+        check=check,
+        capture=capture,
+        timeout=timeout,
+        cwd=str(ROOT),
+        env={**base, **(env or {})},
+    )
 
 
 def new_secrets() -> dict[str, str]:
     """Fresh credentials for a stack: S3 keys and Flower's basic auth."""
-    return {"FLEET_S3_ACCESS_KEY": "fleet-" + secrets.token_hex(6),
-            "FLEET_S3_SECRET_KEY": secrets.token_urlsafe(30),
-            "FLOWER_BASIC_AUTH": "admin:" + secrets.token_urlsafe(18)}
+    return {
+        "FLEET_S3_ACCESS_KEY": "fleet-" + secrets.token_hex(6),
+        "FLEET_S3_SECRET_KEY": secrets.token_urlsafe(30),
+        "FLOWER_BASIC_AUTH": "admin:" + secrets.token_urlsafe(18),
+    }
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -109,13 +151,17 @@ def ensure_env_file(path: Path = ENV_FILE, sayer: Say = say) -> dict[str, str]:
     """.env (git-ignored, mode 600): written with generated credentials on the first run,
     kept as the operator edits it afterwards."""
     if not path.exists():
-        lines = ["# Written by `make stack` (deploy/stack.py); yours to edit. Git-ignored.",
-                 f"COMPOSE_PROJECT_NAME={PROJECT}",
-                 *(f"{k}={v}" for k, v in new_secrets().items()),
-                 "# FLEET_REDIS_URL=redis://:password@redis.example:6379/0",
-                 "# FLEET_BROKER_URL=amqp://user:password@rabbitmq.example:5672//",
-                 "# FLEET_STORAGE_URL=s3://minio.example:9000/imagefleet?secure=true",
-                 "# FLEET_LB_PORT=8080", "# FLEET_FLOWER_PORT=5555", ""]
+        lines = [
+            "# Written by `make stack` (deploy/stack.py); yours to edit. Git-ignored.",
+            f"COMPOSE_PROJECT_NAME={PROJECT}",
+            *(f"{k}={v}" for k, v in new_secrets().items()),
+            "# FLEET_REDIS_URL=redis://:password@redis.example:6379/0",
+            "# FLEET_BROKER_URL=amqp://user:password@rabbitmq.example:5672//",
+            "# FLEET_STORAGE_URL=s3://minio.example:9000/imagefleet?secure=true",
+            "# FLEET_LB_PORT=8080",
+            "# FLEET_FLOWER_PORT=5555",
+            "",
+        ]
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write("\n".join(lines))
@@ -123,8 +169,10 @@ def ensure_env_file(path: Path = ENV_FILE, sayer: Say = say) -> dict[str, str]:
     values = read_env_file(path)
     missing = [k for k in new_secrets() if not values.get(k) and not os.environ.get(k)]
     if missing:
-        raise RuntimeError(f"{path} sets no {', '.join(missing)}: add them or delete the file"
-                           " to have new ones generated")
+        raise RuntimeError(
+            f"{path} sets no {', '.join(missing)}: add them or delete the file"
+            " to have new ones generated"
+        )
     return values
 
 
@@ -146,15 +194,17 @@ def wait_ready(url: str, timeout: float, sayer: Say = say) -> float:
 
 # --- the two commands --------------------------------------------------------------------
 
+
 def up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     pid = start_engine(STATE / "dockerd.log", DAEMON_PID)
     if pid is not None:
-        say(f"dockerd started (pid {pid}, recorded in {DAEMON_PID.relative_to(ROOT)};"
-            " `make stack-down` stops it)")
+        say(
+            f"dockerd started (pid {pid}, recorded in {DAEMON_PID.relative_to(ROOT)};"
+            " `make stack-down` stops it)"
+        )
     values = ensure_env_file()
-    project = os.environ.get("COMPOSE_PROJECT_NAME") or values.get("COMPOSE_PROJECT_NAME",
-                                                                     PROJECT)
+    project = os.environ.get("COMPOSE_PROJECT_NAME") or values.get("COMPOSE_PROJECT_NAME", PROJECT)
     images, report = ensure_images(tag_latest=True)
     if report.built:
         say(report.line())
@@ -163,10 +213,11 @@ def up(args: argparse.Namespace) -> int:
     compose(project, ENV_FILE, "up", "-d", "--no-build", env=images, capture=False)
     port = os.environ.get("FLEET_LB_PORT") or values.get("FLEET_LB_PORT") or "8080"
     wait_ready(f"http://127.0.0.1:{port}/readyz", args.timeout)
-    say(f"ready on http://127.0.0.1:{port} ({time.monotonic() - started:.0f} s in all,"
-        f" {time.monotonic() - up_started:.0f} s from `up` to /readyz)")
-    flower_port = (os.environ.get("FLEET_FLOWER_PORT") or values.get("FLEET_FLOWER_PORT")
-                   or "5555")
+    say(
+        f"ready on http://127.0.0.1:{port} ({time.monotonic() - started:.0f} s in all,"
+        f" {time.monotonic() - up_started:.0f} s from `up` to /readyz)"
+    )
+    flower_port = os.environ.get("FLEET_FLOWER_PORT") or values.get("FLEET_FLOWER_PORT") or "5555"
     print(f"""
 Create an account and its API key (printed once), in this directory:
   docker-compose exec gateway imagefleet accounts create --name you --credit 25.00
@@ -178,8 +229,7 @@ FLOWER_BASIC_AUTH in .env). Stop and remove everything: make stack-down""")
 
 def down(args: argparse.Namespace) -> int:
     values = read_env_file(ENV_FILE) if ENV_FILE.exists() else {}
-    project = os.environ.get("COMPOSE_PROJECT_NAME") or values.get("COMPOSE_PROJECT_NAME",
-                                                                     PROJECT)
+    project = os.environ.get("COMPOSE_PROJECT_NAME") or values.get("COMPOSE_PROJECT_NAME", PROJECT)
     if engine_answers():
         env_file = ENV_FILE
         if not env_file.exists():  # compose still needs the variables to parse the file
@@ -209,11 +259,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for /readyz")
     p.set_defaults(func=up)
     sub.add_parser("down", help="remove the stack; stop dockerd if `up` started it").set_defaults(
-        func=down)
+        func=down
+    )
     sub.add_parser("base", help="only the base image").set_defaults(
-        func=lambda a: (print(ensure_base()), 0)[1])
+        func=lambda a: (print(ensure_base()), 0)[1]
+    )
     sub.add_parser("build", help="only the images").set_defaults(
-        func=lambda a: (print(json.dumps(ensure_images(tag_latest=True)[0], indent=2)), 0)[1])
+        func=lambda a: (print(json.dumps(ensure_images(tag_latest=True)[0], indent=2)), 0)[1]
+    )
     args = parser.parse_args(argv)
     try:
         return args.func(args)

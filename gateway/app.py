@@ -40,14 +40,19 @@ async def _fleet_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = _STATUS_CODES.get(exc.status_code, ErrorCode.VALIDATION_ERROR)
-    return JSONResponse({"error": {"code": code.value, "message": str(exc.detail)}},
-                        status_code=exc.status_code)
+    return JSONResponse(
+        {"error": {"code": code.value, "message": str(exc.detail)}}, status_code=exc.status_code
+    )
 
 
 def _unavailable(exc: Exception) -> JSONResponse:
-    return error_response(FleetError(ErrorCode.UNAVAILABLE,
-                                     f"a backing service failed ({type(exc).__name__}); retry",
-                                     headers={"Retry-After": "2"}))
+    return error_response(
+        FleetError(
+            ErrorCode.UNAVAILABLE,
+            f"a backing service failed ({type(exc).__name__}); retry",
+            headers={"Retry-After": "2"},
+        )
+    )
 
 
 async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
@@ -109,10 +114,16 @@ ROUTES = [
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
-    app = Starlette(routes=ROUTES, exception_handlers={
-        FleetError: _fleet_error, HTTPException: _http_error, redis.ConnectionError: _redis_down,
-        redis.TimeoutError: _redis_down},
-        middleware=[Middleware(_CatchAll), Middleware(metrics_api.RequestMetrics)])
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={
+            FleetError: _fleet_error,
+            HTTPException: _http_error,
+            redis.ConnectionError: _redis_down,
+            redis.TimeoutError: _redis_down,
+        },
+        middleware=[Middleware(_CatchAll), Middleware(metrics_api.RequestMetrics)],
+    )
     app.state.context = Context.build(cfg or settings())
     app.state.openapi = meta.openapi_document()
     return app

@@ -40,11 +40,18 @@ class Context:
         client = connect(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5)
         accounts = Accounts(client)
         aclient = connect_async(cfg.redis_url, socket_timeout=5, socket_connect_timeout=5)
-        return cls(cfg, client, JobStore(client, cfg.job_ttl_seconds),
-                   open_store(cfg.storage_url), accounts, accounts.ledger,
-                   Authenticator(client, aclient, cfg.rate_limit),
-                   # no socket timeout: the subscription is quiet while nothing changes
-                   JobEvents(connect_async(cfg.redis_url)), aclient)
+        return cls(
+            cfg,
+            client,
+            JobStore(client, cfg.job_ttl_seconds),
+            open_store(cfg.storage_url),
+            accounts,
+            accounts.ledger,
+            Authenticator(client, aclient, cfg.rate_limit),
+            # no socket timeout: the subscription is quiet while nothing changes
+            JobEvents(connect_async(cfg.redis_url)),
+            aclient,
+        )
 
     def replicated(self, record: JobRecord) -> None:
         """Before a new job is acknowledged: its record and hold are on
@@ -60,14 +67,19 @@ class Context:
 
             def mark(rec: JobRecord) -> None:
                 rec.status = JobStatus.FAILED
-                rec.error = JobError(ErrorCode.UNAVAILABLE.value,
-                                     "no Redis replica confirmed the job; it was not accepted")
+                rec.error = JobError(
+                    ErrorCode.UNAVAILABLE.value,
+                    "no Redis replica confirmed the job; it was not accepted",
+                )
                 rec.finished_at = now()
                 rec.billing.state = "released"
 
             self.jobs.update(record.id, (JobStatus.QUEUED,), mark)
-            raise FleetError(ErrorCode.UNAVAILABLE, "the job store could not replicate the"
-                             " job in time; retry", headers={"Retry-After": "1"}) from None
+            raise FleetError(
+                ErrorCode.UNAVAILABLE,
+                "the job store could not replicate the job in time; retry",
+                headers={"Retry-After": "1"},
+            ) from None
 
 
 def context(request: Request) -> Context:
@@ -89,8 +101,11 @@ def admitted(found: tuple[Account | None, int]) -> Account:
         raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
     if wait_ms:
         seconds = max(1, -(-wait_ms // 1000))
-        raise FleetError(ErrorCode.RATE_LIMITED, f"too many requests; retry in {seconds} s",
-                         headers={"Retry-After": str(seconds)})
+        raise FleetError(
+            ErrorCode.RATE_LIMITED,
+            f"too many requests; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
     return account
 
 

@@ -42,7 +42,8 @@ class StreamSlots:
                 ErrorCode.RATE_LIMITED,
                 f"this API key already holds {cap} open event streams, the most it may; "
                 f"close one, or retry in {RETRY_AFTER_SECONDS} s",
-                headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         self.open[tenant] += 1
         freed = False
 
@@ -53,6 +54,7 @@ class StreamSlots:
                 self.open[tenant] -= 1
                 if self.open[tenant] <= 0:
                     del self.open[tenant]
+
         return free
 
 
@@ -64,8 +66,11 @@ class _SlotStream(StreamingResponse):
     (Starlette cancels the stream when the client's disconnect arrives)."""
 
     def __init__(self, content: AsyncIterator[bytes], free: Callable[[], None]) -> None:
-        super().__init__(content, media_type="text/event-stream",
-                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
         self.free = free
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,14 +81,18 @@ class _SlotStream(StreamingResponse):
 
 
 def _event(record: JobRecord) -> bytes:
-    return (f"event: {record.status.value}\nid: {record.updated_at.isoformat()}\n"
-            f"data: ").encode() + msgspec.json.encode(record.public()) + b"\n\n"
+    return (
+        (f"event: {record.status.value}\nid: {record.updated_at.isoformat()}\ndata: ").encode()
+        + msgspec.json.encode(record.public())
+        + b"\n\n"
+    )
 
 
 async def _stream(ctx: Context, job_id: str) -> AsyncIterator[bytes]:
     last = None
-    async with aclosing(job_changes(ctx.events, ctx.jobs, job_id, MAX_STREAM_SECONDS,
-                                    quiet=HEARTBEAT_SECONDS)) as changes:
+    async with aclosing(
+        job_changes(ctx.events, ctx.jobs, job_id, MAX_STREAM_SECONDS, quiet=HEARTBEAT_SECONDS)
+    ) as changes:
         async for record in changes:
             if record is None:
                 return

@@ -29,8 +29,9 @@ class JSONResponse(Response):
 
 
 def error_response(exc: FleetError) -> JSONResponse:
-    return JSONResponse({"error": exc.to_dict()}, status_code=exc.status,
-                        headers=exc.headers or None)
+    return JSONResponse(
+        {"error": exc.to_dict()}, status_code=exc.status, headers=exc.headers or None
+    )
 
 
 def checked_key(key: str, path: str) -> str:
@@ -64,8 +65,12 @@ async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
                 raise _too_large(limit)
             yield chunk
     except ClientDisconnect:
-        log.info("%s %s: the client disconnected after %d body bytes; nothing kept",
-                 request.method, request.url.path, size)
+        log.info(
+            "%s %s: the client disconnected after %d body bytes; nothing kept",
+            request.method,
+            request.url.path,
+            size,
+        )
         raise FleetError(ErrorCode.VALIDATION_ERROR, "the client disconnected") from None
 
 
@@ -95,8 +100,9 @@ async def spool_body(request: Request, limit: int) -> tuple[BinaryIO, int]:
             spool.write(pending)
         size += len(pending)
         if not size:
-            raise FleetError(ErrorCode.VALIDATION_ERROR,
-                             "the body is empty; send the object's bytes")
+            raise FleetError(
+                ErrorCode.VALIDATION_ERROR, "the body is empty; send the object's bytes"
+            )
     except BaseException:
         spool.close()
         raise

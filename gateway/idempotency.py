@@ -46,24 +46,30 @@ class Idempotency:
             raise FleetError(ErrorCode.VALIDATION_ERROR, "Idempotency-Key is at most 255 chars")
         deadline = time.monotonic() + 10
         while True:
-            if self.redis.set(self._key(tenant, key), f"{digest}:{job_id}", nx=True,
-                              ex=TTL_SECONDS):
+            if self.redis.set(
+                self._key(tenant, key), f"{digest}:{job_id}", nx=True, ex=TTL_SECONDS
+            ):
                 return None
             stored = self.redis.get(self._key(tenant, key))
             if stored is not None:
                 stored_digest, _, existing = stored.decode().partition(":")
                 if stored_digest != digest:
-                    raise FleetError(ErrorCode.IDEMPOTENCY_CONFLICT,
-                                     "this Idempotency-Key was used with a different body")
+                    raise FleetError(
+                        ErrorCode.IDEMPOTENCY_CONFLICT,
+                        "this Idempotency-Key was used with a different body",
+                    )
                 record = self.jobs.get(existing)
                 if record is not None:
                     return record
                 if job_age_seconds(existing) > ABANDONED_SECONDS and self._take_over(
-                        tenant, key, stored, f"{digest}:{job_id}"):
+                    tenant, key, stored, f"{digest}:{job_id}"
+                ):
                     return None
             if time.monotonic() > deadline:  # the first request is stuck: say so, don't guess
-                raise FleetError(ErrorCode.UNAVAILABLE,
-                                 "a request with this Idempotency-Key is still in progress")
+                raise FleetError(
+                    ErrorCode.UNAVAILABLE,
+                    "a request with this Idempotency-Key is still in progress",
+                )
             time.sleep(0.02)  # the first request is creating its job right now
 
     def _take_over(self, tenant: str, key: str, stale: bytes, claim: str) -> bool:

@@ -26,16 +26,19 @@ from worker.webhooks import Refused, check_address
 log = logging.getLogger("imagefleet.gateway")
 
 
-def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: str,
-                    source: InputSource) -> InputSource:
+def _resolve_source(
+    ctx: Context, tenant: str, job_id: str, index: int, path: str, source: InputSource
+) -> InputSource:
     """Store inline bytes and check a named object exists; records keep only keys."""
     if isinstance(source, InputRef) and source.inline is not None:
         limit = ctx.settings.max_inline_bytes
         if len(source.inline) > limit:
-            raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE,
-                             f"inline input is {len(source.inline)} bytes; the limit is {limit}"
-                             " (upload larger inputs with PUT /v1/objects/{key})"
-                             f" - at `{path}.inline`")
+            raise FleetError(
+                ErrorCode.PAYLOAD_TOO_LARGE,
+                f"inline input is {len(source.inline)} bytes; the limit is {limit}"
+                " (upload larger inputs with PUT /v1/objects/{key})"
+                f" - at `{path}.inline`",
+            )
         key = f"jobs/{job_id}/input" + (f"-{index}" if index else "")
         ctx.objects.put(tenant_key(tenant, key), source.inline, "application/octet-stream")
         return InputRef(input_key=key)
@@ -51,8 +54,11 @@ def _resolve_source(ctx: Context, tenant: str, job_id: str, index: int, path: st
     if size is None:
         raise FleetError(ErrorCode.NOT_FOUND, f"input object {key!r} not found - at `{path}`")
     if size > ctx.settings.max_object_bytes:  # e.g. a presigned S3 upload that ran over
-        raise FleetError(ErrorCode.PAYLOAD_TOO_LARGE, f"input object {key!r} is {size} bytes;"
-                         f" the limit is {ctx.settings.max_object_bytes} - at `{path}`")
+        raise FleetError(
+            ErrorCode.PAYLOAD_TOO_LARGE,
+            f"input object {key!r} is {size} bytes;"
+            f" the limit is {ctx.settings.max_object_bytes} - at `{path}`",
+        )
     return resolved
 
 
@@ -64,8 +70,9 @@ def _check_webhook(ctx: Context, url: str) -> None:
         raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `$.webhook_url`") from None
 
 
-def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec,
-             default_webhook: str | None = None) -> JobSpec:
+def _prepare(
+    ctx: Context, tenant: str, job_id: str, spec: JobSpec, default_webhook: str | None = None
+) -> JobSpec:
     spec.admit(ctx.settings)
     if spec.webhook_url is None and default_webhook:  # the account's default webhook
         spec = msgspec.structs.replace(spec, webhook_url=default_webhook)
@@ -75,8 +82,12 @@ def _prepare(ctx: Context, tenant: str, job_id: str, spec: JobSpec,
         spec = msgspec.structs.replace(spec, output=checked_key(spec.output, "$.output"))
     sources = spec.sources()
     if sources:
-        spec = spec.with_sources([_resolve_source(ctx, tenant, job_id, index, path, source)
-                                  for index, (path, source) in enumerate(sources)])
+        spec = spec.with_sources(
+            [
+                _resolve_source(ctx, tenant, job_id, index, path, source)
+                for index, (path, source) in enumerate(sources)
+            ]
+        )
     return spec
 
 
@@ -92,8 +103,9 @@ def _enqueue(ctx: Context, record: JobRecord) -> None:
             rec.finished_at = now()
 
         ctx.jobs.update(record.id, (JobStatus.QUEUED,), mark)
-        raise FleetError(ErrorCode.UNAVAILABLE,
-                         "the job queue is unavailable; retry later") from exc
+        raise FleetError(
+            ErrorCode.UNAVAILABLE, "the job queue is unavailable; retry later"
+        ) from exc
 
 
 def _wait_seconds(request: Request, ctx: Context) -> float:
@@ -106,8 +118,10 @@ def _wait_seconds(request: Request, ctx: Context) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value <= limit:
-        raise FleetError(ErrorCode.VALIDATION_ERROR,
-                         f"`wait` is a number of seconds from 0 to {limit} - at `?wait`")
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR,
+            f"`wait` is a number of seconds from 0 to {limit} - at `?wait`",
+        )
     return value
 
 
@@ -116,8 +130,9 @@ async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord |
     notifications, so the reply leaves as soon as the job ends; re-reads at least every
     second in case a notification was missed."""
     latest = None
-    async with aclosing(job_changes(ctx.events, ctx.jobs, job_id, seconds, quiet=1.0,
-                                    ends_only=True)) as changes:
+    async with aclosing(
+        job_changes(ctx.events, ctx.jobs, job_id, seconds, quiet=1.0, ends_only=True)
+    ) as changes:
         async for record in changes:
             latest = record
     return latest
@@ -135,8 +150,13 @@ def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> tuple[JobBil
             ErrorCode.PAYMENT_REQUIRED,
             f"this job costs {amount} micro-$ ({basis}); the account has"
             f" {refused.available} micro-$ available",
-            details={"price_micros": amount, "megapixels": megapixels,
-                     "balance_micros": refused.balance, "available_micros": refused.available})
+            details={
+                "price_micros": amount,
+                "megapixels": megapixels,
+                "balance_micros": refused.balance,
+                "available_micros": refused.available,
+            },
+        )
     return JobBilling(megapixels=megapixels, quoted_micros=amount, state="held"), priced
 
 
@@ -147,14 +167,21 @@ def _check_backlog(ctx: Context, queue: str) -> None:
         return  # a RabbitMQ broker applies its own queue limits
     depth = ctx.redis.llen(queue)  # Celery keeps a Redis queue as a list of that name
     if depth >= ctx.settings.max_queue_depth:
-        raise FleetError(ErrorCode.UNAVAILABLE,
-                         f"the {queue} queue holds {depth} jobs (limit"
-                         f" {ctx.settings.max_queue_depth}); retry shortly",
-                         headers={"Retry-After": "5"})
+        raise FleetError(
+            ErrorCode.UNAVAILABLE,
+            f"the {queue} queue holds {depth} jobs (limit"
+            f" {ctx.settings.max_queue_depth}); retry shortly",
+            headers={"Retry-After": "5"},
+        )
 
 
-def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | None,
-              default_webhook: str | None = None) -> tuple[JobRecord, bool]:
+def admit_job(
+    ctx: Context,
+    tenant: str,
+    spec: JobSpec,
+    idem: tuple[str, str] | None,
+    default_webhook: str | None = None,
+) -> tuple[JobRecord, bool]:
     """Claim the idempotency key, prepare inputs, quote, hold, record and enqueue the job.
     Returns the job and whether it is new. Anything refused here is charged nothing."""
     _check_backlog(ctx, operation_of(spec).queue)
@@ -169,11 +196,20 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
         held = True  # from here a lost reply may hide a hold Redis made: release either way
         billing, priced = _hold(ctx, tenant, job_id, spec)
         created = now()
-        record = JobRecord(id=job_id, tenant=tenant, operation=operation_of(spec).name,
-                           status=JobStatus.QUEUED, spec=spec, created_at=created,
-                           updated_at=created, billing=billing,
-                           webhook={"url": spec.webhook_url, "state": "pending", "deliveries": []}
-                           if spec.webhook_url else None, inputs=priced.inputs)
+        record = JobRecord(
+            id=job_id,
+            tenant=tenant,
+            operation=operation_of(spec).name,
+            status=JobStatus.QUEUED,
+            spec=spec,
+            created_at=created,
+            updated_at=created,
+            billing=billing,
+            webhook={"url": spec.webhook_url, "state": "pending", "deliveries": []}
+            if spec.webhook_url
+            else None,
+            inputs=priced.inputs,
+        )
         if ctx.settings.broker_url == ctx.settings.redis_url:  # record and message together
             ctx.jobs.create(record, redis_job_message(record.id, record.operation, ctx.settings))
         else:
@@ -192,8 +228,9 @@ def admit_job(ctx: Context, tenant: str, spec: JobSpec, idem: tuple[str, str] | 
         raise
 
 
-def _submit(ctx: Context, key: str, body: bytes,
-            idempotency_key: str | None) -> tuple[JobRecord, bool]:
+def _submit(
+    ctx: Context, key: str, body: bytes, idempotency_key: str | None
+) -> tuple[JobRecord, bool]:
     """Authenticate, decode and admit: one thread hop for all of a submission's blocking calls."""
     account = admitted(ctx.authenticator.check_blocking(key))
     try:
@@ -203,8 +240,13 @@ def _submit(ctx: Context, key: str, body: bytes,
     idem = (idempotency_key, body_hash(body)) if idempotency_key else None
     record, new = admit_job(ctx, account.id, spec, idem, account.webhook_url)
     if new:
-        log.info("job %s %s queued for %s", record.id, record.operation, account.id,
-                 extra={"job_id": record.id})
+        log.info(
+            "job %s %s queued for %s",
+            record.id,
+            record.operation,
+            account.id,
+            extra={"job_id": record.id},
+        )
     return record, new
 
 
@@ -214,8 +256,9 @@ async def submit_job(request: Request) -> JSONResponse:
     wait = _wait_seconds(request, ctx)
     # Inline base64 grows 4/3; leave room for the other fields.
     body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
-    record, new = await run_in_threadpool(_submit, ctx, key, body,
-                                          request.headers.get("idempotency-key"))
+    record, new = await run_in_threadpool(
+        _submit, ctx, key, body, request.headers.get("idempotency-key")
+    )
 
     headers = {"Location": f"/v1/jobs/{record.id}"}
     if not new:
@@ -242,8 +285,10 @@ def _cancel(ctx: Context, tenant: str, job_id: str) -> JobRecord:
     canceled = ctx.jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), cancel)
     if canceled is None:
         ended = ctx.jobs.get(job_id)
-        raise FleetError(ErrorCode.JOB_ENDED, f"the job already ended ({ended.status.value})"
-                         if ended else "no such job")
+        raise FleetError(
+            ErrorCode.JOB_ENDED,
+            f"the job already ended ({ended.status.value})" if ended else "no such job",
+        )
     ctx.ledger.release(tenant, job_id, record.operation)
     charged = ctx.ledger.captured(tenant, job_id)
     if charged:  # its worker captured just before the cancel landed: say so, honestly
@@ -265,23 +310,27 @@ def _redeliver(ctx: Context, tenant: str, job_id: str) -> dict[str, str]:
     if not record.spec.webhook_url:
         raise FleetError(ErrorCode.VALIDATION_ERROR, "this job has no webhook_url")
     if not record.status.terminal:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, "the job has not ended yet; its webhook"
-                         " is sent when it does")
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR,
+            "the job has not ended yet; its webhook is sent when it does",
+        )
     enqueue_webhook(job_id)
     return {"job": job_id, "webhook": "queued"}
 
 
 async def redeliver_webhook(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
-    body = await run_in_threadpool(_redeliver, context(request), tenant,
-                                   request.path_params["job_id"])
+    body = await run_in_threadpool(
+        _redeliver, context(request), tenant, request.path_params["job_id"]
+    )
     return JSONResponse(body, status_code=202)
 
 
 async def cancel_job(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
-    record = await run_in_threadpool(_cancel, context(request), tenant,
-                                     request.path_params["job_id"])
+    record = await run_in_threadpool(
+        _cancel, context(request), tenant, request.path_params["job_id"]
+    )
     return JSONResponse(record.public())
 
 
@@ -291,8 +340,10 @@ async def list_jobs(request: Request) -> JSONResponse:
     ctx = context(request)
     status = request.query_params.get("status")
     if status is not None and status not in {s.value for s in JobStatus}:
-        raise FleetError(ErrorCode.VALIDATION_ERROR,
-                         f"status is one of {', '.join(s.value for s in JobStatus)} - at `?status`")
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR,
+            f"status is one of {', '.join(s.value for s in JobStatus)} - at `?status`",
+        )
     try:
         limit = int(request.query_params.get("limit", "20"))
         cursor = request.query_params.get("cursor")
@@ -302,7 +353,8 @@ async def list_jobs(request: Request) -> JSONResponse:
     if not 1 <= limit <= 100:
         raise FleetError(ErrorCode.VALIDATION_ERROR, "`limit` is 1 to 100 - at `?limit`")
     records, next_cursor = await run_in_threadpool(
-        ctx.jobs.list, tenant, limit, before, JobStatus(status) if status else None)
+        ctx.jobs.list, tenant, limit, before, JobStatus(status) if status else None
+    )
     return JSONResponse({"jobs": [r.public() for r in records], "next_cursor": next_cursor})
 
 

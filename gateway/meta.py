@@ -24,12 +24,19 @@ from worker.celery_app import app as celery_app
 def _operations(prices: tuple[tuple[str, int], ...]) -> bytes:
     """The catalogue, encoded once per price list: its schemas take ~14 ms to build."""
     overrides = dict(prices)
-    return msgspec.json.encode({"operations": [
-        {"name": op.name, "queue": op.queue,
-         "price": describe(configured(op.name, op.billing, overrides)),
-         "schema": msgspec.json.schema(op.spec)}
-        for op in OPERATIONS.values()
-    ]})
+    return msgspec.json.encode(
+        {
+            "operations": [
+                {
+                    "name": op.name,
+                    "queue": op.queue,
+                    "price": describe(configured(op.name, op.billing, overrides)),
+                    "schema": msgspec.json.schema(op.spec),
+                }
+                for op in OPERATIONS.values()
+            ]
+        }
+    )
 
 
 async def list_operations(request: Request) -> Response:
@@ -47,8 +54,9 @@ class ErrorEnvelope(msgspec.Struct):
     error: ErrorBody
 
 
-def _reply(description: str, schema: dict[str, Any] | None = None,
-           media: str = "application/json") -> dict[str, Any]:
+def _reply(
+    description: str, schema: dict[str, Any] | None = None, media: str = "application/json"
+) -> dict[str, Any]:
     body: dict[str, Any] = {"description": description}
     if schema is not None:
         body["content"] = {media: {"schema": schema}}
@@ -67,90 +75,166 @@ def openapi_document() -> dict[str, Any]:
     """OpenAPI 3.1, with schemas generated from the msgspec structs; every route of
     gateway/app.py is here (a test checks)."""
     (spec_ref, job_ref, error_ref), components = msgspec.json.schema_components(
-        [AnyJobSpec, JobRecord, ErrorEnvelope], ref_template="#/components/schemas/{name}")
+        [AnyJobSpec, JobRecord, ErrorEnvelope], ref_template="#/components/schemas/{name}"
+    )
     job_schema = components["JobRecord"]
     for internal in INTERNAL_FIELDS:
         job_schema["properties"].pop(internal, None)
-    job_schema["required"] = [f for f in job_schema.get("required", [])
-                              if f not in INTERNAL_FIELDS]
-    errors = {str(s): _reply(d, error_ref) for s, d in [
-        (400, "VALIDATION_ERROR, with the field path"), (401, "UNAUTHORIZED"),
-        (402, "PAYMENT_REQUIRED"), (404, "NOT_FOUND"), (409, "JOB_ENDED or a conflict"),
-        (413, "PAYLOAD_TOO_LARGE"), (422, "a documented semantic error"),
-        (429, "RATE_LIMITED, with Retry-After"), (503, "UNAVAILABLE, with Retry-After")]}
+    job_schema["required"] = [f for f in job_schema.get("required", []) if f not in INTERNAL_FIELDS]
+    errors = {
+        str(s): _reply(d, error_ref)
+        for s, d in [
+            (400, "VALIDATION_ERROR, with the field path"),
+            (401, "UNAUTHORIZED"),
+            (402, "PAYMENT_REQUIRED"),
+            (404, "NOT_FOUND"),
+            (409, "JOB_ENDED or a conflict"),
+            (413, "PAYLOAD_TOO_LARGE"),
+            (422, "a documented semantic error"),
+            (429, "RATE_LIMITED, with Retry-After"),
+            (503, "UNAVAILABLE, with Retry-After"),
+        ]
+    }
     job_id = _path_param("job_id")
     anything = {"type": "object"}
     public = {"security": []}
     return {
         "openapi": "3.1.0",
         "info": {"title": "imagefleet", "version": "1"},
-        "components": {"schemas": components,
-                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
         "security": [{"bearer": []}],
         "paths": {
             "/v1/jobs": {
-                "post": {"summary": "Submit a job (Idempotency-Key honoured)",
-                         "parameters": [_query("wait", "number")],
-                         "requestBody": {"required": True,
-                                         "content": {"application/json": {"schema": spec_ref}}},
-                         "responses": {"202": _reply("queued", job_ref),
-                                       "200": _reply("ended", job_ref), **errors}},
-                "get": {"summary": "Your jobs, newest first",
-                        "parameters": [_query("status", "string"), _query("limit", "integer"),
-                                       _query("cursor", "string")],
-                        "responses": {"200": _reply("jobs and the next cursor", anything),
-                                      **errors}}},
+                "post": {
+                    "summary": "Submit a job (Idempotency-Key honoured)",
+                    "parameters": [_query("wait", "number")],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": spec_ref}},
+                    },
+                    "responses": {
+                        "202": _reply("queued", job_ref),
+                        "200": _reply("ended", job_ref),
+                        **errors,
+                    },
+                },
+                "get": {
+                    "summary": "Your jobs, newest first",
+                    "parameters": [
+                        _query("status", "string"),
+                        _query("limit", "integer"),
+                        _query("cursor", "string"),
+                    ],
+                    "responses": {"200": _reply("jobs and the next cursor", anything), **errors},
+                },
+            },
             "/v1/jobs/{job_id}": {
-                "get": {"summary": "A job", "parameters": [job_id],
-                        "responses": {"200": _reply("the job", job_ref), **errors}},
-                "delete": {"summary": "Cancel a queued or running job", "parameters": [job_id],
-                           "responses": {"200": _reply("the canceled job", job_ref),
-                                         **errors}}},
-            "/v1/jobs/{job_id}/events": {"get": {
-                "summary": "Server-sent events: one per state change until the job ends",
-                "parameters": [job_id],
-                "responses": {"200": _reply("text/event-stream", {"type": "string"},
-                                            "text/event-stream"), **errors}}},
-            "/v1/jobs/{job_id}/webhook/redeliver": {"post": {
-                "summary": "Send an ended job's webhook again", "parameters": [job_id],
-                "responses": {"202": _reply("queued for delivery", anything), **errors}}},
-            "/v1/image/{op}": {"post": {
-                "summary": "Run one operation synchronously on the request body's image",
-                "parameters": [_path_param("op")],
-                "requestBody": {"content": {"application/octet-stream": {}}},
-                "responses": {"200": _reply("the output image", {"type": "string"},
-                                            "application/octet-stream"),
-                              "202": _reply("still running: the job", job_ref), **errors}}},
-            "/v1/uploads": {"post": {
-                "summary": "A presigned upload URL and its inputKey",
-                "responses": {"201": _reply("the upload", anything), **errors}}},
+                "get": {
+                    "summary": "A job",
+                    "parameters": [job_id],
+                    "responses": {"200": _reply("the job", job_ref), **errors},
+                },
+                "delete": {
+                    "summary": "Cancel a queued or running job",
+                    "parameters": [job_id],
+                    "responses": {"200": _reply("the canceled job", job_ref), **errors},
+                },
+            },
+            "/v1/jobs/{job_id}/events": {
+                "get": {
+                    "summary": "Server-sent events: one per state change until the job ends",
+                    "parameters": [job_id],
+                    "responses": {
+                        "200": _reply("text/event-stream", {"type": "string"}, "text/event-stream"),
+                        **errors,
+                    },
+                }
+            },
+            "/v1/jobs/{job_id}/webhook/redeliver": {
+                "post": {
+                    "summary": "Send an ended job's webhook again",
+                    "parameters": [job_id],
+                    "responses": {"202": _reply("queued for delivery", anything), **errors},
+                }
+            },
+            "/v1/image/{op}": {
+                "post": {
+                    "summary": "Run one operation synchronously on the request body's image",
+                    "parameters": [_path_param("op")],
+                    "requestBody": {"content": {"application/octet-stream": {}}},
+                    "responses": {
+                        "200": _reply(
+                            "the output image", {"type": "string"}, "application/octet-stream"
+                        ),
+                        "202": _reply("still running: the job", job_ref),
+                        **errors,
+                    },
+                }
+            },
+            "/v1/uploads": {
+                "post": {
+                    "summary": "A presigned upload URL and its inputKey",
+                    "responses": {"201": _reply("the upload", anything), **errors},
+                }
+            },
             "/v1/signed/{token}": {
-                "put": {**public, "summary": "Upload through a signed URL",
-                        "parameters": [_path_param("token")],
-                        "responses": {"201": _reply("stored"), **errors}},
-                "get": {**public, "summary": "Download through a signed URL",
-                        "parameters": [_path_param("token")],
-                        "responses": {"200": _reply("the bytes"), **errors}}},
+                "put": {
+                    **public,
+                    "summary": "Upload through a signed URL",
+                    "parameters": [_path_param("token")],
+                    "responses": {"201": _reply("stored"), **errors},
+                },
+                "get": {
+                    **public,
+                    "summary": "Download through a signed URL",
+                    "parameters": [_path_param("token")],
+                    "responses": {"200": _reply("the bytes"), **errors},
+                },
+            },
             "/v1/objects/{key}": {
-                "put": {"summary": "Upload an object", "parameters": [_path_param("key")],
-                        "requestBody": {"content": {"application/octet-stream": {}}},
-                        "responses": {"201": _reply("stored"), **errors}},
-                "get": {"summary": "Download an object", "parameters": [_path_param("key")],
-                        "responses": {"200": _reply("the bytes"), **errors}}},
-            "/v1/usage": {"get": {
-                "summary": "Balance, holds and ledger entries",
-                "parameters": [_query("from", "number"), _query("to", "number")],
-                "responses": {"200": _reply("usage", anything), **errors}}},
-            "/v1/operations": {"get": {"summary": "Operations, schemas and prices",
-                                       "responses": {"200": _reply("operations", anything)}}},
+                "put": {
+                    "summary": "Upload an object",
+                    "parameters": [_path_param("key")],
+                    "requestBody": {"content": {"application/octet-stream": {}}},
+                    "responses": {"201": _reply("stored"), **errors},
+                },
+                "get": {
+                    "summary": "Download an object",
+                    "parameters": [_path_param("key")],
+                    "responses": {"200": _reply("the bytes"), **errors},
+                },
+            },
+            "/v1/usage": {
+                "get": {
+                    "summary": "Balance, holds and ledger entries",
+                    "parameters": [_query("from", "number"), _query("to", "number")],
+                    "responses": {"200": _reply("usage", anything), **errors},
+                }
+            },
+            "/v1/operations": {
+                "get": {
+                    "summary": "Operations, schemas and prices",
+                    "responses": {"200": _reply("operations", anything)},
+                }
+            },
             "/openapi.json": {"get": {**public, "responses": {"200": _reply("this document")}}},
             "/metrics": {"get": {**public, "responses": {"200": _reply("Prometheus text")}}},
             "/livez": {"get": {**public, "responses": {"200": _reply("the process answers")}}},
-            "/healthz": {"get": {**public, "responses": {
-                "200": _reply("can serve: Redis answers"),
-                "503": _reply("Redis does not answer (load balancers: take it out)")}}},
-            "/readyz": {"get": {**public, "responses": {"200": _reply("ready"),
-                                                        "503": _reply("not ready")}}},
+            "/healthz": {
+                "get": {
+                    **public,
+                    "responses": {
+                        "200": _reply("can serve: Redis answers"),
+                        "503": _reply("Redis does not answer (load balancers: take it out)"),
+                    },
+                }
+            },
+            "/readyz": {
+                "get": {**public, "responses": {"200": _reply("ready"), "503": _reply("not ready")}}
+            },
         },
     }
 
@@ -174,8 +258,11 @@ async def healthz(request: Request) -> JSONResponse:
     try:
         await asyncio.wait_for(context(request).aredis.ping(), HEALTH_TIMEOUT)
     except (redis.RedisError, OSError, TimeoutError) as exc:
-        return JSONResponse({"status": "unavailable", "redis": f"down: {type(exc).__name__}"},
-                            status_code=503, headers={"Retry-After": "2"})
+        return JSONResponse(
+            {"status": "unavailable", "redis": f"down: {type(exc).__name__}"},
+            status_code=503,
+            headers={"Retry-After": "2"},
+        )
     return JSONResponse({"status": "ok"})
 
 

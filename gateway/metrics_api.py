@@ -15,12 +15,19 @@ from gateway.context import context
 from imagefleet import metrics
 
 REGISTRY = CollectorRegistry()
-REQUESTS = Counter("imagefleet_http_requests_total", "Gateway requests by route and code.",
-                   ["method", "route", "code"], registry=REGISTRY)
-LATENCY = Histogram("imagefleet_http_request_seconds", "Gateway request latency by route.",
-                    ["method", "route"], registry=REGISTRY,
-                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-                             5, 10, 30, 60))
+REQUESTS = Counter(
+    "imagefleet_http_requests_total",
+    "Gateway requests by route and code.",
+    ["method", "route", "code"],
+    registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "imagefleet_http_request_seconds",
+    "Gateway request latency by route.",
+    ["method", "route"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 
 
 class RequestMetrics:
@@ -51,7 +58,9 @@ class RequestMetrics:
 
 async def metrics_endpoint(request: Request) -> Response:
     ctx = context(request)
-    fleet = await run_in_threadpool(metrics.render, ctx.redis,
-                                    ctx.settings.broker_url.startswith("redis"))
-    return Response(generate_latest(REGISTRY).decode() + fleet,
-                    media_type="text/plain; version=0.0.4")
+    fleet = await run_in_threadpool(
+        metrics.render, ctx.redis, ctx.settings.broker_url.startswith("redis")
+    )
+    return Response(
+        generate_latest(REGISTRY).decode() + fleet, media_type="text/plain; version=0.0.4"
+    )

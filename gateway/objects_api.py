@@ -32,8 +32,14 @@ async def store_body(request: Request, storage_key: str, content_type: str) -> i
     spool, size = await spool_body(request, ctx.settings.max_object_bytes)
     with spool:
         large = size > SPOOL_IN_MEMORY  # small bodies never wait behind large ones
-        await anyio.to_thread.run_sync(ctx.objects.put_stream, storage_key, spool, size,
-                                       content_type, limiter=_LARGE_WRITES if large else None)
+        await anyio.to_thread.run_sync(
+            ctx.objects.put_stream,
+            storage_key,
+            spool,
+            size,
+            content_type,
+            limiter=_LARGE_WRITES if large else None,
+        )
     return size
 
 
@@ -41,8 +47,9 @@ async def put_object(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
     ctx = context(request)
     key = checked_key(request.path_params["key"], "key")
-    size = await store_body(request, tenant_key(tenant, key),
-                            request.headers.get("content-type") or _content_type(key))
+    size = await store_body(
+        request, tenant_key(tenant, key), request.headers.get("content-type") or _content_type(key)
+    )
     return JSONResponse(
         {"key": key, "bytes": size, "url": f"{ctx.settings.public_url}/v1/objects/{key}"},
         status_code=201,

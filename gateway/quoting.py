@@ -36,8 +36,11 @@ def facts_of(stat: ObjectStat | None, header: Header | None) -> InputFacts:
 
 def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | None:
     try:
-        return read_header(lambda offset, length: ctx.objects.get_range(key, offset, length),
-                           size=size, count_frames=walk)
+        return read_header(
+            lambda offset, length: ctx.objects.get_range(key, offset, length),
+            size=size,
+            count_frames=walk,
+        )
     except ObjectNotFound:  # deleted since it was checked: the worker will say so
         return None
 

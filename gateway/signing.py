@@ -32,8 +32,10 @@ def _mac(ctx: Context, method: str, key: str, expires: int) -> str:
 
 def _gateway_url(ctx: Context, method: str, storage_key: str, expires: int) -> str:
     token = base64.urlsafe_b64encode(storage_key.encode()).decode().rstrip("=")
-    return (f"{ctx.settings.public_url}/v1/signed/{token}?expires={expires}"
-            f"&sig={quote(_mac(ctx, method, storage_key, expires))}")
+    return (
+        f"{ctx.settings.public_url}/v1/signed/{token}?expires={expires}"
+        f"&sig={quote(_mac(ctx, method, storage_key, expires))}"
+    )
 
 
 def signed_url(ctx: Context, method: str, storage_key: str, seconds: int) -> tuple[str, int]:
@@ -54,7 +56,8 @@ def verify(ctx: Context, method: str, token: str, expires: str, sig: str) -> str
     try:
         storage_key = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
         ok = int(expires) >= time.time() and hmac.compare_digest(
-            sig, _mac(ctx, method, storage_key, int(expires)))
+            sig, _mac(ctx, method, storage_key, int(expires))
+        )
     except (ValueError, UnicodeDecodeError):
         ok = False
     if not ok:
@@ -69,8 +72,10 @@ def claim_upload(ctx: Context, token: str, expires: str, sig: str) -> str:
     storage_key = verify(ctx, "PUT", token, expires, sig)
     ttl = max(1, int(expires) - int(time.time()) + 1)
     if not ctx.redis.set(_CLAIM_PREFIX + sig, 1, nx=True, ex=ttl):
-        raise FleetError(ErrorCode.UPLOAD_URL_USED, "this upload URL has been used (it takes"
-                         " one PUT); ask POST /v1/uploads for another")
+        raise FleetError(
+            ErrorCode.UPLOAD_URL_USED,
+            "this upload URL has been used (it takes one PUT); ask POST /v1/uploads for another",
+        )
     return storage_key
 
 

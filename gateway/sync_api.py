@@ -29,15 +29,23 @@ def job_body(op: str, fields: dict[str, Any]) -> dict[str, Any]:
     if "file" in fields:
         body["input"] = fields["file"]
     if op == "crop" and ("left" in body or "top" in body):
-        body["rect"] = {"x": body.pop("left", 0), "y": body.pop("top", 0),
-                        "width": body.pop("width", None), "height": body.pop("height", None)}
+        body["rect"] = {
+            "x": body.pop("left", 0),
+            "y": body.pop("top", 0),
+            "width": body.pop("width", None),
+            "height": body.pop("height", None),
+        }
     return {"operation": op, **body}
 
 
 # Where a job spec's field came from in the synchronous body (error paths name the latter).
 _CALLER_PATHS = [("`$.input", "`$.file")]
-_CROP_PATHS = [("`$.rect.x`", "`$.left`"), ("`$.rect.y`", "`$.top`"),
-               ("`$.rect.width`", "`$.width`"), ("`$.rect.height`", "`$.height`")]
+_CROP_PATHS = [
+    ("`$.rect.x`", "`$.left`"),
+    ("`$.rect.y`", "`$.top`"),
+    ("`$.rect.width`", "`$.width`"),
+    ("`$.rect.height`", "`$.height`"),
+]
 
 
 def caller_message(op: str, message: str) -> str:
@@ -47,24 +55,32 @@ def caller_message(op: str, message: str) -> str:
     return message
 
 
-def _admit(ctx: Context, tenant: str, op: str, raw: bytes, idempotency_key: str | None,
-           webhook_url: str | None) -> JobRecord:
+def _admit(
+    ctx: Context,
+    tenant: str,
+    op: str,
+    raw: bytes,
+    idempotency_key: str | None,
+    webhook_url: str | None,
+) -> JobRecord:
     try:
         fields = msgspec.json.decode(raw)
         if not isinstance(fields, dict):
             raise msgspec.ValidationError("the body is a JSON object - at `$`")
         spec = decode_spec(msgspec.json.encode(job_body(op, fields)))
     except RecursionError:
-        raise FleetError(ErrorCode.VALIDATION_ERROR,
-                         "the JSON is nested too deeply - at `$`") from None
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR, "the JSON is nested too deeply - at `$`"
+        ) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise FleetError(ErrorCode.VALIDATION_ERROR, caller_message(op, str(exc))) from None
     idem = (idempotency_key, body_hash(raw)) if idempotency_key else None
     try:
         return admit_job(ctx, tenant, spec, idem, webhook_url)[0]
     except FleetError as exc:
-        raise FleetError(exc.code, caller_message(op, exc.message), exc.details,
-                         exc.headers) from None
+        raise FleetError(
+            exc.code, caller_message(op, exc.message), exc.details, exc.headers
+        ) from None
 
 
 def _envelope(ctx: Context, record: JobRecord) -> dict[str, Any]:
@@ -72,9 +88,15 @@ def _envelope(ctx: Context, record: JobRecord) -> dict[str, Any]:
     if "output" not in result:  # facts only: metadata, dominant-color, ocr
         return {"job": record.id, **result}
     storage_key = tenant_key(record.tenant, result["output"])
-    envelope = {"job": record.id, "output": result["output"], "format": result["format"],
-                "contentType": f"image/{result['format']}", "bytes": result["bytes"],
-                "width": result["width"], "height": result["height"]}
+    envelope = {
+        "job": record.id,
+        "output": result["output"],
+        "format": result["format"],
+        "contentType": f"image/{result['format']}",
+        "bytes": result["bytes"],
+        "width": result["width"],
+        "height": result["height"],
+    }
     if result["bytes"] <= ctx.settings.max_inline_bytes:
         envelope["inline"] = base64.b64encode(ctx.objects.get(storage_key)).decode()
     else:
@@ -89,20 +111,33 @@ async def run_image_op(request: Request) -> JSONResponse:
     ctx = context(request)
     op = request.path_params["op"]
     if op not in OPERATIONS:
-        raise FleetError(ErrorCode.NOT_FOUND,
-                         f"no operation {op!r}; see GET /v1/operations")
+        raise FleetError(ErrorCode.NOT_FOUND, f"no operation {op!r}; see GET /v1/operations")
     raw = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
-    record = await run_in_threadpool(_admit, ctx, tenant, op, raw,
-                                     request.headers.get("idempotency-key"),
-                                     request.state.account.webhook_url)
+    record = await run_in_threadpool(
+        _admit,
+        ctx,
+        tenant,
+        op,
+        raw,
+        request.headers.get("idempotency-key"),
+        request.state.account.webhook_url,
+    )
     ended = await wait_for_end(ctx, record.id, ctx.settings.sync_timeout)
     if ended is None or not ended.status.terminal:  # still running: poll the job instead
-        return JSONResponse({"job": record.id, "status": "running"}, status_code=202,
-                            headers={"Location": f"/v1/jobs/{record.id}"})
+        return JSONResponse(
+            {"job": record.id, "status": "running"},
+            status_code=202,
+            headers={"Location": f"/v1/jobs/{record.id}"},
+        )
     if ended.status != JobStatus.SUCCEEDED:
-        error = (ended.error.code, ended.error.message) if ended.error else (
-            ErrorCode.JOB_ENDED.value, "the job was canceled")
+        error = (
+            (ended.error.code, ended.error.message)
+            if ended.error
+            else (ErrorCode.JOB_ENDED.value, "the job was canceled")
+        )
         status = HTTP_STATUS.get(ErrorCode(error[0]), 422) if ended.error else 409
-        return JSONResponse({"error": {"code": error[0], "message": caller_message(op, error[1])},
-                             "job": ended.id}, status_code=status)
+        return JSONResponse(
+            {"error": {"code": error[0], "message": caller_message(op, error[1])}, "job": ended.id},
+            status_code=status,
+        )
     return JSONResponse(await run_in_threadpool(_envelope, ctx, ended))

@@ -22,11 +22,18 @@ async def create_upload(request: Request) -> JSONResponse:
     tenant = await authenticate(request)
     ctx = context(request)
     input_key = f"uploads/{secrets.token_urlsafe(12)}"
-    url, expires = await run_in_threadpool(upload_url, ctx, tenant_key(tenant, input_key),
-                                           ctx.settings.signed_url_seconds)
-    return JSONResponse({"inputKey": input_key, "uploadUrl": url,
-                         "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(),
-                         "maxBytes": ctx.settings.max_object_bytes}, status_code=201)
+    url, expires = await run_in_threadpool(
+        upload_url, ctx, tenant_key(tenant, input_key), ctx.settings.signed_url_seconds
+    )
+    return JSONResponse(
+        {
+            "inputKey": input_key,
+            "uploadUrl": url,
+            "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(),
+            "maxBytes": ctx.settings.max_object_bytes,
+        },
+        status_code=201,
+    )
 
 
 def _query(request: Request) -> tuple[str, str]:
@@ -37,11 +44,13 @@ async def signed_put(request: Request) -> JSONResponse:
     ctx = context(request)
     expires, sig = _query(request)
     # Claimed before the body is read: of racing PUTs exactly one streams, the rest get 409.
-    storage_key = await run_in_threadpool(claim_upload, ctx, request.path_params["token"],
-                                          expires, sig)
+    storage_key = await run_in_threadpool(
+        claim_upload, ctx, request.path_params["token"], expires, sig
+    )
     try:
-        size = await store_body(request, storage_key,
-                                request.headers.get("content-type") or "application/octet-stream")
+        size = await store_body(
+            request, storage_key, request.headers.get("content-type") or "application/octet-stream"
+        )
     except BaseException:
         with anyio.CancelScope(shield=True):  # give the claim back even when cancelled
             await run_in_threadpool(release_upload, ctx, sig)
@@ -51,8 +60,9 @@ async def signed_put(request: Request) -> JSONResponse:
 
 async def signed_get(request: Request) -> Response:
     ctx = context(request)
-    storage_key = await run_in_threadpool(verify, ctx, "GET", request.path_params["token"],
-                                          *_query(request))
+    storage_key = await run_in_threadpool(
+        verify, ctx, "GET", request.path_params["token"], *_query(request)
+    )
     try:
         data = await run_in_threadpool(ctx.objects.get, storage_key)
     except ObjectNotFound:

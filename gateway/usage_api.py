@@ -25,8 +25,9 @@ def _time(request: Request, name: str, default: float) -> float:
     try:
         return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
     except ValueError:
-        raise FleetError(ErrorCode.VALIDATION_ERROR,
-                         f"`{name}` is unix seconds or ISO 8601 - at `?{name}`") from None
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR, f"`{name}` is unix seconds or ISO 8601 - at `?{name}`"
+        ) from None
 
 
 def summarise(entries: list[dict[str, str]]) -> dict[str, Any]:
@@ -34,8 +35,9 @@ def summarise(entries: list[dict[str, str]]) -> dict[str, Any]:
     credits = 0
     for entry in entries:
         if entry["kind"] == "capture":
-            row = charges.setdefault(entry["op"], {"jobs": 0, "megapixels": 0.0,
-                                                   "amount_micros": 0})
+            row = charges.setdefault(
+                entry["op"], {"jobs": 0, "megapixels": 0.0, "amount_micros": 0}
+            )
             row["jobs"] += 1
             row["megapixels"] = round(row["megapixels"] + float(entry["mp"]), 6)
             row["amount_micros"] += int(entry["amount"])
@@ -53,10 +55,15 @@ async def usage(request: Request) -> JSONResponse:
     account = await run_in_threadpool(ctx.accounts.require, tenant)
     holds = await run_in_threadpool(ctx.ledger.open_holds, tenant)
     entries = await run_in_threadpool(ctx.ledger.entries, tenant, since, until)
-    return JSONResponse({
-        "account": tenant, "from": since, "to": until,
-        "balance_micros": account.balance_micros, "held_micros": account.held_micros,
-        "available_micros": account.available_micros,
-        "open_holds": [{"job": job, "amount_micros": amount} for job, amount in holds.items()],
-        **summarise(entries),
-    })
+    return JSONResponse(
+        {
+            "account": tenant,
+            "from": since,
+            "to": until,
+            "balance_micros": account.balance_micros,
+            "held_micros": account.held_micros,
+            "available_micros": account.available_micros,
+            "open_holds": [{"job": job, "amount_micros": amount} for job, amount in holds.items()],
+            **summarise(entries),
+        }
+    )

@@ -33,6 +33,7 @@ WATCHER_CALLS = 8  # Redis calls for watchers in flight at once, of the pools' 1
 @dataclass(eq=False)  # compared (and hashed) by identity: kept in sets
 class Watch:
     """Set when the job changed; `status` is the state the last notification named."""
+
     changed: asyncio.Event = field(default_factory=asyncio.Event)
     status: str | None = None
 
@@ -60,8 +61,10 @@ class JobEvents:
                 self.listening.set()
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":
-                        self._wake(message["channel"].decode()[len(EVENTS_PREFIX):],
-                                   message["data"].decode())
+                        self._wake(
+                            message["channel"].decode()[len(EVENTS_PREFIX) :],
+                            message["data"].decode(),
+                        )
             except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
                 log.warning("job notifications interrupted (%s); resubscribing", exc)
             finally:
@@ -101,9 +104,14 @@ class JobEvents:
                     del self.watches[job_id]
 
 
-async def job_changes(events: JobEvents, jobs: JobStore, job_id: str, seconds: float,
-                      quiet: float, ends_only: bool = False,
-                      ) -> AsyncIterator[JobRecord | None]:
+async def job_changes(
+    events: JobEvents,
+    jobs: JobStore,
+    job_id: str,
+    seconds: float,
+    quiet: float,
+    ends_only: bool = False,
+) -> AsyncIterator[JobRecord | None]:
     """Yield the job's record (None once it is gone) at once, after each change
     notification (with `ends_only`, only after one that names an end), and after every
     `quiet` seconds without one (in case a notification was missed). Stops after the job

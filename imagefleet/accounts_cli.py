@@ -14,7 +14,7 @@ from jobs.store import JobStore
 
 
 def dollars(text: str) -> int:
-    """"25.00" -> 25000000 micro-dollars (exact, no float)."""
+    """ "25.00" -> 25000000 micro-dollars (exact, no float)."""
     try:
         micros = Decimal(text) * 1_000_000
     except InvalidOperation:
@@ -30,9 +30,11 @@ def _money(micros: int) -> str:
 
 def _line(account: Account) -> str:
     state = "disabled" if account.disabled else "active"
-    return (f"{account.id:20} {state:8} balance {_money(account.balance_micros):>14}"
-            f"  held {_money(account.held_micros):>12}  available"
-            f" {_money(account.available_micros):>14}")
+    return (
+        f"{account.id:20} {state:8} balance {_money(account.balance_micros):>14}"
+        f"  held {_money(account.held_micros):>12}  available"
+        f" {_money(account.available_micros):>14}"
+    )
 
 
 def _accounts() -> Accounts:
@@ -43,8 +45,9 @@ def run(args: argparse.Namespace) -> int:
     accounts = _accounts()
     try:
         if args.action == "create":
-            account, key = accounts.create(args.name, args.credit, args.rate_limit,
-                                           webhook_url=args.webhook_url)
+            account, key = accounts.create(
+                args.name, args.credit, args.rate_limit, webhook_url=args.webhook_url
+            )
             print(f"created account {account.id} with {_money(account.balance_micros)}")
             print(f"API key (shown once; only its hash is stored): {key}")
             print(f"webhook signing secret: {account.webhook_secret}")
@@ -56,8 +59,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "credit":
             print(_line(accounts.credit(args.name, args.amount)))
         elif args.action == "rotate-key":
-            print(f"new API key (shown once; the old key stops working now): "
-                  f"{accounts.rotate_key(args.name)}")
+            print(
+                f"new API key (shown once; the old key stops working now): "
+                f"{accounts.rotate_key(args.name)}"
+            )
         elif args.action == "set-webhook":
             accounts.set_webhook_url(args.name, args.url or None)
             print(f"account {args.name}: default webhook {args.url or '(none)'}")
@@ -86,15 +91,22 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     create = actions.add_parser("create", help="a new account; prints its API key once")
     create.add_argument("--name", required=True)
     create.add_argument("--credit", type=dollars, default=0, help="starting credit, e.g. 25.00")
-    create.add_argument("--rate-limit", type=float, default=0,
-                        help="requests per second for its key (default: FLEET_RATE_LIMIT)")
+    create.add_argument(
+        "--rate-limit",
+        type=float,
+        default=0,
+        help="requests per second for its key (default: FLEET_RATE_LIMIT)",
+    )
     create.add_argument("--webhook-url", help="default webhook for jobs that name none")
     actions.add_parser("list", help="every account with its balance")
     hook = actions.add_parser("set-webhook", help="set (or clear, with '') the default webhook")
     hook.add_argument("name")
     hook.add_argument("url")
-    for name, text in [("show", "one account as JSON"), ("rotate-key", "issue a new API key"),
-                       ("disable", "refuse the account's key from now on")]:
+    for name, text in [
+        ("show", "one account as JSON"),
+        ("rotate-key", "issue a new API key"),
+        ("disable", "refuse the account's key from now on"),
+    ]:
         actions.add_parser(name, help=text).add_argument("name")
     credit = actions.add_parser("credit", help="add credit, e.g. `credit acme 10.00`")
     credit.add_argument("name")

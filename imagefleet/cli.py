@@ -14,13 +14,29 @@ from imagefleet import logs
 from imagefleet.client_cli import add_commands as add_client_commands
 from imagefleet.settings import settings
 
-POOL_CONCURRENCY = {"cpu": os.cpu_count() or 1, "ocr": os.cpu_count() or 1, "render": 1,
-                    "webhooks": 2}
+POOL_CONCURRENCY = {
+    "cpu": os.cpu_count() or 1,
+    "ocr": os.cpu_count() or 1,
+    "render": 1,
+    "webhooks": 2,
+}
 
 # What the `server` extra brings (import names). A plain `pip install imagefleet` has the
 # client commands; the server commands import these lazily, inside their functions.
-SERVER_MODULES = ("celery", "redis", "minio", "starlette", "uvicorn", "PIL", "numpy", "cv2",
-                  "simplejpeg", "tesserocr", "pyppeteer", "prometheus_client")
+SERVER_MODULES = (
+    "celery",
+    "redis",
+    "minio",
+    "starlette",
+    "uvicorn",
+    "PIL",
+    "numpy",
+    "cv2",
+    "simplejpeg",
+    "tesserocr",
+    "pyppeteer",
+    "prometheus_client",
+)
 NEEDS_SERVER = "this command needs the server: pip install 'imagefleet[server]'"
 
 
@@ -28,15 +44,18 @@ def server_missing() -> bool:
     return any(importlib.util.find_spec(name) is None for name in SERVER_MODULES)
 
 
-def needs_server(command: Callable[[argparse.Namespace], int]
-                 ) -> Callable[[argparse.Namespace], int]:
+def needs_server(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
     """A server command: one clear line and exit 2 where only the client is installed."""
+
     @functools.wraps(command)
     def run(args: argparse.Namespace) -> int:
         if server_missing():
             print(NEEDS_SERVER, file=sys.stderr)
             return 2
         return command(args)
+
     return run
 
 
@@ -53,10 +72,16 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
     cfg = settings()
     logs.setup(cfg.log_level, cfg.log_format)
-    uvicorn.run("gateway.app:create_app", factory=True, host=args.host or cfg.host,
-                port=args.port or cfg.port, log_level=cfg.log_level.lower(), access_log=False,
-                log_config=None,  # uvicorn's lines go through our (text or JSON) handler
-                ws="none")  # no websockets route; pyppeteer pins an old websockets package
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host or cfg.host,
+        port=args.port or cfg.port,
+        log_level=cfg.log_level.lower(),
+        access_log=False,
+        log_config=None,  # uvicorn's lines go through our (text or JSON) handler
+        ws="none",
+    )  # no websockets route; pyppeteer pins an old websockets package
     return 0
 
 
@@ -70,12 +95,23 @@ def cmd_worker(args: argparse.Namespace) -> int:
     logs.setup(cfg.log_level, cfg.log_format)
     env_name = f"FLEET_{args.pool.upper()}_CONCURRENCY"
     concurrency = args.concurrency or int(os.environ.get(env_name) or POOL_CONCURRENCY[args.pool])
-    app.worker_main([
-        "worker", "-Q", args.pool, "-n", f"{args.pool}-{os.getpid()}@%h",
-        "-c", str(concurrency), "--loglevel", cfg.log_level,
-        "--without-gossip", "--without-mingle", "--without-heartbeat",
-        *(["--task-events"] if cfg.task_events else []),  # Flower's view of the tasks
-    ])
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            args.pool,
+            "-n",
+            f"{args.pool}-{os.getpid()}@%h",
+            "-c",
+            str(concurrency),
+            "--loglevel",
+            cfg.log_level,
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            *(["--task-events"] if cfg.task_events else []),  # Flower's view of the tasks
+        ]
+    )
     return 0
 
 
@@ -120,8 +156,10 @@ def add_server_account_commands(sub: argparse._SubParsersAction) -> None:
 
         add_commands(sub)
         return
-    for name, text in (("accounts", "create and manage accounts and API keys"),
-                       ("billing", "billing checks")):
+    for name, text in (
+        ("accounts", "create and manage accounts and API keys"),
+        ("billing", "billing checks"),
+    ):
         p = sub.add_parser(name, help=text)
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=needs_server(lambda args: 0))
@@ -129,7 +167,8 @@ def add_server_account_commands(sub: argparse._SubParsersAction) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="imagefleet", description="Self-hosted image-processing job fleet.")
+        prog="imagefleet", description="Self-hosted image-processing job fleet."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("up", help="start the local fleet: Redis, gateway, one worker per pool")
@@ -144,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", choices=sorted(POOL_CONCURRENCY), required=True)
     p.add_argument("--concurrency", type=int, help="processes (default: env or per pool)")
     p.set_defaults(func=cmd_worker)
-    p = sub.add_parser("sweeper", help="resend work whose message was lost (a job queued or"
-                       " running too long, an undelivered webhook) and release orphaned holds")
+    p = sub.add_parser(
+        "sweeper",
+        help="resend work whose message was lost (a job queued or"
+        " running too long, an undelivered webhook) and release orphaned holds",
+    )
     p.set_defaults(func=cmd_sweeper)
     add_server_account_commands(sub)
     add_client_commands(sub)

@@ -41,8 +41,9 @@ RETRIES_429 = 5
 class ApiError(Exception):
     """An error reply (`{"error": {code, message}}`), or a job that ended failed/canceled."""
 
-    def __init__(self, status: int | None, code: str, message: str,
-                 body: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, status: int | None, code: str, message: str, body: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(f"{code}: {message}" + (f" (HTTP {status})" if status else ""))
         self.status, self.code, self.message, self.body = status, code, message, body or {}
 
@@ -65,8 +66,15 @@ class JobResult:
 
     @classmethod
     def from_dict(cls, job: dict[str, Any]) -> JobResult:
-        return cls(job["id"], job["operation"], job["status"], job.get("result"),
-                   job.get("error"), job.get("billing") or {}, job)
+        return cls(
+            job["id"],
+            job["operation"],
+            job["status"],
+            job.get("result"),
+            job.get("error"),
+            job.get("billing") or {},
+            job,
+        )
 
     @property
     def ok(self) -> bool:
@@ -105,14 +113,24 @@ def _spec_body(spec: JobSpec | Mapping[str, Any]) -> bytes:
     return json.dumps(dict(spec)).encode()
 
 
-def _submit_request(spec: JobSpec | Mapping[str, Any], idempotency_key: str | None,
-                    wait: float, default_timeout: float) -> _Request:
+def _submit_request(
+    spec: JobSpec | Mapping[str, Any],
+    idempotency_key: str | None,
+    wait: float,
+    default_timeout: float,
+) -> _Request:
     headers = {"Content-Type": "application/json"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
     wait = max(0.0, min(wait, SERVER_MAX_WAIT))
-    return _Request("POST", "/v1/jobs", {"wait": wait} if wait else None, _spec_body(spec),
-                    headers, default_timeout + wait)  # the server holds the reply `wait` s
+    return _Request(
+        "POST",
+        "/v1/jobs",
+        {"wait": wait} if wait else None,
+        _spec_body(spec),
+        headers,
+        default_timeout + wait,
+    )  # the server holds the reply `wait` s
 
 
 def _object_path(key: str) -> str:
@@ -171,32 +189,70 @@ class _Operations(Generic[R]):
     def _run(self, spec: JobSpec, wait: bool) -> R:
         raise NotImplementedError
 
-    def crop(self, job: CropJob, wait: bool = True) -> R: return self._run(job, wait)
-    def resize(self, job: ResizeJob, wait: bool = True) -> R: return self._run(job, wait)
-    def convert(self, job: ConvertJob, wait: bool = True) -> R: return self._run(job, wait)
-    def compress(self, job: CompressJob, wait: bool = True) -> R: return self._run(job, wait)
-    def rotate(self, job: RotateJob, wait: bool = True) -> R: return self._run(job, wait)
-    def blur(self, job: BlurJob, wait: bool = True) -> R: return self._run(job, wait)
-    def sharpen(self, job: SharpenJob, wait: bool = True) -> R: return self._run(job, wait)
-    def grayscale(self, job: GrayscaleJob, wait: bool = True) -> R: return self._run(job, wait)
-    def exif_strip(self, job: ExifStripJob, wait: bool = True) -> R: return self._run(job, wait)
-    def composite(self, job: CompositeJob, wait: bool = True) -> R: return self._run(job, wait)
+    def crop(self, job: CropJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def resize(self, job: ResizeJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def convert(self, job: ConvertJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def compress(self, job: CompressJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def rotate(self, job: RotateJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def blur(self, job: BlurJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def sharpen(self, job: SharpenJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def grayscale(self, job: GrayscaleJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def exif_strip(self, job: ExifStripJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def composite(self, job: CompositeJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
     def contact_sheet(self, job: ContactSheetJob, wait: bool = True) -> R:
         return self._run(job, wait)
-    def adjust(self, job: AdjustJob, wait: bool = True) -> R: return self._run(job, wait)
-    def trim(self, job: TrimJob, wait: bool = True) -> R: return self._run(job, wait)
-    def extend(self, job: ExtendJob, wait: bool = True) -> R: return self._run(job, wait)
-    def metadata(self, job: MetadataJob, wait: bool = True) -> R: return self._run(job, wait)
+
+    def adjust(self, job: AdjustJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def trim(self, job: TrimJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def extend(self, job: ExtendJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def metadata(self, job: MetadataJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
     def dominant_color(self, job: DominantColorJob, wait: bool = True) -> R:
         return self._run(job, wait)
-    def pipeline(self, job: PipelineJob, wait: bool = True) -> R: return self._run(job, wait)
-    def ocr(self, job: OcrJob, wait: bool = True) -> R: return self._run(job, wait)
-    def from_html(self, job: FromHtmlJob, wait: bool = True) -> R: return self._run(job, wait)
+
+    def pipeline(self, job: PipelineJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def ocr(self, job: OcrJob, wait: bool = True) -> R:
+        return self._run(job, wait)
+
+    def from_html(self, job: FromHtmlJob, wait: bool = True) -> R:
+        return self._run(job, wait)
 
 
 def _client_args(base_url: str, api_key: str, timeout: float) -> dict[str, Any]:
-    return {"base_url": base_url.rstrip("/"), "timeout": timeout,
-            "headers": {"Authorization": f"Bearer {api_key}"}}
+    return {
+        "base_url": base_url.rstrip("/"),
+        "timeout": timeout,
+        "headers": {"Authorization": f"Bearer {api_key}"},
+    }
 
 
 class Client(_Operations[JobResult]):
@@ -208,20 +264,27 @@ class Client(_Operations[JobResult]):
 
     def _send(self, req: _Request, raw: bool = False) -> Any:
         for attempt in range(RETRIES_429 + 1):
-            resp = self._http.request(req.method, req.path, params=req.params,
-                                      content=req.content, headers=req.headers,
-                                      timeout=req.timeout or self.timeout)
+            resp = self._http.request(
+                req.method,
+                req.path,
+                params=req.params,
+                content=req.content,
+                headers=req.headers,
+                timeout=req.timeout or self.timeout,
+            )
             delay = _retry_after(resp, attempt)
             if delay is None:
                 break
             time.sleep(delay)
         return _parse(resp, raw)
 
-    def submit(self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None,
-               wait: float = 0) -> JobResult:
+    def submit(
+        self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None, wait: float = 0
+    ) -> JobResult:
         """Enqueue a job; with `wait`, the server holds the reply up to that many seconds."""
         return JobResult.from_dict(
-            self._send(_submit_request(spec, idempotency_key, wait, self.timeout)))
+            self._send(_submit_request(spec, idempotency_key, wait, self.timeout))
+        )
 
     def get(self, job_id: str) -> JobResult:
         return JobResult.from_dict(self._send(_Request("GET", f"/v1/jobs/{quote(job_id)}")))
@@ -287,23 +350,29 @@ class AsyncClient(_Operations[Awaitable[JobResult]]):
 
     async def _send(self, req: _Request, raw: bool = False) -> Any:
         for attempt in range(RETRIES_429 + 1):
-            resp = await self._http.request(req.method, req.path, params=req.params,
-                                            content=req.content, headers=req.headers,
-                                            timeout=req.timeout or self.timeout)
+            resp = await self._http.request(
+                req.method,
+                req.path,
+                params=req.params,
+                content=req.content,
+                headers=req.headers,
+                timeout=req.timeout or self.timeout,
+            )
             delay = _retry_after(resp, attempt)
             if delay is None:
                 break
             await asyncio.sleep(delay)
         return _parse(resp, raw)
 
-    async def submit(self, spec: JobSpec | Mapping[str, Any],
-                     idempotency_key: str | None = None, wait: float = 0) -> JobResult:
+    async def submit(
+        self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None, wait: float = 0
+    ) -> JobResult:
         return JobResult.from_dict(
-            await self._send(_submit_request(spec, idempotency_key, wait, self.timeout)))
+            await self._send(_submit_request(spec, idempotency_key, wait, self.timeout))
+        )
 
     async def get(self, job_id: str) -> JobResult:
-        return JobResult.from_dict(
-            await self._send(_Request("GET", f"/v1/jobs/{quote(job_id)}")))
+        return JobResult.from_dict(await self._send(_Request("GET", f"/v1/jobs/{quote(job_id)}")))
 
     async def wait(self, job_id: str, timeout: float = 120, poll: float = 0.1) -> JobResult:
         deadline = time.monotonic() + timeout
@@ -318,7 +387,8 @@ class AsyncClient(_Operations[Awaitable[JobResult]]):
 
     async def cancel(self, job_id: str) -> JobResult:
         return JobResult.from_dict(
-            await self._send(_Request("DELETE", f"/v1/jobs/{quote(job_id)}")))
+            await self._send(_Request("DELETE", f"/v1/jobs/{quote(job_id)}"))
+        )
 
     async def jobs(self, status: str | None = None, limit: int = 20) -> AsyncIterator[JobResult]:
         cursor = None
@@ -356,16 +426,18 @@ class AsyncClient(_Operations[Awaitable[JobResult]]):
         await self.aclose()
 
 
-def verify_webhook(headers: Mapping[str, str], body: bytes, secret: str,
-                   tolerance: int = 300) -> dict[str, Any]:
+def verify_webhook(
+    headers: Mapping[str, str], body: bytes, secret: str, tolerance: int = 300
+) -> dict[str, Any]:
     """Check a Standard Webhooks delivery and return its JSON payload.
 
     Signed content is `{webhook-id}.{webhook-timestamp}.{body}`, HMAC-SHA256 keyed by the
     base64 part of `whsec_...`; `webhook-signature` may list several `v1,<b64>` (key rotation).
     """
     lower = {k.lower(): v for k, v in headers.items()}
-    msg_id, stamp, signatures = (lower.get(h) for h in
-                                 ("webhook-id", "webhook-timestamp", "webhook-signature"))
+    msg_id, stamp, signatures = (
+        lower.get(h) for h in ("webhook-id", "webhook-timestamp", "webhook-signature")
+    )
     if not (msg_id and stamp and signatures):
         raise WebhookVerificationError("missing webhook-id, -timestamp or -signature header")
     try:
@@ -378,8 +450,9 @@ def verify_webhook(headers: Mapping[str, str], body: bytes, secret: str,
         key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
     except ValueError:
         raise WebhookVerificationError("the secret is not whsec_<base64>") from None
-    expected = base64.b64encode(hmac.new(
-        key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest())
+    expected = base64.b64encode(
+        hmac.new(key, f"{msg_id}.{stamp}.".encode() + body, hashlib.sha256).digest()
+    )
     for candidate in signatures.split():
         version, _, sig = candidate.partition(",")
         if version == "v1" and hmac.compare_digest(sig.encode(), expected):

@@ -26,8 +26,10 @@ def _client(args: argparse.Namespace) -> Client:
     if not key:
         key_file = Path(os.environ.get("FLEET_VAR_DIR", "var")) / "dev-api-key"
         if not key_file.exists():
-            raise SystemExit("imagefleet: no API key: pass --key, set FLEET_API_KEY, or run"
-                             f" next to a fleet ({key_file} not found)")
+            raise SystemExit(
+                "imagefleet: no API key: pass --key, set FLEET_API_KEY, or run"
+                f" next to a fleet ({key_file} not found)"
+            )
         key = key_file.read_text().strip()
     return Client(url, key)
 
@@ -176,8 +178,9 @@ def _failure(outcome: JobResult | ApiError) -> str | None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    files = sorted(p for p in Path(args.dir).iterdir()
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in Path(args.dir).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
         print(f"imagefleet: no images in {args.dir}", file=sys.stderr)
         return 1
@@ -192,10 +195,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
             path = futures[future]
             outcomes[path], saved = future.result()
             failure = _failure(outcomes[path])
-            progress.tick(f"{path.name}: failed {failure}" if failure else
-                          f"{path.name}: succeeded" + (f" -> {saved}" if saved else ""))
-    failures = {path: failure for path, outcome in sorted(outcomes.items())
-                if (failure := _failure(outcome))}
+            progress.tick(
+                f"{path.name}: failed {failure}"
+                if failure
+                else f"{path.name}: succeeded" + (f" -> {saved}" if saved else "")
+            )
+    failures = {
+        path: failure
+        for path, outcome in sorted(outcomes.items())
+        if (failure := _failure(outcome))
+    }
     jobs = [o for o in outcomes.values() if isinstance(o, JobResult)]
     succeeded = [j for j in jobs if j.ok]
     megapixels = sum(j.billing.get("megapixels") or 0 for j in succeeded)
@@ -241,8 +250,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit", choices=["contain", "cover", "fill", "inside", "outside"])
     p.add_argument("--format", choices=["png", "jpeg", "webp", "avif"])
     p.add_argument("--quality", type=int)
-    p.add_argument("--out", metavar="DIR", help="save every output here, named after the whole"
-                   " input file name (a.gif -> a.gif.webp; JSON results -> a.gif.json)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="save every output here, named after the whole"
+        " input file name (a.gif -> a.gif.webp; JSON results -> a.gif.json)",
+    )
     p.add_argument("--prefix", default="batch", help="key prefix for uploads (default batch)")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--timeout", type=float, default=300, help="seconds per job (default 300)")

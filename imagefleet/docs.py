@@ -35,8 +35,17 @@ metadata.
 
 Prices and how megapixels are metered: [billing.md](billing.md). Routes, the job object and
 error codes: [api.md](api.md)."""
-_COMMON = {"operation", "output", "inline", "webhook_url", "input", "format", "quality", "page",
-           "animated"}
+_COMMON = {
+    "operation",
+    "output",
+    "inline",
+    "webhook_url",
+    "input",
+    "format",
+    "quality",
+    "page",
+    "animated",
+}
 
 
 COMMON_FIELDS = """Fields every image job takes (besides its own):
@@ -101,15 +110,26 @@ def operations_markdown() -> str:
     lines = [START, "", COMMON_FIELDS, ""]
     for op in OPERATIONS.values():
         doc = " ".join((op.spec.__doc__ or "").split())
-        lines += [f"### `{op.name}`", "", doc, "",
-                  f"Queue `{op.queue}`; {_price(op)}."
-                  + (" Can be a `pipeline` step." if op.pipeline_step else ""), ""]
+        lines += [
+            f"### `{op.name}`",
+            "",
+            doc,
+            "",
+            f"Queue `{op.queue}`; {_price(op)}."
+            + (" Can be a `pipeline` step." if op.pipeline_step else ""),
+            "",
+        ]
         rows = _fields(op)
         if rows:
             lines += ["| field | type | default |", "|---|---|---|", *rows, ""]
         body = example_body(op)
-        lines += ["```sh", 'curl -s -X POST "$API/v1/jobs?wait=30"'
-                  f' -H "Authorization: Bearer $KEY" -d \'{json.dumps(body)}\'', "```", ""]
+        lines += [
+            "```sh",
+            'curl -s -X POST "$API/v1/jobs?wait=30"'
+            f" -H \"Authorization: Bearer $KEY\" -d '{json.dumps(body)}'",
+            "```",
+            "",
+        ]
     lines.append(END)
     return "\n".join(lines)
 

@@ -121,16 +121,20 @@ def up(cfg: Settings) -> int:
         def ready() -> bool:
             for child in fleet.children:
                 if not child.alive():
-                    raise ChildExited(f"{child.name} exited with {child.process.returncode}"
-                                      " while starting (see its output above)")
+                    raise ChildExited(
+                        f"{child.name} exited with {child.process.returncode}"
+                        " while starting (see its output above)"
+                    )
             return stopping or procs.http_ok(f"{cfg.public_url}/readyz")
 
         procs.wait_until(ready, 90, "the fleet")
         if not stopping:
             key_file = _relative(cfg.dev_key_file)
-            _say(f"ready on {cfg.public_url} (storage {cfg.storage_url}); dev key in {key_file};"
-                 f" try: curl -H \"Authorization: Bearer $(cat {key_file})\""
-                 f" {cfg.public_url}/v1/operations   (Ctrl-C stops)")
+            _say(
+                f"ready on {cfg.public_url} (storage {cfg.storage_url}); dev key in {key_file};"
+                f' try: curl -H "Authorization: Bearer $(cat {key_file})"'
+                f" {cfg.public_url}/v1/operations   (Ctrl-C stops)"
+            )
         del key
         store, next_sweep = open_store(cfg.storage_url), time.monotonic()
         while not stopping:

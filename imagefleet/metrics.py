@@ -33,8 +33,10 @@ def _labels(**pairs: str) -> str:
 
 def render(client: redis.Redis, redis_broker: bool) -> str:
     """The Redis-held fleet metrics in the Prometheus text format."""
-    lines = ["# HELP imagefleet_job_seconds Job run time in a worker, by operation and outcome.",
-             "# TYPE imagefleet_job_seconds histogram"]
+    lines = [
+        "# HELP imagefleet_job_seconds Job run time in a worker, by operation and outcome.",
+        "# TYPE imagefleet_job_seconds histogram",
+    ]
     durations = {k.decode(): v.decode() for k, v in client.hgetall(_DURATION).items()}
     for key in sorted(durations):
         op, outcome, bound = key.split("|")
@@ -42,23 +44,29 @@ def render(client: redis.Redis, redis_broker: bool) -> str:
         if bound == "sum":
             lines.append(f"imagefleet_job_seconds_sum{_labels(**labels)} {durations[key]}")
             continue
-        lines.append(f"imagefleet_job_seconds_bucket{_labels(**labels, le=bound)}"
-                     f" {durations[key]}")
+        lines.append(f"imagefleet_job_seconds_bucket{_labels(**labels, le=bound)} {durations[key]}")
         if bound == "+Inf":
             lines.append(f"imagefleet_job_seconds_count{_labels(**labels)} {durations[key]}")
-    lines += ["# HELP imagefleet_job_failures_total Failed job runs by operation and code.",
-              "# TYPE imagefleet_job_failures_total counter"]
+    lines += [
+        "# HELP imagefleet_job_failures_total Failed job runs by operation and code.",
+        "# TYPE imagefleet_job_failures_total counter",
+    ]
     for key, value in sorted(client.hgetall(_FAILURES).items()):
         op, code = key.decode().split("|")
-        lines.append(f"imagefleet_job_failures_total{_labels(operation=op, code=code)}"
-                     f" {value.decode()}")
-    lines += ["# HELP imagefleet_jobs Jobs by state (records within their retention).",
-              "# TYPE imagefleet_jobs gauge"]
+        lines.append(
+            f"imagefleet_job_failures_total{_labels(operation=op, code=code)} {value.decode()}"
+        )
+    lines += [
+        "# HELP imagefleet_jobs Jobs by state (records within their retention).",
+        "# TYPE imagefleet_jobs gauge",
+    ]
     for state, value in sorted(client.hgetall(STATES).items()):
         lines.append(f"imagefleet_jobs{_labels(state=state.decode())} {max(0, int(value))}")
     if redis_broker:  # Celery keeps each Redis queue as a list of the same name
-        lines += ["# HELP imagefleet_queue_depth Tasks waiting in each queue.",
-                  "# TYPE imagefleet_queue_depth gauge"]
+        lines += [
+            "# HELP imagefleet_queue_depth Tasks waiting in each queue.",
+            "# TYPE imagefleet_queue_depth gauge",
+        ]
         for queue in QUEUES:
             lines.append(f"imagefleet_queue_depth{_labels(queue=queue)} {client.llen(queue)}")
     return "\n".join(lines) + "\n"

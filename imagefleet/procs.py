@@ -93,8 +93,11 @@ def spawn(
     out = open(log_file, "ab") if log_file else None  # noqa: SIM115 - owned by the child
     try:
         process = subprocess.Popen(
-            list(argv), env=dict(env) if env is not None else None, stdout=out,
-            stderr=subprocess.STDOUT if out else None, stdin=subprocess.DEVNULL,
+            list(argv),
+            env=dict(env) if env is not None else None,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
     finally:
@@ -106,6 +109,24 @@ def spawn(
 def redis_argv(port: int, data_dir: Path) -> list[str]:
     """A private Redis: loopback only, append-only file on (jobs survive restarts)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    return ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir),
-            "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
-            "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"]
+    return [
+        "redis-server",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
+        "--protected-mode",
+        "yes",
+        "--loglevel",
+        "warning",
+    ]

@@ -85,13 +85,21 @@ def parse_sentinel_url(url: str) -> SentinelURL:
         raise ValueError(f"the database {path[1]!r} is not a number in {url!r}") from None
     query = parse_qs(parts.query)
     sentinel_password = query.get("sentinel_password", [None])[0]
-    return SentinelURL(sentinels, unquote(path[0]), db, unquote(username) or None,
-                       unquote(password) or None, sentinel_password)
+    return SentinelURL(
+        sentinels,
+        unquote(path[0]),
+        db,
+        unquote(username) or None,
+        unquote(password) or None,
+        sentinel_password,
+    )
 
 
 def _sentinel_kwargs(parsed: SentinelURL) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_TIMEOUT,
-                              "socket_connect_timeout": SENTINEL_TIMEOUT}
+    kwargs: dict[str, Any] = {
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+    }
     if parsed.sentinel_password:
         kwargs["password"] = parsed.sentinel_password
     return kwargs
@@ -112,10 +120,12 @@ def connect(url: str, **kwargs: Any) -> redis.Redis:
     if not is_sentinel(url):
         return redis.Redis.from_url(url, **kwargs)
     parsed = parse_sentinel_url(url)
-    sentinel = redis.sentinel.Sentinel(list(parsed.sentinels),
-                                       sentinel_kwargs=_sentinel_kwargs(parsed))
-    return sentinel.master_for(parsed.service, redis_class=redis.Redis,
-                               **_node_kwargs(parsed, kwargs))
+    sentinel = redis.sentinel.Sentinel(
+        list(parsed.sentinels), sentinel_kwargs=_sentinel_kwargs(parsed)
+    )
+    return sentinel.master_for(
+        parsed.service, redis_class=redis.Redis, **_node_kwargs(parsed, kwargs)
+    )
 
 
 def connect_async(url: str, **kwargs: Any) -> aioredis.Redis:
@@ -123,10 +133,10 @@ def connect_async(url: str, **kwargs: Any) -> aioredis.Redis:
     if not is_sentinel(url):
         return aioredis.Redis.from_url(url, **kwargs)
     parsed = parse_sentinel_url(url)
-    sentinel = asentinel.Sentinel(list(parsed.sentinels),
-                                  sentinel_kwargs=_sentinel_kwargs(parsed))
-    return sentinel.master_for(parsed.service, redis_class=aioredis.Redis,
-                               **_node_kwargs(parsed, kwargs))
+    sentinel = asentinel.Sentinel(list(parsed.sentinels), sentinel_kwargs=_sentinel_kwargs(parsed))
+    return sentinel.master_for(
+        parsed.service, redis_class=aioredis.Redis, **_node_kwargs(parsed, kwargs)
+    )
 
 
 def kombu_broker(url: str) -> tuple[str, dict[str, Any]]:
@@ -139,10 +149,11 @@ def kombu_broker(url: str) -> tuple[str, dict[str, Any]]:
     auth = ""
     if parsed.password or parsed.username:
         auth = f"{quote(parsed.username or '', safe='')}:{quote(parsed.password or '', safe='')}@"
-    hosts = ";".join(f"sentinel://{auth}{f'[{h}]' if ':' in h else h}:{p}/{parsed.db}"
-                     for h, p in parsed.sentinels)
-    return hosts, {"master_name": parsed.service,
-                   "sentinel_kwargs": _sentinel_kwargs(parsed)}
+    hosts = ";".join(
+        f"sentinel://{auth}{f'[{h}]' if ':' in h else h}:{p}/{parsed.db}"
+        for h, p in parsed.sentinels
+    )
+    return hosts, {"master_name": parsed.service, "sentinel_kwargs": _sentinel_kwargs(parsed)}
 
 
 def wait_for_replicas(client: redis.Redis, replicas: int, timeout_ms: int) -> None:
@@ -160,5 +171,6 @@ def wait_for_replicas(client: redis.Redis, replicas: int, timeout_ms: int) -> No
         pipe.execute_command("WAIT", replicas, timeout_ms)
         _, acked = pipe.execute()
     if int(acked) < replicas:
-        raise NotReplicated(f"{acked} of {replicas} replica(s) confirmed the write within"
-                            f" {timeout_ms} ms")
+        raise NotReplicated(
+            f"{acked} of {replicas} replica(s) confirmed the write within {timeout_ms} ms"
+        )

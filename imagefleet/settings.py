@@ -37,7 +37,7 @@ def _prices() -> dict[str, int]:
     for name, value in os.environ.items():
         for suffix in ("_PER_MP_MICROS", "_FLAT_MICROS"):
             if name.startswith("FLEET_PRICE_") and name.endswith(suffix):
-                op = name[len("FLEET_PRICE_"):-len(suffix)].lower().replace("_", "-")
+                op = name[len("FLEET_PRICE_") : -len(suffix)].lower().replace("_", "-")
                 prices[f"{op}.{suffix[1:].lower()}"] = int(value)
     return prices
 
@@ -104,7 +104,8 @@ def load_settings() -> Settings:
     return Settings(
         var_dir=var_dir,
         redis_url=os.environ.get("FLEET_REDIS_URL") or _local_redis(var_dir),
-        broker_url=os.environ.get("FLEET_BROKER_URL") or os.environ.get("FLEET_REDIS_URL")
+        broker_url=os.environ.get("FLEET_BROKER_URL")
+        or os.environ.get("FLEET_REDIS_URL")
         or _local_redis(var_dir),
         storage_url=os.environ.get("FLEET_STORAGE_URL", f"file://{var_dir / 'objects'}"),
         host=host,
@@ -149,8 +150,12 @@ def load_settings() -> Settings:
         render_max_side=_int("FLEET_RENDER_MAX_SIDE", 16384),
         max_work_megapixels=_float("FLEET_MAX_WORK_MEGAPIXELS", 0.0)
         or 4 * _float("FLEET_MAX_MEGAPIXELS", 100.0),
-        redis_min_replicas=_int("FLEET_REDIS_MIN_REPLICAS", int(  # 1 on Sentinel, else 0
-            (os.environ.get("FLEET_REDIS_URL") or "").startswith("redis+sentinel://"))),
+        redis_min_replicas=_int(
+            "FLEET_REDIS_MIN_REPLICAS",
+            int(  # 1 on Sentinel, else 0
+                (os.environ.get("FLEET_REDIS_URL") or "").startswith("redis+sentinel://")
+            ),
+        ),
         redis_wait_ms=_int("FLEET_REDIS_WAIT_MS", 1000),
     )
 

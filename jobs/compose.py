@@ -22,8 +22,9 @@ from jobs.spec import (
     UnitInterval,
 )
 
-Placement = Literal["center", "north", "northeast", "east", "southeast", "south", "southwest",
-                    "west", "northwest"]
+Placement = Literal[
+    "center", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"
+]
 
 
 class CompositeJob(ImageJob, tag="composite", kw_only=True):
@@ -71,13 +72,17 @@ class ContactSheetJob(JobSpec, tag="contact-sheet", kw_only=True):
 
     def sheet_size(self) -> tuple[int, int]:
         cols, rows = self.grid()
-        return (cols * self.cell_width + (cols + 1) * self.gap,
-                rows * self.cell_height + (rows + 1) * self.gap)
+        return (
+            cols * self.cell_width + (cols + 1) * self.gap,
+            rows * self.cell_height + (rows + 1) * self.gap,
+        )
 
     def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
         cell = Raster(self.cell_width, self.cell_height)  # each image is fitted inside one
-        return [*[(f"cell {i}", cell) for i in range(len(inputs))],
-                ("the contact sheet", Raster(*self.sheet_size()))]
+        return [
+            *[(f"cell {i}", cell) for i in range(len(inputs))],
+            ("the contact sheet", Raster(*self.sheet_size())),
+        ]
 
     def with_sources(self, sources: list[InputSource]) -> Self:
         return msgspec.structs.replace(self, files=list(sources))

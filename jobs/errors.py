@@ -62,8 +62,13 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 class FleetError(Exception):
     """An expected failure with a documented code; safe to show to the caller."""
 
-    def __init__(self, code: ErrorCode, message: str, details: dict[str, object] | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        details: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

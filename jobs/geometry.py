@@ -75,8 +75,10 @@ def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
     """Bounding box of a width x height rectangle rotated by `angle` degrees, rounded out."""
     c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
     # The epsilon keeps float noise (e.g. 99.99999999) from adding a whole pixel.
-    return (max(1, math.ceil(width * c + height * s - 1e-6)),
-            max(1, math.ceil(width * s + height * c - 1e-6)))
+    return (
+        max(1, math.ceil(width * c + height * s - 1e-6)),
+        max(1, math.ceil(width * s + height * c - 1e-6)),
+    )
 
 
 class RotateJob(ImageJob, tag="rotate", kw_only=True):
@@ -114,8 +116,9 @@ class ExtendJob(ImageJob, tag="extend", kw_only=True):
 
     def __post_init__(self) -> None:
         if not (self.top or self.bottom or self.left or self.right):
-            raise ValueError("give at least one positive `top`, `bottom`, `left` or `right`"
-                             " - at `$`")
+            raise ValueError(
+                "give at least one positive `top`, `bottom`, `left` or `right` - at `$`"
+            )
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         return width + self.left + self.right, height + self.top + self.bottom

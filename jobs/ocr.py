@@ -33,8 +33,9 @@ class OcrJob(ImageJob, tag="ocr", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.psm == 2:
-            raise ValueError("psm 2 (segmentation without OSD) is not implemented by Tesseract"
-                             " - at `$.psm`")
+            raise ValueError(
+                "psm 2 (segmentation without OSD) is not implemented by Tesseract - at `$.psm`"
+            )
 
     def languages(self) -> list[str]:
         return self.lang.split("+")
@@ -42,6 +43,8 @@ class OcrJob(ImageJob, tag="ocr", kw_only=True):
     def admit(self, cfg: Settings) -> None:
         missing = [lang for lang in self.languages() if lang not in cfg.ocr_langs]
         if missing:
-            raise FleetError(ErrorCode.UNSUPPORTED_LANG,
-                             f"language {'+'.join(missing)!r} is not deployed; the roster is"
-                             f" {' '.join(cfg.ocr_langs)} (combine with `+`)")
+            raise FleetError(
+                ErrorCode.UNSUPPORTED_LANG,
+                f"language {'+'.join(missing)!r} is not deployed; the roster is"
+                f" {' '.join(cfg.ocr_langs)} (combine with `+`)",
+            )

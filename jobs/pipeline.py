@@ -24,11 +24,18 @@ class PipelineJob(ImageJob, tag="pipeline", kw_only=True):
         from jobs.registry import pipeline_steps  # the registry imports this module
 
         def numbered(index: int, step: ImageJob) -> Stages:
-            return lambda w, h: [(f"step {index}: {what}", size)
-                                 for what, size in step.stages(w, h)]
+            return lambda w, h: [
+                (f"step {index}: {what}", size) for what, size in step.stages(w, h)
+            ]
 
-        return chain(inputs[0], [numbered(i, step) for i, step in
-                                 enumerate(pipeline_steps(self)) if isinstance(step, ImageJob)])
+        return chain(
+            inputs[0],
+            [
+                numbered(i, step)
+                for i, step in enumerate(pipeline_steps(self))
+                if isinstance(step, ImageJob)
+            ],
+        )
 
 
 def step_body(step: dict[str, Any], index: int) -> dict[str, Any]:
@@ -36,5 +43,6 @@ def step_body(step: dict[str, Any], index: int) -> dict[str, Any]:
     for name in _PIPELINE_ONLY:
         if name in step:
             raise msgspec.ValidationError(
-                f"`{name}` belongs to the pipeline, not to a step - at `$.steps[{index}].{name}`")
+                f"`{name}` belongs to the pipeline, not to a step - at `$.steps[{index}].{name}`"
+            )
     return {**step, "input": "pipeline"}

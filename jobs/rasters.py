@@ -87,15 +87,20 @@ class Plan:
             if raster.pixels > ceiling or raster.frames > limits.max_frames:
                 raise _too_large(
                     f"input {where} is {raster.describe()}; the limits are"
-                    f" {limits.max_megapixels:g} MP and {limits.max_frames} frames")
+                    f" {limits.max_megapixels:g} MP and {limits.max_frames} frames"
+                )
         for what, raster in self.created:
             if raster.pixels > ceiling:
-                raise _too_large(f"{what} would be {raster.describe()}; the limit is"
-                                 f" {limits.max_megapixels:g} MP per image")
+                raise _too_large(
+                    f"{what} would be {raster.describe()}; the limit is"
+                    f" {limits.max_megapixels:g} MP per image"
+                )
         work = sum(r.pixels for _, r in self.created) / 1e6
         if work > limits.max_work_megapixels:
-            raise _too_large(f"the job would create {work:.1f} MP of images in all; the"
-                             f" limit is {limits.max_work_megapixels:g} MP per job")
+            raise _too_large(
+                f"the job would create {work:.1f} MP of images in all; the"
+                f" limit is {limits.max_work_megapixels:g} MP per job"
+            )
 
 
 def chain(start: Raster, steps: list[Stages]) -> list[tuple[str, Raster]]:

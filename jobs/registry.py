@@ -50,10 +50,23 @@ class Operation:
         return getattr(importlib.import_module(module), func)
 
 
-def _cpu(name: str, spec: type[JobSpec], module: str, example: dict[str, Any],
-         billing: BillingRule | None = None, step: bool = True) -> Operation:
-    return Operation(name, spec, "cpu", billing or PerMegapixel(),
-                     f"worker.ops.{module}:{module}", example, pipeline_step=step)
+def _cpu(
+    name: str,
+    spec: type[JobSpec],
+    module: str,
+    example: dict[str, Any],
+    billing: BillingRule | None = None,
+    step: bool = True,
+) -> Operation:
+    return Operation(
+        name,
+        spec,
+        "cpu",
+        billing or PerMegapixel(),
+        f"worker.ops.{module}:{module}",
+        example,
+        pipeline_step=step,
+    )
 
 
 def example_body(op: Operation) -> dict[str, Any]:
@@ -63,43 +76,100 @@ def example_body(op: Operation) -> dict[str, Any]:
     return {"operation": op.name, **default, **op.example}
 
 
-OPERATIONS: dict[str, Operation] = {op.name: op for op in (
-    _cpu("crop", CropJob, "crop",
-         {"rect": {"x": 100, "y": 50, "width": 800, "height": 600}, "format": "jpeg",
-          "quality": 90}),
-    _cpu("resize", ResizeJob, "resize", {"width": 720, "fit": "inside"}),
-    _cpu("convert", ConvertJob, "convert", {"format": "webp", "quality": 82}),
-    _cpu("compress", CompressJob, "compress", {"quality": 70}),
-    _cpu("rotate", RotateJob, "rotate", {"angle": 90}),
-    _cpu("blur", BlurJob, "blur", {"sigma": 3}),
-    _cpu("sharpen", SharpenJob, "sharpen", {"sigma": 1.5}),
-    _cpu("grayscale", GrayscaleJob, "grayscale", {}),
-    _cpu("exif-strip", ExifStripJob, "exif_strip", {}),
-    _cpu("composite", CompositeJob, "composite",
-         {"overlay": "logo.png", "gravity": "southeast", "opacity": 0.8}, step=False),
-    replace(_cpu("contact-sheet", ContactSheetJob, "contact_sheet",
-                 {"files": ["photo.jpg", "logo.png"], "columns": 2, "cellWidth": 240,
-                  "cellHeight": 180}, step=False), bills_all_inputs=True),
-    _cpu("adjust", AdjustJob, "adjust",
-         {"brightness": 1.1, "saturation": 1.3, "tint": {"r": 255, "g": 240, "b": 200}}),
-    _cpu("trim", TrimJob, "trim", {"threshold": 10}),
-    _cpu("extend", ExtendJob, "extend",
-         {"top": 40, "bottom": 40, "background": "#ffffff"}),
-    _cpu("metadata", MetadataJob, "metadata", {}, billing=Flat(500), step=False),
-    _cpu("dominant-color", DominantColorJob, "dominant_color", {}, billing=Flat(200),
-         step=False),
-    _cpu("pipeline", PipelineJob, "pipeline",
-         {"steps": [{"operation": "resize", "width": 800, "fit": "inside"},
-                    {"operation": "sharpen"}, {"operation": "convert", "format": "webp"}]},
-         step=False),
-    Operation("ocr", OcrJob, "ocr", Flat(3000), "worker.ops.ocr:ocr",
-              {"input": "scan.png", "lang": "eng+deu", "tsv": True},
-              soft_time_limit=120, time_limit=180),
-    Operation("from-html", FromHtmlJob, "render", Flat(3000), "worker.ops.from_html:from_html",
-              {"html": "<div style=\"font:48px sans-serif;padding:40px\">Hello</div>",
-               "type": "png", "fullPage": True},
-              soft_time_limit=30, time_limit=60),
-)}
+OPERATIONS: dict[str, Operation] = {
+    op.name: op
+    for op in (
+        _cpu(
+            "crop",
+            CropJob,
+            "crop",
+            {
+                "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
+                "format": "jpeg",
+                "quality": 90,
+            },
+        ),
+        _cpu("resize", ResizeJob, "resize", {"width": 720, "fit": "inside"}),
+        _cpu("convert", ConvertJob, "convert", {"format": "webp", "quality": 82}),
+        _cpu("compress", CompressJob, "compress", {"quality": 70}),
+        _cpu("rotate", RotateJob, "rotate", {"angle": 90}),
+        _cpu("blur", BlurJob, "blur", {"sigma": 3}),
+        _cpu("sharpen", SharpenJob, "sharpen", {"sigma": 1.5}),
+        _cpu("grayscale", GrayscaleJob, "grayscale", {}),
+        _cpu("exif-strip", ExifStripJob, "exif_strip", {}),
+        _cpu(
+            "composite",
+            CompositeJob,
+            "composite",
+            {"overlay": "logo.png", "gravity": "southeast", "opacity": 0.8},
+            step=False,
+        ),
+        replace(
+            _cpu(
+                "contact-sheet",
+                ContactSheetJob,
+                "contact_sheet",
+                {
+                    "files": ["photo.jpg", "logo.png"],
+                    "columns": 2,
+                    "cellWidth": 240,
+                    "cellHeight": 180,
+                },
+                step=False,
+            ),
+            bills_all_inputs=True,
+        ),
+        _cpu(
+            "adjust",
+            AdjustJob,
+            "adjust",
+            {"brightness": 1.1, "saturation": 1.3, "tint": {"r": 255, "g": 240, "b": 200}},
+        ),
+        _cpu("trim", TrimJob, "trim", {"threshold": 10}),
+        _cpu("extend", ExtendJob, "extend", {"top": 40, "bottom": 40, "background": "#ffffff"}),
+        _cpu("metadata", MetadataJob, "metadata", {}, billing=Flat(500), step=False),
+        _cpu(
+            "dominant-color", DominantColorJob, "dominant_color", {}, billing=Flat(200), step=False
+        ),
+        _cpu(
+            "pipeline",
+            PipelineJob,
+            "pipeline",
+            {
+                "steps": [
+                    {"operation": "resize", "width": 800, "fit": "inside"},
+                    {"operation": "sharpen"},
+                    {"operation": "convert", "format": "webp"},
+                ]
+            },
+            step=False,
+        ),
+        Operation(
+            "ocr",
+            OcrJob,
+            "ocr",
+            Flat(3000),
+            "worker.ops.ocr:ocr",
+            {"input": "scan.png", "lang": "eng+deu", "tsv": True},
+            soft_time_limit=120,
+            time_limit=180,
+        ),
+        Operation(
+            "from-html",
+            FromHtmlJob,
+            "render",
+            Flat(3000),
+            "worker.ops.from_html:from_html",
+            {
+                "html": '<div style="font:48px sans-serif;padding:40px">Hello</div>',
+                "type": "png",
+                "fullPage": True,
+            },
+            soft_time_limit=30,
+            time_limit=60,
+        ),
+    )
+}
 
 AnyJobSpec = Union[tuple(op.spec for op in OPERATIONS.values())]  # noqa: UP007
 
@@ -116,8 +186,8 @@ _PATH = re.compile(r" - at `\$(?P<rest>[^`]*)`$")
 def _known(name: str, path: str) -> None:
     if name not in OPERATIONS:
         raise msgspec.ValidationError(
-            f"unknown operation {name!r}; expected one of {', '.join(OPERATIONS)}"
-            f" - at `{path}`")
+            f"unknown operation {name!r}; expected one of {', '.join(OPERATIONS)} - at `{path}`"
+        )
 
 
 def pipeline_steps(spec: PipelineJob) -> list[JobSpec]:
@@ -134,7 +204,8 @@ def pipeline_steps(spec: PipelineJob) -> list[JobSpec]:
             allowed = ", ".join(n for n, op in OPERATIONS.items() if op.pipeline_step)
             raise msgspec.ValidationError(
                 f"{name!r} cannot be a pipeline step; steps are one of {allowed}"
-                f" - at `{where}.operation`")
+                f" - at `{where}.operation`"
+            )
         try:
             steps.append(_decoder.decode(msgspec.json.encode(body)))
         except msgspec.ValidationError as exc:

@@ -35,14 +35,16 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
         if self.clip is not None and self.full_page:
             raise ValueError("`clip` and `fullPage` exclude each other - at `$.clip`")
         if self.omit_background and self.type == "jpeg":
-            raise ValueError("`omitBackground` needs png or webp (JPEG has no alpha)"
-                             " - at `$.omitBackground`")
+            raise ValueError(
+                "`omitBackground` needs png or webp (JPEG has no alpha) - at `$.omitBackground`"
+            )
 
     def admit(self, cfg: Settings) -> None:
         size = len(self.html.encode())
         if size > cfg.max_html_bytes:
-            raise FleetError(ErrorCode.HTML_TOO_LARGE,
-                             f"html is {size} bytes; the limit is {cfg.max_html_bytes}")
+            raise FleetError(
+                ErrorCode.HTML_TOO_LARGE, f"html is {size} bytes; the limit is {cfg.max_html_bytes}"
+            )
         _check_area(cfg, self.width, self.height, "$")
         if self.clip is not None:
             _check_area(cfg, self.clip.width, self.clip.height, "$.clip")
@@ -58,10 +60,19 @@ def _check_area(cfg: Settings, width: int, height: int, path: str) -> None:
     within the megapixel limit."""
     for name, side in (("width", width), ("height", height)):
         if side > cfg.render_max_side:
-            raise FleetError(ErrorCode.VALIDATION_ERROR, (
-                f"{side} px is over the render limit of {cfg.render_max_side} px a side"
-                f" (FLEET_RENDER_MAX_SIDE) - at `{path}.{name}`"))
+            raise FleetError(
+                ErrorCode.VALIDATION_ERROR,
+                (
+                    f"{side} px is over the render limit of {cfg.render_max_side} px a side"
+                    f" (FLEET_RENDER_MAX_SIDE) - at `{path}.{name}`"
+                ),
+            )
     if width * height > cfg.max_megapixels * 1e6:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, (
-            f"{width}x{height} is {width * height / 1e6:g} megapixels; the limit is"
-            f" {cfg.max_megapixels:g} (FLEET_MAX_MEGAPIXELS) - at `{path}.width`, `{path}.height`"))
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR,
+            (
+                f"{width}x{height} is {width * height / 1e6:g} megapixels; the limit is"
+                f" {cfg.max_megapixels:g} (FLEET_MAX_MEGAPIXELS)"
+                f" - at `{path}.width`, `{path}.height`"
+            ),
+        )

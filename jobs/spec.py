@@ -143,8 +143,9 @@ class ImageJob(JobSpec, kw_only=True):
         return chain(inputs[0], [self.stages]) if self.makes_image else []
 
     def walks_pages(self, index: int) -> bool:
-        return index == 0 and (self.animated or self.reads_all_pages or self.reads_timeline
-                               or self.page > 0)
+        return index == 0 and (
+            self.animated or self.reads_all_pages or self.reads_timeline or self.page > 0
+        )
 
     def input_raster(self, index: int, header: PageSizes) -> Raster:
         if index > 0:  # page and animated apply to the main input
@@ -166,4 +167,3 @@ def input_key_of(source: InputSource) -> str | None:
     if isinstance(source, str):
         return source
     return source.input_key
-

@@ -49,8 +49,10 @@ class JobStore:
         """Store a new job and, when given, its (queue, task message) in one transaction."""
         with self.redis.pipeline() as pipe:
             pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
-            pipe.zadd(f"imagefleet:jobs:{record.tenant}",
-                      {record.id: int(record.created_at.timestamp() * 1_000_000)})
+            pipe.zadd(
+                f"imagefleet:jobs:{record.tenant}",
+                {record.id: int(record.created_at.timestamp() * 1_000_000)},
+            )
             pipe.publish(events_channel(record.id), record.status.value)
             pipe.hincrby(STATES, record.status.value, 1)
             pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
@@ -58,15 +60,17 @@ class JobStore:
                 pipe.lpush(*message)
             pipe.execute()
 
-    def list(self, tenant: str, limit: int, before: int | None = None,
-             status: JobStatus | None = None) -> tuple[list[JobRecord], str | None]:
+    def list(
+        self, tenant: str, limit: int, before: int | None = None, status: JobStatus | None = None
+    ) -> tuple[list[JobRecord], str | None]:
         """A tenant's jobs, newest first, and the cursor of the next page (or None)."""
         index = f"imagefleet:jobs:{tenant}"
         found: list[JobRecord] = []
         top = f"({before}" if before is not None else "+inf"
         while len(found) < limit:
-            batch = self.redis.zrevrangebyscore(index, top, "-inf", start=0, num=limit * 2,
-                                                withscores=True)
+            batch = self.redis.zrevrangebyscore(
+                index, top, "-inf", start=0, num=limit * 2, withscores=True
+            )
             if not batch:
                 return found, None
             for member, score in batch:

@@ -37,7 +37,15 @@ class AdjustJob(ImageJob, tag="adjust", kw_only=True):
     tint: RGB | None = None
 
     def __post_init__(self) -> None:
-        if (self.brightness is None and self.saturation is None and self.hue is None
-                and self.lightness is None and not self.negate and self.tint is None):
-            raise ValueError("give at least one of `brightness`, `saturation`, `hue`,"
-                             " `lightness`, `negate` or `tint` - at `$`")
+        if (
+            self.brightness is None
+            and self.saturation is None
+            and self.hue is None
+            and self.lightness is None
+            and not self.negate
+            and self.tint is None
+        ):
+            raise ValueError(
+                "give at least one of `brightness`, `saturation`, `hue`,"
+                " `lightness`, `negate` or `tint` - at `$`"
+            )

@@ -9,7 +9,12 @@ from storage.base import ObjectNotFound, ObjectStore
 from storage.keys import InvalidKey, normalize_key, tenant_key
 
 __all__ = [
-    "InvalidKey", "ObjectNotFound", "ObjectStore", "normalize_key", "open_store", "tenant_key",
+    "InvalidKey",
+    "ObjectNotFound",
+    "ObjectStore",
+    "normalize_key",
+    "open_store",
+    "tenant_key",
 ]
 
 
@@ -24,4 +29,6 @@ def open_store(url: str) -> ObjectStore:
         from storage.s3 import S3Store  # imports the minio SDK only when used
 
         return S3Store(url)
-    raise ValueError(f"unsupported storage URL {url!r}: use file://DIR or s3://KEY:SECRET@HOST/BUCKET")
+    raise ValueError(
+        f"unsupported storage URL {url!r}: use file://DIR or s3://KEY:SECRET@HOST/BUCKET"
+    )

@@ -46,9 +46,13 @@ class S3Store:
         public_url = query.get("public", [os.environ.get("FLEET_S3_PUBLIC_URL", "")])[0]
         if public_url:  # signing is local: a region given, no request to that host
             public = urlsplit(public_url)
-            self.presigner = Minio(public.netloc, access_key=access_key, secret_key=secret_key,
-                                   secure=public.scheme == "https",
-                                   region=region or "us-east-1")
+            self.presigner = Minio(
+                public.netloc,
+                access_key=access_key,
+                secret_key=secret_key,
+                secure=public.scheme == "https",
+                region=region or "us-east-1",
+            )
         self._bucket_ready = False
 
     def _ensure_bucket(self) -> None:
@@ -71,8 +75,9 @@ class S3Store:
         self._ensure_bucket()
         # Parts (5 MiB) go one at a time, so one upload holds one part in memory; the SDK
         # aborts a multipart upload that fails, and S3 shows an object only once complete.
-        self.client.put_object(self.bucket, key, stream, size, content_type=content_type,
-                               num_parallel_uploads=1)
+        self.client.put_object(
+            self.bucket, key, stream, size, content_type=content_type, num_parallel_uploads=1
+        )
 
     def get(self, key: str) -> bytes:
         return self.get_range(key, 0, 0)
@@ -122,8 +127,12 @@ class S3Store:
         removed = 0
         for obj in self.client.list_objects(self.bucket, prefix="tenants/", recursive=True):
             parts = obj.object_name.split("/")
-            if (len(parts) > 3 and parts[2] == "jobs" and obj.last_modified is not None
-                    and obj.last_modified.timestamp() < older_than):
+            if (
+                len(parts) > 3
+                and parts[2] == "jobs"
+                and obj.last_modified is not None
+                and obj.last_modified.timestamp() < older_than
+            ):
                 self.client.remove_object(self.bucket, obj.object_name)
                 removed += 1
         return removed

@@ -46,14 +46,30 @@ KILLED_POOLS = ("cpu", "ocr", "webhooks")
 # (weight, job body without webhook, what a valid output must measure: (w, h) or None)
 JOB_MIX: list[tuple[int, dict[str, Any], tuple[int, int] | None]] = [
     (4, {"operation": "resize", "input": "photo.jpg", "width": 200}, (200, 150)),
-    (2, {"operation": "crop", "input": "photo.jpg", "width": 120, "height": 90,
-         "gravity": "entropy"}, (120, 90)),
+    (
+        2,
+        {
+            "operation": "crop",
+            "input": "photo.jpg",
+            "width": 120,
+            "height": 90,
+            "gravity": "entropy",
+        },
+        (120, 90),
+    ),
     (2, {"operation": "convert", "input": "logo.png", "format": "webp"}, (300, 200)),
     (2, {"operation": "blur", "input": "photo.jpg", "sigma": 2}, (640, 480)),
     (2, {"operation": "grayscale", "input": "logo.png"}, (300, 200)),
     (1, {"operation": "rotate", "input": "photo.jpg", "angle": 90}, (480, 640)),
-    (2, {"operation": "pipeline", "input": "photo.jpg",
-         "steps": [{"operation": "resize", "width": 320}, {"operation": "sharpen"}]}, (320, 240)),
+    (
+        2,
+        {
+            "operation": "pipeline",
+            "input": "photo.jpg",
+            "steps": [{"operation": "resize", "width": 320}, {"operation": "sharpen"}],
+        },
+        (320, 240),
+    ),
     (1, {"operation": "dominant-color", "input": "logo.png"}, None),
     (1, {"operation": "metadata", "input": "photo.jpg"}, None),
     (1, {"operation": "ocr", "input": "text.png"}, None),
@@ -108,6 +124,7 @@ class Report:
 def _inputs() -> dict[str, bytes]:
     text = Image.new("L", (360, 60), 255)
     from PIL import ImageDraw, ImageFont
+
     font = ImageFont.truetype("DejaVuSans.ttf", 28)
     ImageDraw.Draw(text).text((10, 12), "chaos monkey 42", fill=0, font=font)
     buf = io.BytesIO()
@@ -115,8 +132,12 @@ def _inputs() -> dict[str, bytes]:
     photo = images.encode(images.photo_like(640, 480, seed=7), "JPEG", quality=85)
     logo = np.zeros((200, 300, 4), np.uint8)
     logo[40:160, 60:240] = (200, 30, 30, 255)
-    return {"photo.jpg": photo, "logo.png": images.encode(logo), "text.png": buf.getvalue(),
-            "corrupt.jpg": photo[:200] + bytes(random.Random(1).randbytes(3000))}
+    return {
+        "photo.jpg": photo,
+        "logo.png": images.encode(logo),
+        "text.png": buf.getvalue(),
+        "corrupt.jpg": photo[:200] + bytes(random.Random(1).randbytes(3000)),
+    }
 
 
 class Killer(threading.Thread):
@@ -130,8 +151,11 @@ class Killer(threading.Thread):
 
     def victims(self) -> list[int]:
         table = process_table()
-        mains = {pid for pid, (parent, args) in table.items() if parent == self.fleet_pid
-                 and any(f"--pool {pool}" in args for pool in KILLED_POOLS)}
+        mains = {
+            pid
+            for pid, (parent, args) in table.items()
+            if parent == self.fleet_pid and any(f"--pool {pool}" in args for pool in KILLED_POOLS)
+        }
         return [pid for pid, (parent, _) in table.items() if parent in mains]
 
     def run(self) -> None:
@@ -145,8 +169,9 @@ class Killer(threading.Thread):
                     pass
 
 
-def _submit(client: httpx.Client, body: dict[str, Any], report: Report,
-            patience: float = 180) -> str | None:
+def _submit(
+    client: httpx.Client, body: dict[str, Any], report: Report, patience: float = 180
+) -> str | None:
     """Submit like a careful client: one Idempotency-Key, retried on 5xx and network errors."""
     key = str(uuid.uuid4())
     deadline = time.monotonic() + patience
@@ -179,15 +204,22 @@ def _wait_all(client: httpx.Client, ids: list[str], timeout: float) -> dict[str,
                 break
             webhook = job.get("webhook") or {}
             if job.get("status") in TERMINAL and (  # and its webhook settled, either way
-                    webhook.get("state") not in ("pending", "retrying")):
+                webhook.get("state") not in ("pending", "retrying")
+            ):
                 ended[job_id] = job
         time.sleep(0.5)
     return ended
 
 
-def _check(client: httpx.Client, fleet_redis: redis.Redis, jobs: dict[str, dict],
-           expected: dict[str, tuple[int, int] | None], receiver: Receiver,
-           report: Report, credit: int) -> None:
+def _check(
+    client: httpx.Client,
+    fleet_redis: redis.Redis,
+    jobs: dict[str, dict],
+    expected: dict[str, tuple[int, int] | None],
+    receiver: Receiver,
+    report: Report,
+    credit: int,
+) -> None:
     ledger = Ledger(fleet_redis)
     entries = ledger.entries("dev")
     captures = Counter(e["job"] for e in entries if e["kind"] == "capture")
@@ -201,8 +233,9 @@ def _check(client: httpx.Client, fleet_redis: redis.Redis, jobs: dict[str, dict]
     report.webhook_calls = len(receiver.calls)
     for job_id, job in jobs.items():
         report.reruns += job["attempts"] > 1
-        report.statuses[job["status"] if job["status"] != "failed"
-                        else f"failed {job['error']['code']}"] += 1
+        report.statuses[
+            job["status"] if job["status"] != "failed" else f"failed {job['error']['code']}"
+        ] += 1
         calls = by_id.get(job_id, [])
         ids = {c["headers"]["webhook-id"] for c in calls}
         report.webhook_duplicates += len(calls) - len(ids)
@@ -212,8 +245,10 @@ def _check(client: httpx.Client, fleet_redis: redis.Redis, jobs: dict[str, dict]
             report.problem(f"{job_id}: webhook says a different end than the job")
         if job["status"] == "succeeded":
             if captures[job_id] != 1 or job["billing"]["charged_micros"] <= 0:
-                report.problem(f"{job_id}: {captures[job_id]} captures, charged"
-                               f" {job['billing']['charged_micros']}")
+                report.problem(
+                    f"{job_id}: {captures[job_id]} captures, charged"
+                    f" {job['billing']['charged_micros']}"
+                )
             size = expected[job_id]
             if size is not None:
                 data = client.get(f"/v1/objects/{job['result']['output']}").content
@@ -228,8 +263,9 @@ def _check(client: httpx.Client, fleet_redis: redis.Redis, jobs: dict[str, dict]
         elif captures[job_id]:
             report.problem(f"{job_id}: {job['status']} but captured {captures[job_id]}x")
     account = Accounts(fleet_redis).require("dev")
-    charged = sum(j["billing"]["charged_micros"] or 0 for j in jobs.values()
-                  if j["status"] == "succeeded")
+    charged = sum(
+        j["billing"]["charged_micros"] or 0 for j in jobs.values() if j["status"] == "succeeded"
+    )
     if account.held_micros != 0 or ledger.open_holds("dev"):
         report.problem(f"holds left open: {ledger.open_holds('dev')}")
     if account.balance_micros != credit - charged:
@@ -239,8 +275,14 @@ def _check(client: httpx.Client, fleet_redis: redis.Redis, jobs: dict[str, dict]
         report.problem(f"jobs left unended in the fleet: {states}")
 
 
-def run(jobs: int, kill_every: float, workdir: Path, submitters: int = 4, seed: int = 42,
-        say: Callable[[str], None] = print) -> Report:
+def run(
+    jobs: int,
+    kill_every: float,
+    workdir: Path,
+    submitters: int = 4,
+    seed: int = 42,
+    say: Callable[[str], None] = print,
+) -> Report:
     report, started = Report(), time.monotonic()
     redis_port = procs.free_port()
     redis_argv = procs.redis_argv(redis_port, workdir / "redis")
@@ -250,9 +292,16 @@ def run(jobs: int, kill_every: float, workdir: Path, submitters: int = 4, seed: 
     receiver: Receiver | None = None
     killer: Killer | None = None
     try:
-        fleet = start_fleet(workdir / "var", {
-            "FLEET_REDIS_URL": redis_url, "FLEET_RATE_LIMIT": "0", "FLEET_SWEEP_INTERVAL": "2",
-            "FLEET_REQUEUE_AFTER_SECONDS": "20", "FLEET_MAX_ATTEMPTS": "20"})
+        fleet = start_fleet(
+            workdir / "var",
+            {
+                "FLEET_REDIS_URL": redis_url,
+                "FLEET_RATE_LIMIT": "0",
+                "FLEET_SWEEP_INTERVAL": "2",
+                "FLEET_REQUEUE_AFTER_SECONDS": "20",
+                "FLEET_MAX_ATTEMPTS": "20",
+            },
+        )
         client = redis.Redis.from_url(redis_url)
         account = Accounts(client).require("dev")
         credit = account.balance_micros
@@ -267,8 +316,10 @@ def run(jobs: int, kill_every: float, workdir: Path, submitters: int = 4, seed: 
             killer = Killer(fleet.child.pid, kill_every, report, seed)
             killer.start()
             restart_at = int(jobs * 0.4)
-            say(f"chaos: {jobs} jobs, a SIGKILL every {kill_every:g} s, Redis restart after"
-                f" {restart_at} submissions")
+            say(
+                f"chaos: {jobs} jobs, a SIGKILL every {kill_every:g} s, Redis restart after"
+                f" {restart_at} submissions"
+            )
 
             def one(index: int) -> None:
                 _, body, size = plan[index]
@@ -291,8 +342,10 @@ def run(jobs: int, kill_every: float, workdir: Path, submitters: int = 4, seed: 
             for job_id in expected:
                 if job_id not in ended:
                     job = http.get(f"/v1/jobs/{job_id}").json()
-                    report.problem(f"{job_id} never ended: {job.get('status')}"
-                                   f" webhook {job.get('webhook', {}).get('state')}")
+                    report.problem(
+                        f"{job_id} never ended: {job.get('status')}"
+                        f" webhook {job.get('webhook', {}).get('state')}"
+                    )
             time.sleep(1)  # late duplicate webhook deliveries are still counted
             log = fleet.log_file.read_text(errors="replace")
             report.fleet_restarts = log.count("; restarting it")

@@ -17,12 +17,12 @@ LIMITS = Limits()
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not present")
 
 
-
 # --- helpers ----------------------------------------------------------------------------------
 
 
-def save(pixels: np.ndarray | Image.Image, fmt: str, mode: str | None = None,
-         **options: object) -> bytes:
+def save(
+    pixels: np.ndarray | Image.Image, fmt: str, mode: str | None = None, **options: object
+) -> bytes:
     image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels, mode)
     out = io.BytesIO()
     image.save(out, format=fmt, **options)
@@ -50,8 +50,9 @@ def asymmetric(h: int = 30, w: int = 40) -> np.ndarray:
     """Gradients on two channels plus a blue block in the stored top-left corner: every one of
     the 8 orientations gives a different picture."""
     ys, xs = np.mgrid[0:h, 0:w]
-    pixels = np.stack([xs * 255 // (w - 1), ys * 255 // (h - 1), (xs * 7 + ys * 3) % 64],
-                      axis=-1).astype(np.uint8)
+    pixels = np.stack(
+        [xs * 255 // (w - 1), ys * 255 // (h - 1), (xs * 7 + ys * 3) % 64], axis=-1
+    ).astype(np.uint8)
     pixels[:6, :8] = (0, 0, 255)
     return pixels
 
@@ -59,8 +60,9 @@ def asymmetric(h: int = 30, w: int = 40) -> np.ndarray:
 def gradient(h: int = 48, w: int = 64) -> np.ndarray:
     """A smooth RGB gradient: lossy codecs should reproduce it closely."""
     ys, xs = np.mgrid[0:h, 0:w]
-    return np.stack([xs * 255 // (w - 1), ys * 255 // (h - 1),
-                     (xs + ys) * 255 // (w + h - 2)], axis=-1).astype(np.uint8)
+    return np.stack(
+        [xs * 255 // (w - 1), ys * 255 // (h - 1), (xs + ys) * 255 // (w + h - 2)], axis=-1
+    ).astype(np.uint8)
 
 
 def viewer(stored: np.ndarray, orientation: int) -> np.ndarray:
@@ -80,9 +82,16 @@ def viewer(stored: np.ndarray, orientation: int) -> np.ndarray:
     hs, ws = stored.shape[:2]
     hd, wd = (ws, hs) if orientation >= 5 else (hs, ws)
     i, j = np.indices((hd, wd))
-    index = {1: (i, j), 2: (i, wd - 1 - j), 3: (hd - 1 - i, wd - 1 - j), 4: (hd - 1 - i, j),
-             5: (j, i), 6: (wd - 1 - j, i), 7: (wd - 1 - j, hd - 1 - i),
-             8: (j, hd - 1 - i)}[orientation]
+    index = {
+        1: (i, j),
+        2: (i, wd - 1 - j),
+        3: (hd - 1 - i, wd - 1 - j),
+        4: (hd - 1 - i, j),
+        5: (j, i),
+        6: (wd - 1 - j, i),
+        7: (wd - 1 - j, hd - 1 - i),
+        8: (j, hd - 1 - i),
+    }[orientation]
     return stored[index]
 
 
@@ -109,9 +118,13 @@ def fails_with(code: ErrorCode, data: bytes, limits: Limits = LIMITS, **kwargs: 
 
 D50 = (0.9642, 1.0, 0.8249)
 # sRGB primaries adapted to D50 (the ICC PCS): columns are the red, green, blue colorants.
-SRGB_D50 = np.array([[0.4360747, 0.3850649, 0.1430804],
-                     [0.2225045, 0.7168786, 0.0606169],
-                     [0.0139322, 0.0971045, 0.7141733]])
+SRGB_D50 = np.array(
+    [
+        [0.4360747, 0.3850649, 0.1430804],
+        [0.2225045, 0.7168786, 0.0606169],
+        [0.0139322, 0.0971045, 0.7141733],
+    ]
+)
 
 
 def _s15(value: float) -> bytes:
@@ -124,8 +137,14 @@ def _xyz(x: float, y: float, z: float) -> bytes:
 
 def _desc(text: str) -> bytes:
     ascii_ = text.encode() + b"\0"
-    return (b"desc\0\0\0\0" + struct.pack(">I", len(ascii_)) + ascii_
-            + b"\0" * 8 + b"\0" * 3 + b"\0" * 67)
+    return (
+        b"desc\0\0\0\0"
+        + struct.pack(">I", len(ascii_))
+        + ascii_
+        + b"\0" * 8
+        + b"\0" * 3
+        + b"\0" * 67
+    )
 
 
 def _icc(device_class: bytes, space: bytes, pcs: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
@@ -136,9 +155,21 @@ def _icc(device_class: bytes, space: bytes, pcs: bytes, tags: list[tuple[bytes, 
         data += b"\0" * (-len(data) % 4)
         table += signature + struct.pack(">II", start + len(body), len(data))
         body += data
-    header = (struct.pack(">I", start + len(body)) + b"\0" * 4 + bytes([2, 0x10, 0, 0])
-              + device_class + space + pcs + b"\0" * 12 + b"acsp" + b"\0" * 28
-              + _s15(D50[0]) + _s15(D50[1]) + _s15(D50[2]) + b"\0" * 48)
+    header = (
+        struct.pack(">I", start + len(body))
+        + b"\0" * 4
+        + bytes([2, 0x10, 0, 0])
+        + device_class
+        + space
+        + pcs
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + _s15(D50[0])
+        + _s15(D50[1])
+        + _s15(D50[2])
+        + b"\0" * 48
+    )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body
 
@@ -148,10 +179,21 @@ def swapped_rg_profile() -> bytes:
     in it is pure green in sRGB. A colour-managed decoder must swap them."""
     red, green, blue = SRGB_D50.T
     gamma = b"curv\0\0\0\0" + struct.pack(">IH", 1, round(2.2 * 256))
-    return _icc(b"mntr", b"RGB ", b"XYZ ", [
-        (b"desc", _desc("Swapped red-green test")), (b"wtpt", _xyz(*D50)),
-        (b"rXYZ", _xyz(*green)), (b"gXYZ", _xyz(*red)), (b"bXYZ", _xyz(*blue)),
-        (b"rTRC", gamma), (b"gTRC", gamma), (b"bTRC", gamma)])
+    return _icc(
+        b"mntr",
+        b"RGB ",
+        b"XYZ ",
+        [
+            (b"desc", _desc("Swapped red-green test")),
+            (b"wtpt", _xyz(*D50)),
+            (b"rXYZ", _xyz(*green)),
+            (b"gXYZ", _xyz(*red)),
+            (b"bXYZ", _xyz(*blue)),
+            (b"rTRC", gamma),
+            (b"gTRC", gamma),
+            (b"bTRC", gamma),
+        ],
+    )
 
 
 def srgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
@@ -165,9 +207,14 @@ def srgb_to_lab(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
 # A press-like CMYK profile: what each ink corner looks like in sRGB. Paper is white and K is
 # black (so no rendering intent moves them); the inks are duller than the naive formula's.
 PRESS = {  # (c, m, y) with k = 0
-    (0, 0, 0): (255, 255, 255), (1, 0, 0): (0, 160, 220), (0, 1, 0): (230, 0, 140),
-    (0, 0, 1): (255, 235, 0), (0, 1, 1): (220, 30, 40), (1, 0, 1): (0, 150, 70),
-    (1, 1, 0): (40, 50, 150), (1, 1, 1): (20, 20, 20),
+    (0, 0, 0): (255, 255, 255),
+    (1, 0, 0): (0, 160, 220),
+    (0, 1, 0): (230, 0, 140),
+    (0, 0, 1): (255, 235, 0),
+    (0, 1, 1): (220, 30, 40),
+    (1, 0, 1): (0, 150, 70),
+    (1, 1, 0): (40, 50, 150),
+    (1, 1, 1): (20, 20, 20),
 }
 
 
@@ -179,11 +226,25 @@ def press_cmyk_profile() -> bytes:
             for y in (0, 1):
                 for k in (0, 1):
                     lightness, a, b = srgb_to_lab((0, 0, 0) if k else PRESS[(c, m, y)])
-                    clut += struct.pack(">HHH", round(lightness * 652.8),
-                                        round((a + 128) * 256), round((b + 128) * 256))
+                    clut += struct.pack(
+                        ">HHH",
+                        round(lightness * 652.8),
+                        round((a + 128) * 256),
+                        round((b + 128) * 256),
+                    )
     identity = b"".join(_s15(float(i == j)) for i in range(3) for j in range(3))
-    lut = (b"mft2\0\0\0\0" + bytes([4, 3, 2, 0]) + identity + struct.pack(">HH", 2, 2)
-           + struct.pack(">HH", 0, 65535) * 4 + clut + struct.pack(">HH", 0, 65535) * 3)
-    return _icc(b"prtr", b"CMYK", b"Lab ", [
-        (b"desc", _desc("Test press CMYK")), (b"wtpt", _xyz(*D50)), (b"A2B0", lut)])
-
+    lut = (
+        b"mft2\0\0\0\0"
+        + bytes([4, 3, 2, 0])
+        + identity
+        + struct.pack(">HH", 2, 2)
+        + struct.pack(">HH", 0, 65535) * 4
+        + clut
+        + struct.pack(">HH", 0, 65535) * 3
+    )
+    return _icc(
+        b"prtr",
+        b"CMYK",
+        b"Lab ",
+        [(b"desc", _desc("Test press CMYK")), (b"wtpt", _xyz(*D50)), (b"A2B0", lut)],
+    )

@@ -33,17 +33,22 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 
 @pytest.fixture(scope="session")
 def dir_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path_factory.mktemp("dirfleet") / "var",
-                        {"FLEET_MAX_MEGAPIXELS": TEST_MAX_MEGAPIXELS})
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("dirfleet") / "var", {"FLEET_MAX_MEGAPIXELS": TEST_MAX_MEGAPIXELS}
+    )
     yield fleet
     fleet.stop()
 
 
 @pytest.fixture(scope="session")
 def s3_fleet(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path_factory.mktemp("s3fleet") / "var",
-                        {"FLEET_MAX_MEGAPIXELS": TEST_MAX_MEGAPIXELS,
-                         "FLEET_STORAGE_URL": seaweed.url("imagefleet-test")})
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("s3fleet") / "var",
+        {
+            "FLEET_MAX_MEGAPIXELS": TEST_MAX_MEGAPIXELS,
+            "FLEET_STORAGE_URL": seaweed.url("imagefleet-test"),
+        },
+    )
     yield fleet
     fleet.stop()
 
@@ -55,8 +60,9 @@ def fleet(request: pytest.FixtureRequest) -> Fleet:
 
 
 @pytest.fixture(scope="session")
-def fleet_stack(request: pytest.FixtureRequest,
-                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def fleet_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """The compose stack of tests/test_stack.py and tests/test_stack_faults.py: started once
     per session, removed after the last test that uses it (or at the session's end)."""
     try:
@@ -78,6 +84,6 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     if "fleet_stack" not in getattr(item, "fixturenames", ()):
         return
     items = item.session.items
-    later = items[items.index(item) + 1:] if item in items else []
+    later = items[items.index(item) + 1 :] if item in items else []
     if not any("fleet_stack" in getattr(other, "fixturenames", ()) for other in later):
         close_session_stack()

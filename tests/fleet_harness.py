@@ -43,8 +43,9 @@ def free_port_pair() -> int:
 def process_table() -> dict[int, tuple[int, str]]:
     """pid -> (parent pid, command line) of every process on this machine."""
     # -ww: full command lines (ps cuts them to a terminal width otherwise, even in a pipe)
-    out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        ["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True
+    ).stdout
     table = {}
     for line in out.splitlines():
         parts = line.split(None, 2)
@@ -83,22 +84,41 @@ def start_seaweedfs(workdir: Path) -> SeaweedS3:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").mkdir(exist_ok=True)
     config = workdir / "s3.json"
-    config.write_text(json.dumps({"identities": [{
-        "name": "fleet",
-        "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
-        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-    }]}))
+    config.write_text(
+        json.dumps(
+            {
+                "identities": [
+                    {
+                        "name": "fleet",
+                        "credentials": [{"accessKey": S3_ACCESS_KEY, "secretKey": S3_SECRET_KEY}],
+                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                    }
+                ]
+            }
+        )
+    )
     s3_port = free_port_pair()
     ports = {name: free_port_pair() for name in ("master", "volume", "filer")}
-    argv = [weed, "server", f"-dir={workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-            f"-filer.port={ports['filer']}", "-s3", f"-s3.port={s3_port}",
-            f"-s3.config={config}", "-master.volumeSizeLimitMB=64",
-            "-master.telemetry=false",  # no usage reports from tests
-            "-volume.max=200"]  # each bucket takes ~7 volumes; the default cap is 8
+    argv = [
+        weed,
+        "server",
+        f"-dir={workdir / 'data'}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        "-s3",
+        f"-s3.port={s3_port}",
+        f"-s3.config={config}",
+        "-master.volumeSizeLimitMB=64",
+        "-master.telemetry=false",  # no usage reports from tests
+        "-volume.max=200",
+    ]  # each bucket takes ~7 volumes; the default cap is 8
     # weed ignores SIGTERM for a long time: stop it with SIGKILL (DESIGN §8).
-    child = procs.spawn("seaweedfs", argv, log_file=workdir / "weed.log",
-                        stop_signal=signal.SIGKILL)
+    child = procs.spawn(
+        "seaweedfs", argv, log_file=workdir / "weed.log", stop_signal=signal.SIGKILL
+    )
     try:
         procs.wait_until(lambda: procs.port_open(s3_port), 60, "seaweedfs S3")
     except TimeoutError:
@@ -118,8 +138,11 @@ class Fleet:
     log_file: Path
 
     def client(self, api_key: str | None = None) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30,
-                            headers={"Authorization": f"Bearer {api_key or self.api_key}"})
+        return httpx.Client(
+            base_url=self.base_url,
+            timeout=30,
+            headers={"Authorization": f"Bearer {api_key or self.api_key}"},
+        )
 
     @property
     def redis_url(self) -> str:
@@ -142,10 +165,17 @@ class Fleet:
 
 def start_fleet(var_dir: Path, extra_env: dict[str, str] | None = None) -> Fleet:
     port = procs.free_port()
-    env = dict(os.environ, FLEET_VAR_DIR=str(var_dir), FLEET_PORT=str(port),
-               FLEET_CPU_CONCURRENCY="2", FLEET_OCR_CONCURRENCY="1", FLEET_LOG_LEVEL="INFO",
-               FLEET_RATE_LIMIT="1000",  # the rate-limit test sets its own account's rate
-               FLEET_WEBHOOK_BASE_DELAY="0.2", FLEET_WEBHOOK_ATTEMPTS="4")
+    env = dict(
+        os.environ,
+        FLEET_VAR_DIR=str(var_dir),
+        FLEET_PORT=str(port),
+        FLEET_CPU_CONCURRENCY="2",
+        FLEET_OCR_CONCURRENCY="1",
+        FLEET_LOG_LEVEL="INFO",
+        FLEET_RATE_LIMIT="1000",  # the rate-limit test sets its own account's rate
+        FLEET_WEBHOOK_BASE_DELAY="0.2",
+        FLEET_WEBHOOK_ATTEMPTS="4",
+    )
     env.update(extra_env or {})  # the caller's settings win over these defaults
     for name in ("FLEET_REDIS_URL", "FLEET_STORAGE_URL"):
         if not (extra_env and name in extra_env):
@@ -153,8 +183,13 @@ def start_fleet(var_dir: Path, extra_env: dict[str, str] | None = None) -> Fleet
     var_dir.mkdir(parents=True, exist_ok=True)
     log_file = var_dir.parent / f"{var_dir.name}-up.log"
     start = log_file.stat().st_size if log_file.exists() else 0  # a restart appends
-    child = procs.spawn("imagefleet up", [sys.executable, "-m", "imagefleet.cli", "up"],
-                        env=env, log_file=log_file, stop_signal=signal.SIGINT)
+    child = procs.spawn(
+        "imagefleet up",
+        [sys.executable, "-m", "imagefleet.cli", "up"],
+        env=env,
+        log_file=log_file,
+        stop_signal=signal.SIGINT,
+    )
     deadline = time.monotonic() + 120
     while b"imagefleet: ready on" not in log_file.read_bytes()[start:]:
         if not child.alive() or time.monotonic() > deadline:

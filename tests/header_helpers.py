@@ -40,8 +40,7 @@ def pillow_reference(data: bytes) -> Header:
             for index in range(frames):  # each page's size as Pillow presents it
                 im.seek(index)
                 pages.append(im.size)
-            width, height = max(first, *pages, key=lambda s: s[0] * s[1]) \
-                if fmt == "gif" else first
+            width, height = max(first, *pages, key=lambda s: s[0] * s[1]) if fmt == "gif" else first
             differ = any(page != pages[-1 if fmt == "gif" else 0] for page in pages)
             return Header(fmt, width, height, frames, tuple(pages) if differ else ())
     finally:

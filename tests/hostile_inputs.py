@@ -39,8 +39,12 @@ SLOW_STEPS = [{"operation": "blur", "sigma": 60}] * 10
 SLOW = {"operation": "pipeline", "input": "slow.jpg", "steps": SLOW_STEPS}  # on slow_jpeg()
 SLOWER = {"operation": "pipeline", "input": "slower.jpg", "steps": SLOW_STEPS}  # slower_jpeg()
 EXTEND_TO_10000 = {"operation": "extend", "right": 9998, "bottom": 9998}  # of a 2x2 input
-CONTACT_SHEET = {"operation": "contact-sheet", "files": [TINY] * 100, "cellWidth": 990,
-                 "cellHeight": 990}  # 10010x10010
+CONTACT_SHEET = {
+    "operation": "contact-sheet",
+    "files": [TINY] * 100,
+    "cellWidth": 990,
+    "cellHeight": 990,
+}  # 10010x10010
 DEEP = b"[" * 5000 + b"]" * 5000
 DEEP_JOB = b'{"operation":"blur","input":"a.png","sigma":' + DEEP + b"}"
 HUGE_VIEWPORT = {"width": 65535, "height": 65535}  # a from-html viewport
@@ -61,11 +65,15 @@ def resize_fill(side: int) -> dict:
 
 def upscale_pipeline(side: int, adjusts: int, brightness: float) -> dict:
     """Resize to side x side, then `adjusts` adjust steps: each step creates side^2 pixels."""
-    return {"operation": "pipeline", "steps": [resize_fill(side)]
-            + [{"operation": "adjust", "brightness": brightness}] * adjusts}
+    return {
+        "operation": "pipeline",
+        "steps": [resize_fill(side)]
+        + [{"operation": "adjust", "brightness": brightness}] * adjusts,
+    }
 
 
 # --- images ------------------------------------------------------------------------------
+
 
 def _save(image: Image.Image, fmt: str, **options: object) -> bytes:
     buffer = io.BytesIO()
@@ -130,8 +138,7 @@ def junk_jpeg(pixels: np.ndarray) -> bytes:
 def tiff_1x1_then(pixels: np.ndarray, compression: str = "raw") -> bytes:
     """A 1x1 page 0, then `pixels` as page 1."""
     pages = [Image.new("RGB", (1, 1)), Image.fromarray(pixels)]
-    return _save(pages[0], "TIFF", save_all=True, append_images=pages[1:],
-                compression=compression)
+    return _save(pages[0], "TIFF", save_all=True, append_images=pages[1:], compression=compression)
 
 
 # --- streamed bodies, racing uploads, event streams, tenants -----------------------------
@@ -142,10 +149,10 @@ BLOCK = os.urandom(MiB)  # repeated: 40 big bodies without 40 copies in this pro
 
 def stream(size: int, tag: bytes = b"") -> Iterator[bytes]:
     """`size` bytes (starting with `tag`) made 1 MiB at a time as they are sent."""
-    first = tag + BLOCK[len(tag):]
+    first = tag + BLOCK[len(tag) :]
     sent = 0
     while sent < size:
-        chunk = (first if sent == 0 else BLOCK)[:size - sent]
+        chunk = (first if sent == 0 else BLOCK)[: size - sent]
         sent += len(chunk)
         yield chunk
 
@@ -154,8 +161,12 @@ def put(client: httpx.Client, key: str, data: bytes) -> None:
     client.put(f"/v1/objects/{key}", content=data, timeout=120).raise_for_status()
 
 
-def put_racers(url: str, count: int, size: int, timeout: float,
-               ) -> list[httpx.Response | httpx.HTTPError]:
+def put_racers(
+    url: str,
+    count: int,
+    size: int,
+    timeout: float,
+) -> list[httpx.Response | httpx.HTTPError]:
     """`count` PUTs of `size` streamed bytes to one URL, let go together; racer i's body
     starts with b"racer-%02d" % i."""
     start = threading.Barrier(count)
@@ -163,8 +174,12 @@ def put_racers(url: str, count: int, size: int, timeout: float,
     def one(i: int) -> httpx.Response | httpx.HTTPError:
         start.wait()
         try:
-            return httpx.put(url, content=stream(size, b"racer-%02d" % i),
-                             headers={"Content-Length": str(size)}, timeout=timeout)
+            return httpx.put(
+                url,
+                content=stream(size, b"racer-%02d" % i),
+                headers={"Content-Length": str(size)},
+                timeout=timeout,
+            )
         except httpx.HTTPError as exc:
             return exc
 
@@ -177,9 +192,13 @@ async def open_stream(client: httpx.AsyncClient, path: str) -> httpx.Response:
     return await client.send(client.build_request("GET", path), stream=True)
 
 
-async def open_streams(client: httpx.AsyncClient, path: str, count: int,
-                       ) -> list[httpx.Response | httpx.HTTPError]:
+async def open_streams(
+    client: httpx.AsyncClient,
+    path: str,
+    count: int,
+) -> list[httpx.Response | httpx.HTTPError]:
     """`count` streams opened at once (see open_stream)."""
+
     async def one() -> httpx.Response | httpx.HTTPError:
         try:
             return await open_stream(client, path)

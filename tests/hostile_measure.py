@@ -26,6 +26,7 @@ from tests.fleet_harness import Fleet, descendants, process_table, start_fleet, 
 
 # --- /proc -------------------------------------------------------------------------------
 
+
 def memory_kb(pid: int) -> dict[str, int]:
     """The Vm* fields (VmRSS, VmHWM, ...) of /proc/<pid>/status, in kB."""
     fields = {}
@@ -44,8 +45,7 @@ def restart_peak(pid: int) -> None:
 def pool_pids(fleet: Fleet, pool: str = "cpu") -> set[int]:
     """The pool's main worker process and its children."""
     table = process_table()
-    return {pid for pid in descendants(fleet.child.pid, table)
-            if f"--pool {pool}" in table[pid][1]}
+    return {pid for pid in descendants(fleet.child.pid, table) if f"--pool {pool}" in table[pid][1]}
 
 
 class PoolPeak:
@@ -102,6 +102,7 @@ class PoolPeak:
 
 # --- jobs, timed -------------------------------------------------------------------------
 
+
 def wait_running(client: httpx.Client, job_id: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while client.get(f"/v1/jobs/{job_id}").json()["status"] != "running":
@@ -113,8 +114,11 @@ def wait_running(client: httpx.Client, job_id: str, timeout: float = 60) -> None
 def post_job(client: httpx.Client, body: dict | bytes) -> tuple[httpx.Response, float]:
     """POST /v1/jobs alone (bytes: raw JSON): the response, and seconds."""
     started = time.monotonic()
-    response = client.post("/v1/jobs", json=body) if isinstance(body, dict) else \
-        client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    response = (
+        client.post("/v1/jobs", json=body)
+        if isinstance(body, dict)
+        else client.post("/v1/jobs", content=body, headers={"Content-Type": "application/json"})
+    )
     return response, time.monotonic() - started
 
 
@@ -124,13 +128,17 @@ def run_job(client: httpx.Client, body: dict, timeout: float) -> tuple[int, dict
     started = time.monotonic()
     response = client.post(f"/v1/jobs?wait={wait}", json=body, timeout=wait + 30)
     data = response.json()
-    if response.status_code < 300 and "id" in data and \
-            data["status"] not in ("succeeded", "failed", "canceled"):
+    if (
+        response.status_code < 300
+        and "id" in data
+        and data["status"] not in ("succeeded", "failed", "canceled")
+    ):
         data = wait_for_job(client, data["id"], timeout=timeout)
     return response.status_code, data, time.monotonic() - started
 
 
 # --- rows and the table ------------------------------------------------------------------
+
 
 def error_of(response: httpx.Response) -> tuple[str, str]:
     """The error code and message of a response (the body's start if it is not JSON)."""
@@ -167,9 +175,11 @@ class Row:
         if error:
             self.details.append(f"job {job['id']} {error.get('code')}: {error.get('message')}")
         if result := job.get("result"):
-            self.details.append(f"job {job['id']} result {result.get('width')}x"
-                                f"{result.get('height')} output {result.get('output')}; "
-                                f"billing {billing}; attempts {job.get('attempts')}")
+            self.details.append(
+                f"job {job['id']} result {result.get('width')}x"
+                f"{result.get('height')} output {result.get('output')}; "
+                f"billing {billing}; attempts {job.get('attempts')}"
+            )
 
     def run(self, client: httpx.Client, body: dict, timeout: float) -> None:
         """Run the job to its end, timed: the row gets the job, or its POST's refusal."""
@@ -189,24 +199,32 @@ class Row:
             with peak:
                 attack(self)
         except Exception as exc:  # a broken attack is a row, not an abort
-            self.outcome = (self.outcome + "; " if self.outcome else "") + \
-                f"EXCEPTION {type(exc).__name__}: {exc}"[:300]
+            self.outcome = (
+                self.outcome + "; " if self.outcome else ""
+            ) + f"EXCEPTION {type(exc).__name__}: {exc}"[:300]
             self.details.append(traceback.format_exc(limit=3).replace("\n", " / "))
         self.rss_peak, self.rss_sampled = peak.hwm if peak.clear_ok else None, peak.rss
-        print(f"  -> {self.outcome} ({self.seconds or 0:.2f} s, {mib(self.rss_peak)})",
-              file=sys.stderr, flush=True)
-        return [] if peak.clear_ok else ["clear_refs was refused: the peak column is empty, "
-                                         "see the sampled VmRSS column"]
+        print(
+            f"  -> {self.outcome} ({self.seconds or 0:.2f} s, {mib(self.rss_peak)})",
+            file=sys.stderr,
+            flush=True,
+        )
+        return (
+            []
+            if peak.clear_ok
+            else ["clear_refs was refused: the peak column is empty, see the sampled VmRSS column"]
+        )
 
 
 def ms(value: float | None) -> str:
-    return "-" if value is None else (f"{value * 1000:.0f} ms" if value < 1 else
-                                      f"{value:.2f} s")
+    return "-" if value is None else (f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s")
 
 
 def spread(times: list[float]) -> str:
-    return (f"median {ms(float(np.median(times)) if times else None)}, slowest "
-            f"{ms(max(times, default=None))}")
+    return (
+        f"median {ms(float(np.median(times)) if times else None)}, slowest "
+        f"{ms(max(times, default=None))}"
+    )
 
 
 def mib(value: int | None) -> str:
@@ -226,14 +244,21 @@ def print_report(rows: list[Row], settings: dict[str, str], notes: list[str]) ->
     print("Fleet settings: " + ", ".join(f"`{k}={v}`" for k, v in settings.items()))
     for note in notes:
         print(f"\n{note}")
-    print("\n| attack | HTTP status / job status + error code | quoted / charged micro-$ "
-          "| wall time | cpu pool peak RSS (VmHWM) | cpu pool max sampled VmRSS |")
+    print(
+        "\n| attack | HTTP status / job status + error code | quoted / charged micro-$ "
+        "| wall time | cpu pool peak RSS (VmHWM) | cpu pool max sampled VmRSS |"
+    )
     print("|---|---|---|---|---|---|")
     for row in rows:
-        money = "-" if row.quoted is None and row.charged is None else \
-            f"{_money(row.quoted)} / {_money(row.charged)}"
-        print(f"| {_cell(row.attack)} | {_cell(row.outcome)} | {money} | {ms(row.seconds)} "
-              f"| {mib(row.rss_peak)} | {mib(row.rss_sampled)} |")
+        money = (
+            "-"
+            if row.quoted is None and row.charged is None
+            else f"{_money(row.quoted)} / {_money(row.charged)}"
+        )
+        print(
+            f"| {_cell(row.attack)} | {_cell(row.outcome)} | {money} | {ms(row.seconds)} "
+            f"| {mib(row.rss_peak)} | {mib(row.rss_sampled)} |"
+        )
     print("\n### Details\n")
     for row in rows:
         for detail in row.details:
@@ -243,33 +268,41 @@ def print_report(rows: list[Row], settings: dict[str, str], notes: list[str]) ->
 
 # --- the fleet ---------------------------------------------------------------------------
 
+
 def _settings(fleet: Fleet, extra_env: dict[str, str]) -> dict[str, str]:
     """The limits the fleet runs with, as `imagefleet up` loads them."""
     from imagefleet.settings import load_settings
 
     with mock.patch.dict(os.environ, {**extra_env, "FLEET_VAR_DIR": str(fleet.var_dir)}):
         cfg = load_settings()
-    return {"FLEET_MAX_MEGAPIXELS": f"{cfg.max_megapixels:g} (default)",
-            "FLEET_MAX_WORK_MEGAPIXELS": f"{cfg.max_work_megapixels:g} (default)",
-            **extra_env,
-            "FLEET_MAX_OBJECT_BYTES": f"{cfg.max_object_bytes} (default)",
-            "FLEET_MAX_EVENT_STREAMS_PER_KEY": f"{cfg.max_event_streams_per_key} (default)",
-            "FLEET_RENDER_MAX_SIDE": f"{cfg.render_max_side} (default)",
-            "harness defaults": "FLEET_OCR_CONCURRENCY=1, FLEET_RATE_LIMIT=1000, "
-                                "FLEET_WEBHOOK_BASE_DELAY=0.2, FLEET_WEBHOOK_ATTEMPTS=4",
-            "FLEET_WEBHOOK_ALLOW_LOOPBACK": "1 (`imagefleet up`'s default)",
-            "storage": "directory store"}
+    return {
+        "FLEET_MAX_MEGAPIXELS": f"{cfg.max_megapixels:g} (default)",
+        "FLEET_MAX_WORK_MEGAPIXELS": f"{cfg.max_work_megapixels:g} (default)",
+        **extra_env,
+        "FLEET_MAX_OBJECT_BYTES": f"{cfg.max_object_bytes} (default)",
+        "FLEET_MAX_EVENT_STREAMS_PER_KEY": f"{cfg.max_event_streams_per_key} (default)",
+        "FLEET_RENDER_MAX_SIDE": f"{cfg.render_max_side} (default)",
+        "harness defaults": "FLEET_OCR_CONCURRENCY=1, FLEET_RATE_LIMIT=1000, "
+        "FLEET_WEBHOOK_BASE_DELAY=0.2, FLEET_WEBHOOK_ATTEMPTS=4",
+        "FLEET_WEBHOOK_ALLOW_LOOPBACK": "1 (`imagefleet up`'s default)",
+        "storage": "directory store",
+    }
 
 
 def log_summary(fleet: Fleet) -> str:
     log = fleet.log_file.read_text(errors="replace")
-    return (f"fleet log: {log.count('Traceback')} tracebacks, {log.count(' ERROR ')} ERROR "
-            f"lines, {log.count('; restarting it')} child restarts by `imagefleet up`")
+    return (
+        f"fleet log: {log.count('Traceback')} tracebacks, {log.count(' ERROR ')} ERROR "
+        f"lines, {log.count('; restarting it')} child restarts by `imagefleet up`"
+    )
 
 
 @contextmanager
-def default_fleet(extra_env: dict[str, str], watchdog_seconds: float, keep: bool,
-                  ) -> Iterator[tuple[Fleet, dict[str, str]]]:
+def default_fleet(
+    extra_env: dict[str, str],
+    watchdog_seconds: float,
+    keep: bool,
+) -> Iterator[tuple[Fleet, dict[str, str]]]:
     """A fleet with the default limits but `extra_env`, in a temporary directory (kept if
     `keep`), and its settings; stopped by its pid on exit, or by the watchdog (which ends
     this process) `watchdog_seconds` after the start."""
@@ -280,8 +313,11 @@ def default_fleet(extra_env: dict[str, str], watchdog_seconds: float, keep: bool
     def watchdog() -> None:
         if stopped.wait(watchdog_seconds):
             return
-        print(f"\nwatchdog: still running after {watchdog_seconds} s, stopping the fleet",
-              file=sys.stderr, flush=True)
+        print(
+            f"\nwatchdog: still running after {watchdog_seconds} s, stopping the fleet",
+            file=sys.stderr,
+            flush=True,
+        )
         for fleet in fleets:
             fleet.stop()
         os._exit(3)
@@ -292,8 +328,12 @@ def default_fleet(extra_env: dict[str, str], watchdog_seconds: float, keep: bool
     try:
         began = time.monotonic()
         fleets.append(start_fleet(workdir / "var", extra_env))
-        print(f"fleet up on {fleets[0].base_url} in {time.monotonic() - began:.1f} s "
-              f"(log {fleets[0].log_file})", file=sys.stderr, flush=True)
+        print(
+            f"fleet up on {fleets[0].base_url} in {time.monotonic() - began:.1f} s "
+            f"(log {fleets[0].log_file})",
+            file=sys.stderr,
+            flush=True,
+        )
         yield fleets[0], _settings(fleets[0], extra_env)
     finally:
         stopped.set()

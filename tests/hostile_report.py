@@ -78,12 +78,16 @@ def replaced_while_queued(fleet: Fleet, client: httpx.Client, row: Row) -> None:
         wait_running(client, slow)
         started = time.monotonic()
         victim = client.post("/v1/jobs", json=grayscale("victim.png")).raise_for_status()
-        row.details.append(f"victim quoted {victim.json()['billing']['quoted_micros']} while "
-                           f"queued ({victim.json()['status']})")
+        row.details.append(
+            f"victim quoted {victim.json()['billing']['quoted_micros']} while "
+            f"queued ({victim.json()['status']})"
+        )
         put(client, "victim.png", replacement)
         busy = client.get(f"/v1/jobs/{slow}").json()["status"]
-        row.details.append(f"replaced by a 9000x9000 JPEG of {len(replacement):,} bytes; "
-                           f"the slow job was still {busy} then")
+        row.details.append(
+            f"replaced by a 9000x9000 JPEG of {len(replacement):,} bytes; "
+            f"the slow job was still {busy} then"
+        )
     finally:
         client.delete(f"/v1/jobs/{slow}")
     job = wait_for_job(client, victim.json()["id"], timeout=JOB_TIMEOUT[0])
@@ -94,8 +98,11 @@ def replaced_while_queued(fleet: Fleet, client: httpx.Client, row: Row) -> None:
 
 
 def cancel_running(fleet: Fleet, client: httpx.Client, row: Row) -> None:
-    job_id = client.post("/v1/jobs", json={**SLOWER, "output": "slow-out.png"}
-                         ).raise_for_status().json()["id"]
+    job_id = (
+        client.post("/v1/jobs", json={**SLOWER, "output": "slow-out.png"})
+        .raise_for_status()
+        .json()["id"]
+    )
     wait_running(client, job_id)
     time.sleep(3)  # a few of its ~1.2 s steps in
     started = time.monotonic()
@@ -106,14 +113,18 @@ def cancel_running(fleet: Fleet, client: httpx.Client, row: Row) -> None:
     final = client.get(f"/v1/jobs/{job_id}").json()
     missing = client.get("/v1/objects/slow-out.png")
     row.job(canceled.status_code, final)
-    row.outcome = row.outcome.replace("HTTP", "DELETE", 1) + \
-        f"; output GET {missing.status_code}; pool free {free_seconds:.2f} s after cancel"
-    row.details.append(f"DELETE answered {canceled.status_code} "
-                       f"({canceled.json().get('status')}) in {cancel_seconds:.2f} s; a tiny "
-                       f"grayscale ?wait=60 submitted right after ended {after.get('status')} "
-                       f"{free_seconds:.2f} s after the cancel (started_at "
-                       f"{after.get('started_at')}, canceled job finished_at "
-                       f"{final.get('finished_at')})")
+    row.outcome = (
+        row.outcome.replace("HTTP", "DELETE", 1)
+        + f"; output GET {missing.status_code}; pool free {free_seconds:.2f} s after cancel"
+    )
+    row.details.append(
+        f"DELETE answered {canceled.status_code} "
+        f"({canceled.json().get('status')}) in {cancel_seconds:.2f} s; a tiny "
+        f"grayscale ?wait=60 submitted right after ended {after.get('status')} "
+        f"{free_seconds:.2f} s after the cancel (started_at "
+        f"{after.get('started_at')}, canceled job finished_at "
+        f"{final.get('finished_at')})"
+    )
     time.sleep(0.5)  # give the worker a moment to log the stop, then look for it
     log = fleet.log_file.read_text(errors="replace")
     row.details.append(f"log says 'canceled while running': {'canceled while running' in log}")
@@ -128,32 +139,48 @@ def upload_race(fleet: Fleet, client: httpx.Client, row: Row) -> None:
     racers = inputs.put_racers(upload["uploadUrl"], 40, 47 * 1000 * 1000, timeout=300)
     row.seconds = time.monotonic() - started
     grown = (measure.memory_kb(pid)["VmHWM"] - before) / 1024
-    counts = Counter(type(r).__name__ if isinstance(r, httpx.HTTPError) else
-                     f"{r.status_code} {error_of(r)[0]}".strip() for r in racers)
+    counts = Counter(
+        type(r).__name__
+        if isinstance(r, httpx.HTTPError)
+        else f"{r.status_code} {error_of(r)[0]}".strip()
+        for r in racers
+    )
     conflicts = sum(v for k, v in counts.items() if k.startswith("409"))
     others = {k: v for k, v in counts.items() if not k.startswith(("201", "409"))}
-    row.outcome = f"201 x{counts.get('201', 0)}, 409 x{conflicts}" + \
-        (f", other {others}" if others else "") + f"; gateway peak RSS +{grown:.0f} MiB"
-    row.details.append(f"results {dict(counts)}; gateway pid {pid} VmRSS before "
-                       f"{before / 1024:.0f} MiB, peak (VmHWM) +{grown:.0f} MiB")
+    row.outcome = (
+        f"201 x{counts.get('201', 0)}, 409 x{conflicts}"
+        + (f", other {others}" if others else "")
+        + f"; gateway peak RSS +{grown:.0f} MiB"
+    )
+    row.details.append(
+        f"results {dict(counts)}; gateway pid {pid} VmRSS before "
+        f"{before / 1024:.0f} MiB, peak (VmHWM) +{grown:.0f} MiB"
+    )
     stored = client.get(f"/v1/objects/{upload['inputKey']}", timeout=120)
-    row.details.append(f"stored object: HTTP {stored.status_code}, {len(stored.content):,} "
-                       f"bytes, starts {stored.content[:8]!r}")
+    row.details.append(
+        f"stored object: HTTP {stored.status_code}, {len(stored.content):,} "
+        f"bytes, starts {stored.content[:8]!r}"
+    )
 
 
 async def _flood(fleet: Fleet, path: str, probe: inputs.OtherTenant, row: Row) -> None:
     """1000 event streams on the hostile key while another tenant's GETs are timed."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=fleet.base_url, timeout=STREAM_TIMEOUT, limits=limits,
-                                 headers={"Authorization": f"Bearer {fleet.api_key}"}) as hostile:
+    async with httpx.AsyncClient(
+        base_url=fleet.base_url,
+        timeout=STREAM_TIMEOUT,
+        limits=limits,
+        headers={"Authorization": f"Bearer {fleet.api_key}"},
+    ) as hostile:
         responses: list[httpx.Response] = []
         try:
             started = time.monotonic()
             streams = await asyncio.wait_for(inputs.open_streams(hostile, path, 1000), 120)
             row.seconds = time.monotonic() - started
             responses = [r for r in streams if isinstance(r, httpx.Response)]
-            failures = Counter(type(r).__name__ for r in streams if not isinstance(
-                r, httpx.Response))
+            failures = Counter(
+                type(r).__name__ for r in streams if not isinstance(r, httpx.Response)
+            )
             await asyncio.sleep(0.5)  # a few more of the other tenant's GETs with all open
             probe.stop()
             failures.update(probe.failures)
@@ -164,15 +191,18 @@ async def _flood(fleet: Fleet, path: str, probe: inputs.OtherTenant, row: Row) -
                 await response.aread()
                 code, message = error_of(response)
                 kinds[f"{response.status_code} {code}: {message[:70]}"] += 1
-            row.outcome = (f"{codes.get(200, 0)} x 200, {codes.get(429, 0)} x 429"
-                           + (f", other {other}" if other else "")
-                           + (f", errors {dict(failures)}" if failures else "")
-                           + f"; other tenant GETs {dict(Counter(probe.codes))}")
+            row.outcome = (
+                f"{codes.get(200, 0)} x 200, {codes.get(429, 0)} x 429"
+                + (f", other {other}" if other else "")
+                + (f", errors {dict(failures)}" if failures else "")
+                + f"; other tenant GETs {dict(Counter(probe.codes))}"
+            )
             row.details.append(f"refusals: {dict(kinds)}")
             row.details.append(
                 f"other tenant (own thread): {len(probe.codes)} GET /v1/jobs/{{id}} during the "
                 f"flood, codes {dict(Counter(probe.codes))}, {measure.spread(probe.times)}; "
-                f"before the flood: {measure.spread(probe.baseline)}")
+                f"before the flood: {measure.spread(probe.baseline)}"
+            )
         finally:
             probe.stop(join=False)
             for response in responses:
@@ -185,8 +215,9 @@ def event_stream_flood(fleet: Fleet, client: httpx.Client, row: Row) -> None:
         other_job = other.post("/v1/jobs?wait=30", json=grayscale(TINY)).json()
     row.details.append(f"other tenant's job {other_job['id']} is {other_job['status']}")
     # The hostile key streams a job that stays queued behind two ~12 s ones meanwhile.
-    blockers = [client.post("/v1/jobs", json=SLOWER).raise_for_status().json()["id"]
-                for _ in range(2)]
+    blockers = [
+        client.post("/v1/jobs", json=SLOWER).raise_for_status().json()["id"] for _ in range(2)
+    ]
     target = client.post("/v1/jobs", json=grayscale(TINY)).raise_for_status().json()["id"]
     try:
         wait_running(client, blockers[0])
@@ -201,8 +232,7 @@ def event_stream_flood(fleet: Fleet, client: httpx.Client, row: Row) -> None:
     # Wait until the pool is idle again (the canceled blockers stop at their next step).
     run_job(client, grayscale(TINY), JOB_TIMEOUT[0])
     log = fleet.log_file.read_text(errors="replace")
-    row.details.append(f"'Too many connections' in the fleet log: "
-                       f"{'Too many connections' in log}")
+    row.details.append(f"'Too many connections' in the fleet log: {'Too many connections' in log}")
 
 
 def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
@@ -211,8 +241,7 @@ def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
         # allows loopback), must refuse the URL or allow loopback only (literals: no lookup).
         for mode, loopback in (("strict", False), ("`up` default, allow-loopback", True)):
             try:
-                host, ip, port = check_address(url, allow_loopback=loopback,
-                                               allow_private=False)
+                host, ip, port = check_address(url, allow_loopback=loopback, allow_private=False)
             except Refused as exc:
                 row.details.append(f"check_address ({mode}) refuses: {exc}")
                 continue
@@ -228,43 +257,76 @@ def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
             client.delete(f"/v1/jobs/{response.json()['id']}")
             row.outcome += " (accepted: FLEET_WEBHOOK_ALLOW_LOOPBACK=1, `up`'s default)"
             row.details.append("accepted by the fleet; job canceled at once")
+
     return attack
 
 
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
-    ("1. TIFF page 1 12000x12000 (mode 1, group4), page 1",
-     Attack(grayscale("bomb.tif", page=1), ("bomb.tif", lambda: inputs.tiff_big_page1(12000)),
-            wait="post")),
-    ("2. GIF frame 1 patched to 12000x12000, page 1",
-     Attack(grayscale("bomb.gif", page=1), ("bomb.gif", lambda: inputs.gif_big_frame1(12000)),
-            wait="admitted")),
-    ("3. 9000x9000 JPEG, 260 APP9 segments before SOF",
-     Attack(grayscale("app9.jpg"), ("app9.jpg", lambda: inputs.app9_jpeg(inputs.photo_9000())),
-            note=EXPECT_81_MP)),
-    ("4. grey 9000x9000 JPEG, junk byte after APP0",
-     Attack(grayscale("junk.jpg"), ("junk.jpg", lambda: inputs.junk_jpeg(inputs.photo_9000())),
-            note=EXPECT_81_MP)),
-    ("5. TIFF 1x1 page 0 + 9000x9000 page 1, page 1",  # deflate: 243 MB raw is over the limit
-     Attack(grayscale("page1.tif", page=1), ("page1.tif", lambda: inputs.tiff_1x1_then(
-         inputs.photo_9000(), "tiff_adobe_deflate")), note=EXPECT_81_MP)),
+    (
+        "1. TIFF page 1 12000x12000 (mode 1, group4), page 1",
+        Attack(
+            grayscale("bomb.tif", page=1),
+            ("bomb.tif", lambda: inputs.tiff_big_page1(12000)),
+            wait="post",
+        ),
+    ),
+    (
+        "2. GIF frame 1 patched to 12000x12000, page 1",
+        Attack(
+            grayscale("bomb.gif", page=1),
+            ("bomb.gif", lambda: inputs.gif_big_frame1(12000)),
+            wait="admitted",
+        ),
+    ),
+    (
+        "3. 9000x9000 JPEG, 260 APP9 segments before SOF",
+        Attack(
+            grayscale("app9.jpg"),
+            ("app9.jpg", lambda: inputs.app9_jpeg(inputs.photo_9000())),
+            note=EXPECT_81_MP,
+        ),
+    ),
+    (
+        "4. grey 9000x9000 JPEG, junk byte after APP0",
+        Attack(
+            grayscale("junk.jpg"),
+            ("junk.jpg", lambda: inputs.junk_jpeg(inputs.photo_9000())),
+            note=EXPECT_81_MP,
+        ),
+    ),
+    (
+        "5. TIFF 1x1 page 0 + 9000x9000 page 1, page 1",  # deflate: 243 MB raw is over the limit
+        Attack(
+            grayscale("page1.tif", page=1),
+            ("page1.tif", lambda: inputs.tiff_1x1_then(inputs.photo_9000(), "tiff_adobe_deflate")),
+            note=EXPECT_81_MP,
+        ),
+    ),
     ("6. 8x8 PNG replaced by 81 MP JPEG while queued", replaced_while_queued),
     ("7. 2x2 -> resize 10000x10000 fill", Attack(on_tiny(inputs.resize_fill(10000)))),
     ("8. 2x2 -> extend right/bottom 9998", Attack(on_tiny(inputs.EXTEND_TO_10000))),
     ("9. contact-sheet 100 cells of 990 px", Attack(inputs.CONTACT_SHEET)),
-    ("10. pipeline resize 10000x10000 + adjust",
-     Attack(on_tiny(inputs.upscale_pipeline(10000, 1, 1.2)))),
-    ("11. pipeline resize 10000x10000 + 9 adjust",
-     Attack(on_tiny(inputs.upscale_pipeline(10000, 9, 1.2)))),
+    (
+        "10. pipeline resize 10000x10000 + adjust",
+        Attack(on_tiny(inputs.upscale_pipeline(10000, 1, 1.2))),
+    ),
+    (
+        "11. pipeline resize 10000x10000 + 9 adjust",
+        Attack(on_tiny(inputs.upscale_pipeline(10000, 9, 1.2))),
+    ),
     ("12. cancel a running slow pipeline (output key)", cancel_running),
     ("13. 40 concurrent 47 MB PUTs to one signed URL", upload_race),
     ("14. JSON nested 5000 deep on POST /v1/jobs", Attack(inputs.DEEP_JOB, wait="post")),
-    ("15a. from-html 65535x65535",
-     Attack({"operation": "from-html", "html": "x", **inputs.HUGE_VIEWPORT}, wait="post")),
-    ("15b. from-html fullPage, 200000 px tall div",
-     Attack({"operation": "from-html", "fullPage": True, "html": inputs.TALL_PAGE})),
+    (
+        "15a. from-html 65535x65535",
+        Attack({"operation": "from-html", "html": "x", **inputs.HUGE_VIEWPORT}, wait="post"),
+    ),
+    (
+        "15b. from-html fullPage, 200000 px tall div",
+        Attack({"operation": "from-html", "fullPage": True, "html": inputs.TALL_PAGE}),
+    ),
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
-    *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url))
-      for i, url in enumerate(WEBHOOKS)],
+    *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
 ]
 
 
@@ -273,14 +335,18 @@ def warm_up(fleet: Fleet, client: httpx.Client, notes: list[str]) -> None:
     put(client, "slower.jpg", inputs.slower_jpeg())
     with measure.PoolPeak(fleet) as idle:
         time.sleep(0.2)
-    notes.append(f"cpu pool processes at start: {sorted(idle.pids)}; idle peak RSS "
-                 f"{measure.mib(idle.peak)}; clear_refs permitted: {idle.clear_ok}")
+    notes.append(
+        f"cpu pool processes at start: {sorted(idle.pids)}; idle peak RSS "
+        f"{measure.mib(idle.peak)}; clear_refs permitted: {idle.clear_ok}"
+    )
     status, warm, seconds = run_job(client, grayscale(TINY), timeout=60)
     notes.append(f"warm-up job: HTTP {status}, {warm.get('status')} in {seconds:.2f} s")
     if warm.get("status") != "succeeded":  # broken workers: fail fast, not 240 s a row
         JOB_TIMEOUT[0] = 15.0
-        notes.append("**the warm-up job did not succeed: the workers are broken; job "
-                     "waits cut to 15 s (see the fleet log)**")
+        notes.append(
+            "**the warm-up job did not succeed: the workers are broken; job "
+            "waits cut to 15 s (see the fleet log)**"
+        )
 
 
 def main() -> int:
@@ -288,8 +354,13 @@ def main() -> int:
     notes: list[str] = []
     settings: dict[str, str] = {}
     try:
-        with measure.default_fleet(FLEET_ENV, WATCHDOG_SECONDS, "--keep" in sys.argv) as (
-                fleet, settings), fleet.client() as client:
+        with (
+            measure.default_fleet(FLEET_ENV, WATCHDOG_SECONDS, "--keep" in sys.argv) as (
+                fleet,
+                settings,
+            ),
+            fleet.client() as client,
+        ):
             client.timeout = httpx.Timeout(120)
             warm_up(fleet, client, notes)
             for name, attack in ATTACKS:

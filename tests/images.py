@@ -18,11 +18,14 @@ def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
     """A smooth RGB scene with a few sharp shapes: realistic for JPEG, easy to compare."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    rgb = np.stack([
-        128 + 100 * np.sin(x / (width / 3.1) + 0.5),
-        128 + 100 * np.cos(y / (height / 2.3)),
-        128 + 90 * np.sin((x + y) / (width / 1.7)),
-    ], axis=-1)
+    rgb = np.stack(
+        [
+            128 + 100 * np.sin(x / (width / 3.1) + 0.5),
+            128 + 100 * np.cos(y / (height / 2.3)),
+            128 + 90 * np.sin((x + y) / (width / 1.7)),
+        ],
+        axis=-1,
+    )
     for _ in range(6):
         cx, cy = rng.integers(0, width), rng.integers(0, height)
         r = rng.integers(min(width, height) // 20, min(width, height) // 6)
@@ -30,8 +33,9 @@ def photo_like(width: int, height: int, seed: int = 0) -> np.ndarray:
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
-def encode(pixels: np.ndarray, fmt: str = "PNG", orientation: int | None = None,
-           **options: object) -> bytes:
+def encode(
+    pixels: np.ndarray, fmt: str = "PNG", orientation: int | None = None, **options: object
+) -> bytes:
     image = Image.fromarray(pixels)
     if orientation is not None:
         exif = image.getexif()

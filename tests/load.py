@@ -49,23 +49,31 @@ class LoadReport:
 
     def summary(self) -> str:
         total = sum(self.answers.values())
-        return "\n".join([
-            f"{total} submissions in {self.seconds:.0f} s ({total / self.seconds:.0f}/s);"
-            f" accepted {self.answers['202']} ({self.answers['202'] / self.seconds:.0f}/s),"
-            f" pushed back 503 {self.answers['503']}, other answers or errors {self.errors}"
-            + (f" {dict(self.answers)}" if self.errors else ""),
-            f"latency p50 {self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms,"
-            f" max {max(self.latencies_ms, default=0):.1f} ms",
-            f"deepest cpu queue {self.deepest_queue} (limit {self.queue_limit});"
-            f" 503s without Retry-After {self.missing_retry_after}",
-            f"accepted jobs that never ended: {self.unended}",
-        ])
+        return "\n".join(
+            [
+                f"{total} submissions in {self.seconds:.0f} s ({total / self.seconds:.0f}/s);"
+                f" accepted {self.answers['202']} ({self.answers['202'] / self.seconds:.0f}/s),"
+                f" pushed back 503 {self.answers['503']}, other answers or errors {self.errors}"
+                + (f" {dict(self.answers)}" if self.errors else ""),
+                f"latency p50 {self.percentile(50):.1f} ms, p99 {self.percentile(99):.1f} ms,"
+                f" max {max(self.latencies_ms, default=0):.1f} ms",
+                f"deepest cpu queue {self.deepest_queue} (limit {self.queue_limit});"
+                f" 503s without Retry-After {self.missing_retry_after}",
+                f"accepted jobs that never ended: {self.unended}",
+            ]
+        )
 
 
 def run(seconds: float, clients: int, queue_limit: int, workdir: Path) -> LoadReport:
     report = LoadReport(seconds, queue_limit)
-    fleet = start_fleet(workdir / "var", {"FLEET_MAX_QUEUE_DEPTH": str(queue_limit),
-                                          "FLEET_RATE_LIMIT": "0", "FLEET_LOG_LEVEL": "WARNING"})
+    fleet = start_fleet(
+        workdir / "var",
+        {
+            "FLEET_MAX_QUEUE_DEPTH": str(queue_limit),
+            "FLEET_RATE_LIMIT": "0",
+            "FLEET_LOG_LEVEL": "WARNING",
+        },
+    )
     lock, stop = threading.Lock(), threading.Event()
     try:
         photo = images.encode(images.photo_like(800, 600, seed=1), "JPEG", quality=85)
@@ -88,8 +96,11 @@ def run(seconds: float, clients: int, queue_limit: int, workdir: Path) -> LoadRe
                         report.latencies_ms.append(elapsed)
                         if answer == "202" and response is not None:
                             report.accepted_ids.append(response.json()["id"])
-                        if answer == "503" and response is not None and \
-                                "retry-after" not in response.headers:
+                        if (
+                            answer == "503"
+                            and response is not None
+                            and "retry-after" not in response.headers
+                        ):
                             report.missing_retry_after += 1
                     if answer == "503":
                         time.sleep(0.05)  # an impatient client: retries well before Retry-After
@@ -110,8 +121,12 @@ def run(seconds: float, clients: int, queue_limit: int, workdir: Path) -> LoadRe
             deadline = time.monotonic() + 120 + len(report.accepted_ids) / 20
             pending = list(report.accepted_ids)
             while pending and time.monotonic() < deadline:
-                pending = [j for j in pending if http.get(f"/v1/jobs/{j}").json()["status"]
-                           not in ("succeeded", "failed", "canceled")]
+                pending = [
+                    j
+                    for j in pending
+                    if http.get(f"/v1/jobs/{j}").json()["status"]
+                    not in ("succeeded", "failed", "canceled")
+                ]
                 time.sleep(0.5)
             report.unended = len(pending)
     finally:

@@ -39,36 +39,56 @@ NOTO_CJK = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 NOTO_CJK_SC = 2  # face index of Simplified Chinese in the collection
 
 SENTENCES: dict[str, list[str]] = {
-    "eng": ["The quick brown fox jumps over the lazy dog.",
-            "Please send the signed invoice to our office by Friday.",
-            "Weather today: sunny, with a light breeze from the west."],
-    "spa": ["El niño comió una manzana en el jardín.",
-            "¿Dónde está la estación de tren más cercana?",
-            "Mañana será un día soleado y tranquilo."],
-    "fra": ["Le garçon a mangé une pomme près de la fenêtre.",
-            "Où se trouve la bibliothèque municipale ?",
-            "Nous avons déjà réservé une chambre pour cet été."],
-    "deu": ["Die Bäume im Garten blühen dieses Jahr früh.",
-            "Größere Städte haben öffentliche Verkehrsmittel.",
-            "Über die Brücke fährt ein weißer Zug."],
-    "ita": ["La città è molto bella in primavera.",
-            "Perché non andiamo al mercato più tardi?",
-            "Il caffè è già pronto sul tavolo."],
-    "por": ["A criança está na praça com o cão.",
-            "Não há informação sobre a reunião de amanhã.",
-            "Você já comeu pão com manteiga hoje?"],
-    "nld": ["De kinderen spelen buiten in de tuin.",
-            "Ze gaan één keer per week naar het café.",
-            "Hij heeft een brief naar zijn oma geschreven."],
-    "pol": ["Zażółć gęślą jaźń, mówi nauczyciel.",
-            "Dziś jest piękny, słoneczny dzień.",
-            "Wszyscy uczniowie poszli już do szkoły."],
-    "rus": ["Съешь же ещё этих мягких французских булок.",
-            "Сегодня в Москве хорошая погода.",
-            "Мы читаем очень интересную книгу."],
-    "chi_sim": ["今天天气很好，我们去公园散步。",
-                "这本书非常有意思，我已经看完了。",
-                "请把文件发到我的电子邮箱。"],
+    "eng": [
+        "The quick brown fox jumps over the lazy dog.",
+        "Please send the signed invoice to our office by Friday.",
+        "Weather today: sunny, with a light breeze from the west.",
+    ],
+    "spa": [
+        "El niño comió una manzana en el jardín.",
+        "¿Dónde está la estación de tren más cercana?",
+        "Mañana será un día soleado y tranquilo.",
+    ],
+    "fra": [
+        "Le garçon a mangé une pomme près de la fenêtre.",
+        "Où se trouve la bibliothèque municipale ?",
+        "Nous avons déjà réservé une chambre pour cet été.",
+    ],
+    "deu": [
+        "Die Bäume im Garten blühen dieses Jahr früh.",
+        "Größere Städte haben öffentliche Verkehrsmittel.",
+        "Über die Brücke fährt ein weißer Zug.",
+    ],
+    "ita": [
+        "La città è molto bella in primavera.",
+        "Perché non andiamo al mercato più tardi?",
+        "Il caffè è già pronto sul tavolo.",
+    ],
+    "por": [
+        "A criança está na praça com o cão.",
+        "Não há informação sobre a reunião de amanhã.",
+        "Você já comeu pão com manteiga hoje?",
+    ],
+    "nld": [
+        "De kinderen spelen buiten in de tuin.",
+        "Ze gaan één keer per week naar het café.",
+        "Hij heeft een brief naar zijn oma geschreven.",
+    ],
+    "pol": [
+        "Zażółć gęślą jaźń, mówi nauczyciel.",
+        "Dziś jest piękny, słoneczny dzień.",
+        "Wszyscy uczniowie poszli już do szkoły.",
+    ],
+    "rus": [
+        "Съешь же ещё этих мягких французских булок.",
+        "Сегодня в Москве хорошая погода.",
+        "Мы читаем очень интересную книгу.",
+    ],
+    "chi_sim": [
+        "今天天气很好，我们去公园散步。",
+        "这本书非常有意思，我已经看完了。",
+        "请把文件发到我的电子邮箱。",
+    ],
 }
 
 
@@ -105,16 +125,17 @@ def render(lines: list[str], lang: str = "eng", size: int = 30) -> np.ndarray:
 def skewed(frame: np.ndarray, degrees: float) -> np.ndarray:
     h, w = frame.shape[:2]
     pad = int(0.1 * max(h, w))
-    frame = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                               value=(255, 255, 255))
+    frame = cv2.copyMakeBorder(
+        frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(255, 255, 255)
+    )
     h, w = frame.shape[:2]
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), degrees, 1.0)
-    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_CUBIC,
-                          borderValue=(255, 255, 255))
+    return cv2.warpAffine(frame, matrix, (w, h), flags=cv2.INTER_CUBIC, borderValue=(255, 255, 255))
 
 
-def scan_like(frame: np.ndarray, noise: float, contrast: float, ramp: float,
-              seed: int = 11) -> np.ndarray:
+def scan_like(
+    frame: np.ndarray, noise: float, contrast: float, ramp: float, seed: int = 11
+) -> np.ndarray:
     """A poor scan: ink `contrast` levels below grey paper that darkens by `ramp` levels
     across the page (a shadow), slightly blurred, with Gaussian sensor noise."""
     rng = np.random.default_rng(seed)
@@ -128,8 +149,10 @@ def scan_like(frame: np.ndarray, noise: float, contrast: float, ramp: float,
 
 
 def samples() -> list[Sample]:
-    out = [Sample(lang, lang, render(lines, lang), "\n".join(lines))
-           for lang, lines in SENTENCES.items()]
+    out = [
+        Sample(lang, lang, render(lines, lang), "\n".join(lines))
+        for lang, lines in SENTENCES.items()
+    ]
     eng = SENTENCES["eng"]
     page = render(eng)
     reference = "\n".join(eng)
@@ -139,15 +162,23 @@ def samples() -> list[Sample]:
         Sample("eng-rot180", "eng", np.ascontiguousarray(np.rot90(page, 2)), reference),
         Sample("eng-rot270", "eng", np.ascontiguousarray(np.rot90(page, 1)), reference),
         Sample("eng-small11", "eng", render(eng, size=11), reference),
-        Sample("chi_sim-small10", "chi_sim", render(SENTENCES["chi_sim"], "chi_sim", 10),
-               "\n".join(SENTENCES["chi_sim"])),
+        Sample(
+            "chi_sim-small10",
+            "chi_sim",
+            render(SENTENCES["chi_sim"], "chi_sim", 10),
+            "\n".join(SENTENCES["chi_sim"]),
+        ),
         Sample("eng-skew3", "eng", skewed(page, 3.0), reference),
         Sample("eng-skew-5", "eng", skewed(page, -5.0), reference),
         Sample("eng-inverted", "eng", 255 - page, reference),
         Sample("eng-noisy", "eng", scan_like(render(eng, size=24), 15, 110, 40), reference),
         Sample("eng-shadow", "eng", scan_like(page, 0, 70, 130), reference),
-        Sample("deu-noisy", "deu", scan_like(render(SENTENCES["deu"], "deu", 28), 20, 100, 50),
-               "\n".join(SENTENCES["deu"])),
+        Sample(
+            "deu-noisy",
+            "deu",
+            scan_like(render(SENTENCES["deu"], "deu", 28), 20, 100, 50),
+            "\n".join(SENTENCES["deu"]),
+        ),
     ]
     return out
 
@@ -173,8 +204,7 @@ def levenshtein(a: str, b: str) -> int:
     for i, ca in enumerate(a, 1):
         current = [i]
         for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1,
-                               previous[j - 1] + (ca != cb)))
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
         previous = current
     return previous[-1]
 
@@ -186,6 +216,7 @@ def cer(hypothesis: str, reference: str, lang: str = "eng") -> float:
 
 # --- running -------------------------------------------------------------------------
 
+
 def spec_for(lang: str, psm: int = 3, tsv: bool = False) -> OcrJob:
     return OcrJob(input="eval.png", lang=lang, psm=psm, tsv=tsv)
 
@@ -195,11 +226,14 @@ def run(sample: Sample, steps: ocr_prep.Preprocess = ocr_prep.DEFAULT) -> dict:
     return ocr_op.read_picture(picture, spec_for(sample.lang), steps)
 
 
-def evaluate(steps: ocr_prep.Preprocess = ocr_prep.DEFAULT,
-             only: list[Sample] | None = None) -> dict[str, float]:
+def evaluate(
+    steps: ocr_prep.Preprocess = ocr_prep.DEFAULT, only: list[Sample] | None = None
+) -> dict[str, float]:
     """CER per sample name through the handler's code path with these steps."""
-    return {s.name: cer(run(s, steps)["text"], s.reference, s.lang)
-            for s in (only if only is not None else samples())}
+    return {
+        s.name: cer(run(s, steps)["text"], s.reference, s.lang)
+        for s in (only if only is not None else samples())
+    }
 
 
 def timed(action: Callable[[], object], repeat: int = 5) -> float:
@@ -218,8 +252,15 @@ def cli_ms(frame: np.ndarray, lang: str, repeat: int = 3) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "page.png"
         Image.fromarray(frame).save(path)
-        command = ["tesseract", str(path), "-", "-l", lang,
-                   "--tessdata-dir", settings().tessdata_dir]
+        command = [
+            "tesseract",
+            str(path),
+            "-",
+            "-l",
+            lang,
+            "--tessdata-dir",
+            settings().tessdata_dir,
+        ]
         env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
 
         def once() -> None:
@@ -232,9 +273,12 @@ def cli_text(frame: np.ndarray, lang: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "page.png"
         Image.fromarray(frame).save(path)
-        done = subprocess.run(["tesseract", str(path), "-", "-l", lang, "--tessdata-dir",
-                               settings().tessdata_dir], check=True, capture_output=True,
-                              env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+        done = subprocess.run(
+            ["tesseract", str(path), "-", "-l", lang, "--tessdata-dir", settings().tessdata_dir],
+            check=True,
+            capture_output=True,
+            env={**os.environ, "OMP_THREAD_LIMIT": "1"},
+        )
         return done.stdout.decode()
 
 
@@ -244,19 +288,24 @@ def full_page() -> np.ndarray:
     text = render(lines, size=28)
     page = np.full((2200, 1700, 3), 255, np.uint8)
     h, w = min(text.shape[0], 2100), min(text.shape[1], 1600)
-    page[50:50 + h, 50:50 + w] = text[:h, :w]
+    page[50 : 50 + h, 50 : 50 + w] = text[:h, :w]
     return page
 
 
-NONE = ocr_prep.Preprocess(denoise=False, flatten=False, upscale=False, orient=False,
-                         deskew=False, binarise=False)
+NONE = ocr_prep.Preprocess(
+    denoise=False, flatten=False, upscale=False, orient=False, deskew=False, binarise=False
+)
 VARIANTS: dict[str, ocr_prep.Preprocess] = {
     "none": NONE,
     "default": ocr_prep.DEFAULT,
-    **{f"-{step}": replace(ocr_prep.DEFAULT, **{step: False})
-       for step in ("denoise", "flatten", "upscale", "orient", "deskew")},
-    **{f"only {step}": replace(NONE, **{step: True})
-       for step in ("denoise", "flatten", "upscale", "orient", "deskew")},
+    **{
+        f"-{step}": replace(ocr_prep.DEFAULT, **{step: False})
+        for step in ("denoise", "flatten", "upscale", "orient", "deskew")
+    },
+    **{
+        f"only {step}": replace(NONE, **{step: True})
+        for step in ("denoise", "flatten", "upscale", "orient", "deskew")
+    },
     "+binarise": replace(ocr_prep.DEFAULT, binarise=True),
     "only binarise": replace(NONE, binarise=True),
 }
@@ -270,23 +319,25 @@ def main(argv: list[str]) -> None:
     print("CER per sample (lower is better)")
     print(f"{'sample':<16}" + "".join(f"{n:>{max(7, len(n) + 1)}}" for n in names))
     for s in cases:
-        print(f"{s.name:<16}" + "".join(f"{table[n][s.name]:>{max(7, len(n) + 1)}.3f}"
-                                        for n in names))
+        print(
+            f"{s.name:<16}" + "".join(f"{table[n][s.name]:>{max(7, len(n) + 1)}.3f}" for n in names)
+        )
     for n in names:
         values = list(table[n].values())
         print(f"  {n}: mean CER {statistics.mean(values):.4f}")
     if "--quick" in argv:
         return
 
-    print("\nLatency, ms (median of 5 warm runs; CLI: median of 3 fresh processes,"
-          " OMP_THREAD_LIMIT=1)")
+    print(
+        "\nLatency, ms (median of 5 warm runs; CLI: median of 3 fresh processes,"
+        " OMP_THREAD_LIMIT=1)"
+    )
     print(f"{'sample':<16}{'size':>11}{'handler':>10}{'no prep':>10}{'CLI':>9}{'CLI CER':>9}")
     for s in cases:
         picture = Picture(frames=[s.frame], format="png")
         spec = spec_for(s.lang)
         warm = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp))
-        bare = timed(lambda p=picture, sp=spec: ocr_op.read_picture(
-            p, sp, NONE))
+        bare = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp, NONE))
         cli = cli_ms(s.frame, s.lang)
         size = f"{s.frame.shape[1]}x{s.frame.shape[0]}"
         cli_cer = cer(cli_text(s.frame, s.lang), s.reference, s.lang)
@@ -296,15 +347,20 @@ def main(argv: list[str]) -> None:
     page = full_page()
     line_spec, page_spec = spec_for("eng", psm=7), spec_for("eng")
     print("\nPer-line / per-page (eng)")
-    for label, frame, spec in (("line, psm 7", line, line_spec), ("line, psm 3", line,
-                               spec_for("eng")), ("page 1700x2200", page, page_spec)):
+    for label, frame, spec in (
+        ("line, psm 7", line, line_spec),
+        ("line, psm 3", line, spec_for("eng")),
+        ("page 1700x2200", page, page_spec),
+    ):
         picture = Picture(frames=[frame], format="png")
         handler = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp))
-        engine = timed(lambda f=frame, sp=spec: tesseract.recognise(
-            Image.fromarray(ocr_prep.to_grey(f)), "eng", sp.psm))
+        engine = timed(
+            lambda f=frame, sp=spec: tesseract.recognise(
+                Image.fromarray(ocr_prep.to_grey(f)), "eng", sp.psm
+            )
+        )
         cli = cli_ms(frame, "eng")
-        print(f"  {label:<16} handler {handler:7.1f}  engine only {engine:7.1f}"
-              f"  CLI {cli:7.1f}")
+        print(f"  {label:<16} handler {handler:7.1f}  engine only {engine:7.1f}  CLI {cli:7.1f}")
     tesseract.clear_cache()
     started = time.perf_counter()
     tesseract.api_for("eng")

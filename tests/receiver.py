@@ -23,8 +23,13 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.calls.append({"headers": dict(self.headers), "body": body,
-                                       "valid": receiver.valid(self.headers, body)})
+                receiver.calls.append(
+                    {
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "valid": receiver.valid(self.headers, body),
+                    }
+                )
                 status = 500 if receiver.failures > 0 else 204
                 receiver.failures -= 1
                 self.send_response(status)

@@ -9,9 +9,11 @@ from PIL import Image
 
 from tests.fleet_harness import Fleet, descendants, process_table
 
-CARD = ('<body style="margin:0;background:#ffffff">'
-        '<div style="width:200px;height:100px;background:#1e90ff"></div>'
-        '<div style="width:200px;height:100px;background:#ff4500"></div></body>')
+CARD = (
+    '<body style="margin:0;background:#ffffff">'
+    '<div style="width:200px;height:100px;background:#1e90ff"></div>'
+    '<div style="width:200px;height:100px;background:#ff4500"></div></body>'
+)
 
 
 def render(client, body: dict) -> tuple[dict, np.ndarray | None]:  # type: ignore[no-untyped-def]
@@ -31,5 +33,8 @@ def render_worker_browsers(fleet: Fleet) -> list[int]:
     def args(pid: int) -> str:
         return table.get(pid, (0, ""))[1]
 
-    return [pid for pid in descendants(fleet.child.pid, table)
-            if "chrom" in args(pid) and "chrom" not in args(table[pid][0])]
+    return [
+        pid
+        for pid in descendants(fleet.child.pid, table)
+        if "chrom" in args(pid) and "chrom" not in args(table[pid][0])
+    ]

@@ -28,9 +28,13 @@ Say = Callable[[str], None]
 
 TERMINAL = ("succeeded", "failed", "canceled")
 # The stack as compose.yaml has it, with a faster sweeper and private webhook receivers.
-SETTINGS = {"FLEET_WEBHOOK_ALLOW_PRIVATE": "1", "FLEET_SWEEP_INTERVAL": "2",
-            "FLEET_REQUEUE_AFTER_SECONDS": "30", "FLEET_WEBHOOK_BASE_DELAY": "0.5",
-            "FLEET_MAX_ATTEMPTS": "10"}
+SETTINGS = {
+    "FLEET_WEBHOOK_ALLOW_PRIVATE": "1",
+    "FLEET_SWEEP_INTERVAL": "2",
+    "FLEET_REQUEUE_AFTER_SECONDS": "30",
+    "FLEET_WEBHOOK_BASE_DELAY": "0.5",
+    "FLEET_MAX_ATTEMPTS": "10",
+}
 
 # A webhook receiver, run in a container from the fleet image on the stack's network: every
 # POST is one JSON line (headers and body) in /tmp/hooks.jsonl, answered 204.
@@ -51,10 +55,12 @@ http.server.ThreadingHTTPServer(("0.0.0.0", 9000), Hook).serve_forever()
 """
 
 
-def docker(*args: str, check: bool = True, timeout: float = 120,
-           input: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True,
-                          timeout=timeout, input=input)
+def docker(
+    *args: str, check: bool = True, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["docker", *args], check=check, capture_output=True, text=True, timeout=timeout, input=input
+    )
 
 
 def skip_reason() -> str | None:
@@ -86,16 +92,30 @@ class Stack:
     def network(self) -> str:
         return f"{self.project}_default"
 
-    def compose(self, *args: str, check: bool = True,
-                timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return stack.compose(self.project, self.env_file, *args, env=self.env, check=check,
-                             timeout=timeout, isolate=True)
+    def compose(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return stack.compose(
+            self.project,
+            self.env_file,
+            *args,
+            env=self.env,
+            check=check,
+            timeout=timeout,
+            isolate=True,
+        )
 
     def containers(self, service: str, running_only: bool = True) -> list[str]:
         """Container names of one service, in replica order."""
-        args = ["ps", "--format", "{{.Names}}", "--filter",
-                f"label=com.docker.compose.project={self.project}", "--filter",
-                f"label=com.docker.compose.service={service}"]
+        args = [
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            "--filter",
+            f"label=com.docker.compose.service={service}",
+        ]
         if not running_only:
             args.insert(1, "-a")
         return sorted(docker(*args).stdout.split(), key=lambda n: int(n.rsplit("_", 1)[1]))
@@ -106,10 +126,14 @@ class Stack:
             raise RuntimeError(f"no running {service} container")
         return names[0]
 
-    def exec(self, service_or_name: str, *argv: str, check: bool = True,
-             timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        name = (service_or_name if service_or_name.startswith(self.project + "_")
-                else self.container(service_or_name))
+    def exec(
+        self, service_or_name: str, *argv: str, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        name = (
+            service_or_name
+            if service_or_name.startswith(self.project + "_")
+            else self.container(service_or_name)
+        )
         return docker("exec", name, *argv, check=check, timeout=timeout)
 
     def python(self, code: str, service: str = "gateway", timeout: float = 120) -> str:
@@ -135,9 +159,23 @@ class Stack:
     def start_receiver(self) -> str:
         """A webhook receiver on the stack's network, reachable as http://hooks:9000."""
         name = f"{self.project}_hooks"
-        docker("run", "-d", "--init", "--name", name, "--label",
-               f"org.imagefleet.test-of={self.project}", "--network", self.network,
-               "--network-alias", "hooks", self.env["FLEET_IMAGE"], "python", "-c", RECEIVER)
+        docker(
+            "run",
+            "-d",
+            "--init",
+            "--name",
+            name,
+            "--label",
+            f"org.imagefleet.test-of={self.project}",
+            "--network",
+            self.network,
+            "--network-alias",
+            "hooks",
+            self.env["FLEET_IMAGE"],
+            "python",
+            "-c",
+            RECEIVER,
+        )
         self.extra_containers.append(name)
         return name
 
@@ -153,8 +191,15 @@ class Stack:
         """Every container's log, into workdir/logs (read them after a failed run)."""
         folder = self.workdir / "logs"
         folder.mkdir(exist_ok=True)
-        names = docker("ps", "-a", "--format", "{{.Names}}", "--filter",
-                       f"label=com.docker.compose.project={self.project}", check=False).stdout
+        names = docker(
+            "ps",
+            "-a",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            f"label=com.docker.compose.project={self.project}",
+            check=False,
+        ).stdout
         for name in [*names.split(), *self.extra_containers]:
             (folder / f"{name}.log").write_text(self.logs(name, tail=100_000))
         return folder
@@ -164,19 +209,27 @@ class Stack:
         say(f"stack: container logs saved in {self.save_logs()}")
         for name in self.extra_containers:
             docker("rm", "-f", name, check=False)
-        self.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False,
-                     timeout=300)
+        self.compose(
+            "down", "--volumes", "--remove-orphans", "--timeout", "5", check=False, timeout=300
+        )
         left = []
         for kind in ("container", "network", "volume"):
-            args = ([kind, "ls", "-a"] if kind == "container" else [kind, "ls"])
-            out = docker(*args, "-q", "--filter",
-                         f"label=com.docker.compose.project={self.project}", check=False).stdout
+            args = [kind, "ls", "-a"] if kind == "container" else [kind, "ls"]
+            out = docker(
+                *args,
+                "-q",
+                "--filter",
+                f"label=com.docker.compose.project={self.project}",
+                check=False,
+            ).stdout
             left += [f"{kind} {x}" for x in out.split()]
         if self.daemon_pid is not None:
             others = stack.foreign_containers()
             if others:
-                say(f"stack: leaving the dockerd this test started (pid {self.daemon_pid}):"
-                    f" other containers use it now ({', '.join(others[:3])})")
+                say(
+                    f"stack: leaving the dockerd this test started (pid {self.daemon_pid}):"
+                    f" other containers use it now ({', '.join(others[:3])})"
+                )
             else:
                 stack.stop_engine(self.daemon_pid, say)
                 if procs.port_open(self.lb_port):
@@ -184,8 +237,13 @@ class Stack:
         return left
 
 
-def start_stack(workdir: Path, say: Say, scale: dict[str, int] | None = None,
-                settings: dict[str, str] | None = None, ready_timeout: float = 300) -> Stack:
+def start_stack(
+    workdir: Path,
+    say: Say,
+    scale: dict[str, int] | None = None,
+    settings: dict[str, str] | None = None,
+    ready_timeout: float = 300,
+) -> Stack:
     """Build what is missing and start the stack; the Stack once /readyz answers 200.
     On failure, everything started so far is removed again."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -193,6 +251,7 @@ def start_stack(workdir: Path, say: Say, scale: dict[str, int] | None = None,
 
     def note(text: str) -> None:  # deploy/stack.py's messages, marked as the stack's
         say(f"stack: {text}")
+
     daemon_pid = stack.start_engine(workdir / "dockerd.log", pid_file=None, sayer=note)
     timings = {"engine": time.monotonic() - started}
     images, report = stack.ensure_images(tag_latest=False, sayer=note)
@@ -202,14 +261,27 @@ def start_stack(workdir: Path, say: Say, scale: dict[str, int] | None = None,
     env_file.write_text("".join(f"{k}={v}\n" for k, v in credentials.items()))
     env_file.chmod(0o600)
     lb_port, flower_port, s3_port = procs.free_port(), procs.free_port(), procs.free_port()
-    env = {**images, **(settings or {}), "FLEET_LB_PORT": str(lb_port),
-           "FLEET_FLOWER_PORT": str(flower_port), "FLEET_S3_PORT": str(s3_port),
-           "FLEET_S3_PUBLIC_URL": f"http://127.0.0.1:{s3_port}",
-           "FLEET_PUBLIC_URL": f"http://127.0.0.1:{lb_port}"}
-    result = Stack(project=f"iftest{secrets.token_hex(3)}", workdir=workdir, env_file=env_file,
-                   env=env, lb_port=lb_port, flower_port=flower_port,
-                   flower_auth=credentials["FLOWER_BASIC_AUTH"], daemon_pid=daemon_pid,
-                   timings=timings, build=report)
+    env = {
+        **images,
+        **(settings or {}),
+        "FLEET_LB_PORT": str(lb_port),
+        "FLEET_FLOWER_PORT": str(flower_port),
+        "FLEET_S3_PORT": str(s3_port),
+        "FLEET_S3_PUBLIC_URL": f"http://127.0.0.1:{s3_port}",
+        "FLEET_PUBLIC_URL": f"http://127.0.0.1:{lb_port}",
+    }
+    result = Stack(
+        project=f"iftest{secrets.token_hex(3)}",
+        workdir=workdir,
+        env_file=env_file,
+        env=env,
+        lb_port=lb_port,
+        flower_port=flower_port,
+        flower_auth=credentials["FLOWER_BASIC_AUTH"],
+        daemon_pid=daemon_pid,
+        timings=timings,
+        build=report,
+    )
     up_started = time.monotonic()
     try:
         argv = ["up", "-d", "--no-build"]
@@ -229,6 +301,7 @@ def start_stack(workdir: Path, say: Say, scale: dict[str, int] | None = None,
 
 # --- the session's stack: tests/conftest.py's fleet_stack fixture -------------------------
 
+
 def say_to(request: pytest.FixtureRequest) -> Say:
     """Print past pytest's capture: the figures are the point of the run."""
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -239,14 +312,16 @@ def say_to(request: pytest.FixtureRequest) -> Say:
             return
         with capture.global_and_fixture_disabled():
             print(text, flush=True)
+
     return say
 
 
 _OPEN: list[tuple[Stack, float, Say]] = []  # the session's stack, until it is removed
 
 
-def open_session_stack(request: pytest.FixtureRequest,
-                       tmp_path_factory: pytest.TempPathFactory) -> Stack:
+def open_session_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Stack:
     """The stack of tests/test_stack.py and tests/test_stack_faults.py, started once per
     session (three worker-cpu containers, SETTINGS); skips where no engine can run."""
     say = say_to(request)
@@ -255,16 +330,18 @@ def open_session_stack(request: pytest.FixtureRequest,
         say(f"test_stack: skipped: {reason}")
         pytest.skip(reason)
     started = time.monotonic()
-    running = start_stack(tmp_path_factory.mktemp("stack"), say, scale={"worker-cpu": 3},
-                          settings=SETTINGS)
+    running = start_stack(
+        tmp_path_factory.mktemp("stack"), say, scale={"worker-cpu": 3}, settings=SETTINGS
+    )
     _OPEN.append((running, started, say))
     assert running.build is not None
     refs = [running.env[image.env] for image in stack.IMAGES]
-    sizes = ", ".join(f"{ref.split(':')[0]} {stack.image_size(ref) / 1e6:.0f} MB"
-                      for ref in refs)
+    sizes = ", ".join(f"{ref.split(':')[0]} {stack.image_size(ref) / 1e6:.0f} MB" for ref in refs)
     say(f"stack: images {running.build.line() or 'all present'}; sizes {sizes}")
-    say(f"stack: engine {running.timings['engine']:.0f} s, build {running.timings['build']:.0f} s,"
-        f" `up` to /readyz {running.timings['up']:.0f} s (project {running.project})")
+    say(
+        f"stack: engine {running.timings['engine']:.0f} s, build {running.timings['build']:.0f} s,"
+        f" `up` to /readyz {running.timings['up']:.0f} s (project {running.project})"
+    )
     return running
 
 
@@ -273,16 +350,20 @@ def close_session_stack() -> None:
     while _OPEN:
         running, started, say = _OPEN.pop()
         left = running.down(say)
-        say(f"stack: removed in {time.monotonic() - started:.0f} s since start"
-            + (f"; LEFT BEHIND: {left}" if left else "; nothing of it is left"))
+        say(
+            f"stack: removed in {time.monotonic() - started:.0f} s since start"
+            + (f"; LEFT BEHIND: {left}" if left else "; nothing of it is left")
+        )
         assert not left, f"left behind: {left}"
 
 
 # --- talking to it ------------------------------------------------------------------------
 
+
 def api_client(running: Stack, key: str) -> httpx.Client:
-    return httpx.Client(base_url=running.base_url, timeout=60,
-                        headers={"Authorization": f"Bearer {key}"})
+    return httpx.Client(
+        base_url=running.base_url, timeout=60, headers={"Authorization": f"Bearer {key}"}
+    )
 
 
 def wait_job(client: httpx.Client, job_id: str, timeout: float = 120) -> dict[str, Any]:

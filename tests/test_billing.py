@@ -33,8 +33,9 @@ def _account(fleet: Fleet, credit: int, rate: float = 0) -> tuple[Accounts, str,
 
 def _problems(fleet: Fleet, name: str) -> list[str]:
     client = redis.Redis.from_url(fleet.redis_url)
-    return [p for p in reconcile(Accounts(client), JobStore(client, 3600))
-            if p.startswith(f"{name}:")]
+    return [
+        p for p in reconcile(Accounts(client), JobStore(client, 3600)) if p.startswith(f"{name}:")
+    ]
 
 
 def _upload(client: httpx.Client, key: str, pixels: np.ndarray, fmt: str = "PNG") -> None:
@@ -61,8 +62,12 @@ def test_success_captures_the_quote_and_usage_reports_it(dir_fleet: Fleet) -> No
         job = client.post("/v1/jobs?wait=60", json={"operation": "blur", "input": "p.png"}).json()
         assert job["status"] == "succeeded", job
         usage = client.get("/v1/usage").json()
-    assert job["billing"] == {"megapixels": 3.0, "quoted_micros": 900, "charged_micros": 900,
-                              "state": "captured"}
+    assert job["billing"] == {
+        "megapixels": 3.0,
+        "quoted_micros": 900,
+        "charged_micros": 900,
+        "state": "captured",
+    }
     assert accounts.require(name).balance_micros == 9_100
     assert usage["balance_micros"] == 9_100 and usage["open_holds"] == []
     assert usage["charges"]["blur"] == {"jobs": 1, "megapixels": 3.0, "amount_micros": 900}
@@ -74,8 +79,9 @@ def test_a_failed_job_releases_its_hold(dir_fleet: Fleet) -> None:
     with dir_fleet.client(key) as client:
         junk = b"\x89PNG\r\n\x1a\n not really"
         client.put("/v1/objects/junk.png", content=junk).raise_for_status()
-        job = client.post("/v1/jobs?wait=60", json={"operation": "blur",
-                                                    "input": "junk.png"}).json()
+        job = client.post(
+            "/v1/jobs?wait=60", json={"operation": "blur", "input": "junk.png"}
+        ).json()
     assert job["status"] == "failed" and job["error"]["code"] == "IMAGE_PARSE_FAILED"
     assert job["billing"]["state"] == "released" and job["billing"]["charged_micros"] == 0
     # An unreadable header holds the price of the megapixel limit, never the 1 MP minimum.
@@ -117,19 +123,27 @@ def test_200_parallel_submissions_against_150_jobs_of_credit(dir_fleet: Fleet) -
 
 def _pool_children(fleet: Fleet, pool: str) -> list[int]:
     table = process_table()
-    masters = {pid for pid, (ppid, args) in table.items()
-               if ppid == fleet.child.pid and f"--pool {pool}" in args}
+    masters = {
+        pid
+        for pid, (ppid, args) in table.items()
+        if ppid == fleet.child.pid and f"--pool {pool}" in args
+    }
     return [pid for pid, (ppid, _) in table.items() if ppid in masters]
 
 
 def test_a_worker_killed_mid_job_is_charged_exactly_once(dir_fleet: Fleet) -> None:
     accounts, name, key = _account(dir_fleet, credit=1_000_000)
-    slow = {"operation": "pipeline", "input": "slow.jpg",
-            # the longest pipeline (10 steps): seconds of work, so the kill lands mid-job
-            "steps": [{"operation": "blur", "sigma": 60}] * 10}
+    slow = {
+        "operation": "pipeline",
+        "input": "slow.jpg",
+        # the longest pipeline (10 steps): seconds of work, so the kill lands mid-job
+        "steps": [{"operation": "blur", "sigma": 60}] * 10,
+    }
     with dir_fleet.client(key) as client:
-        client.put("/v1/objects/slow.jpg", content=images.encode(
-            images.photo_like(3000, 2000, seed=4), "JPEG")).raise_for_status()
+        client.put(
+            "/v1/objects/slow.jpg",
+            content=images.encode(images.photo_like(3000, 2000, seed=4), "JPEG"),
+        ).raise_for_status()
         job_id = client.post("/v1/jobs", json=slow).json()["id"]
         deadline = time.monotonic() + 30
         while client.get(f"/v1/jobs/{job_id}").json()["status"] != "running":
@@ -156,8 +170,9 @@ def test_idempotency_keys(dir_fleet: Fleet) -> None:
         _upload(client, "i.png", np.zeros((10, 10, 3), np.uint8))
         first = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "order-1"})
         again = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": "order-1"})
-        other = client.post("/v1/jobs", json={**body, "inline": True},
-                            headers={"Idempotency-Key": "order-1"})
+        other = client.post(
+            "/v1/jobs", json={**body, "inline": True}, headers={"Idempotency-Key": "order-1"}
+        )
     assert first.status_code == 202 and again.json()["id"] == first.json()["id"]
     assert again.headers["Idempotent-Replayed"] == "true"
     assert other.status_code == 409
@@ -204,8 +219,7 @@ def test_accounts_see_only_their_own_jobs_objects_and_listing(dir_fleet: Fleet) 
     _, _, key_b = _account(dir_fleet, credit=100_000)
     with dir_fleet.client(key_a) as a, dir_fleet.client(key_b) as b:
         _upload(a, "mine.png", np.zeros((8, 8, 3), np.uint8))
-        job = a.post("/v1/jobs?wait=30", json={"operation": "metadata",
-                                                "input": "mine.png"}).json()
+        job = a.post("/v1/jobs?wait=30", json={"operation": "metadata", "input": "mine.png"}).json()
         assert b.get(f"/v1/jobs/{job['id']}").status_code == 404
         assert b.get("/v1/objects/mine.png").status_code == 404
         assert job["id"] in [j["id"] for j in a.get("/v1/jobs").json()["jobs"]]
@@ -227,8 +241,13 @@ def test_cli_accounts_rotate_disable_and_reconcile(dir_fleet: Fleet) -> None:
     env = dict(os.environ, FLEET_REDIS_URL=dir_fleet.redis_url)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "imagefleet.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "imagefleet.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     name = f"cli{secrets.token_hex(4)}"
     created = cli("accounts", "create", "--name", name, "--credit", "25.00")
@@ -237,17 +256,32 @@ def test_cli_accounts_rotate_disable_and_reconcile(dir_fleet: Fleet) -> None:
     assert "whsec_" in created.stdout
     assert f"{name}" in cli("accounts", "list").stdout
     assert '"balance_micros": 25000000' in cli("accounts", "show", name).stdout
-    assert httpx.get(f"{dir_fleet.base_url}/v1/usage",
-                     headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert (
+        httpx.get(
+            f"{dir_fleet.base_url}/v1/usage", headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 200
+    )
     new_key = cli("accounts", "rotate-key", name).stdout.split(": ")[-1].strip()
-    assert httpx.get(f"{dir_fleet.base_url}/v1/usage",
-                     headers={"Authorization": f"Bearer {key}"}).status_code == 401
-    assert httpx.get(f"{dir_fleet.base_url}/v1/usage",
-                     headers={"Authorization": f"Bearer {new_key}"}).json()[
-        "balance_micros"] == 25_000_000
+    assert (
+        httpx.get(
+            f"{dir_fleet.base_url}/v1/usage", headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.get(
+            f"{dir_fleet.base_url}/v1/usage", headers={"Authorization": f"Bearer {new_key}"}
+        ).json()["balance_micros"]
+        == 25_000_000
+    )
     assert cli("accounts", "disable", name).returncode == 0
-    assert httpx.get(f"{dir_fleet.base_url}/v1/usage",
-                     headers={"Authorization": f"Bearer {new_key}"}).status_code == 401
+    assert (
+        httpx.get(
+            f"{dir_fleet.base_url}/v1/usage", headers={"Authorization": f"Bearer {new_key}"}
+        ).status_code
+        == 401
+    )
 
     client = redis.Redis.from_url(dir_fleet.redis_url)
     client.hincrby(f"imagefleet:account:{name}", "balance", 1)  # tamper with the books

@@ -59,8 +59,7 @@ def test_upload_and_typed_crop_match_numpy(client: Client, photo: tuple) -> None
     key = f"client/{_uid()}.png"
     reply = client.upload(png, key)
     assert reply["key"] == key and reply["bytes"] == len(png)
-    job = client.crop(CropJob(input=key, rect=Rect(x=30, y=20, width=100, height=80),
-                              format="png"))
+    job = client.crop(CropJob(input=key, rect=Rect(x=30, y=20, width=100, height=80), format="png"))
     assert job.ok, job.raw
     assert (job.result["width"], job.result["height"]) == (100, 80)
     out = decode(client.download(job.output))
@@ -91,8 +90,13 @@ def test_failed_job_raise_for_error(client: Client, photo: tuple) -> None:
 
 def test_bad_spec_is_validation_error(client: Client) -> None:
     with pytest.raises(ApiError) as info:
-        client.submit({"operation": "crop", "input": "x.png",
-                       "rect": {"x": 0, "y": 0, "width": 0, "height": 5}})
+        client.submit(
+            {
+                "operation": "crop",
+                "input": "x.png",
+                "rect": {"x": 0, "y": 0, "width": 0, "height": 5},
+            }
+        )
     assert info.value.status == 400 and info.value.code == "VALIDATION_ERROR"
     assert "$.rect.width" in info.value.message
 
@@ -160,8 +164,9 @@ def test_async_client_crop_and_errors(dir_fleet: Fleet, photo: tuple) -> None:
         async with AsyncClient(dir_fleet.base_url, dir_fleet.api_key) as fleet:
             key = f"client/{_uid()}.png"
             await fleet.upload(png, key)
-            job = await fleet.crop(CropJob(input=key, gravity="center", width=50, height=40,
-                                           format="png"))
+            job = await fleet.crop(
+                CropJob(input=key, gravity="center", width=50, height=40, format="png")
+            )
             data = await fleet.download(job.output)
             listed = [j.id async for j in fleet.jobs(limit=3)]
             with pytest.raises(ApiError) as info:
@@ -183,8 +188,11 @@ SECRET = "whsec_" + base64.b64encode(SECRET_KEY).decode()
 def _signed(body: bytes, key: bytes = SECRET_KEY, stamp: int | None = None) -> dict[str, str]:
     msg_id, stamp = "msg_1", stamp if stamp is not None else int(time.time())
     mac = hmac.new(key, b"msg_1." + str(stamp).encode() + b"." + body, hashlib.sha256)
-    return {"Webhook-Id": msg_id, "Webhook-Timestamp": str(stamp),
-            "Webhook-Signature": "v1," + base64.b64encode(mac.digest()).decode()}
+    return {
+        "Webhook-Id": msg_id,
+        "Webhook-Timestamp": str(stamp),
+        "Webhook-Signature": "v1," + base64.b64encode(mac.digest()).decode(),
+    }
 
 
 def test_verify_webhook_accepts_a_valid_delivery() -> None:
@@ -200,13 +208,17 @@ def test_verify_webhook_accepts_the_fleets_own_signer() -> None:
     from worker.webhooks import sign  # what the worker puts on real deliveries
 
     body, stamp = b'{"type": "job.canceled"}', int(time.time())
-    headers = {"webhook-id": "msg_9", "webhook-timestamp": str(stamp),
-               "webhook-signature": sign(SECRET, "msg_9", stamp, body)}
+    headers = {
+        "webhook-id": "msg_9",
+        "webhook-timestamp": str(stamp),
+        "webhook-signature": sign(SECRET, "msg_9", stamp, body),
+    }
     assert verify_webhook(headers, body, SECRET) == {"type": "job.canceled"}
 
 
-@pytest.mark.parametrize("case", ["tampered", "wrong-secret", "stale", "future", "missing",
-                                  "v2-only"])
+@pytest.mark.parametrize(
+    "case", ["tampered", "wrong-secret", "stale", "future", "missing", "v2-only"]
+)
 def test_verify_webhook_rejects(case: str) -> None:
     body = b'{"type": "job.failed"}'
     headers = _signed(body)
@@ -229,16 +241,17 @@ def test_verify_webhook_rejects(case: str) -> None:
 
 # --- the CLI, through a tiny argparse wrapper --------------------------------------------
 
+
 def _cli(fleet: Fleet, *argv: str) -> int:
     parser = argparse.ArgumentParser(prog="imagefleet")
     client_cli.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([argv[0], "--url", fleet.base_url, "--key", fleet.api_key,
-                              *argv[1:]])
+    args = parser.parse_args([argv[0], "--url", fleet.base_url, "--key", fleet.api_key, *argv[1:]])
     return args.func(args)
 
 
-def test_cli_upload_submit_wait_download(dir_fleet: Fleet, photo: tuple, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_upload_submit_wait_download(
+    dir_fleet: Fleet, photo: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pixels, png = photo
     src = tmp_path / "in.png"
     src.write_bytes(png)
@@ -246,8 +259,9 @@ def test_cli_upload_submit_wait_download(dir_fleet: Fleet, photo: tuple, tmp_pat
     assert _cli(dir_fleet, "upload", str(src), key) == 0
     assert key in capsys.readouterr().out
     spec = tmp_path / "job.json"
-    spec.write_text(json.dumps({"operation": "resize", "input": key, "width": 160,
-                                "format": "jpeg"}))
+    spec.write_text(
+        json.dumps({"operation": "resize", "input": key, "width": 160, "format": "jpeg"})
+    )
     out = tmp_path / "out.jpg"
     assert _cli(dir_fleet, "submit", str(spec), "--wait", "--download", str(out)) == 0
     line = capsys.readouterr().out
@@ -258,15 +272,23 @@ def test_cli_upload_submit_wait_download(dir_fleet: Fleet, photo: tuple, tmp_pat
     assert json.loads(capsys.readouterr().out)["id"] == job_id
 
 
-def test_cli_submit_failed_job_exits_1(dir_fleet: Fleet, photo: tuple, tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_submit_failed_job_exits_1(
+    dir_fleet: Fleet, photo: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "small.png"
     src.write_bytes(photo[1])
     key = f"cli-{_uid()}.png"
     assert _cli(dir_fleet, "upload", str(src), key) == 0
     spec = tmp_path / "job.json"
-    spec.write_text(json.dumps({"operation": "crop", "input": key,
-                                "rect": {"x": 0, "y": 0, "width": 999, "height": 10}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "operation": "crop",
+                "input": key,
+                "rect": {"x": 0, "y": 0, "width": 999, "height": 10},
+            }
+        )
+    )
     assert _cli(dir_fleet, "submit", str(spec), "--wait") == 1
     assert "CROP_OUT_OF_BOUNDS" in capsys.readouterr().err
 
@@ -277,9 +299,23 @@ def test_cli_batch(dir_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixtu
     for i in range(5):
         (src / f"img{i}.png").write_bytes(encode(photo_like(200, 100, seed=i), "PNG"))
     (src / "notes.txt").write_text("not an image")  # skipped by suffix
-    code = _cli(dir_fleet, "batch", str(src), "--op", "resize", "--width", "80",
-                "--format", "jpeg", "--out", str(out), "--concurrency", "3",
-                "--prefix", f"batch-{_uid()}")
+    code = _cli(
+        dir_fleet,
+        "batch",
+        str(src),
+        "--op",
+        "resize",
+        "--width",
+        "80",
+        "--format",
+        "jpeg",
+        "--out",
+        str(out),
+        "--concurrency",
+        "3",
+        "--prefix",
+        f"batch-{_uid()}",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured
     outputs = sorted(out.iterdir())
@@ -292,8 +328,9 @@ def test_cli_batch(dir_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "[5/5]" in captured.err and "\r" not in captured.err  # not a tty: plain lines
 
 
-def test_cli_batch_lists_failures_by_file(dir_fleet: Fleet, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_batch_lists_failures_by_file(
+    dir_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     (src / "good.png").write_bytes(encode(photo_like(64, 64), "PNG"))

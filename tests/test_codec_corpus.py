@@ -78,8 +78,9 @@ def test_corpus_file(name: str) -> None:
 @needs_corpus
 def test_corpus_landscapes_show_the_same_picture() -> None:
     """The Landscape_N files are one photo stored N ways: upright, they match."""
-    shown = {n: decode((CORPUS / f"Landscape_{n}.jpg").read_bytes(), LIMITS).first
-             for n in (1, 3, 6)}
+    shown = {
+        n: decode((CORPUS / f"Landscape_{n}.jpg").read_bytes(), LIMITS).first for n in (1, 3, 6)
+    }
     assert diff(shown[1], shown[3]) < 10 and diff(shown[3], shown[6]) < 10
     assert diff(shown[1], shown[6]) < 10
     assert diff(shown[1], shown[3][::-1, ::-1]) > 20  # the metric does tell wrong turns apart

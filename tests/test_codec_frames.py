@@ -35,8 +35,15 @@ DURATIONS = [100, 200, 300, 400]
 def animation(fmt: str, loop: int = 0) -> bytes:
     frames = [Image.new("RGB", (24, 16), colour) for colour in COLOURS]
     options: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
-    return save(frames[0], fmt, save_all=True, append_images=frames[1:],
-                duration=DURATIONS, loop=loop, **options)
+    return save(
+        frames[0],
+        fmt,
+        save_all=True,
+        append_images=frames[1:],
+        duration=DURATIONS,
+        loop=loop,
+        **options,
+    )
 
 
 def frame_colours(picture: Picture) -> list[np.ndarray]:
@@ -74,8 +81,14 @@ def test_animation_round_trip(source: str, target: str, loop: int) -> None:
 
 def test_gif_durations_quantised_to_10ms() -> None:
     frames = [Image.new("RGB", (8, 8), colour) for colour in COLOURS]
-    data = save(frames[0], "GIF", save_all=True, append_images=frames[1:],
-                duration=[104, 200, 300, 400], loop=0)
+    data = save(
+        frames[0],
+        "GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[104, 200, 300, 400],
+        loop=0,
+    )
     picture = decode(data, LIMITS, animated=True)
     again = decode(encode(picture, "gif", 90, None), LIMITS, animated=True)
     assert all(d % 10 == 0 for d in again.durations)
@@ -122,16 +135,23 @@ def test_multipage_tiff_pages() -> None:
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(data))
+        + kind
+        + data
+        + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    )
 
 
 def bilevel_png(width: int, height: int) -> bytes:
     """A valid all-black 1-bit PNG, built with zlib: 81 MP costs ~10 KB of file."""
     rows = zlib.compress(b"\0" * ((width + 7) // 8 + 1) * height, 9)
-    return (b"\x89PNG\r\n\x1a\n"
-            + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + _png_chunk(b"IDAT", rows) + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + _png_chunk(b"IDAT", rows)
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def test_header_megapixels_over_limit() -> None:
@@ -166,8 +186,14 @@ def test_frames_over_limit() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"hello, world", b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\x00" * 8, b"<svg></svg>",
-     bytes(range(256)) * 4],
+    [
+        b"",
+        b"hello, world",
+        b"GIF89a",
+        b"\x89PNG\r\n\x1a\n" + b"\x00" * 8,
+        b"<svg></svg>",
+        bytes(range(256)) * 4,
+    ],
     ids=["empty", "text", "gif-magic-only", "png-magic-only", "svg", "binary-noise"],
 )
 def test_decode_non_image(data: bytes) -> None:
@@ -183,8 +209,17 @@ def test_decode_truncated_image(fmt: str) -> None:
     fails_with(ErrorCode.IMAGE_PARSE_FAILED, data[: len(data) // 2])
 
 
-@pytest.mark.parametrize(("fmt", "name"), [("PNG", "png"), ("JPEG", "jpeg"), ("WEBP", "webp"),
-                                           ("GIF", "gif"), ("TIFF", "tiff"), ("AVIF", "avif")])
+@pytest.mark.parametrize(
+    ("fmt", "name"),
+    [
+        ("PNG", "png"),
+        ("JPEG", "jpeg"),
+        ("WEBP", "webp"),
+        ("GIF", "gif"),
+        ("TIFF", "tiff"),
+        ("AVIF", "avif"),
+    ],
+)
 def test_decode_reports_format(fmt: str, name: str) -> None:
     picture = decode(save(gradient(8, 8), fmt), LIMITS)
     assert picture.format == name

@@ -84,8 +84,12 @@ def test_orientation_applies_to_alpha_and_16_bit() -> None:
     exif[ORIENTATION] = 8
     payload = exif.tobytes()
     payload = payload[6:] if payload.startswith(b"Exif\0\0") else payload
-    chunk = (struct.pack(">I", len(payload)) + b"eXIf" + payload
-             + struct.pack(">I", zlib.crc32(b"eXIf" + payload) & 0xFFFFFFFF))
+    chunk = (
+        struct.pack(">I", len(payload))
+        + b"eXIf"
+        + payload
+        + struct.pack(">I", zlib.crc32(b"eXIf" + payload) & 0xFFFFFFFF)
+    )
     end_of_ihdr = 8 + 25
     picture = decode(png[:end_of_ihdr] + chunk + png[end_of_ihdr:], LIMITS)
     assert picture.source["orientation"] == 8
@@ -95,14 +99,18 @@ def test_orientation_applies_to_alpha_and_16_bit() -> None:
 
 # --- colour: CMYK and ICC ---------------------------------------------------------------------
 
-INKS = {"red": (0, 255, 255, 0), "cyan": (255, 0, 0, 0), "paper": (0, 0, 0, 0),
-        "black": (0, 0, 0, 255), "blue": (255, 255, 0, 0)}
+INKS = {
+    "red": (0, 255, 255, 0),
+    "cyan": (255, 0, 0, 0),
+    "paper": (0, 0, 0, 0),
+    "black": (0, 0, 0, 255),
+    "blue": (255, 255, 0, 0),
+}
 
 
 def cmyk_jpeg(icc: bytes | None = None) -> bytes:
     """A CMYK JPEG of 16x16 ink patches, one per INKS entry, left to right."""
-    patches = np.concatenate([np.full((16, 16, 4), ink, np.uint8) for ink in INKS.values()],
-                             axis=1)
+    patches = np.concatenate([np.full((16, 16, 4), ink, np.uint8) for ink in INKS.values()], axis=1)
     options = {"icc_profile": icc} if icc else {}
     return save(patches, "JPEG", "CMYK", quality=100, **options)
 
@@ -131,8 +139,13 @@ def test_cmyk_jpeg_with_profile_uses_it() -> None:
     assert picture.first.shape == (16, 80, 3)
     assert picture.source["icc"] == "Test press CMYK"
     seen = patch_colours(picture.first)
-    expected = {"red": PRESS[(0, 1, 1)], "cyan": PRESS[(1, 0, 0)], "paper": (255, 255, 255),
-                "black": (0, 0, 0), "blue": PRESS[(1, 1, 0)]}
+    expected = {
+        "red": PRESS[(0, 1, 1)],
+        "cyan": PRESS[(1, 0, 0)],
+        "paper": (255, 255, 255),
+        "black": (0, 0, 0),
+        "blue": PRESS[(1, 1, 0)],
+    }
     for name, colour in expected.items():
         assert np.abs(seen[name] - colour).max() <= 4, (name, seen[name], colour)
     naive = patch_colours(decode(cmyk_jpeg(), LIMITS).first)
@@ -260,7 +273,6 @@ def rgba_sample() -> np.ndarray:
     return rgba
 
 
-
 def test_rgba_png_round_trip_exact() -> None:
     rng = np.random.default_rng(1)
     rgba = rng.integers(0, 256, (13, 17, 4), dtype=np.uint8)
@@ -280,12 +292,16 @@ def test_rgba_lossy_keeps_alpha(fmt: str) -> None:
     assert abs(alpha[:, 18:22].mean() - 128) < 12
 
 
-@pytest.mark.parametrize(("background", "expected_half"), [
-    (None, (228, 142, 142)),  # default white: 200*a + 255*(1-a), a = 128/255
-    ((0, 0, 255), (100, 15, 142)),
-])
-def test_jpeg_flattens_onto_background(background: tuple[int, int, int] | None,
-                                       expected_half: tuple[int, int, int]) -> None:
+@pytest.mark.parametrize(
+    ("background", "expected_half"),
+    [
+        (None, (228, 142, 142)),  # default white: 200*a + 255*(1-a), a = 128/255
+        ((0, 0, 255), (100, 15, 142)),
+    ],
+)
+def test_jpeg_flattens_onto_background(
+    background: tuple[int, int, int] | None, expected_half: tuple[int, int, int]
+) -> None:
     data = encode(pic(rgba_sample()), "jpeg", 95, background)
     back = Image.open(io.BytesIO(data))
     assert back.mode == "RGB"
@@ -304,8 +320,7 @@ def test_grey_frames_saved_as_grey() -> None:
     assert back.mode == "L"
     np.testing.assert_array_equal(np.asarray(back), grey)
     alpha = rng.integers(0, 256, (9, 11), dtype=np.uint8)
-    back = Image.open(io.BytesIO(
-        encode(pic(np.dstack([grey] * 3 + [alpha])), "png", 85, None)))
+    back = Image.open(io.BytesIO(encode(pic(np.dstack([grey] * 3 + [alpha])), "png", 85, None)))
     assert back.mode == "LA"
     np.testing.assert_array_equal(np.asarray(back)[:, :, 0], grey)
     np.testing.assert_array_equal(np.asarray(back)[:, :, 1], alpha)
@@ -321,8 +336,10 @@ def test_rgb_png_round_trip_exact() -> None:
 
 def test_hand_built_profiles_are_valid() -> None:
     """The test profiles parse, so the colour tests below measure the codec, not a bad file."""
-    for data, name in ((swapped_rg_profile(), "Swapped red-green test"),
-                       (press_cmyk_profile(), "Test press CMYK")):
+    for data, name in (
+        (swapped_rg_profile(), "Swapped red-green test"),
+        (press_cmyk_profile(), "Test press CMYK"),
+    ):
         profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
         assert ImageCms.getProfileDescription(profile).strip() == name
 
@@ -333,8 +350,7 @@ def test_jpeg_shrink_on_load_matches_pillows_own_decode() -> None:
     from tests import images
 
     data = images.encode(images.photo_like(1001, 601, seed=9), "JPEG", quality=88)
-    for scale, size in ((1.0, (601, 1001)), (0.4, (301, 501)), (0.2, (151, 251)),
-                        (0.1, (76, 126))):
+    for scale, size in ((1.0, (601, 1001)), (0.4, (301, 501)), (0.2, (151, 251)), (0.1, (76, 126))):
         fast = decode(data, Limits(), scale_for=lambda w, h, s=scale: s).first
         reference = Image.open(io.BytesIO(data))
         reference.draft("RGB", (int(1001 * scale + 0.999), int(601 * scale + 0.999)))

@@ -14,12 +14,18 @@ import pytest
 from deploy import stack
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRETS = {"FLEET_S3_ACCESS_KEY": "fleet-test", "FLEET_S3_SECRET_KEY": "a/b#c?d%e",
-           "FLOWER_BASIC_AUTH": "admin:secret"}
+SECRETS = {
+    "FLEET_S3_ACCESS_KEY": "fleet-test",
+    "FLEET_S3_SECRET_KEY": "a/b#c?d%e",
+    "FLOWER_BASIC_AUTH": "admin:secret",
+}
 
 
-def _compose(tmp_path: Path, *args: str, values: dict[str, str] | None = None,
-             ) -> subprocess.CompletedProcess[str]:
+def _compose(
+    tmp_path: Path,
+    *args: str,
+    values: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose (Debian package) is not installed")
     env_file = tmp_path / "test.env"
@@ -36,7 +42,12 @@ def _yaml(text: str) -> dict:
     python = shebang[2:].strip().split()[0] if shebang.startswith("#!") else "python3"
     converted = subprocess.run(
         [python, "-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))"],
-        input=text, capture_output=True, text=True, timeout=60, check=True)
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(converted.stdout)
 
 
@@ -49,15 +60,26 @@ def rendered(tmp_path: Path) -> dict:
 
 def test_every_service_is_built_here_from_a_local_dockerfile(rendered: dict) -> None:
     services = rendered["services"]
-    assert set(services) >= {"redis", "seaweedfs", "storage-init", "gateway", "lb",
-                             "worker-cpu", "worker-ocr", "worker-render", "worker-webhooks",
-                             "sweeper", "flower"}
+    assert set(services) >= {
+        "redis",
+        "seaweedfs",
+        "storage-init",
+        "gateway",
+        "lb",
+        "worker-cpu",
+        "worker-ocr",
+        "worker-render",
+        "worker-webhooks",
+        "sweeper",
+        "flower",
+    }
     for name, service in services.items():
         assert "build" in service, f"{name} would be pulled from a registry"
         assert service["image"].startswith("imagefleet"), (name, service["image"])
         assert service["build"].get("network") == "host", name
         dockerfile = Path(service["build"]["context"]) / service["build"].get(
-            "dockerfile", "Dockerfile")
+            "dockerfile", "Dockerfile"
+        )
         text = dockerfile.read_text()
         assert re.search(r"^FROM debian:bookworm-slim\b", text, re.MULTILINE), dockerfile
         assert service.get("init") is True, name
@@ -72,10 +94,12 @@ def test_one_image_runs_every_pool_and_the_gateway_replicas(rendered: dict) -> N
     assert "ports" not in services["gateway"]  # only through the load balancer
 
 
-def test_only_the_load_balancer_flower_and_s3_are_published_and_on_loopback(
-        rendered: dict) -> None:
-    published = {name: service["ports"] for name, service in rendered["services"].items()
-                 if service.get("ports")}
+def test_only_the_load_balancer_flower_and_s3_are_published_and_on_loopback(rendered: dict) -> None:
+    published = {
+        name: service["ports"]
+        for name, service in rendered["services"].items()
+        if service.get("ports")
+    }
     assert set(published) == {"lb", "flower", "seaweedfs"}  # S3: signed download links
     for ports in published.values():
         for port in ports:  # "127.0.0.1:8080:8080" (compose 1.29) or the long form (v2)

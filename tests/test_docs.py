@@ -30,7 +30,7 @@ def _committed() -> str:
 
 def _sections(text: str) -> dict[str, str]:
     """Operation name -> its section of the committed page."""
-    body = text[text.index(START): text.index(END)]
+    body = text[text.index(START) : text.index(END)]
     parts = _SECTION.split(body)
     return dict(zip(parts[1::2], parts[2::2], strict=True))
 
@@ -72,7 +72,7 @@ def test_readme_has_no_generated_section_and_is_not_overwritten(tmp_path: Path) 
 def test_readme_job_examples_are_valid_specs() -> None:
     """The README's one-line JSON job bodies (the `More crops` block) decode as specs."""
     text = README.read_text()
-    block = text[text.index("```jsonc"):]
+    block = text[text.index("```jsonc") :]
     bodies: list[str] = []
     for line in block[: block.index("\n```\n")].splitlines()[1:]:
         if line.startswith("{"):

@@ -28,14 +28,23 @@ def _anchors(path: Path) -> set[str]:
 
 
 def _relative_links(path: Path) -> list[str]:
-    return [t for t in _LINK.findall(_prose(path))
-            if not re.match(r"^[a-z][a-z0-9+.-]*:", t)]  # http:, https:, mailto: ...
+    return [
+        t for t in _LINK.findall(_prose(path)) if not re.match(r"^[a-z][a-z0-9+.-]*:", t)
+    ]  # http:, https:, mailto: ...
 
 
 def test_the_pages_exist() -> None:
     names = {p.relative_to(ROOT).as_posix() for p in PAGES}
-    for name in ("operations", "api", "configuration", "billing", "deployment", "guarantees",
-                 "benchmark", "README"):
+    for name in (
+        "operations",
+        "api",
+        "configuration",
+        "billing",
+        "deployment",
+        "guarantees",
+        "benchmark",
+        "README",
+    ):
         assert f"docs/{name}.md" in names
     assert (ROOT / "LICENSE").is_file()
 

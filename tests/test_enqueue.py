@@ -21,8 +21,14 @@ def test_the_prebuilt_message_is_what_send_task_pushes(dir_fleet: Fleet) -> None
     probe = f"probe-{uuid.uuid4().hex}"  # no worker listens here
     soft, hard = time_limits("ocr", cfg)
     with app.connection_for_write(dir_fleet.redis_url) as connection:
-        app.send_task(RUN_JOB, args=["job-1"], queue=probe, connection=connection,
-                      soft_time_limit=soft, time_limit=hard)
+        app.send_task(
+            RUN_JOB,
+            args=["job-1"],
+            queue=probe,
+            connection=connection,
+            soft_time_limit=soft,
+            time_limit=hard,
+        )
     theirs = client.lpop(probe)
     client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
     assert queue == "ocr" and theirs is not None

@@ -15,23 +15,40 @@ from tests.fleet_harness import Fleet
 RECT = {"x": 0, "y": 0, "width": 4, "height": 4}
 
 
-@pytest.mark.parametrize(("body", "path"), [
-    ({"operation": "crop", "input": "a.png", "rect": {**RECT, "width": 0}}, "`$.rect.width`"),
-    ({"operation": "crop", "input": "a.png", "rect": {**RECT, "x": -1}}, "`$.rect.x`"),
-    ({"operation": "crop", "input": "a.png", "rect": RECT, "quality": 101}, "`$.quality`"),
-    ({"operation": "crop", "input": "a.png", "rect": RECT, "format": "bmp"}, "`$.format`"),
-    ({"operation": "crop", "input": "a.png", "gravity": "north", "width": 1, "height": 1},
-     "`$.gravity`"),
-    ({"operation": "crop", "input": "a.png", "gravity": "focal_point", "width": 1, "height": 1,
-      "focal_x": 1.5}, "`$.focal_x`"),
-    ({"operation": "crop", "input": "a.png", "rect": RECT, "colour": "red"}, "`colour`"),
-    ({"operation": "crop", "input": "a.png", "gravity": "center"}, "`width` and `height`"),
-    ({"operation": "crop", "input": "a.png"}, "`rect` or `gravity`"),
-    ({"operation": "sepia", "input": "a.png"}, "`$.operation`"),
-    ({"operation": "crop", "input": {"inline": "not base64!"}, "rect": RECT}, "`$.input.inline`"),
-    ({"operation": "crop", "input": "../etc/passwd", "rect": RECT}, "`$.input`"),
-    ({"operation": "crop", "input": "a.png", "output": "/abs.png", "rect": RECT}, "`$.output`"),
-])
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"operation": "crop", "input": "a.png", "rect": {**RECT, "width": 0}}, "`$.rect.width`"),
+        ({"operation": "crop", "input": "a.png", "rect": {**RECT, "x": -1}}, "`$.rect.x`"),
+        ({"operation": "crop", "input": "a.png", "rect": RECT, "quality": 101}, "`$.quality`"),
+        ({"operation": "crop", "input": "a.png", "rect": RECT, "format": "bmp"}, "`$.format`"),
+        (
+            {"operation": "crop", "input": "a.png", "gravity": "north", "width": 1, "height": 1},
+            "`$.gravity`",
+        ),
+        (
+            {
+                "operation": "crop",
+                "input": "a.png",
+                "gravity": "focal_point",
+                "width": 1,
+                "height": 1,
+                "focal_x": 1.5,
+            },
+            "`$.focal_x`",
+        ),
+        ({"operation": "crop", "input": "a.png", "rect": RECT, "colour": "red"}, "`colour`"),
+        ({"operation": "crop", "input": "a.png", "gravity": "center"}, "`width` and `height`"),
+        ({"operation": "crop", "input": "a.png"}, "`rect` or `gravity`"),
+        ({"operation": "sepia", "input": "a.png"}, "`$.operation`"),
+        (
+            {"operation": "crop", "input": {"inline": "not base64!"}, "rect": RECT},
+            "`$.input.inline`",
+        ),
+        ({"operation": "crop", "input": "../etc/passwd", "rect": RECT}, "`$.input`"),
+        ({"operation": "crop", "input": "a.png", "output": "/abs.png", "rect": RECT}, "`$.output`"),
+    ],
+)
 def test_bad_specs_get_400_with_the_field_path(dir_fleet: Fleet, body: dict, path: str) -> None:
     with dir_fleet.client() as client:
         response = client.post("/v1/jobs", json=body)
@@ -50,8 +67,9 @@ def test_malformed_json_is_a_validation_error(dir_fleet: Fleet) -> None:
 
 def test_missing_input_object_is_404_naming_it(dir_fleet: Fleet) -> None:
     with dir_fleet.client() as client:
-        response = client.post("/v1/jobs", json={"operation": "crop", "input": "nowhere.png",
-                                                 "rect": RECT})
+        response = client.post(
+            "/v1/jobs", json={"operation": "crop", "input": "nowhere.png", "rect": RECT}
+        )
     assert response.status_code == 404
     assert "nowhere.png" in response.json()["error"]["message"]
 
@@ -59,8 +77,9 @@ def test_missing_input_object_is_404_naming_it(dir_fleet: Fleet) -> None:
 def test_oversized_inline_input_is_413(dir_fleet: Fleet) -> None:
     blob = base64.b64encode(b"\0" * (4 * 1024 * 1024 + 1)).decode()
     with dir_fleet.client() as client:
-        response = client.post("/v1/jobs", json={"operation": "crop", "input": {"inline": blob},
-                                                 "rect": RECT})
+        response = client.post(
+            "/v1/jobs", json={"operation": "crop", "input": {"inline": blob}, "rect": RECT}
+        )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
 
@@ -79,14 +98,16 @@ def test_tenants_see_only_their_own_jobs_and_objects(dir_fleet: Fleet) -> None:
     pixels = images.photo_like(20, 20)
     with dir_fleet.client() as mine, dir_fleet.client(other_key) as theirs:
         mine.put("/v1/objects/private.png", content=images.encode(pixels)).raise_for_status()
-        job = mine.post("/v1/jobs?wait=30", json={"operation": "crop", "input": "private.png",
-                                                   "rect": RECT}).json()
+        job = mine.post(
+            "/v1/jobs?wait=30", json={"operation": "crop", "input": "private.png", "rect": RECT}
+        ).json()
         assert job["status"] == "succeeded"
         assert theirs.get(f"/v1/jobs/{job['id']}").status_code == 404
         assert theirs.get("/v1/objects/private.png").status_code == 404
         # Their namespace is separate: the same key names their own object.
-        refused = theirs.post("/v1/jobs", json={"operation": "crop", "input": "private.png",
-                                                "rect": RECT})
+        refused = theirs.post(
+            "/v1/jobs", json={"operation": "crop", "input": "private.png", "rect": RECT}
+        )
         assert refused.status_code == 404
         assert mine.get("/v1/jobs/job_does_not_exist").status_code == 404
 
@@ -113,9 +134,19 @@ def test_operations_and_openapi_come_from_the_registry(dir_fleet: Fleet) -> None
     assert ops["crop"]["price"] == {"kind": "per_megapixel", "per_mp_micros": 300}
     crop_schema = doc["components"]["schemas"]["CropJob"]
     assert crop_schema["additionalProperties"] is False
-    assert set(crop_schema["properties"]) >= {"input", "output", "rect", "gravity", "focal_x",
-                                              "focal_y", "width", "height", "format", "quality",
-                                              "inline"}
+    assert set(crop_schema["properties"]) >= {
+        "input",
+        "output",
+        "rect",
+        "gravity",
+        "focal_x",
+        "focal_y",
+        "width",
+        "height",
+        "format",
+        "quality",
+        "inline",
+    }
     internals = {"tenant", "task_id"}
     assert not internals & set(doc["components"]["schemas"]["JobRecord"]["properties"])
     from gateway.app import ROUTES

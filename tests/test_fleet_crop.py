@@ -14,9 +14,14 @@ from PIL import Image
 from tests import images
 from tests.fleet_harness import Fleet, wait_for_job
 
-EXAMPLE_JOB = {"operation": "crop", "input": "photo.jpg", "output": "cropped.jpg",
-               "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
-               "format": "jpeg", "quality": 90}
+EXAMPLE_JOB = {
+    "operation": "crop",
+    "input": "photo.jpg",
+    "output": "cropped.jpg",
+    "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
+    "format": "jpeg",
+    "quality": 90,
+}
 
 
 def test_spec_example_job_crops_the_auto_oriented_region(fleet: Fleet) -> None:
@@ -64,8 +69,10 @@ def test_gravity_crops_report_and_extract_their_window(fleet: Fleet) -> None:
     with fleet.client() as client:
         client.put("/v1/objects/gravity.png", content=data).raise_for_status()
         for name, fields in cases.items():
-            job = _submit_and_wait(client, {"operation": "crop", "input": "gravity.png",
-                                            "width": 80, "height": 60, **fields})
+            job = _submit_and_wait(
+                client,
+                {"operation": "crop", "input": "gravity.png", "width": 80, "height": 60, **fields},
+            )
             assert job["status"] == "succeeded", job
             crop = job["result"]["crop"]
             assert (crop["x"], crop["y"]) == expected_origin[name], name
@@ -73,14 +80,18 @@ def test_gravity_crops_report_and_extract_their_window(fleet: Fleet) -> None:
             assert job["result"]["format"] == "png"  # default: same as input
             out = client.get(f"/v1/objects/{job['result']['output']}").content
             x, y = crop["x"], crop["y"]
-            assert np.array_equal(images.decode(out), pixels[y:y + 60, x:x + 80]), name
+            assert np.array_equal(images.decode(out), pixels[y : y + 60, x : x + 80]), name
 
 
 def test_inline_input_and_inline_output(fleet: Fleet) -> None:
     pixels = images.photo_like(64, 48, seed=4)
-    body = {"operation": "crop", "input": {"inline": base64.b64encode(
-        images.encode(pixels)).decode()}, "rect": {"x": 8, "y": 4, "width": 32, "height": 16},
-        "inline": True, "format": "png"}
+    body = {
+        "operation": "crop",
+        "input": {"inline": base64.b64encode(images.encode(pixels)).decode()},
+        "rect": {"x": 8, "y": 4, "width": 32, "height": 16},
+        "inline": True,
+        "format": "png",
+    }
     with fleet.client() as client:
         job = _submit_and_wait(client, body)
     assert job["status"] == "succeeded", job
@@ -90,26 +101,40 @@ def test_inline_input_and_inline_output(fleet: Fleet) -> None:
 
 
 def test_out_of_bounds_and_undecodable_inputs_fail_and_the_worker_keeps_serving(
-        fleet: Fleet) -> None:
+    fleet: Fleet,
+) -> None:
     with fleet.client() as client:
-        client.put("/v1/objects/small.png",
-                   content=images.encode(images.photo_like(50, 40))).raise_for_status()
+        client.put(
+            "/v1/objects/small.png", content=images.encode(images.photo_like(50, 40))
+        ).raise_for_status()
         junk = b"\xff\xd8 this is not a jpeg"
         client.put("/v1/objects/junk.jpg", content=junk).raise_for_status()
         cases = [
-            ({"input": "small.png", "rect": {"x": 10, "y": 0, "width": 41, "height": 10}},
-             "CROP_OUT_OF_BOUNDS"),
-            ({"input": "small.png", "gravity": "entropy", "width": 51, "height": 10},
-             "CROP_OUT_OF_BOUNDS"),
-            ({"input": "junk.jpg", "rect": {"x": 0, "y": 0, "width": 1, "height": 1}},
-             "IMAGE_PARSE_FAILED"),
+            (
+                {"input": "small.png", "rect": {"x": 10, "y": 0, "width": 41, "height": 10}},
+                "CROP_OUT_OF_BOUNDS",
+            ),
+            (
+                {"input": "small.png", "gravity": "entropy", "width": 51, "height": 10},
+                "CROP_OUT_OF_BOUNDS",
+            ),
+            (
+                {"input": "junk.jpg", "rect": {"x": 0, "y": 0, "width": 1, "height": 1}},
+                "IMAGE_PARSE_FAILED",
+            ),
         ]
         for fields, code in cases:
             job = _submit_and_wait(client, {"operation": "crop", **fields})
             assert job["status"] == "failed" and job["error"]["code"] == code, job
             assert job["error"]["message"]
-        after = _submit_and_wait(client, {"operation": "crop", "input": "small.png",
-                                          "rect": {"x": 0, "y": 0, "width": 5, "height": 5}})
+        after = _submit_and_wait(
+            client,
+            {
+                "operation": "crop",
+                "input": "small.png",
+                "rect": {"x": 0, "y": 0, "width": 5, "height": 5},
+            },
+        )
         assert after["status"] == "succeeded", after
 
 
@@ -117,8 +142,14 @@ def test_truncated_jpeg_fails_with_parse_error(fleet: Fleet) -> None:
     whole = images.encode(images.photo_like(400, 300, seed=5), "JPEG", quality=90)
     with fleet.client() as client:
         client.put("/v1/objects/cut.jpg", content=whole[: len(whole) // 2]).raise_for_status()
-        job = _submit_and_wait(client, {"operation": "crop", "input": "cut.jpg",
-                                        "rect": {"x": 0, "y": 0, "width": 10, "height": 10}})
+        job = _submit_and_wait(
+            client,
+            {
+                "operation": "crop",
+                "input": "cut.jpg",
+                "rect": {"x": 0, "y": 0, "width": 10, "height": 10},
+            },
+        )
     assert job["status"] == "failed" and job["error"]["code"] == "IMAGE_PARSE_FAILED", job
 
 
@@ -129,9 +160,14 @@ def test_image_bomb_refused_from_its_header(fleet: Fleet) -> None:
     assert len(buffer.getvalue()) < 200_000
     with fleet.client() as client:
         client.put("/v1/objects/bomb.png", content=buffer.getvalue()).raise_for_status()
-        refused = client.post("/v1/jobs?wait=30", json={
-            "operation": "crop", "input": "bomb.png",
-            "rect": {"x": 0, "y": 0, "width": 10, "height": 10}})
+        refused = client.post(
+            "/v1/jobs?wait=30",
+            json={
+                "operation": "crop",
+                "input": "bomb.png",
+                "rect": {"x": 0, "y": 0, "width": 10, "height": 10},
+            },
+        )
     # Refused at submission, from the header: no job, no hold, nothing decoded.
     assert refused.status_code == 422, refused.text
     assert refused.json()["error"]["code"] == "IMAGE_TOO_LARGE"

@@ -17,19 +17,31 @@ from tests.fleet_harness import Fleet, process_table
 from tests.render_helpers import CARD, render, render_worker_browsers
 
 
-@pytest.mark.parametrize(("body", "status", "code", "path"), [
-    ({"html": "x", "fullPage": True, "clip": {"x": 0, "y": 0, "width": 5, "height": 5}},
-     400, "VALIDATION_ERROR", "`$.clip`"),
-    ({"html": "x", "type": "jpeg", "omitBackground": True}, 400, "VALIDATION_ERROR",
-     "`$.omitBackground`"),
-    ({"html": "x", "type": "gif"}, 400, "VALIDATION_ERROR", "`$.type`"),
-    ({"html": "x", "width": 0}, 400, "VALIDATION_ERROR", "`$.width`"),
-    ({"html": "x", "input": "a.png"}, 400, "VALIDATION_ERROR", "`input`"),
-    ({}, 400, "VALIDATION_ERROR", "`html`"),
-    ({"html": "x" * (1024 * 1024 + 1)}, 422, "HTML_TOO_LARGE", "limit"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "code", "path"),
+    [
+        (
+            {"html": "x", "fullPage": True, "clip": {"x": 0, "y": 0, "width": 5, "height": 5}},
+            400,
+            "VALIDATION_ERROR",
+            "`$.clip`",
+        ),
+        (
+            {"html": "x", "type": "jpeg", "omitBackground": True},
+            400,
+            "VALIDATION_ERROR",
+            "`$.omitBackground`",
+        ),
+        ({"html": "x", "type": "gif"}, 400, "VALIDATION_ERROR", "`$.type`"),
+        ({"html": "x", "width": 0}, 400, "VALIDATION_ERROR", "`$.width`"),
+        ({"html": "x", "input": "a.png"}, 400, "VALIDATION_ERROR", "`input`"),
+        ({}, 400, "VALIDATION_ERROR", "`html`"),
+        ({"html": "x" * (1024 * 1024 + 1)}, 422, "HTML_TOO_LARGE", "limit"),
+    ],
+)
 def test_render_specs_are_checked_before_anything_runs(
-        dir_fleet: Fleet, body: dict, status: int, code: str, path: str) -> None:
+    dir_fleet: Fleet, body: dict, status: int, code: str, path: str
+) -> None:
     with dir_fleet.client() as client:
         response = client.post("/v1/jobs", json={"operation": "from-html", **body})
     assert response.status_code == status, response.text
@@ -49,15 +61,17 @@ def test_viewport_full_page_clip_and_transparency(dir_fleet: Fleet) -> None:
         _, full = render(client, {"html": CARD, "width": 300, "height": 120, "fullPage": True})
         assert full is not None and full.shape[:2] == (200, 300)  # the whole 200 px page
 
-        _, clipped = render(client, {"html": CARD, "clip": {"x": 150, "y": 90, "width": 40,
-                                                              "height": 20}})
+        _, clipped = render(
+            client, {"html": CARD, "clip": {"x": 150, "y": 90, "width": 40, "height": 20}}
+        )
         assert clipped is not None and clipped.shape[:2] == (20, 40)
         assert tuple(clipped[5, 20, :3]) == (0x1E, 0x90, 0xFF)  # y 95: still the first div
         assert tuple(clipped[15, 20, :3]) == (0xFF, 0x45, 0x00)  # y 105: the second
 
         html = '<div style="width:50px;height:50px;background:#00ff00"></div>'
-        _, clear = render(client, {"html": html, "width": 100, "height": 100,
-                                    "omitBackground": True})
+        _, clear = render(
+            client, {"html": html, "width": 100, "height": 100, "omitBackground": True}
+        )
         assert clear is not None and clear.shape[2] == 4
         assert clear[90, 90, 3] == 0 and tuple(clear[20, 20]) == (0, 255, 0, 255)
 
@@ -104,7 +118,8 @@ def listener() -> Iterator[_CountingServer]:
 
 
 def test_the_sandbox_makes_no_connection_and_runs_no_javascript(
-        dir_fleet: Fleet, listener: _CountingServer) -> None:
+    dir_fleet: Fleet, listener: _CountingServer
+) -> None:
     url = f"http://127.0.0.1:{listener.port}"
     hostile = f"""<html><head>
       <base href="{url}/base/">
@@ -154,9 +169,11 @@ def test_a_pathological_page_is_cut_at_the_render_timeout_and_the_next_one_rende
     from jobs.errors import FleetError
     from worker.browser import Renderer
 
-    style = ("<style>div{filter:blur(30px) drop-shadow(0 0 90px red);position:absolute;"
-             "box-shadow:0 0 300px 80px #123;border-radius:50%;width:1000px;height:1000px;"
-             "top:0;left:0;mix-blend-mode:difference}</style>")
+    style = (
+        "<style>div{filter:blur(30px) drop-shadow(0 0 90px red);position:absolute;"
+        "box-shadow:0 0 300px 80px #123;border-radius:50%;width:1000px;height:1000px;"
+        "top:0;left:0;mix-blend-mode:difference}</style>"
+    )
     renderer = Renderer("/usr/bin/chromium", timeout=3)
     try:
         renderer.render(CARD, 200, 200, {})
@@ -180,10 +197,13 @@ def _resolver_hosts(net_log: str) -> set[str]:
     try:
         log = json.loads(net_log)
     except ValueError:  # the log of a browser that did not close is cut off mid-list
-        log = json.loads(net_log[:net_log.rindex("}") + 1] + "]}")
+        log = json.loads(net_log[: net_log.rindex("}") + 1] + "]}")
     request = log["constants"]["logEventTypes"]["HOST_RESOLVER_MANAGER_REQUEST"]
-    return {event["params"]["host"] for event in log["events"]
-            if event["type"] == request and "host" in event.get("params", {})}
+    return {
+        event["params"]["host"]
+        for event in log["events"]
+        if event["type"] == request and "host" in event.get("params", {})
+    }
 
 
 def test_no_host_name_reaches_a_resolver(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -198,8 +218,11 @@ def test_no_host_name_reaches_a_resolver(tmp_path) -> None:  # type: ignore[no-u
       <img src="http://probe-img.example.com/x.png"><a href="http://probe-a.example.com">a</a>
       <iframe src="https://probe-frame.example.com/"></iframe></body></html>"""
     net_log = tmp_path / "net-log.json"
-    renderer = Renderer("/usr/bin/chromium", timeout=20, extra_flags=(
-        f"--log-net-log={net_log}", "--net-log-capture-mode=Everything"))
+    renderer = Renderer(
+        "/usr/bin/chromium",
+        timeout=20,
+        extra_flags=(f"--log-net-log={net_log}", "--net-log-capture-mode=Everything"),
+    )
     try:
         renderer.render(hostile, 300, 200, {})
     finally:

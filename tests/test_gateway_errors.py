@@ -14,8 +14,7 @@ from gateway.app import create_app
 from imagefleet.settings import load_settings
 
 
-def test_an_unexpected_error_is_one_503_and_one_log_line(
-        caplog: pytest.LogCaptureFixture) -> None:
+def test_an_unexpected_error_is_one_503_and_one_log_line(caplog: pytest.LogCaptureFixture) -> None:
     app = create_app(load_settings())
 
     async def boom(request: Request) -> None:

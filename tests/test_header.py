@@ -63,8 +63,12 @@ def bmp_core_header() -> bytes:
     row = (width * 3 + 3) & ~3
     pixels = bytes(row * height)
     offset = 14 + 12
-    return (b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
-            + struct.pack("<IHHHH", 12, width, height, 1, 24) + pixels)
+    return (
+        b"BM"
+        + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
+        + struct.pack("<IHHHH", 12, width, height, 1, 24)
+        + pixels
+    )
 
 
 def jpeg_sof9() -> bytes:
@@ -185,8 +189,18 @@ def test_big_icc_jpeg_reads_little(generated: dict[str, bytes]) -> None:
     assert reader.bytes < len(data) / 10
 
 
-@pytest.mark.parametrize("name", ["png-rgb", "jpeg-exif", "gif-animated-5", "webp-animated-4",
-                                  "avif-sequence-4", "tiff-3-pages", "bmp"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "png-rgb",
+        "jpeg-exif",
+        "gif-animated-5",
+        "webp-animated-4",
+        "avif-sequence-4",
+        "tiff-3-pages",
+        "bmp",
+    ],
+)
 def test_stills_read_one_small_request(generated: dict[str, bytes], name: str) -> None:
     data = generated[name]
     reader = Counting(data)
@@ -212,8 +226,13 @@ def full_box(kind: bytes, version: int, flags: int, payload: bytes, large: bool 
     return box(kind, bytes([version]) + flags.to_bytes(3, "big") + payload, large)
 
 
-def synthetic_avif(ipma_version: int, ipma_flags: int, with_pitm: bool = True,
-                   mdat_first: bool = False, meta_to_end: bool = False) -> bytes:
+def synthetic_avif(
+    ipma_version: int,
+    ipma_flags: int,
+    with_pitm: bool = True,
+    mdat_first: bool = False,
+    meta_to_end: bool = False,
+) -> bytes:
     """Item 1 is a 1000x1000 image, item 2 (the primary) is 10x20: no AV1 data at all."""
     ispe = [full_box(b"ispe", 0, 0, struct.pack(">II", w, h)) for w, h in ((1000, 1000), (10, 20))]
     colr = box(b"colr", b"nclx" + bytes(7))
@@ -221,14 +240,25 @@ def synthetic_avif(ipma_version: int, ipma_flags: int, with_pitm: bool = True,
     item = ">I" if ipma_version else ">H"
     index = ">H" if ipma_flags & 1 else ">B"
     essential = 0x8000 if ipma_flags & 1 else 0x80
-    entries = (struct.pack(item, 1) + bytes([2]) + struct.pack(index, 1 | essential)
-               + struct.pack(index, 2)
-               + struct.pack(item, 2) + bytes([2]) + struct.pack(index, 2)
-               + struct.pack(index, 3 | essential))
+    entries = (
+        struct.pack(item, 1)
+        + bytes([2])
+        + struct.pack(index, 1 | essential)
+        + struct.pack(index, 2)
+        + struct.pack(item, 2)
+        + bytes([2])
+        + struct.pack(index, 2)
+        + struct.pack(index, 3 | essential)
+    )
     ipma = full_box(b"ipma", ipma_version, ipma_flags, struct.pack(">I", 2) + entries)
     pitm = full_box(b"pitm", 0, 0, struct.pack(">H", 2)) if with_pitm else b""
-    meta = full_box(b"meta", 0, 0, full_box(b"hdlr", 0, 0, bytes(8) + b"pict" + bytes(13))
-                    + pitm + box(b"iprp", ipco + ipma), large=True)
+    meta = full_box(
+        b"meta",
+        0,
+        0,
+        full_box(b"hdlr", 0, 0, bytes(8) + b"pict" + bytes(13)) + pitm + box(b"iprp", ipco + ipma),
+        large=True,
+    )
     ftyp = box(b"ftyp", b"avif" + bytes(4) + b"mif1miafavif")
     if meta_to_end:  # size 0: the last box runs to the end of the file
         return ftyp + box(b"mdat", bytes(5000)) + b"\0\0\0\0meta" + meta[16:]
@@ -283,7 +313,8 @@ def test_gif_canvas_grows_over_later_frames_when_counting() -> None:
             im.seek(i)  # Pillow too grows the canvas as it reaches the frame
         assert im.size == (140, 30)
     assert header_of_bytes(bytes(data), count_frames=True) == Header(
-        "gif", 140, 30, 3, ((40, 30), (40, 30), (140, 30)))
+        "gif", 140, 30, 3, ((40, 30), (40, 30), (140, 30))
+    )
     assert header_of_bytes(bytes(data)) == Header("gif", 40, 30, 1)  # first frame only
 
 
@@ -302,12 +333,22 @@ def test_budget_is_respected_for_real_files(generated: dict[str, bytes]) -> None
 # ---------------------------------------------------------------- bad input
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"\x89PNG", b"GIF89a", b"\xff\xd8\xff", b"BM", b"RIFF", b"II*\x00",
-    b"hello, this is plain text and not an image at all\n" * 20,
-    bytes(range(256)) * 4, bytes(4096),
-    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64),  # MP4, not AVIF
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\x89PNG",
+        b"GIF89a",
+        b"\xff\xd8\xff",
+        b"BM",
+        b"RIFF",
+        b"II*\x00",
+        b"hello, this is plain text and not an image at all\n" * 20,
+        bytes(range(256)) * 4,
+        bytes(4096),
+        b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64),  # MP4, not AVIF
+    ],
+)
 def test_not_an_image(data: bytes) -> None:
     assert header_of_bytes(data) is None
     assert header_of_bytes(data, count_frames=True) is None
@@ -373,6 +414,8 @@ def test_read_errors_propagate() -> None:
 
 
 def test_module_imports_nothing_heavy() -> None:
-    code = ("import sys, billing.header; heavy = {'PIL', 'numpy', 'cv2'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, billing.header; heavy = {'PIL', 'numpy', 'cv2'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

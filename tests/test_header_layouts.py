@@ -17,8 +17,11 @@ from tests.images import CORPUS
 # ---------------------------------------------------------------- shared corpus
 
 READ_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".tif", ".tiff", ".bmp"}
-CORPUS_FILES = sorted(p for p in CORPUS.glob("*") if p.suffix.lower() in READ_SUFFIXES) \
-    if CORPUS.is_dir() else []
+CORPUS_FILES = (
+    sorted(p for p in CORPUS.glob("*") if p.suffix.lower() in READ_SUFFIXES)
+    if CORPUS.is_dir()
+    else []
+)
 
 
 @pytest.mark.skipif(not CORPUS_FILES, reason="shared corpus absent")

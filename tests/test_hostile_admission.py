@@ -48,8 +48,10 @@ MAX_MP = 40  # this fleet's FLEET_MAX_MEGAPIXELS; the work limit is 4x that
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """One cpu process, so a slow job keeps the pool busy while the test acts."""
-    started = start_fleet(tmp_path_factory.mktemp("hostile") / "var",
-                          {"FLEET_MAX_MEGAPIXELS": str(MAX_MP), "FLEET_CPU_CONCURRENCY": "1"})
+    started = start_fleet(
+        tmp_path_factory.mktemp("hostile") / "var",
+        {"FLEET_MAX_MEGAPIXELS": str(MAX_MP), "FLEET_CPU_CONCURRENCY": "1"},
+    )
     with started.client() as client:
         put(client, "slow.jpg", slow_jpeg())  # SLOW takes ~seconds a step on one process
     yield started
@@ -70,10 +72,13 @@ def _gif_with_big_second_frame() -> bytes:
     return gif_big_frame1(7000)  # 49 MP, a few bytes
 
 
-@pytest.mark.parametrize(("name", "build"), [("pages.tif", _tiff_with_big_second_page),
-                                             ("frames.gif", _gif_with_big_second_frame)])
-def test_a_big_later_page_or_frame_is_refused_at_submission(fleet: Fleet, name: str,
-                                                           build: object) -> None:
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [("pages.tif", _tiff_with_big_second_page), ("frames.gif", _gif_with_big_second_frame)],
+)
+def test_a_big_later_page_or_frame_is_refused_at_submission(
+    fleet: Fleet, name: str, build: object
+) -> None:
     data = build()  # type: ignore[operator]
     assert len(data) < 250_000
     with fleet.client() as client:
@@ -121,12 +126,16 @@ def test_an_input_replaced_after_the_quote_fails_input_changed(fleet: Fleet) -> 
     assert job["billing"]["charged_micros"] == 0 and job["result"] is None
 
 
-@pytest.mark.parametrize(("body", "needle"), [
-    (resize_fill(10000), "10000x10000"),
-    (EXTEND_TO_10000, "10000x10000"),
-    ({"operation": "resize", "width": 9000}, "9000x9000"),
-    (upscale_pipeline(6000, 9, 1.1), "MP of images in all"),
-], ids=["resize", "extend", "resize-one-side", "ten-step-pipeline"])
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        (resize_fill(10000), "10000x10000"),
+        (EXTEND_TO_10000, "10000x10000"),
+        ({"operation": "resize", "width": 9000}, "9000x9000"),
+        (upscale_pipeline(6000, 9, 1.1), "MP of images in all"),
+    ],
+    ids=["resize", "extend", "resize-one-side", "ten-step-pipeline"],
+)
 def test_tiny_inputs_cannot_ask_for_huge_rasters(fleet: Fleet, body: dict, needle: str) -> None:
     with fleet.client() as client:
         _refused(client.post("/v1/jobs", json=on_tiny(body)), needle)
@@ -134,8 +143,13 @@ def test_tiny_inputs_cannot_ask_for_huge_rasters(fleet: Fleet, body: dict, needl
 
 def test_cover_cannot_scale_a_sliver_into_a_huge_image_before_cutting(fleet: Fleet) -> None:
     sliver = base64.b64encode(images.encode(np.zeros((400, 1, 3), np.uint8))).decode()
-    body = {"operation": "resize", "input": {"inline": sliver}, "width": 1000,
-            "height": 1000, "fit": "cover"}  # scaled to 1000x400000 before the window
+    body = {
+        "operation": "resize",
+        "input": {"inline": sliver},
+        "width": 1000,
+        "height": 1000,
+        "fit": "cover",
+    }  # scaled to 1000x400000 before the window
     with fleet.client() as client:
         _refused(client.post("/v1/jobs", json=body), "scaled image would be 1000x400000")
 
@@ -153,12 +167,16 @@ def _pool_peak_rss(fleet: Fleet, pool: str) -> int:
 
 
 def test_big_allowed_work_is_billed_for_what_it_creates_within_its_memory_budget(
-        fleet: Fleet) -> None:
+    fleet: Fleet,
+) -> None:
     from worker.budget import BYTES_PER_PIXEL, FIXED_BYTES
 
-    body = {"operation": "pipeline", "input": TINY, "format": "png",
-            "steps": [resize_fill(6000),
-                      {"operation": "adjust", "brightness": 1.2, "saturation": 0.5}]}
+    body = {
+        "operation": "pipeline",
+        "input": TINY,
+        "format": "png",
+        "steps": [resize_fill(6000), {"operation": "adjust", "brightness": 1.2, "saturation": 0.5}],
+    }
     with fleet.client() as client:
         response = client.post("/v1/jobs?wait=60", json=body)
         assert response.status_code == 200, response.text

@@ -31,41 +31,69 @@ def _animation(fmt: str, size: tuple[int, int], colours: list[tuple[int, int, in
 
 def _batch(fleet: Fleet, *argv: str) -> subprocess.CompletedProcess[str]:
     run = subprocess.run(
-        [str(IMAGEFLEET), "batch", *argv, "--url", fleet.base_url, "--key", fleet.api_key,
-         "--prefix", f"hostile-batch-{uuid.uuid4().hex[:10]}"],
-        capture_output=True, timeout=300, cwd=ROOT)
+        [
+            str(IMAGEFLEET),
+            "batch",
+            *argv,
+            "--url",
+            fleet.base_url,
+            "--key",
+            fleet.api_key,
+            "--prefix",
+            f"hostile-batch-{uuid.uuid4().hex[:10]}",
+        ],
+        capture_output=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     # Decoded by hand: text=True would turn every `\r` into `\n` and hide a progress bar.
-    return subprocess.CompletedProcess(run.args, run.returncode, run.stdout.decode(),
-                                       run.stderr.decode())
+    return subprocess.CompletedProcess(
+        run.args, run.returncode, run.stdout.decode(), run.stderr.decode()
+    )
 
 
 def _inputs(src: Path) -> dict[str, tuple[int, int]]:
     """Two inputs sharing a stem, a still PNG and a broken file; name -> (width, height)."""
     src.mkdir()
     (src / "rotating-squares.gif").write_bytes(
-        _animation("GIF", (60, 48), [(255, 0, 0), (0, 0, 255)]))
+        _animation("GIF", (60, 48), [(255, 0, 0), (0, 0, 255)])
+    )
     (src / "rotating-squares.webp").write_bytes(
-        _animation("WEBP", (90, 30), [(0, 255, 0), (255, 255, 0)]))
+        _animation("WEBP", (90, 30), [(0, 255, 0), (255, 255, 0)])
+    )
     (src / "photo.png").write_bytes(encode(photo_like(120, 80), "PNG"))
     (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a JPEG")
     return {p.name: Image.open(p).size for p in src.iterdir() if p.name != "broken.jpg"}
 
 
-def test_batch_keeps_every_output_and_names_every_failure(dir_fleet: Fleet,
-                                                          tmp_path: Path) -> None:
+def test_batch_keeps_every_output_and_names_every_failure(dir_fleet: Fleet, tmp_path: Path) -> None:
     sizes = _inputs(tmp_path / "src")
     out = tmp_path / "out"
-    run = _batch(dir_fleet, str(tmp_path / "src"), "--op", "resize", "--width", "30",
-                 "--format", "webp", "--out", str(out))
+    run = _batch(
+        dir_fleet,
+        str(tmp_path / "src"),
+        "--op",
+        "resize",
+        "--width",
+        "30",
+        "--format",
+        "webp",
+        "--out",
+        str(out),
+    )
     assert run.returncode == 1, run  # one input is broken
     assert "\r" not in run.stdout and "\r" not in run.stderr  # not a terminal: no bar
     assert sorted(p.name for p in out.iterdir()) == [
-        "photo.png.webp", "rotating-squares.gif.webp", "rotating-squares.webp.webp"]
+        "photo.png.webp",
+        "rotating-squares.gif.webp",
+        "rotating-squares.webp.webp",
+    ]
     for name, (width, height) in sizes.items():
         with Image.open(out / f"{name}.webp") as shot:
             assert shot.size == (30, round(30 * height / width)), name
-    gif, webp = (Image.open(out / f"rotating-squares.{ext}.webp").convert("RGB")
-                 for ext in ("gif", "webp"))
+    gif, webp = (
+        Image.open(out / f"rotating-squares.{ext}.webp").convert("RGB") for ext in ("gif", "webp")
+    )
     assert gif.getpixel((5, 5))[0] > 200 and webp.getpixel((5, 5))[1] > 200  # red, green
     summary = " ".join(run.stdout.split())
     assert "succeeded 3" in summary and "failed 1" in summary

@@ -18,8 +18,7 @@ from tests.fleet_harness import Fleet, process_table, wait_for_job
 from worker import codec
 from worker.ops.resize import resize
 
-DOCUMENTED = {ErrorCode.IMAGE_PARSE_FAILED, ErrorCode.IMAGE_TOO_LARGE,
-              ErrorCode.PAGE_OUT_OF_RANGE}
+DOCUMENTED = {ErrorCode.IMAGE_PARSE_FAILED, ErrorCode.IMAGE_TOO_LARGE, ErrorCode.PAGE_OUT_OF_RANGE}
 LIMITS = codec.Limits(max_megapixels=50, max_frames=100)
 
 
@@ -49,10 +48,10 @@ def _mutations(data: bytes, count: int, seed: int) -> list[bytes]:
                 spot = rng.randrange(len(mutated))
                 mutated[spot] ^= 1 << rng.randrange(8)
         elif index % 3 == 1:  # truncation
-            mutated = mutated[:rng.randrange(1, len(mutated))]
+            mutated = mutated[: rng.randrange(1, len(mutated))]
         else:  # garbage over the header
             spot = rng.randrange(min(64, len(mutated)))
-            mutated[spot:spot + 4] = rng.randbytes(4)
+            mutated[spot : spot + 4] = rng.randbytes(4)
         found.append(bytes(mutated))
     return found
 
@@ -73,25 +72,41 @@ def test_mutated_images_end_in_documented_codes(name: str) -> None:
 
 def _png(width: int, height: int, extra_chunks: bytes = b"") -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(
-            ">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + extra_chunks
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + extra_chunks
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _patched(fmt: str, offset_of: bytes, delta: int, value: bytes) -> bytes:
     data = bytearray(SAMPLES[fmt])
     at = data.index(offset_of) + delta
-    data[at:at + len(value)] = value
+    data[at : at + len(value)] = value
     return bytes(data)
 
 
 def _tiff(width: int, height: int) -> bytes:
-    entries = [(256, 4, 1, width), (257, 4, 1, height), (258, 3, 1, 8), (259, 3, 1, 1),
-               (262, 3, 1, 1), (273, 4, 1, 8), (278, 4, 1, 1), (279, 4, 1, 16)]
+    entries = [
+        (256, 4, 1, width),
+        (257, 4, 1, height),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, 8),
+        (278, 4, 1, 1),
+        (279, 4, 1, 16),
+    ]
     ifd = struct.pack("<H", len(entries)) + b"".join(
-        struct.pack("<HHII", tag, kind, count, value) for tag, kind, count, value in entries)
+        struct.pack("<HHII", tag, kind, count, value) for tag, kind, count, value in entries
+    )
     return b"II*\0" + struct.pack("<I", 24) + b"\0" * 16 + ifd + b"\0\0\0\0"
 
 
@@ -133,8 +148,13 @@ def test_frame_count_bombs_are_refused() -> None:
 def test_png_text_chunk_flood_ends_cleanly() -> None:
     def text(i: int) -> bytes:
         body = b"k%d\0" % i + b"v" * 400
-        return struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(
-            ">I", zlib.crc32(b"tEXt" + body))
+        return (
+            struct.pack(">I", len(body))
+            + b"tEXt"
+            + body
+            + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+        )
+
     flood = _png(8, 8, b"".join(text(i) for i in range(200_000)))  # ~80 MB of text chunks
     try:
         codec.decode(flood, LIMITS)
@@ -148,8 +168,11 @@ def test_mutated_images_through_the_fleet_end_and_no_worker_dies(dir_fleet: Flee
 
     def pool() -> set[int]:
         table = process_table()
-        workers = {pid for pid, (ppid, args) in table.items()
-                   if ppid == dir_fleet.child.pid and "--pool cpu" in args}
+        workers = {
+            pid
+            for pid, (ppid, args) in table.items()
+            if ppid == dir_fleet.child.pid and "--pool cpu" in args
+        }
         return workers | {pid for pid, (ppid, _) in table.items() if ppid in workers}
 
     before = pool()
@@ -159,8 +182,10 @@ def test_mutated_images_through_the_fleet_end_and_no_worker_dies(dir_fleet: Flee
             for index, mutated in enumerate(_mutations(data, 6, seed=7 + len(name))):
                 key = f"hostile/{name}-{index}"
                 client.put(f"/v1/objects/{key}", content=mutated).raise_for_status()
-                reply = client.post("/v1/jobs", json={"operation": "resize", "input": key,
-                                                      "width": 17, "animated": True})
+                reply = client.post(
+                    "/v1/jobs",
+                    json={"operation": "resize", "input": key, "width": 17, "animated": True},
+                )
                 if reply.status_code == 202:
                     jobs.append(reply.json()["id"])
                 else:  # refused at submission from its header: a documented code too
@@ -169,5 +194,6 @@ def test_mutated_images_through_the_fleet_end_and_no_worker_dies(dir_fleet: Flee
     assert len(jobs) > 20
     for job in ended:
         assert job["status"] == "succeeded" or job["error"]["code"] in {
-            c.value for c in DOCUMENTED}, job
+            c.value for c in DOCUMENTED
+        }, job
     assert pool() == before

@@ -20,15 +20,19 @@ from tests.hostile_inputs import HUGE_VIEWPORT, TALL_PAGE
 from tests.render_helpers import CARD, render, render_worker_browsers
 
 
-@pytest.mark.parametrize(("body", "path"), [
-    (HUGE_VIEWPORT, "`$.width`"),
-    ({"width": 100, "height": 16385}, "`$.height`"),
-    ({"width": 10000, "height": 10000}, "`$.width`, `$.height`"),  # 100 MP > the fleet's 40
-    ({"clip": {"x": 0, "y": 0, "width": 20000, "height": 10}}, "`$.clip.width`"),
-    ({"clip": {"x": 0, "y": 0, "width": 7000, "height": 7000}}, "`$.clip.width`"),
-])
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        (HUGE_VIEWPORT, "`$.width`"),
+        ({"width": 100, "height": 16385}, "`$.height`"),
+        ({"width": 10000, "height": 10000}, "`$.width`, `$.height`"),  # 100 MP > the fleet's 40
+        ({"clip": {"x": 0, "y": 0, "width": 20000, "height": 10}}, "`$.clip.width`"),
+        ({"clip": {"x": 0, "y": 0, "width": 7000, "height": 7000}}, "`$.clip.width`"),
+    ],
+)
 def test_a_viewport_or_clip_past_the_render_limits_is_refused_at_submission(
-        dir_fleet: Fleet, body: dict, path: str) -> None:
+    dir_fleet: Fleet, body: dict, path: str
+) -> None:
     with dir_fleet.client() as client:
         response = client.post("/v1/jobs", json={"operation": "from-html", "html": "x", **body})
     assert response.status_code == 400, response.text
@@ -36,12 +40,16 @@ def test_a_viewport_or_clip_past_the_render_limits_is_refused_at_submission(
     assert error["code"] == "VALIDATION_ERROR" and path in error["message"], error
 
 
-@pytest.mark.parametrize("page", [
-    TALL_PAGE,  # a side over 16384
-    '<div style="width:9000px;height:6000px"></div>',  # 54 MP: over the fleet's 40
-])
+@pytest.mark.parametrize(
+    "page",
+    [
+        TALL_PAGE,  # a side over 16384
+        '<div style="width:9000px;height:6000px"></div>',  # 54 MP: over the fleet's 40
+    ],
+)
 def test_a_full_page_past_the_limits_fails_image_too_large_without_a_relaunch(
-        dir_fleet: Fleet, page: str) -> None:
+    dir_fleet: Fleet, page: str
+) -> None:
     with dir_fleet.client() as client:
         job, _ = render(client, {"html": CARD})
         assert job["status"] == "succeeded", job
@@ -58,6 +66,7 @@ def test_a_full_page_past_the_limits_fails_image_too_large_without_a_relaunch(
 
 
 # --- DevTools on a pipe, not a port ----------------------------------------------------
+
 
 def _listening_inodes() -> set[str]:
     """Socket inodes of every TCP socket in LISTEN state (IPv4 and IPv6) on this machine."""
@@ -84,7 +93,7 @@ def _socket_inodes(pids: set[int]) -> set[str]:
             except OSError:
                 continue
             if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+                inodes.add(target[len("socket:[") : -1])
     return inodes
 
 
@@ -95,9 +104,18 @@ def _tree(pid: int) -> set[int]:
 def test_the_listener_check_sees_a_devtools_port(tmp_path: Path) -> None:
     """The check below is real: a Chromium started the old way is caught listening."""
     chromium = subprocess.Popen(
-        ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu",
-         "--remote-debugging-port=0", f"--user-data-dir={tmp_path}", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            "/usr/bin/chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--remote-debugging-port=0",
+            f"--user-data-dir={tmp_path}",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while not _socket_inodes(_tree(chromium.pid)) & _listening_inodes():

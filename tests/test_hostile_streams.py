@@ -39,11 +39,13 @@ def _tenant_with_open_job(fleet: Fleet) -> tuple[str, str]:
     return key, job["id"]
 
 
-async def _other_tenant(fleet: Fleet, key: str, job_id: str, stop: asyncio.Event,
-                        codes: list[int]) -> list[int]:
+async def _other_tenant(
+    fleet: Fleet, key: str, job_id: str, stop: asyncio.Event, codes: list[int]
+) -> list[int]:
     """Another tenant's ordinary requests, back to back until the flood is over."""
-    async with httpx.AsyncClient(base_url=fleet.base_url, timeout=30,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=fleet.base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}
+    ) as client:
         while not stop.is_set():
             codes.append((await client.get(f"/v1/jobs/{job_id}")).status_code)
             codes.append((await client.post("/v1/jobs", json=grayscale("h.png"))).status_code)
@@ -54,8 +56,12 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
     key, job_id = hostile
     path = f"/v1/jobs/{job_id}/events"
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60, limits=limits,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
+    async with httpx.AsyncClient(
+        base_url=fleet.base_url,
+        timeout=60,
+        limits=limits,
+        headers={"Authorization": f"Bearer {key}"},
+    ) as client:
         stop, codes = asyncio.Event(), []
         others = asyncio.create_task(_other_tenant(fleet, *other, stop, codes))
         started = time.monotonic()
@@ -68,11 +74,14 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
         other_codes = await others
         opened = [r for r in responses if r.status_code == 200]
         refused = [r for r in responses if r.status_code == 429]
-        print(f"{STREAMS} streams in {took:.1f} s: {len(opened)} open, {len(refused)} 429, "
-              f"other tenant {len(other_codes)} requests {sorted(set(other_codes))}")
+        print(
+            f"{STREAMS} streams in {took:.1f} s: {len(opened)} open, {len(refused)} 429, "
+            f"other tenant {len(other_codes)} requests {sorted(set(other_codes))}"
+        )
         try:
-            assert len(opened) == CAP and len(refused) == STREAMS - CAP, \
-                sorted({r.status_code for r in responses})
+            assert len(opened) == CAP and len(refused) == STREAMS - CAP, sorted(
+                {r.status_code for r in responses}
+            )
             assert set(other_codes) == {200, 202} and len(other_codes) >= 4
             await refused[0].aread()
             body = refused[0].json()["error"]
@@ -80,8 +89,9 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
             assert int(refused[0].headers["Retry-After"]) >= 1
             for response in refused:
                 await response.aclose()
-            async with httpx.AsyncClient(base_url=fleet.base_url, timeout=60, headers={
-                    "Authorization": f"Bearer {other[0]}"}) as other_client:
+            async with httpx.AsyncClient(
+                base_url=fleet.base_url, timeout=60, headers={"Authorization": f"Bearer {other[0]}"}
+            ) as other_client:
                 other_stream = await open_stream(other_client, f"/v1/jobs/{other[1]}/events")
                 assert other_stream.status_code == 200  # another key's streams are its own
                 await other_stream.aclose()

@@ -47,13 +47,15 @@ def test_gateway_rss_stays_flat_under_40_concurrent_47mb_uploads(fleet: Fleet) -
         headers = {"Content-Length": str(size)}
         if i % 2:  # half through signed upload URLs, half through PUT /v1/objects
             upload = new_upload(fleet)
-            response = httpx.put(upload["uploadUrl"], content=stream(size, b"%d" % i),
-                                 headers=headers, timeout=300)
+            response = httpx.put(
+                upload["uploadUrl"], content=stream(size, b"%d" % i), headers=headers, timeout=300
+            )
             return response.status_code, upload["inputKey"]
         with fleet.client() as client:
             client.timeout = httpx.Timeout(300)
-            response = client.put(f"/v1/objects/rss/{i}.bin", content=stream(size, b"%d" % i),
-                                  headers=headers)
+            response = client.put(
+                f"/v1/objects/rss/{i}.bin", content=stream(size, b"%d" % i), headers=headers
+            )
         return response.status_code, f"rss/{i}.bin"
 
     with ThreadPoolExecutor(40) as pool:
@@ -124,15 +126,17 @@ def test_a_streamed_body_over_the_limit_is_413_and_stores_nothing(fleet: Fleet) 
 def _hang_up_mid_upload(fleet: Fleet, path: str, auth: bool) -> None:
     """Declare 20 MiB, send 3 MiB, close the socket."""
     url = urlsplit(fleet.base_url)
-    head = (f"PUT {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {20 * MiB}\r\n"
-            + (f"Authorization: Bearer {fleet.api_key}\r\n" if auth else "") + "\r\n")
+    head = (
+        f"PUT {path} HTTP/1.1\r\nHost: {url.netloc}\r\nContent-Length: {20 * MiB}\r\n"
+        + (f"Authorization: Bearer {fleet.api_key}\r\n" if auth else "")
+        + "\r\n"
+    )
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(head.encode() + BLOCK * 3)
         time.sleep(0.3)
 
 
-def test_a_client_hanging_up_mid_upload_logs_one_info_line_and_stores_nothing(
-        fleet: Fleet) -> None:
+def test_a_client_hanging_up_mid_upload_logs_one_info_line_and_stores_nothing(fleet: Fleet) -> None:
     upload = new_upload(fleet)
     signed = urlsplit(upload["uploadUrl"])
     offset = fleet.log_file.stat().st_size

@@ -60,8 +60,9 @@ TABLE = {
     "240.0.0.1": (R, R, R),
     "255.255.255.255": (R, R, R),
 }
-CASES = [(host, mode, allowed[i]) for host, allowed in TABLE.items()
-         for i, mode in enumerate(MODES)]
+CASES = [
+    (host, mode, allowed[i]) for host, allowed in TABLE.items() for i, mode in enumerate(MODES)
+]
 
 
 @pytest.mark.parametrize(("host", "mode", "allowed"), CASES)
@@ -76,16 +77,25 @@ def test_address_forms_in_each_mode(host: str, mode: str, allowed: bool) -> None
 
 
 @pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("url", ["http://user:pass@8.8.8.8/hook", "https://user@8.8.8.8/h",
-                                 "http://:@8.8.8.8/h", "http://8.8.8.8\\@127.0.0.1/h"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:pass@8.8.8.8/hook",
+        "https://user@8.8.8.8/h",
+        "http://:@8.8.8.8/h",
+        "http://8.8.8.8\\@127.0.0.1/h",
+    ],
+)
 def test_urls_with_credentials_are_refused(url: str, mode: str) -> None:
     with pytest.raises(Refused, match="credentials|http"):
         check_address(url, *MODES[mode])
 
 
 def test_every_address_a_name_resolves_to_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
-    answers = [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, 80))
-               for ip in ("8.8.8.8", "169.254.169.254")]
+    answers = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, 80))
+        for ip in ("8.8.8.8", "169.254.169.254")
+    ]
     monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: answers)
     with pytest.raises(Refused, match="169.254.169.254"):
         check_address("http://hooks.example.com/x", allow_loopback=True, allow_private=True)
@@ -109,8 +119,9 @@ def test_the_host_header_never_carries_credentials() -> None:
     port = server.server_address[1]
     threading.Thread(target=server.handle_request, daemon=True).start()
     try:
-        outcome = post(f"http://user:secret@127.0.0.1:{port}/h", b"{}", {}, "127.0.0.1", port,
-                       "127.0.0.1")
+        outcome = post(
+            f"http://user:secret@127.0.0.1:{port}/h", b"{}", {}, "127.0.0.1", port, "127.0.0.1"
+        )
     finally:
         server.server_close()
     assert outcome.ok and seen == [f"127.0.0.1:{port}"]
@@ -123,11 +134,19 @@ def uploaded(dir_fleet: Fleet) -> Iterator[Fleet]:
     yield dir_fleet
 
 
-@pytest.mark.parametrize("url", [
-    "http://user:s3cr3t@127.0.0.1:9/hook",  # the fleet allows loopback, not credentials
-    "http://0.0.0.0:9/hook", "http://[::]:9/hook", "http://100.64.0.1/hook",
-    "http://[::ffff:169.254.169.254]/latest", "http://[64:ff9b::a9fe:a9fe]/latest",
-    "http://[2002:a9fe:a9fe::]/latest", "http://100.100.100.200/latest"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:s3cr3t@127.0.0.1:9/hook",  # the fleet allows loopback, not credentials
+        "http://0.0.0.0:9/hook",
+        "http://[::]:9/hook",
+        "http://100.64.0.1/hook",
+        "http://[::ffff:169.254.169.254]/latest",
+        "http://[64:ff9b::a9fe:a9fe]/latest",
+        "http://[2002:a9fe:a9fe::]/latest",
+        "http://100.100.100.200/latest",
+    ],
+)
 def test_the_fleet_refuses_them_at_submission(uploaded: Fleet, url: str) -> None:
     with uploaded.client() as client:
         response = client.post("/v1/jobs", json=grayscale("hw.png", webhook_url=url))

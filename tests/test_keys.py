@@ -11,8 +11,15 @@ from storage.keys import MAX_KEY_LENGTH, InvalidKey, normalize_key, tenant_key
 
 @pytest.mark.parametrize(
     ("key", "expected"),
-    [("a//b/./c", "a/b/c"), ("photo.jpg", "photo.jpg"), ("./a", "a"), ("a/b/", "a/b"),
-     ("a/./././b", "a/b"), ("x..y/..z", "x..y/..z"), ("k" * MAX_KEY_LENGTH, "k" * MAX_KEY_LENGTH)],
+    [
+        ("a//b/./c", "a/b/c"),
+        ("photo.jpg", "photo.jpg"),
+        ("./a", "a"),
+        ("a/b/", "a/b"),
+        ("a/./././b", "a/b"),
+        ("x..y/..z", "x..y/..z"),
+        ("k" * MAX_KEY_LENGTH, "k" * MAX_KEY_LENGTH),
+    ],
 )
 def test_normalize_key_accepts(key: str, expected: str) -> None:
     assert normalize_key(key) == expected
@@ -20,8 +27,24 @@ def test_normalize_key_accepts(key: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    ["", "/abs", "/", "a/../b", "..", "../x", "a/..", "a\\b", "a\x00b", "a\nb", "\x1f",
-     "a\x7fb", ".", "./", "//", "k" * (MAX_KEY_LENGTH + 1)],
+    [
+        "",
+        "/abs",
+        "/",
+        "a/../b",
+        "..",
+        "../x",
+        "a/..",
+        "a\\b",
+        "a\x00b",
+        "a\nb",
+        "\x1f",
+        "a\x7fb",
+        ".",
+        "./",
+        "//",
+        "k" * (MAX_KEY_LENGTH + 1),
+    ],
     ids=repr,
 )
 def test_normalize_key_rejects(key: str) -> None:
@@ -40,8 +63,14 @@ def test_tenant_key_prefixes_namespace() -> None:
 
 @pytest.mark.parametrize(
     ("tenant", "key"),
-    [("acme", "../other/secret"), ("acme", "/etc/passwd"), ("", "a"), ("../x", "a"),
-     ("a/b", "c"), ("t" * 65, "a")],
+    [
+        ("acme", "../other/secret"),
+        ("acme", "/etc/passwd"),
+        ("", "a"),
+        ("../x", "a"),
+        ("a/b", "c"),
+        ("t" * 65, "a"),
+    ],
 )
 def test_tenant_key_rejects(tenant: str, key: str) -> None:
     with pytest.raises(InvalidKey):

@@ -24,14 +24,19 @@ pytestmark = pytest.mark.fleet  # starts its own servers
 RECOVERY_BOUND = 30.0  # seconds, the issue's bound
 SHORT_LEASE = 2.0  # seconds, for a job that outlasts several leases
 # About 7 s of work on one cpu child here (the same on 3000x2000 takes 1.4 s).
-SLOW = {"operation": "pipeline", "input": "slow.jpg",
-        "steps": [{"operation": "blur", "sigma": 60}] * 10}
+SLOW = {
+    "operation": "pipeline",
+    "input": "slow.jpg",
+    "steps": [{"operation": "blur", "sigma": 60}] * 10,
+}
 
 
 def _upload_slow_input(fleet: Fleet) -> None:
     with fleet.client() as client:
-        client.put("/v1/objects/slow.jpg", content=images.encode(
-            images.photo_like(6000, 4000, seed=7), "JPEG", quality=90)).raise_for_status()
+        client.put(
+            "/v1/objects/slow.jpg",
+            content=images.encode(images.photo_like(6000, 4000, seed=7), "JPEG", quality=90),
+        ).raise_for_status()
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +56,11 @@ def _running(client: httpx.Client, job_id: str, timeout: float = 60) -> dict:
 
 
 def _cpu_worker(fleet: Fleet) -> int:
-    [worker] = [pid for pid, (parent, args) in process_table().items()
-                if parent == fleet.child.pid and "--pool cpu" in args]
+    [worker] = [
+        pid
+        for pid, (parent, args) in process_table().items()
+        if parent == fleet.child.pid and "--pool cpu" in args
+    ]
     return worker
 
 
@@ -77,8 +85,10 @@ def test_a_job_whose_worker_died_runs_again_within_30_seconds(fleet: Fleet) -> N
             assert time.monotonic() - killed < RECOVERY_BOUND + 5, job
             time.sleep(0.05)
         recovery = time.monotonic() - killed
-        print(f"\nrecovery: job running again (attempt 2) {recovery:.1f} s after its worker"
-              " was SIGKILLed")
+        print(
+            f"\nrecovery: job running again (attempt 2) {recovery:.1f} s after its worker"
+            " was SIGKILLed"
+        )
         assert recovery <= RECOVERY_BOUND
         assert not victims & set(process_table())  # they really died
         job = wait_for_job(client, job_id, timeout=120)
@@ -94,22 +104,24 @@ def test_a_job_whose_worker_died_runs_again_within_30_seconds(fleet: Fleet) -> N
 def short_lease_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """A 2 s lease checked every 0.5 s: a job of several leases, and any renewal that came
     late would be seen (and the job sent again) within the job's run."""
-    fleet = start_fleet(tmp_path_factory.mktemp("short-leases") / "var", {
-        "FLEET_LEASE_SECONDS": str(SHORT_LEASE), "FLEET_SWEEP_INTERVAL": "0.5"})
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("short-leases") / "var",
+        {"FLEET_LEASE_SECONDS": str(SHORT_LEASE), "FLEET_SWEEP_INTERVAL": "0.5"},
+    )
     _upload_slow_input(fleet)
     yield fleet
     fleet.stop()
 
 
-def test_a_job_longer_than_its_lease_on_a_live_worker_runs_once(
-        short_lease_fleet: Fleet) -> None:
+def test_a_job_longer_than_its_lease_on_a_live_worker_runs_once(short_lease_fleet: Fleet) -> None:
     fleet = short_lease_fleet
     with fleet.client() as client:
         job_id = client.post("/v1/jobs", json=SLOW).json()["id"]
         job = wait_for_job(client, job_id, timeout=180)
         assert job["status"] == "succeeded", job
-        took = (datetime.fromisoformat(job["finished_at"])
-                - datetime.fromisoformat(job["started_at"])).total_seconds()
+        took = (
+            datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["started_at"])
+        ).total_seconds()
         print(f"\nthe job ran {took:.1f} s under a {SHORT_LEASE:g} s lease, once")
         assert took > 2 * SHORT_LEASE  # the test means something only if this holds
         assert job["attempts"] == 1

@@ -28,17 +28,26 @@ def test_ctrl_c_leaves_no_process_and_restart_keeps_jobs(tmp_path: Path) -> None
         pixels = images.photo_like(60, 40)
         with fleet.client() as client:
             client.put("/v1/objects/keep.png", content=images.encode(pixels)).raise_for_status()
-            job_id = client.post("/v1/jobs", json={
-                "operation": "crop", "input": "keep.png",
-                "rect": {"x": 0, "y": 0, "width": 10, "height": 10}}).json()["id"]
+            job_id = client.post(
+                "/v1/jobs",
+                json={
+                    "operation": "crop",
+                    "input": "keep.png",
+                    "rect": {"x": 0, "y": 0, "width": 10, "height": 10},
+                },
+            ).json()["id"]
             assert wait_for_job(client, job_id)["status"] == "succeeded"
-            rendered = client.post("/v1/jobs?wait=60", json={
-                "operation": "from-html", "html": "<p>hi</p>"}).json()
+            rendered = client.post(
+                "/v1/jobs?wait=60", json={"operation": "from-html", "html": "<p>hi</p>"}
+            ).json()
             assert rendered["status"] == "succeeded", rendered
         # redis, gateway, three worker masters, their pool children, and now Chromium
         family = descendants(fleet.child.pid)
-        names = {Path(f"/proc/{pid}/comm").read_text().strip() for pid in family
-                 if Path(f"/proc/{pid}/comm").exists()}
+        names = {
+            Path(f"/proc/{pid}/comm").read_text().strip()
+            for pid in family
+            if Path(f"/proc/{pid}/comm").exists()
+        }
         assert len(family) >= 6 and any("chrom" in name for name in names), names
     finally:
         fleet.stop()  # SIGINT, as Ctrl-C sends

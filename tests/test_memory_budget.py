@@ -26,8 +26,10 @@ CASES = [
 ]
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not Path("/proc/self/status").exists(),
-                    reason="reads VmHWM from /proc")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not Path("/proc/self/status").exists(),
+    reason="reads VmHWM from /proc",
+)
 @pytest.mark.parametrize("case", CASES)
 def test_peak_memory_within_budget(case: str) -> None:
     result = run_case(case, megapixels=8)
@@ -37,4 +39,5 @@ def test_peak_memory_within_budget(case: str) -> None:
     assert result["growth"] <= limit, (
         f"{case}: peak grew {result['growth'] / 2**20:.0f} MB"
         f" ({result['bytes_per_pixel']} bytes/pixel of {pixels / 1e6:.1f} MP); the budget"
-        f" allows {limit / 2**20:.0f} MB")
+        f" allows {limit / 2**20:.0f} MB"
+    )

@@ -29,8 +29,7 @@ def test_metrics_count_requests_jobs_failures_and_queues(dir_fleet: Fleet) -> No
         client.put("/v1/objects/m.png", content=images.encode(np.zeros((8, 8, 3), np.uint8)))
         client.put("/v1/objects/m-bad.png", content=b"\x89PNG\r\n\x1a\nnope")
         ok = client.post("/v1/jobs?wait=30", json={"operation": "sharpen", "input": "m.png"})
-        bad = client.post("/v1/jobs?wait=30", json={"operation": "sharpen",
-                                                     "input": "m-bad.png"})
+        bad = client.post("/v1/jobs?wait=30", json={"operation": "sharpen", "input": "m-bad.png"})
     assert ok.json()["status"] == "succeeded" and bad.json()["status"] == "failed"
     after = httpx.get(f"{dir_fleet.base_url}/metrics").text
 
@@ -41,11 +40,11 @@ def test_metrics_count_requests_jobs_failures_and_queues(dir_fleet: Fleet) -> No
             start = 0.0
         return _value(after, name, **labels) - start
 
-    assert grew("imagefleet_http_requests_total", method="POST", route="/v1/jobs",
-                code="200") == 2
+    assert grew("imagefleet_http_requests_total", method="POST", route="/v1/jobs", code="200") == 2
     assert grew("imagefleet_job_seconds_count", operation="sharpen", outcome="succeeded") == 1
-    assert grew("imagefleet_job_failures_total", operation="sharpen",
-                code="IMAGE_PARSE_FAILED") == 1
+    assert (
+        grew("imagefleet_job_failures_total", operation="sharpen", code="IMAGE_PARSE_FAILED") == 1
+    )
     assert _value(after, "imagefleet_jobs", state="succeeded") >= 1
     assert _value(after, "imagefleet_queue_depth", queue="cpu") >= 0
     # Route templates, not raw paths: job ids never become label values.

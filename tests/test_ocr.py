@@ -27,11 +27,25 @@ CASES = {s.name: s for s in samples()}
 MEASURED = {name: 0.0 for name in CASES} | {"chi_sim-small10": 0.045, "deu-noisy": 0.008}
 CLEAN_MARGIN = 0.02  # about one character in three lines
 DEGRADED_MARGIN = 0.05
-DEGRADED = {"eng-small11", "chi_sim-small10", "eng-skew3", "eng-skew-5", "eng-noisy",
-            "eng-shadow", "deu-noisy"}
+DEGRADED = {
+    "eng-small11",
+    "chi_sim-small10",
+    "eng-skew3",
+    "eng-skew-5",
+    "eng-noisy",
+    "eng-shadow",
+    "deu-noisy",
+}
 # Without preprocessing these fail (CER 0.31-1.0): the steps are what the floors protect.
-NEEDS_PREPROCESSING = {"eng-rot180", "eng-rot270", "eng-skew3", "eng-skew-5", "eng-noisy",
-                       "eng-shadow", "deu-noisy"}
+NEEDS_PREPROCESSING = {
+    "eng-rot180",
+    "eng-rot270",
+    "eng-skew3",
+    "eng-skew-5",
+    "eng-noisy",
+    "eng-shadow",
+    "deu-noisy",
+}
 
 
 def floor(name: str) -> float:
@@ -62,6 +76,7 @@ def box_of(tsv: str, word: str) -> tuple[int, int, int, int]:
 
 # --- accuracy ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", list(CASES))
 def test_cer_within_the_measured_floor(name: str) -> None:
     sample = CASES[name]
@@ -91,9 +106,15 @@ def test_word_count_and_confidence() -> None:
     fields = run(sample.frame)
     assert fields["words"] == len(sample.reference.split())
     assert 85 <= fields["confidence"] <= 100
-    assert fields["pages"] == [{"page": 0, "text": fields["text"],
-                                "confidence": fields["confidence"], "words": fields["words"],
-                                "rotation": 0}]
+    assert fields["pages"] == [
+        {
+            "page": 0,
+            "text": fields["text"],
+            "confidence": fields["confidence"],
+            "words": fields["words"],
+            "rotation": 0,
+        }
+    ]
     assert "tsv" not in fields and "tsv" not in fields["pages"][0]
 
 
@@ -112,14 +133,16 @@ def test_single_line_psm() -> None:
 
 # --- TSV -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["eng", "chi_sim", "eng-small11", "eng-rot270",
-                                  "eng-skew-5"])
+
+@pytest.mark.parametrize("name", ["eng", "chi_sim", "eng-small11", "eng-rot270", "eng-skew-5"])
 def test_tsv_header_and_word_boxes_inside_the_image(name: str) -> None:
     sample = CASES[name]
     fields = run(sample.frame, sample.lang, tsv=True)
     tsv = fields["tsv"]
-    assert tsv.startswith("level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\t"
-                          "left\ttop\twidth\theight\tconf\ttext\n")
+    assert tsv.startswith(
+        "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\t"
+        "left\ttop\twidth\theight\tconf\ttext\n"
+    )
     assert fields["pages"][0]["tsv"] == tsv  # one page: the same rows
     words = tsv_words(tsv)
     assert len(words) == fields["words"] > 0
@@ -149,12 +172,14 @@ def test_tsv_boxes_are_in_input_coordinates_after_turning_and_upscaling() -> Non
 
 # --- pages, EXIF, inputs -------------------------------------------------------------
 
+
 def test_multi_page_tiff_reads_every_page_in_order() -> None:
     first, second = SENTENCES["eng"][:2], ["Second page: the report is attached."]
     pages = [Image.fromarray(render(first)), Image.fromarray(render(second))]
     out = io.BytesIO()
-    pages[0].save(out, format="TIFF", save_all=True, append_images=pages[1:],
-                  compression="tiff_deflate")
+    pages[0].save(
+        out, format="TIFF", save_all=True, append_images=pages[1:], compression="tiff_deflate"
+    )
     picture = codec.decode(out.getvalue(), codec.Limits(), animated=True)
     assert len(picture.frames) == 2
     fields = ocr([picture], spec(tsv=True)).fields
@@ -166,7 +191,8 @@ def test_multi_page_tiff_reads_every_page_in_order() -> None:
     assert [p["text"] for p in fields["pages"]] == texts
     assert fields["words"] == sum(p["words"] for p in fields["pages"])
     assert fields["confidence"] == pytest.approx(
-        sum(p["confidence"] for p in fields["pages"]) / 2, abs=0.05)
+        sum(p["confidence"] for p in fields["pages"]) / 2, abs=0.05
+    )
     page_nums = [row[1] for row in tsv_words(fields["tsv"])]
     assert page_nums == sorted(page_nums) and set(page_nums) == {"1", "2"}
     assert fields["tsv"].count("level\tpage_num") == 1
@@ -217,6 +243,7 @@ def test_language_without_traineddata_is_unsupported(lang: str) -> None:
 
 
 # --- the engine cache ----------------------------------------------------------------
+
 
 def test_cache_reuses_one_engine_per_language() -> None:
     api = tesseract.api_for("eng")

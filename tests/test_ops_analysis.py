@@ -41,8 +41,9 @@ def save(image: Image.Image | np.ndarray, fmt: str, **options: object) -> bytes:
 
 def scene(h: int = 30, w: int = 40) -> np.ndarray:
     ys, xs = np.mgrid[0:h, 0:w]
-    pixels = np.stack([xs * 255 // (w - 1), ys * 255 // (h - 1), np.full_like(xs, 90)],
-                      axis=-1).astype(np.uint8)
+    pixels = np.stack(
+        [xs * 255 // (w - 1), ys * 255 // (h - 1), np.full_like(xs, 90)], axis=-1
+    ).astype(np.uint8)
     pixels[:6, :8] = (0, 0, 255)  # a marker in the stored top-left corner
     return pixels
 
@@ -58,8 +59,9 @@ def oriented_jpeg(orientation: int, h: int = 30, w: int = 40) -> bytes:
 def gif(durations: list[int], loop: int = 0) -> bytes:
     colours = [(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)][: len(durations)]
     frames = [Image.new("RGB", (16, 12), colour) for colour in colours]
-    return save(frames[0], "GIF", save_all=True, append_images=frames[1:],
-                duration=durations, loop=loop)
+    return save(
+        frames[0], "GIF", save_all=True, append_images=frames[1:], duration=durations, loop=loop
+    )
 
 
 def png16(pixels: np.ndarray) -> bytes:
@@ -82,9 +84,16 @@ def meta(data: bytes, **decode_options: Any) -> dict[str, Any]:
 # --- handler wiring ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("name", "function"), [
-    ("convert", convert), ("compress", compress), ("exif-strip", exif_strip),
-    ("metadata", metadata), ("dominant-color", dominant_color)])
+@pytest.mark.parametrize(
+    ("name", "function"),
+    [
+        ("convert", convert),
+        ("compress", compress),
+        ("exif-strip", exif_strip),
+        ("metadata", metadata),
+        ("dominant-color", dominant_color),
+    ],
+)
 def test_registry_loads_these_handlers(name: str, function: object) -> None:
     assert OPERATIONS[name].load_handler() is function
 
@@ -111,8 +120,9 @@ def test_convert_keeps_animation() -> None:
     assert output.picture is not None
     assert len(output.picture.frames) == 3 and output.picture.durations == [100, 200, 300]
     assert output.quality == 85  # the spec's default
-    again = codec.decode(codec.encode(output.picture, output.picture.format, 90, None), LIMITS,
-                         animated=True)
+    again = codec.decode(
+        codec.encode(output.picture, output.picture.format, 90, None), LIMITS, animated=True
+    )
     assert len(again.frames) == 3 and again.durations == [100, 200, 300]
 
 
@@ -167,9 +177,21 @@ def test_exif_strip_end_to_end(fmt: str) -> None:
 def test_metadata_rgba_png() -> None:
     rgba = np.dstack([scene(), np.full((30, 40), 128, np.uint8)])
     assert meta(save(rgba, "PNG")) == {
-        "format": "png", "width": 40, "height": 30, "stored_width": 40, "stored_height": 30,
-        "mode": "RGBA", "space": "srgb", "channels": 4, "has_alpha": True, "bit_depth": 8,
-        "orientation": 1, "has_exif": False, "icc": None, "frames": 1, "loop": None,
+        "format": "png",
+        "width": 40,
+        "height": 30,
+        "stored_width": 40,
+        "stored_height": 30,
+        "mode": "RGBA",
+        "space": "srgb",
+        "channels": 4,
+        "has_alpha": True,
+        "bit_depth": 8,
+        "orientation": 1,
+        "has_exif": False,
+        "icc": None,
+        "frames": 1,
+        "loop": None,
         "durations": [],
     }
 
@@ -205,8 +227,9 @@ def test_metadata_orientation_6_jpeg() -> None:
     assert facts["format"] == "jpeg" and facts["mode"] == "RGB" and facts["channels"] == 3
 
 
-@pytest.mark.parametrize(("orientation", "shown"), [(1, (40, 30)), (3, (40, 30)),
-                                                     (5, (30, 40)), (8, (30, 40))])
+@pytest.mark.parametrize(
+    ("orientation", "shown"), [(1, (40, 30)), (3, (40, 30)), (5, (30, 40)), (8, (30, 40))]
+)
 def test_metadata_dimensions_per_orientation(orientation: int, shown: tuple[int, int]) -> None:
     facts = meta(oriented_jpeg(orientation))
     assert (facts["width"], facts["height"]) == shown
@@ -244,20 +267,36 @@ def grey_alpha() -> bytes:
     return save(Image.new("LA", (6, 4), (100, 50)), "PNG")
 
 
-@pytest.mark.parametrize(("data", "mode", "space", "channels", "has_alpha", "depth"), [
-    (save(Image.new("L", (6, 4), 90), "JPEG"), "L", "grey", 1, False, 8),
-    (save(Image.new("1", (6, 4), 1), "PNG"), "1", "b-w", 1, False, 1),
-    (grey_alpha(), "LA", "grey", 2, True, 8),
-    (p_with_transparency(), "P", "srgb", 4, True, 8),
-    (save(Image.new("P", (6, 4), 0), "GIF"), "P", "srgb", 3, False, 8),
-    (save(Image.new("RGB", (6, 4), (1, 2, 3)), "WEBP", lossless=True), "RGB", "srgb", 3,
-     False, 8),
-], ids=["jpeg-L", "png-1bit", "png-LA", "png-P-transparent", "gif-P", "webp-RGB"])
-def test_metadata_modes(data: bytes, mode: str, space: str, channels: int, has_alpha: bool,
-                        depth: int) -> None:
+@pytest.mark.parametrize(
+    ("data", "mode", "space", "channels", "has_alpha", "depth"),
+    [
+        (save(Image.new("L", (6, 4), 90), "JPEG"), "L", "grey", 1, False, 8),
+        (save(Image.new("1", (6, 4), 1), "PNG"), "1", "b-w", 1, False, 1),
+        (grey_alpha(), "LA", "grey", 2, True, 8),
+        (p_with_transparency(), "P", "srgb", 4, True, 8),
+        (save(Image.new("P", (6, 4), 0), "GIF"), "P", "srgb", 3, False, 8),
+        (
+            save(Image.new("RGB", (6, 4), (1, 2, 3)), "WEBP", lossless=True),
+            "RGB",
+            "srgb",
+            3,
+            False,
+            8,
+        ),
+    ],
+    ids=["jpeg-L", "png-1bit", "png-LA", "png-P-transparent", "gif-P", "webp-RGB"],
+)
+def test_metadata_modes(
+    data: bytes, mode: str, space: str, channels: int, has_alpha: bool, depth: int
+) -> None:
     facts = meta(data)
-    assert (facts["mode"], facts["space"], facts["channels"], facts["has_alpha"],
-            facts["bit_depth"]) == (mode, space, channels, has_alpha, depth)
+    assert (
+        facts["mode"],
+        facts["space"],
+        facts["channels"],
+        facts["has_alpha"],
+        facts["bit_depth"],
+    ) == (mode, space, channels, has_alpha, depth)
     assert (facts["width"], facts["height"]) == (6, 4)
     assert facts["frames"] == 1 and facts["loop"] is None and facts["durations"] == []
 
@@ -271,8 +310,7 @@ def test_metadata_icc_description() -> None:
 
 
 def dominant_of(frame: np.ndarray) -> dict[str, Any]:
-    output = dominant_color([Picture(frames=[frame], format="png")],
-                            DominantColorJob(input="in"))
+    output = dominant_color([Picture(frames=[frame], format="png")], DominantColorJob(input="in"))
     assert output.picture is None
     json.dumps(output.fields)
     return output.fields

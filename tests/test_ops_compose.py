@@ -19,26 +19,36 @@ RED, WHITE = (255, 0, 0), (255, 255, 255)
 
 
 def run_composite(base: np.ndarray, overlay: np.ndarray, **fields: Any) -> np.ndarray:
-    out = composite([pic(base), pic(overlay)],
-                    CompositeJob(input="b.png", overlay="o.png", **fields)).picture
+    out = composite(
+        [pic(base), pic(overlay)], CompositeJob(input="b.png", overlay="o.png", **fields)
+    ).picture
     assert out is not None
     return out.first
 
 
-def painted(base: np.ndarray, top: int, left: int, h: int, w: int,
-            colour: tuple[int, ...]) -> np.ndarray:
+def painted(
+    base: np.ndarray, top: int, left: int, h: int, w: int, colour: tuple[int, ...]
+) -> np.ndarray:
     """Independent expectation: the base with a clipped opaque rectangle painted in numpy."""
     expected = base.copy()
-    expected[max(top, 0):max(top + h, 0), max(left, 0):max(left + w, 0)] = colour
+    expected[max(top, 0) : max(top + h, 0), max(left, 0) : max(left + w, 0)] = colour
     return expected
 
 
 # --- composite ----------------------------------------------------------------------------------
 
 # Base 40 wide x 30 high, overlay 10x10: (top, left) per gravity, as sharp places it.
-GRAVITY = {"northwest": (0, 0), "north": (0, 15), "northeast": (0, 30), "west": (10, 0),
-           "center": (10, 15), "east": (10, 30), "southwest": (20, 0), "south": (20, 15),
-           "southeast": (20, 30)}
+GRAVITY = {
+    "northwest": (0, 0),
+    "north": (0, 15),
+    "northeast": (0, 30),
+    "west": (10, 0),
+    "center": (10, 15),
+    "east": (10, 30),
+    "southwest": (20, 0),
+    "south": (20, 15),
+    "southeast": (20, 30),
+}
 
 
 @pytest.mark.parametrize("gravity", GRAVITY)
@@ -100,8 +110,7 @@ def test_overlay_alpha_times_opacity_over_rgb() -> None:
     overlay = solid(4, 4, (0, 0, 0, 128))  # half-transparent black
     out = run_composite(solid(4, 4, (200, 100, 50)), overlay, opacity=0.5)
     a = 128 / 255 * 0.5
-    np.testing.assert_allclose(out[0, 0].astype(float), np.array([200, 100, 50]) * (1 - a),
-                               atol=1)
+    np.testing.assert_allclose(out[0, 0].astype(float), np.array([200, 100, 50]) * (1 - a), atol=1)
 
 
 def test_over_onto_an_rgba_base() -> None:
@@ -111,9 +120,11 @@ def test_over_onto_an_rgba_base() -> None:
     # a_o = a_b ~ 0.5: alpha = a_o + a_b (1 - a_o) ~ 0.75; G = a_b (1 - a_o) / alpha ~ 1/3.
     a_o = a_b = 128 / 255
     alpha = a_o + a_b * (1 - a_o)
-    np.testing.assert_allclose(out[0, 0].astype(float),
-                               (255, 255 * a_b * (1 - a_o) / alpha,
-                                255 * a_b * (1 - a_o) / alpha, 255 * alpha), atol=1)
+    np.testing.assert_allclose(
+        out[0, 0].astype(float),
+        (255, 255 * a_b * (1 - a_o) / alpha, 255 * a_b * (1 - a_o) / alpha, 255 * alpha),
+        atol=1,
+    )
     np.testing.assert_array_equal(out[0, 6], (255, 0, 0, 128))  # over nothing: the overlay
 
 
@@ -136,8 +147,9 @@ def test_every_base_frame_gets_the_overlay() -> None:
     a, b = solid(10, 10, WHITE), solid(10, 10, (0, 0, 255))
     second_overlay_frame = solid(2, 2, (0, 255, 0))
     picture = Picture(frames=[solid(2, 2, RED), second_overlay_frame], format="gif")
-    out = composite([pic(a, b), picture], CompositeJob(input="b.gif", overlay="o.gif",
-                                                       gravity="northwest")).picture
+    out = composite(
+        [pic(a, b), picture], CompositeJob(input="b.gif", overlay="o.gif", gravity="northwest")
+    ).picture
     assert out is not None and len(out.frames) == 2
     for frame, under in zip(out.frames, (a, b), strict=True):
         np.testing.assert_array_equal(frame, painted(under, 0, 0, 2, 2, RED))
@@ -145,8 +157,15 @@ def test_every_base_frame_gets_the_overlay() -> None:
 
 # --- contact sheet ------------------------------------------------------------------------------
 
-COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255),
-           (255, 0, 255), (40, 80, 120)]
+COLOURS = [
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    (255, 255, 0),
+    (0, 255, 255),
+    (255, 0, 255),
+    (40, 80, 120),
+]
 
 
 def sheet(frames: list[np.ndarray], **fields: Any) -> tuple[np.ndarray, dict[str, Any]]:
@@ -178,8 +197,9 @@ def test_grid_geometry_and_cell_colours() -> None:
 
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7])
 def test_default_columns_near_square(n: int) -> None:
-    out, fields = sheet([solid(4, 4, COLOURS[i]) for i in range(n)], cell_width=8,
-                        cell_height=6, gap=2)
+    out, fields = sheet(
+        [solid(4, 4, COLOURS[i]) for i in range(n)], cell_width=8, cell_height=6, gap=2
+    )
     cols = math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     assert fields == {"cells": n, "columns": cols, "rows": rows}
@@ -207,8 +227,9 @@ def test_shrinking_averages() -> None:
 def test_rgba_input_gives_rgba_and_shows_the_background() -> None:
     clear = solid(10, 10, (255, 0, 0, 0))
     half = solid(10, 10, (0, 0, 0, 128))
-    out, _ = sheet([clear, half], columns=2, cell_width=10, cell_height=10, gap=1,
-                   background="#00ff00")
+    out, _ = sheet(
+        [clear, half], columns=2, cell_width=10, cell_height=10, gap=1, background="#00ff00"
+    )
     assert out.shape == (12, 23, 4)
     assert tuple(out[5, 5]) == (0, 255, 0, 255)  # transparent image: the background shows
     np.testing.assert_allclose(out[5, 16].astype(int), (0, 127, 0, 255), atol=1)
@@ -217,8 +238,7 @@ def test_rgba_input_gives_rgba_and_shows_the_background() -> None:
 
 def test_translucent_background_gives_rgba() -> None:
     background = RGBA(r=0, g=0, b=255, alpha=0.0)
-    out, _ = sheet([solid(6, 6, RED)], cell_width=6, cell_height=6, gap=3,
-                   background=background)
+    out, _ = sheet([solid(6, 6, RED)], cell_width=6, cell_height=6, gap=3, background=background)
     assert out.shape == (12, 12, 4)
     assert out[0, 0, 3] == 0 and tuple(out[6, 6]) == (255, 0, 0, 255)
 
@@ -232,14 +252,16 @@ def test_uint16_input_becomes_8bit() -> None:
 
 def test_uses_the_first_frame_only() -> None:
     animated = Picture(frames=[solid(4, 4, RED), solid(4, 4, (0, 0, 255))], format="gif")
-    result = contact_sheet([animated], ContactSheetJob(files=["a.gif"], cell_width=4,
-                                                       cell_height=4, gap=0))
+    result = contact_sheet(
+        [animated], ContactSheetJob(files=["a.gif"], cell_width=4, cell_height=4, gap=0)
+    )
     assert result.picture is not None and len(result.picture.frames) == 1
     np.testing.assert_array_equal(result.picture.first, solid(4, 4, RED))
 
 
 def test_columns_beyond_the_image_count_are_dropped() -> None:
-    out, fields = sheet([solid(4, 4, RED), solid(4, 4, WHITE)], columns=50, cell_width=4,
-                        cell_height=4, gap=1)
+    out, fields = sheet(
+        [solid(4, 4, RED), solid(4, 4, WHITE)], columns=50, cell_width=4, cell_height=4, gap=1
+    )
     assert fields == {"cells": 2, "columns": 2, "rows": 1}
     assert out.shape == (6, 11, 3)

@@ -79,8 +79,9 @@ def test_cover_entropy_picks_the_noisy_region() -> None:
     frame = half_noisy(40, 100, noisy_right=True)  # scale 1: the window is an exact slice
     out = run_resize(frame, width=40, height=40, fit="cover", gravity="entropy")
     np.testing.assert_array_equal(out, frame[:, 60:])
-    scaled = run_resize(np.repeat(np.repeat(frame, 2, 0), 2, 1), width=40, height=40,
-                        gravity="entropy")  # scale 0.5 first, then the window
+    scaled = run_resize(
+        np.repeat(np.repeat(frame, 2, 0), 2, 1), width=40, height=40, gravity="entropy"
+    )  # scale 0.5 first, then the window
     assert scaled[:, -25:].std() > 30 and scaled[:, :10].std() < 1
 
 
@@ -92,8 +93,7 @@ def test_cover_center_and_focal_point() -> None:
 
 
 def test_contain_pads_centred_with_the_background() -> None:
-    out = run_resize(solid(50, 100, RED), width=60, height=60, fit="contain",
-                     background="#00ff00")
+    out = run_resize(solid(50, 100, RED), width=60, height=60, fit="contain", background="#00ff00")
     assert out.shape == (60, 60, 3)  # scaled to 60x30, 15 rows of padding above and below
     assert (out[:15] == GREEN).all() and (out[45:] == GREEN).all()
     assert (out[15:45] == RED).all()
@@ -104,8 +104,13 @@ def test_contain_pads_centred_with_the_background() -> None:
 
 
 def test_contain_translucent_background_adds_alpha() -> None:
-    out = run_resize(solid(50, 100, RED), width=60, height=60, fit="contain",
-                     background=RGBA(r=0, g=0, b=255, alpha=0.0))
+    out = run_resize(
+        solid(50, 100, RED),
+        width=60,
+        height=60,
+        fit="contain",
+        background=RGBA(r=0, g=0, b=255, alpha=0.0),
+    )
     assert out.shape == (60, 60, 4)
     assert (out[:15, :, 3] == 0).all() and (out[15:45] == (*RED, 255)).all()
 
@@ -140,8 +145,10 @@ def test_uint16_gradient_stays_monotonic(width: int) -> None:
     assert (np.diff(out[:, :, 0].astype(np.int64), axis=1) >= 0).all()
     # The end pixels average at most one output pixel's span (64/width columns) of the ramp.
     assert out.max() >= 65535 * (1 - 1 / width) and out.min() <= 65535 / width
-    assert (run_resize(solid(9, 9, (65535, 1, 30000, 40000), np.uint16), width=4,
-                       height=6, fit="fill") == (65535, 1, 30000, 40000)).all()
+    assert (
+        run_resize(solid(9, 9, (65535, 1, 30000, 40000), np.uint16), width=4, height=6, fit="fill")
+        == (65535, 1, 30000, 40000)
+    ).all()
 
 
 def test_animation_frames_all_resized_and_aligned() -> None:
@@ -167,8 +174,9 @@ def run_rotate(frame: np.ndarray, **fields: object) -> np.ndarray:
     return out.first
 
 
-@pytest.mark.parametrize("angle,turns", [(90, -1), (180, 2), (270, 1), (-90, 1), (450, -1),
-                                         (-360, 0)])
+@pytest.mark.parametrize(
+    "angle,turns", [(90, -1), (180, 2), (270, 1), (-90, 1), (450, -1), (-360, 0)]
+)
 @pytest.mark.parametrize("dtype,channels", [(np.uint8, 3), (np.uint16, 4)])
 def test_right_angles_are_exact(angle: int, turns: int, dtype: type, channels: int) -> None:
     frame = np.random.default_rng(angle % 7).integers(0, 60000, (13, 21, channels)).astype(dtype)
@@ -213,8 +221,7 @@ def test_any_angle_expands_canvas_and_fills_corners(angle: float) -> None:
 def test_any_angle_opaque_background_and_uint16() -> None:
     out = run_rotate(solid(30, 50, BLUE), angle=45, background="#ff00ff")
     assert out.shape[2] == 3 and (out[0, 0] == (255, 0, 255)).all()
-    deep = run_rotate(solid(30, 50, (1000, 2000, 65535), np.uint16), angle=10,
-                      background="#ffffff")
+    deep = run_rotate(solid(30, 50, (1000, 2000, 65535), np.uint16), angle=10, background="#ffffff")
     assert deep.dtype == np.uint16 and (deep[0, 0] == 65535).all()
     assert (deep[deep.shape[0] // 2, deep.shape[1] // 2] == (1000, 2000, 65535)).all()
 
@@ -239,11 +246,15 @@ def test_trim_matches_numpy_bounding_box(seed: int) -> None:
     shape = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
     frame[shape] = (20, 40, 60)
     rows, cols = np.flatnonzero(shape.any(1)), np.flatnonzero(shape.any(0))
-    box = {"x": int(cols[0]), "y": int(rows[0]), "width": int(cols[-1] - cols[0] + 1),
-           "height": int(rows[-1] - rows[0] + 1)}
+    box = {
+        "x": int(cols[0]),
+        "y": int(rows[0]),
+        "width": int(cols[-1] - cols[0] + 1),
+        "height": int(rows[-1] - rows[0] + 1),
+    }
     out, reported = run_trim(frame)
     assert reported == box
-    np.testing.assert_array_equal(out, frame[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
+    np.testing.assert_array_equal(out, frame[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
 def test_trim_uniform_unchanged_uint16_and_alpha() -> None:
@@ -269,8 +280,9 @@ def run_extend(frame: np.ndarray, **fields: object) -> np.ndarray:
     return out.first
 
 
-@pytest.mark.parametrize("mode,np_mode", [("copy", "edge"), ("repeat", "wrap"),
-                                          ("mirror", "symmetric")])
+@pytest.mark.parametrize(
+    "mode,np_mode", [("copy", "edge"), ("repeat", "wrap"), ("mirror", "symmetric")]
+)
 @pytest.mark.parametrize("channels", [3, 4])
 def test_extend_modes_match_np_pad(mode: str, np_mode: str, channels: int) -> None:
     frame = np.random.default_rng(channels).integers(0, 256, (5, 7, channels), dtype=np.uint8)
@@ -299,6 +311,7 @@ def test_extend_background() -> None:
 
 # --- resize: quality and alignment ----------------------------------------------------------------
 
+
 def _textured(width: int = 640, height: int = 480) -> np.ndarray:
     """A photo-like scene with fine grain: detail at every scale, where filters differ."""
     import cv2
@@ -325,8 +338,7 @@ def test_shrinking_is_as_good_as_area_averaging_against_lanczos(width: int) -> N
 
     reference = luma(np.asarray(Image.fromarray(source).resize((width, height), Image.LANCZOS)))
     ours = ssim(luma(run_resize(source, width=width)), reference)
-    area = ssim(luma(cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)),
-                reference)
+    area = ssim(luma(cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)), reference)
     assert ours >= 0.96 and ours >= area - 0.01, (ours, area)
 
 
@@ -335,7 +347,7 @@ def test_shrinking_keeps_features_where_they_were(factor: float) -> None:
     """A soft bright ridge centred at x lands at (x + 0.5) / factor - 0.5 in the output
     (pixel centres map to pixel centres), measured as the intensity centroid."""
     width, centre = 120, 61.3
-    ridge = 255 * np.exp(-((np.arange(width) - centre) ** 2) / (2 * 3.0 ** 2))
+    ridge = 255 * np.exp(-((np.arange(width) - centre) ** 2) / (2 * 3.0**2))
     frame = np.repeat(np.tile(np.rint(ridge).astype(np.uint8), (24, 1))[:, :, None], 3, 2)
     out = run_resize(frame, width=int(width / factor)).astype(np.float64)[4, :, 0]
     centroid = float((out * np.arange(out.size)).sum() / out.sum())

@@ -46,14 +46,20 @@ def run_adjust(frame: np.ndarray, **fields: Any) -> np.ndarray:
 def srgb_to_lab(rgb: np.ndarray, top: float = 255.0) -> np.ndarray:
     c = np.asarray(rgb, np.float64) / top
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    m = np.array([[0.4124564, 0.3575761, 0.1804375],
-                  [0.2126729, 0.7151522, 0.0721750],
-                  [0.0193339, 0.1191920, 0.9503041]])
+    m = np.array(
+        [
+            [0.4124564, 0.3575761, 0.1804375],
+            [0.2126729, 0.7151522, 0.0721750],
+            [0.0193339, 0.1191920, 0.9503041],
+        ]
+    )
     xyz = linear @ m.T / np.array([0.95047, 1.0, 1.08883])
     d = 6 / 29
     f = np.where(xyz > d**3, np.cbrt(xyz), xyz / (3 * d * d) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]),
-                     200 * (f[..., 1] - f[..., 2])], axis=-1)
+    return np.stack(
+        [116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])],
+        axis=-1,
+    )
 
 
 def test_textbook_lab_sanity() -> None:
@@ -78,7 +84,7 @@ def test_blur_of_a_dot_is_a_gaussian(sigma: float) -> None:
     assert measured == pytest.approx(sigma, rel=0.10)
     assert np.sqrt((out * ys**2).sum() / mass) == pytest.approx(sigma, rel=0.10)
     # Normalised centre-row profile against exp(-x^2 / 2 sigma^2).
-    expected = np.exp(-(np.arange(n) - 40) ** 2 / (2 * sigma**2))
+    expected = np.exp(-((np.arange(n) - 40) ** 2) / (2 * sigma**2))
     np.testing.assert_allclose(out[40] / out[40, 40], expected, atol=0.03)
 
 
@@ -112,9 +118,14 @@ def test_huge_sigma_on_a_tiny_image_averages_it() -> None:
     np.testing.assert_allclose(out.astype(int), round(3 * 255 / 35), atol=1)  # the mean
 
 
-@pytest.mark.parametrize("dtype,colour", [(np.uint8, (200, 30, 90)),
-                                          (np.uint8, (200, 30, 90, 128)),
-                                          (np.uint16, (51234, 7, 65535, 40000))])
+@pytest.mark.parametrize(
+    "dtype,colour",
+    [
+        (np.uint8, (200, 30, 90)),
+        (np.uint8, (200, 30, 90, 128)),
+        (np.uint16, (51234, 7, 65535, 40000)),
+    ],
+)
 def test_blur_of_a_flat_image_is_unchanged(dtype: Any, colour: tuple[int, ...]) -> None:
     frame = solid(20, 30, colour, dtype)
     out = run_blur(frame, 4.0)
@@ -175,8 +186,10 @@ def test_sharpen_leaves_a_flat_image_unchanged() -> None:
 # --- grayscale ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("dtype,top,channels", [(np.uint8, 255, 3), (np.uint8, 255, 4),
-                                                (np.uint16, 65535, 3), (np.uint16, 65535, 4)])
+@pytest.mark.parametrize(
+    "dtype,top,channels",
+    [(np.uint8, 255, 3), (np.uint8, 255, 4), (np.uint16, 65535, 3), (np.uint16, 65535, 4)],
+)
 def test_grayscale_is_rec709_luminance(dtype: Any, top: int, channels: int) -> None:
     rng = np.random.default_rng(7)
     frame = rng.integers(0, top + 1, (16, 24, channels)).astype(dtype)

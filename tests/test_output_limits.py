@@ -18,19 +18,29 @@ LIMIT = 10_000  # pixels
 
 
 def small(frames: int = 1) -> Picture:
-    return Picture(frames=[np.zeros((50, 50, 3), np.uint8)] * frames, format="png",
-                   max_pixels=LIMIT)
+    return Picture(
+        frames=[np.zeros((50, 50, 3), np.uint8)] * frames, format="png", max_pixels=LIMIT
+    )
 
 
-@pytest.mark.parametrize(("run", "picture"), [
-    (lambda p: resize([p], ResizeJob(input="x", width=101, height=100, fit="fill")), small()),
-    (lambda p: resize([p], ResizeJob(input="x", width=60, fit="inside")), small(3)),
-    (lambda p: extend([p], ExtendJob(input="x", right=60000)), small()),
-    (lambda p: rotate([p], RotateJob(input="x", angle=45)), Picture(
-        frames=[np.zeros((1, 9000, 3), np.uint8)], format="png", max_pixels=LIMIT)),
-    (lambda p: contact_sheet([p] * 4, ContactSheetJob(files=["x"] * 4, cell_width=60,
-                                                       cell_height=60, gap=0)), small()),
-])
+@pytest.mark.parametrize(
+    ("run", "picture"),
+    [
+        (lambda p: resize([p], ResizeJob(input="x", width=101, height=100, fit="fill")), small()),
+        (lambda p: resize([p], ResizeJob(input="x", width=60, fit="inside")), small(3)),
+        (lambda p: extend([p], ExtendJob(input="x", right=60000)), small()),
+        (
+            lambda p: rotate([p], RotateJob(input="x", angle=45)),
+            Picture(frames=[np.zeros((1, 9000, 3), np.uint8)], format="png", max_pixels=LIMIT),
+        ),
+        (
+            lambda p: contact_sheet(
+                [p] * 4, ContactSheetJob(files=["x"] * 4, cell_width=60, cell_height=60, gap=0)
+            ),
+            small(),
+        ),
+    ],
+)
 def test_oversized_outputs_are_refused(run, picture: Picture) -> None:  # noqa: ANN001
     with pytest.raises(FleetError) as caught:
         run(picture)

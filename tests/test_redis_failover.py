@@ -51,22 +51,30 @@ SUBMITTERS = 4
 
 needs_sentinel = pytest.mark.skipif(
     shutil.which("redis-sentinel") is None or shutil.which("redis-server") is None,
-    reason="redis-server and redis-sentinel (Debian packages; `make test` installs them)")
+    reason="redis-server and redis-sentinel (Debian packages; `make test` installs them)",
+)
 
 
 # ---- the URL forms (no servers) --------------------------------------------------------
 
+
 def test_sentinel_urls_parse_into_sentinels_service_db_and_escaped_password() -> None:
     parsed = parse_sentinel_url(
         "redis+sentinel://:p%2Fw%23d%3F@10.0.0.1:26379,sentinel-b,[::1]:26380/mymaster/2"
-        "?sentinel_password=s3")
+        "?sentinel_password=s3"
+    )
     assert parsed.sentinels == (("10.0.0.1", 26379), ("sentinel-b", 26379), ("::1", 26380))
     assert (parsed.service, parsed.db, parsed.password) == ("mymaster", 2, "p/w#d?")
     assert parsed.sentinel_password == "s3" and parsed.username is None
     assert parse_sentinel_url("redis+sentinel://h/m").db == 0
     assert is_sentinel("redis+sentinel://h/m") and not is_sentinel("redis://h:6379/0")
-    for bad in ("redis+sentinel://h", "redis+sentinel://h/m/x", "redis+sentinel:///m",
-                "redis+sentinel://h:port/m", "redis://h/m"):
+    for bad in (
+        "redis+sentinel://h",
+        "redis+sentinel://h/m/x",
+        "redis+sentinel:///m",
+        "redis+sentinel://h:port/m",
+        "redis://h/m",
+    ):
         with pytest.raises(ValueError):
             parse_sentinel_url(bad)
 
@@ -80,6 +88,7 @@ def test_the_broker_follows_the_same_url_through_kombus_sentinel_transport() -> 
 
 
 # ---- a loopback Sentinel deployment ------------------------------------------------------
+
 
 @dataclass
 class Sentinels:
@@ -98,13 +107,25 @@ class Sentinels:
         node_dir = self.workdir / f"redis-{port}"
         node_dir.mkdir(parents=True, exist_ok=True)
         conf = node_dir / "redis.conf"
-        conf.write_text("\n".join([
-            f"port {port}", "bind 127.0.0.1", f"dir {node_dir}", 'save ""', "appendonly no",
-            "daemonize no", "loglevel notice",
-            "repl-diskless-sync-delay 0",  # one replica: no point waiting for more to sync
-            *([f"replicaof 127.0.0.1 {replica_of}"] if replica_of else [])]) + "\n")
-        child = procs.spawn(f"redis-{port}", ["redis-server", str(conf)],
-                            log_file=node_dir / "redis.log")
+        conf.write_text(
+            "\n".join(
+                [
+                    f"port {port}",
+                    "bind 127.0.0.1",
+                    f"dir {node_dir}",
+                    'save ""',
+                    "appendonly no",
+                    "daemonize no",
+                    "loglevel notice",
+                    "repl-diskless-sync-delay 0",  # one replica: no point waiting for more to sync
+                    *([f"replicaof 127.0.0.1 {replica_of}"] if replica_of else []),
+                ]
+            )
+            + "\n"
+        )
+        child = procs.spawn(
+            f"redis-{port}", ["redis-server", str(conf)], log_file=node_dir / "redis.log"
+        )
         self.nodes[port] = child
         procs.wait_until(lambda: procs.port_open(port), 20, f"redis on {port}")
         return child
@@ -115,26 +136,46 @@ class Sentinels:
         self.start_node(replica, replica_of=primary)
         for port in self.sentinel_ports:
             conf = self.workdir / f"sentinel-{port}.conf"  # sentinels rewrite their config
-            conf.write_text("\n".join([
-                f"port {port}", "bind 127.0.0.1", f"dir {self.workdir}", "daemonize no",
-                "loglevel notice",
-                f"sentinel monitor {MASTER} 127.0.0.1 {primary} 2",
-                f"sentinel down-after-milliseconds {MASTER} 1000",
-                f"sentinel failover-timeout {MASTER} 3000",
-                f"sentinel parallel-syncs {MASTER} 1"]) + "\n")
-            self.sentinels.append(procs.spawn(
-                f"sentinel-{port}", ["redis-sentinel", str(conf)],
-                log_file=self.workdir / f"sentinel-{port}.log"))
+            conf.write_text(
+                "\n".join(
+                    [
+                        f"port {port}",
+                        "bind 127.0.0.1",
+                        f"dir {self.workdir}",
+                        "daemonize no",
+                        "loglevel notice",
+                        f"sentinel monitor {MASTER} 127.0.0.1 {primary} 2",
+                        f"sentinel down-after-milliseconds {MASTER} 1000",
+                        f"sentinel failover-timeout {MASTER} 3000",
+                        f"sentinel parallel-syncs {MASTER} 1",
+                    ]
+                )
+                + "\n"
+            )
+            self.sentinels.append(
+                procs.spawn(
+                    f"sentinel-{port}",
+                    ["redis-sentinel", str(conf)],
+                    log_file=self.workdir / f"sentinel-{port}.log",
+                )
+            )
         # Ready when the replica is in sync and every sentinel knows the replica and the
         # two other sentinels (they find each other through the master within seconds).
         replica_client = redis.Redis(port=replica)
-        procs.wait_until(lambda: replica_client.info("replication")["master_link_status"]
-                         == "up", 30, "the replica's link")
+        procs.wait_until(
+            lambda: replica_client.info("replication")["master_link_status"] == "up",
+            30,
+            "the replica's link",
+        )
         for port in self.sentinel_ports:
             sentinel = redis.Redis(port=port)
             procs.wait_until(
-                lambda s=sentinel: len(s.sentinel_sentinels(MASTER)) == 2
-                and len(s.sentinel_slaves(MASTER)) == 1, 60, f"sentinel {port}")
+                lambda s=sentinel: (
+                    len(s.sentinel_sentinels(MASTER)) == 2 and len(s.sentinel_slaves(MASTER)) == 1
+                ),
+                60,
+                f"sentinel {port}",
+            )
 
     def master_port(self) -> int | None:
         """The master's port as a majority of the sentinels reports it."""
@@ -159,8 +200,11 @@ class Sentinels:
 
 @pytest.fixture
 def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
-    deployment = Sentinels(tmp_path / "redis", [procs.free_port() for _ in range(2)],
-                           [procs.free_port() for _ in range(3)])
+    deployment = Sentinels(
+        tmp_path / "redis",
+        [procs.free_port() for _ in range(2)],
+        [procs.free_port() for _ in range(3)],
+    )
     deployment.workdir.mkdir(parents=True)
     try:
         deployment.start()
@@ -183,7 +227,8 @@ def test_wait_confirms_a_replica_and_refuses_without_one(sentinels: Sentinels) -
 @pytest.mark.fleet
 @needs_sentinel
 def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
-        sentinels: Sentinels) -> None:
+    sentinels: Sentinels,
+) -> None:
     """The gateway's fast path writes the task message to the master itself: it must be
     what Celery sends through the sentinel transport, in the list the workers pop."""
     from kombu import Connection
@@ -198,8 +243,14 @@ def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
     soft, hard = time_limits("ocr", cfg)
     url, options = kombu_broker(sentinels.url)
     with Connection(url, transport_options=options) as connection:
-        app.send_task(RUN_JOB, args=["job-1"], queue=probe, connection=connection,
-                      soft_time_limit=soft, time_limit=hard)
+        app.send_task(
+            RUN_JOB,
+            args=["job-1"],
+            queue=probe,
+            connection=connection,
+            soft_time_limit=soft,
+            time_limit=hard,
+        )
     client = connect(sentinels.url)
     theirs = client.lpop(probe)
     client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
@@ -209,6 +260,7 @@ def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
 
 
 # ---- the fleet through a failover --------------------------------------------------------
+
 
 @dataclass
 class Submissions:
@@ -228,8 +280,9 @@ def _submit_all(fleet: Fleet, keys: list[str], log: Submissions, body: dict) -> 
             while True:
                 sent = time.monotonic()
                 try:
-                    reply = client.post("/v1/jobs", json=body, headers={"Idempotency-Key": key},
-                                        timeout=15)
+                    reply = client.post(
+                        "/v1/jobs", json=body, headers={"Idempotency-Key": key}, timeout=15
+                    )
                 except httpx.HTTPError as exc:
                     with log.lock:
                         log.refused[type(exc).__name__] += 1
@@ -245,7 +298,8 @@ def _submit_all(fleet: Fleet, keys: list[str], log: Submissions, body: dict) -> 
                     with log.lock:
                         log.refused[reply.json()["error"]["message"][:40]] += 1
                         if reply.status_code != 503 or reply.json()["error"]["code"] != (
-                                "UNAVAILABLE"):
+                            "UNAVAILABLE"
+                        ):
                             log.unexpected.append(f"{reply.status_code} {reply.text}")
                 if time.monotonic() > deadline:
                     log.unexpected.append(f"{key} refused for 120 s")
@@ -271,28 +325,43 @@ def _wait_for_jobs(jobs: JobStore, job_ids: list[str], timeout: float) -> dict[s
 
 @pytest.mark.fleet
 @needs_sentinel
-def test_the_fleet_carries_on_through_a_primary_failover(sentinels: Sentinels,
-                                                          tmp_path: Path) -> None:
-    fleet = start_fleet(tmp_path / "var", {
-        "FLEET_REDIS_URL": sentinels.url, "FLEET_BROKER_URL": "",  # broker: the same URL
-        "FLEET_REQUEUE_AFTER_SECONDS": "5", "FLEET_SWEEP_INTERVAL": "1"})
+def test_the_fleet_carries_on_through_a_primary_failover(
+    sentinels: Sentinels, tmp_path: Path
+) -> None:
+    fleet = start_fleet(
+        tmp_path / "var",
+        {
+            "FLEET_REDIS_URL": sentinels.url,
+            "FLEET_BROKER_URL": "",  # broker: the same URL
+            "FLEET_REQUEUE_AFTER_SECONDS": "5",
+            "FLEET_SWEEP_INTERVAL": "1",
+        },
+    )
     try:
         client = connect(sentinels.url, socket_timeout=5)
         jobs, ledger = JobStore(client, 3600), Ledger(client)
         with fleet.client() as http:
-            http.put("/v1/objects/in.png", content=images.encode(
-                np.full((48, 64, 3), 90, np.uint8))).raise_for_status()
+            http.put(
+                "/v1/objects/in.png", content=images.encode(np.full((48, 64, 3), 90, np.uint8))
+            ).raise_for_status()
             balance_before = http.get("/v1/usage").json()["balance_micros"]
         captures_before = sum(1 for e in ledger.entries("dev") if e["kind"] == "capture")
         assert captures_before == 0
 
         log = Submissions()
         keys = [f"failover-{i}" for i in range(JOBS)]
-        bodies = [{"operation": "grayscale", "input": "in.png"},
-                  {"operation": "metadata", "input": "in.png"}]
-        threads = [threading.Thread(target=_submit_all, daemon=True,
-                                    args=(fleet, keys[i::SUBMITTERS], log,
-                                          bodies[i % 2])) for i in range(SUBMITTERS)]
+        bodies = [
+            {"operation": "grayscale", "input": "in.png"},
+            {"operation": "metadata", "input": "in.png"},
+        ]
+        threads = [
+            threading.Thread(
+                target=_submit_all,
+                daemon=True,
+                args=(fleet, keys[i::SUBMITTERS], log, bodies[i % 2]),
+            )
+            for i in range(SUBMITTERS)
+        ]
         started = time.monotonic()
         for thread in threads:
             thread.start()
@@ -305,8 +374,9 @@ def test_the_fleet_carries_on_through_a_primary_failover(sentinels: Sentinels,
         accepted_before_kill = len(log.accepted)
         # The pause, timed by a client that starts submitting now (the stream's clients may
         # be held up by keys whose claim, but not job, reached the replica).
-        prober = threading.Thread(target=_submit_all, daemon=True,
-                                  args=(fleet, ["failover-probe"], log, bodies[0]))
+        prober = threading.Thread(
+            target=_submit_all, daemon=True, args=(fleet, ["failover-probe"], log, bodies[0])
+        )
         prober.start()
         threads.append(prober)
         procs.wait_until(lambda: sentinels.master_port() == replica, 30, "the failover")
@@ -327,7 +397,8 @@ def test_the_fleet_carries_on_through_a_primary_failover(sentinels: Sentinels,
         states = _wait_for_jobs(jobs, job_ids, 180)
         ended = time.monotonic()
         assert Counter(states.values()) == Counter({"succeeded": JOBS + 1}), Counter(
-            states.values())
+            states.values()
+        )
         procs.wait_until(lambda: not ledger.open_holds("dev"), 60, "orphaned holds released")
         entries = ledger.entries("dev")
         captures = Counter(e["job"] for e in entries if e["kind"] == "capture")
@@ -340,17 +411,22 @@ def test_the_fleet_carries_on_through_a_primary_failover(sentinels: Sentinels,
         reconcile = subprocess.run(
             [sys.executable, "-m", "imagefleet.cli", "billing", "reconcile"],
             env=dict(os.environ, FLEET_REDIS_URL=sentinels.url, FLEET_VAR_DIR=str(fleet.var_dir)),
-            capture_output=True, text=True, timeout=60)
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert reconcile.returncode == 0, reconcile.stdout + reconcile.stderr
 
         first_after = min(answered for sent, answered in log.accepted_at if sent > killed)
-        print(f"\nsentinel failover: {JOBS + 1} jobs ({accepted_before_kill} accepted before"
-              f" the kill), {sum(log.refused.values())} refusals retried {dict(log.refused)};"
-              f" sentinels name the new master {promoted - killed:.2f} s after the kill"
-              f" (polled every 0.1 s), old primary restarted as its replica at"
-              f" {restarted - killed:.2f} s; failover pause (kill -> first 202)"
-              f" {first_after - killed:.2f} s; {len(captures)} captures, one per job;"
-              f" submissions {submitted - started:.1f} s, all ended {ended - started:.1f} s")
+        print(
+            f"\nsentinel failover: {JOBS + 1} jobs ({accepted_before_kill} accepted before"
+            f" the kill), {sum(log.refused.values())} refusals retried {dict(log.refused)};"
+            f" sentinels name the new master {promoted - killed:.2f} s after the kill"
+            f" (polled every 0.1 s), old primary restarted as its replica at"
+            f" {restarted - killed:.2f} s; failover pause (kill -> first 202)"
+            f" {first_after - killed:.2f} s; {len(captures)} captures, one per job;"
+            f" submissions {submitted - started:.1f} s, all ended {ended - started:.1f} s"
+        )
         client.close()
     finally:
         fleet.stop()

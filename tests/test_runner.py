@@ -42,14 +42,28 @@ def parts(dir_fleet: Fleet, tmp_path: Path) -> Iterator[Parts]:
     client.close()
 
 
-def _record(jobs: JobStore, status: JobStatus = JobStatus.QUEUED, attempts: int = 0,
-            task_id: str | None = None, started_ago: float = 0.0) -> str:
+def _record(
+    jobs: JobStore,
+    status: JobStatus = JobStatus.QUEUED,
+    attempts: int = 0,
+    task_id: str | None = None,
+    started_ago: float = 0.0,
+) -> str:
     spec = CropJob(input="in.png", rect=Rect(0, 0, 8, 8), format="png")
     created = now()
     started = created - timedelta(seconds=started_ago) if status == JobStatus.RUNNING else None
-    record = JobRecord(id=new_job_id(), tenant="t", operation="crop", status=status, spec=spec,
-                       created_at=created, updated_at=created, attempts=attempts,
-                       task_id=task_id, started_at=started)
+    record = JobRecord(
+        id=new_job_id(),
+        tenant="t",
+        operation="crop",
+        status=status,
+        spec=spec,
+        created_at=created,
+        updated_at=created,
+        attempts=attempts,
+        task_id=task_id,
+        started_at=started,
+    )
     jobs.create(record)
     return record.id
 
@@ -85,8 +99,7 @@ def test_a_redelivered_running_job_under_the_cap_runs_again(parts: Parts) -> Non
     assert record is not None and record.status == JobStatus.SUCCEEDED and record.attempts == 2
 
 
-def test_a_redelivered_message_reruns_but_a_duplicate_waits_for_the_owner(
-        parts: Parts) -> None:
+def test_a_redelivered_message_reruns_but_a_duplicate_waits_for_the_owner(parts: Parts) -> None:
     jobs, store = parts
     cfg = load_settings()
     # The sweeper's copy while the first message's run is alive (its lease is renewed, even
@@ -128,8 +141,7 @@ def test_a_lease_is_renewed_while_its_run_lasts_and_released_after(parts: Parts)
     assert not [t for t in threading.enumerate() if t.name == f"lease {job_id}"]
 
 
-def test_a_run_whose_lease_was_taken_stops_and_leaves_the_new_owner_alone(
-        parts: Parts) -> None:
+def test_a_run_whose_lease_was_taken_stops_and_leaves_the_new_owner_alone(parts: Parts) -> None:
     jobs, _ = parts
     client, job_id = jobs.redis, new_job_id()
     client.set(lease.key(job_id), 1, px=600)
@@ -145,16 +157,26 @@ def test_a_run_whose_lease_was_taken_stops_and_leaves_the_new_owner_alone(
 def test_a_run_that_lost_its_job_to_a_copy_writes_nothing(parts: Parts) -> None:
     jobs, store = parts
     cfg = replace(load_settings(), lease_seconds=30)
-    store.put(tenant_key("t", "big.png"), images.encode(images.photo_like(1500, 1000)),
-              "image/png")
-    spec = PipelineJob(input="big.png", format="png",
-                       steps=[{"operation": "blur", "sigma": 25}] * 10)
+    store.put(tenant_key("t", "big.png"), images.encode(images.photo_like(1500, 1000)), "image/png")
+    spec = PipelineJob(
+        input="big.png", format="png", steps=[{"operation": "blur", "sigma": 25}] * 10
+    )
     created = now()
     job_id = new_job_id()
-    jobs.create(JobRecord(id=job_id, tenant="t", operation="pipeline", status=JobStatus.QUEUED,
-                          spec=spec, created_at=created, updated_at=created))
-    run = threading.Thread(target=run_job, args=(job_id, jobs, store, cfg),
-                           kwargs={"task_id": "stalled"})
+    jobs.create(
+        JobRecord(
+            id=job_id,
+            tenant="t",
+            operation="pipeline",
+            status=JobStatus.QUEUED,
+            spec=spec,
+            created_at=created,
+            updated_at=created,
+        )
+    )
+    run = threading.Thread(
+        target=run_job, args=(job_id, jobs, store, cfg), kwargs={"task_id": "stalled"}
+    )
     run.start()
     deadline = time.monotonic() + 20
     while (record := jobs.get(job_id)) is None or record.status is not JobStatus.RUNNING:
@@ -172,8 +194,9 @@ def test_a_run_that_lost_its_job_to_a_copy_writes_nothing(parts: Parts) -> None:
     assert record.attempts == 2 and record.result is None
     assert store.size(tenant_key("t", f"jobs/{job_id}/output.png")) is None
     assert jobs.redis.get(lease.key(job_id)) == b"2"
-    jobs.update(job_id, (JobStatus.RUNNING,), lambda rec: setattr(rec, "status",
-                                                                  JobStatus.CANCELED))
+    jobs.update(
+        job_id, (JobStatus.RUNNING,), lambda rec: setattr(rec, "status", JobStatus.CANCELED)
+    )
     jobs.redis.delete(lease.key(job_id))
     jobs.redis.zrem(lease.INDEX, job_id)
 

@@ -18,19 +18,34 @@ def test_other_tenants_cannot_cancel_redeliver_or_list_a_job(dir_fleet: Fleet) -
     _, theirs = accounts.create(f"sec{np.random.default_rng().integers(10**9)}", 1_000_000)
     with dir_fleet.client(mine) as a, dir_fleet.client(theirs) as b:
         a.put("/v1/objects/s.png", content=images.encode(np.zeros((8, 8, 3), np.uint8)))
-        job = a.post("/v1/jobs?wait=30", json={"operation": "grayscale", "input": "s.png",
-                                                "webhook_url": "http://127.0.0.1:9/x"}).json()
-        for response in (b.delete(f"/v1/jobs/{job['id']}"),
-                         b.post(f"/v1/jobs/{job['id']}/webhook/redeliver"),
-                         b.get(f"/v1/jobs/{job['id']}/events"),
-                         b.get(f"/v1/objects/{job['result']['output']}")):
+        job = a.post(
+            "/v1/jobs?wait=30",
+            json={
+                "operation": "grayscale",
+                "input": "s.png",
+                "webhook_url": "http://127.0.0.1:9/x",
+            },
+        ).json()
+        for response in (
+            b.delete(f"/v1/jobs/{job['id']}"),
+            b.post(f"/v1/jobs/{job['id']}/webhook/redeliver"),
+            b.get(f"/v1/jobs/{job['id']}/events"),
+            b.get(f"/v1/objects/{job['result']['output']}"),
+        ):
             assert response.status_code == 404, response.text
         assert job["id"] not in {j["id"] for j in b.get("/v1/jobs?limit=100").json()["jobs"]}
         assert a.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded"  # untouched
 
 
-@pytest.mark.parametrize("url", ["http://localhost:8080/hook", "http://ip6-localhost/hook",
-                                 "http://localhost./hook", "http://no-such-host.invalid/h"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://localhost:8080/hook",
+        "http://ip6-localhost/hook",
+        "http://localhost./hook",
+        "http://no-such-host.invalid/h",
+    ],
+)
 def test_dns_names_of_forbidden_addresses_are_refused(url: str) -> None:
     with pytest.raises(Refused):
         check_address(url, allow_loopback=False, allow_private=False)

@@ -34,17 +34,24 @@ def account(fleet_stack: Stack) -> tuple[str, str]:
     return fleet_stack.create_account("quickstart", "100.00")
 
 
-
-def test_readme_quickstart_crop_through_the_load_balancer(fleet_stack: Stack,
-                                                           account: tuple[str, str]) -> None:
+def test_readme_quickstart_crop_through_the_load_balancer(
+    fleet_stack: Stack, account: tuple[str, str]
+) -> None:
     key, _ = account
     photo = images.encode(images.photo_like(1000, 700, seed=5), "JPEG", quality=90)
     with api_client(fleet_stack, key) as client:
         client.put("/v1/objects/photo.jpg", content=photo).raise_for_status()  # 1. upload
-        submitted = client.post("/v1/jobs", json={  # 2. submit the crop
-            "operation": "crop", "input": "photo.jpg", "output": "cropped.jpg",
-            "rect": {"x": 100, "y": 50, "width": 800, "height": 600}, "format": "jpeg",
-            "quality": 90})
+        submitted = client.post(
+            "/v1/jobs",
+            json={  # 2. submit the crop
+                "operation": "crop",
+                "input": "photo.jpg",
+                "output": "cropped.jpg",
+                "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
+                "format": "jpeg",
+                "quality": 90,
+            },
+        )
         assert submitted.status_code == 202, submitted.text
         job = wait_job(client, submitted.json()["id"])  # 3. poll
         assert job["status"] == "succeeded", job
@@ -55,19 +62,29 @@ def test_readme_quickstart_crop_through_the_load_balancer(fleet_stack: Stack,
 
 
 def test_one_job_of_every_pool_and_a_webhook_to_another_container(
-        fleet_stack: Stack, account: tuple[str, str], stack_receiver: str) -> None:
+    fleet_stack: Stack, account: tuple[str, str], stack_receiver: str
+) -> None:
     key, webhook_secret = account
     with api_client(fleet_stack, key) as client:
-        client.put("/v1/objects/pools.jpg", content=images.encode(
-            images.photo_like(640, 480, seed=2), "JPEG")).raise_for_status()
+        client.put(
+            "/v1/objects/pools.jpg",
+            content=images.encode(images.photo_like(640, 480, seed=2), "JPEG"),
+        ).raise_for_status()
         client.put("/v1/objects/text.png", content=text_png("Hello stack 42")).raise_for_status()
         bodies = {
             "cpu": {"operation": "resize", "input": "pools.jpg", "width": 320},
             "ocr": {"operation": "ocr", "input": "text.png"},
-            "render": {"operation": "from-html", "html": "<h1>Stack 你好</h1>",
-                       "width": 400, "height": 200},
-            "webhooks": {"operation": "grayscale", "input": "pools.jpg",
-                         "webhook_url": "http://hooks:9000/imagefleet"},
+            "render": {
+                "operation": "from-html",
+                "html": "<h1>Stack 你好</h1>",
+                "width": 400,
+                "height": 200,
+            },
+            "webhooks": {
+                "operation": "grayscale",
+                "input": "pools.jpg",
+                "webhook_url": "http://hooks:9000/imagefleet",
+            },
         }
         jobs = {}
         for pool, body in bodies.items():
@@ -91,10 +108,12 @@ def test_one_job_of_every_pool_and_a_webhook_to_another_container(
 
 
 def test_flower_is_on_loopback_behind_basic_auth_and_sees_the_workers(
-        fleet_stack: Stack, account: tuple[str, str]) -> None:
+    fleet_stack: Stack, account: tuple[str, str]
+) -> None:
     flower = fleet_stack.container("flower")
-    bindings = json.loads(docker("inspect", "--format",
-                                 "{{json .NetworkSettings.Ports}}", flower).stdout)
+    bindings = json.loads(
+        docker("inspect", "--format", "{{json .NetworkSettings.Ports}}", flower).stdout
+    )
     assert [b["HostIp"] for b in bindings["5555/tcp"]] == ["127.0.0.1"], bindings
     url = f"http://127.0.0.1:{fleet_stack.flower_port}"
     user, password = fleet_stack.flower_auth.split(":", 1)
@@ -115,10 +134,15 @@ def test_flower_is_on_loopback_behind_basic_auth_and_sees_the_workers(
     # Task events: a job run now must show up in Flower's task list.
     key, _ = account
     with api_client(fleet_stack, key) as client:
-        client.put("/v1/objects/flower.jpg", content=images.encode(
-            images.photo_like(64, 48, seed=1), "JPEG")).raise_for_status()
-        job_id = client.post("/v1/jobs", json={"operation": "metadata", "input": "flower.jpg"}
-                             ).raise_for_status().json()["id"]
+        client.put(
+            "/v1/objects/flower.jpg",
+            content=images.encode(images.photo_like(64, 48, seed=1), "JPEG"),
+        ).raise_for_status()
+        job_id = (
+            client.post("/v1/jobs", json={"operation": "metadata", "input": "flower.jpg"})
+            .raise_for_status()
+            .json()["id"]
+        )
         assert wait_job(client, job_id)["status"] == "succeeded"
     seen: dict[str, Any] = {}
     deadline = time.monotonic() + 10

@@ -84,15 +84,22 @@ class FaultRun:
     def kill_busy_worker(self) -> None:
         """docker kill the worker-cpu container that is running jobs right now (Celery's
         inspect names them), remembering which jobs it had."""
-        code = ("import json; from worker.celery_app import app;"
-                " print(json.dumps(app.control.inspect(timeout=1.5).active() or {}))")
+        code = (
+            "import json; from worker.celery_app import app;"
+            " print(json.dumps(app.control.inspect(timeout=1.5).active() or {}))"
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             active = json.loads(self.running.python(code, service="sweeper"))
-            hosts = {docker("inspect", "--format", "{{.Config.Hostname}}", name).stdout.strip():
-                     name for name in self.running.containers("worker-cpu")}
-            busy = [(node, tasks) for node, tasks in active.items()
-                    if node.startswith("cpu-") and tasks and node.split("@")[1] in hosts]
+            hosts = {
+                docker("inspect", "--format", "{{.Config.Hostname}}", name).stdout.strip(): name
+                for name in self.running.containers("worker-cpu")
+            }
+            busy = [
+                (node, tasks)
+                for node, tasks in active.items()
+                if node.startswith("cpu-") and tasks and node.split("@")[1] in hosts
+            ]
             if busy:
                 node, tasks = max(busy, key=lambda item: len(item[1]))
                 name = hosts[node.split("@")[1]]
@@ -119,8 +126,9 @@ class FaultRun:
         time.sleep(2)
         docker("start", name)  # a killed container stays down under unless-stopped
         self.faults.append(f"docker kill {name}, docker start after 2 s (append-only file)")
-        self.say(f"faults: killed Redis {name} and started it again"
-                 f" ({time.monotonic() - killed:.1f} s)")
+        self.say(
+            f"faults: killed Redis {name} and started it again ({time.monotonic() - killed:.1f} s)"
+        )
 
 
 def _inputs() -> dict[str, bytes]:
@@ -129,26 +137,43 @@ def _inputs() -> dict[str, bytes]:
     ImageDraw.Draw(logo).rectangle((60, 40, 240, 160), fill=(200, 30, 30, 255))
     buf = io.BytesIO()
     logo.save(buf, "PNG")
-    return {"photo.jpg": photo, "logo.png": buf.getvalue(), "text.png": text_png("fault run 7"),
-            "big.jpg": images.encode(images.photo_like(2400, 1800, seed=3), "JPEG"),
-            "corrupt.jpg": photo[:300] + random.Random(1).randbytes(2000)}
+    return {
+        "photo.jpg": photo,
+        "logo.png": buf.getvalue(),
+        "text.png": text_png("fault run 7"),
+        "big.jpg": images.encode(images.photo_like(2400, 1800, seed=3), "JPEG"),
+        "corrupt.jpg": photo[:300] + random.Random(1).randbytes(2000),
+    }
 
 
 JOB_MIX: list[tuple[int, dict[str, Any]]] = [
     (6, {"operation": "resize", "input": "photo.jpg", "width": 200}),
-    (3, {"operation": "crop", "input": "photo.jpg", "width": 120, "height": 90,
-         "gravity": "entropy"}),
+    (
+        3,
+        {
+            "operation": "crop",
+            "input": "photo.jpg",
+            "width": 120,
+            "height": 90,
+            "gravity": "entropy",
+        },
+    ),
     (2, {"operation": "convert", "input": "logo.png", "format": "webp"}),
     (2, {"operation": "blur", "input": "photo.jpg", "sigma": 2}),
-    (2, {"operation": "pipeline", "input": "photo.jpg",
-         "steps": [{"operation": "resize", "width": 320}, {"operation": "sharpen"}]}),
+    (
+        2,
+        {
+            "operation": "pipeline",
+            "input": "photo.jpg",
+            "steps": [{"operation": "resize", "width": 320}, {"operation": "sharpen"}],
+        },
+    ),
     (3, {"operation": "resize", "input": "big.jpg", "width": 5000, "format": "webp"}),  # ~1 s
     (1, {"operation": "metadata", "input": "photo.jpg"}),
     (1, {"operation": "dominant-color", "input": "logo.png"}),
     (2, {"operation": "ocr", "input": "text.png"}),
     (1, {"operation": "from-html", "html": "<p>fault run</p>", "width": 200, "height": 100}),
-    (1, {"operation": "grayscale", "input": "logo.png",
-         "webhook_url": "http://hooks:9000/fault"}),
+    (1, {"operation": "grayscale", "input": "logo.png", "webhook_url": "http://hooks:9000/fault"}),
     (1, {"operation": "grayscale", "input": "corrupt.jpg"}),  # fails: unreadable
 ]
 
@@ -186,23 +211,29 @@ def _seconds(stamp: str | None) -> float:
 
 
 def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
-        fleet_stack: Stack, stack_receiver: str, request: pytest.FixtureRequest) -> None:
+    fleet_stack: Stack, stack_receiver: str, request: pytest.FixtureRequest
+) -> None:
     say = say_to(request)
     name = "faults"
     key, _ = fleet_stack.create_account(name, "1000.00", rate_limit=100_000)
     before = _ledger(fleet_stack, name)["balance"]
     run = FaultRun(fleet_stack, key, say)
     rng = random.Random(14)
-    plan = [rng.choices([b for _, b in JOB_MIX], [w for w, _ in JOB_MIX])[0]
-            for _ in range(FAULT_JOBS)]
-    faults = [(0.15, run.kill_busy_worker), (0.4, run.kill_gateway),
-              (0.65, run.kill_and_restart_redis)]
+    plan = [
+        rng.choices([b for _, b in JOB_MIX], [w for w, _ in JOB_MIX])[0] for _ in range(FAULT_JOBS)
+    ]
+    faults = [
+        (0.15, run.kill_busy_worker),
+        (0.4, run.kill_gateway),
+        (0.65, run.kill_and_restart_redis),
+    ]
 
     def fault_schedule() -> None:  # one after another, as the submissions pass each mark
         for share, fault in faults:
             while run.submitted < FAULT_JOBS * share:
                 time.sleep(0.05)
             fault()
+
     with api_client(fleet_stack, key) as client:
         for object_name, data in _inputs().items():
             client.put(f"/v1/objects/{object_name}", content=data).raise_for_status()
@@ -244,14 +275,17 @@ def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
     problems = list(run.problems)
     problems += [f"{j} never ended" for j in job_ids if j not in ended]
     if listed != set(job_ids):
-        problems.append(f"the account lists {len(listed)} jobs for {len(job_ids)} accepted"
-                        f" (extra {sorted(listed - set(job_ids))[:5]})")
+        problems.append(
+            f"the account lists {len(listed)} jobs for {len(job_ids)} accepted"
+            f" (extra {sorted(listed - set(job_ids))[:5]})"
+        )
     captures = Counter(e["job"] for e in books["entries"] if e["kind"] == "capture")
     captured = sum(int(e["amount"]) for e in books["entries"] if e["kind"] == "capture")
     statuses: Counter[str] = Counter()
     for job_id, job in ended.items():
-        statuses[job["status"] if job["status"] != "failed"
-                 else f"failed {job['error']['code']}"] += 1
+        statuses[
+            job["status"] if job["status"] != "failed" else f"failed {job['error']['code']}"
+        ] += 1
         if job["status"] == "succeeded":
             if captures[job_id] != 1:
                 problems.append(f"{job_id}: succeeded with {captures[job_id]} captures")
@@ -261,17 +295,23 @@ def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
             problems.append(f"{job_id} ({job['operation']}) failed: {job['error']}")
         if job["status"] != "failed" and job_id in run.expect_fail:
             problems.append(f"{job_id}: a corrupt input did not fail")
-    charged = sum(j["billing"]["charged_micros"] for j in ended.values()
-                  if j["status"] == "succeeded")
+    charged = sum(
+        j["billing"]["charged_micros"] for j in ended.values() if j["status"] == "succeeded"
+    )
     if before - books["balance"] != captured or captured != charged:
-        problems.append(f"balance moved {before - books['balance']}, captures {captured},"
-                        f" jobs charged {charged}")
+        problems.append(
+            f"balance moved {before - books['balance']}, captures {captured},"
+            f" jobs charged {charged}"
+        )
     if books["held"] or books["open_holds"]:
         problems.append(f"holds left: {books['held']} {books['open_holds']}")
     if reconcile.returncode != 0:
         problems.append(f"reconcile: {reconcile.stdout[-600:]}")
-    hooked = {json.loads(c["body"])["id"] for c in fleet_stack.hooks(stack_receiver)
-              if c["path"] == "/fault"}
+    hooked = {
+        json.loads(c["body"])["id"]
+        for c in fleet_stack.hooks(stack_receiver)
+        if c["path"] == "/fault"
+    }
     want_hooks = {j for j, job in ended.items() if (job["spec"].get("webhook_url") or "")}
     if want_hooks - hooked:
         problems.append(f"{len(want_hooks - hooked)} webhook(s) never delivered")
@@ -287,16 +327,23 @@ def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
         for line in sweeper_log.splitlines():
             if job_id in line and "sending it again" in line and line.startswith("{"):
                 resends.setdefault(job_id, _seconds(json.loads(line)["ts"]) - killed_at)
-    rerun_text = (f"{len(reruns)} of {len(run.victim_jobs)} sent again after"
-                  f" {'/'.join(f'{v:.0f}' for v in resends.values()) or '?'} s, running again"
-                  f" after {min(reruns.values()):.0f}-{max(reruns.values()):.0f} s" if reruns
-                  else f"none of {len(run.victim_jobs)} needed to run again")
-    say(f"faults: {len(job_ids)} jobs ({FAULT_JOBS} submitted, retries {dict(run.retries)}),"
-        f" faults: {'; '.join(run.faults)}")
-    say(f"faults: wall {wall:.0f} s, {len(job_ids) / wall:.1f} jobs/s; ended"
+    rerun_text = (
+        f"{len(reruns)} of {len(run.victim_jobs)} sent again after"
+        f" {'/'.join(f'{v:.0f}' for v in resends.values()) or '?'} s, running again"
+        f" after {min(reruns.values()):.0f}-{max(reruns.values()):.0f} s"
+        if reruns
+        else f"none of {len(run.victim_jobs)} needed to run again"
+    )
+    say(
+        f"faults: {len(job_ids)} jobs ({FAULT_JOBS} submitted, retries {dict(run.retries)}),"
+        f" faults: {'; '.join(run.faults)}"
+    )
+    say(
+        f"faults: wall {wall:.0f} s, {len(job_ids) / wall:.1f} jobs/s; ended"
         f" {dict(statuses)}; {sum(captures.values())} captures = {captured} micro-$;"
         f" reruns {sum(j['attempts'] > 1 for j in ended.values())}; killed worker's jobs:"
         f" {rerun_text}; webhooks {len(hooked & want_hooks)}/{len(want_hooks)};"
-        f" reconcile: {reconcile.stdout.strip().splitlines()[-1] if reconcile.stdout else '?'}")
+        f" reconcile: {reconcile.stdout.strip().splitlines()[-1] if reconcile.stdout else '?'}"
+    )
     assert len(run.faults) == 3, run.faults
     assert not problems, "\n".join(problems[:40])

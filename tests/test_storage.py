@@ -97,8 +97,9 @@ class _Failing(io.RawIOBase):
         return n
 
 
-def test_put_stream_round_trips_a_multipart_sized_object(store: ObjectStore,
-                                                         tmp_path: Path) -> None:
+def test_put_stream_round_trips_a_multipart_sized_object(
+    store: ObjectStore, tmp_path: Path
+) -> None:
     data = os.urandom(1 << 20) * 11  # over two 5 MiB S3 parts
     with tempfile.TemporaryFile() as f:
         f.write(data)
@@ -108,10 +109,14 @@ def test_put_stream_round_trips_a_multipart_sized_object(store: ObjectStore,
     assert store.get("tenants/t3/big.bin") == data
 
 
-@pytest.mark.parametrize("stream", [lambda: _Failing(7 << 20), lambda: io.BytesIO(b"x" * 100)],
-                         ids=["breaks-mid-way", "shorter-than-declared"])
-def test_a_failed_put_stream_stores_nothing(store: ObjectStore, tmp_path: Path,
-                                           stream: Callable[[], BinaryIO]) -> None:
+@pytest.mark.parametrize(
+    "stream",
+    [lambda: _Failing(7 << 20), lambda: io.BytesIO(b"x" * 100)],
+    ids=["breaks-mid-way", "shorter-than-declared"],
+)
+def test_a_failed_put_stream_stores_nothing(
+    store: ObjectStore, tmp_path: Path, stream: Callable[[], BinaryIO]
+) -> None:
     store.put("tenants/t3/kept.bin", b"the old object", "application/octet-stream")
     for key in ("tenants/t3/kept.bin", "tenants/t3/new.bin"):
         with pytest.raises(OSError):
@@ -122,7 +127,8 @@ def test_a_failed_put_stream_stores_nothing(store: ObjectStore, tmp_path: Path,
 
 
 def test_download_links_are_signed_for_the_public_endpoint(
-        seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    seaweed: SeaweedS3, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The fleet talks to S3 at one address; clients fetch links at another (`?public=`)."""
     import httpx
 
@@ -136,5 +142,6 @@ def test_download_links_are_signed_for_the_public_endpoint(
     assert inner is not None and inner.startswith(f"http://127.0.0.1:{seaweed.port}/")
     monkeypatch.setenv("FLEET_S3_PUBLIC_URL", public)  # the stack's way: beside the URL
     by_env = open_store(seaweed.url("public-test")).presign(
-        "GET", "tenants/t/jobs/j/output.png", 60)
+        "GET", "tenants/t/jobs/j/output.png", 60
+    )
     assert by_env is not None and by_env.startswith(public + "/public-test/")

@@ -30,28 +30,48 @@ pytestmark = pytest.mark.fleet  # starts its own servers
 
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path_factory.mktemp("sweeping") / "var", {
-        "FLEET_REQUEUE_AFTER_SECONDS": "1", "FLEET_SWEEP_INTERVAL": "0.3",
-        "FLEET_SOFT_TIME_LIMIT": "5", "FLEET_HARD_TIME_LIMIT": "10"})
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("sweeping") / "var",
+        {
+            "FLEET_REQUEUE_AFTER_SECONDS": "1",
+            "FLEET_SWEEP_INTERVAL": "0.3",
+            "FLEET_SOFT_TIME_LIMIT": "5",
+            "FLEET_HARD_TIME_LIMIT": "10",
+        },
+    )
     with fleet.client() as client:
-        client.put("/v1/objects/in.png", content=images.encode(
-            images.photo_like(64, 48))).raise_for_status()
+        client.put(
+            "/v1/objects/in.png", content=images.encode(images.photo_like(64, 48))
+        ).raise_for_status()
     yield fleet
     fleet.stop()
 
 
-def _lost_job(jobs: JobStore, ledger: Ledger, status: JobStatus = JobStatus.QUEUED,
-              webhook_url: str | None = None) -> str:
+def _lost_job(
+    jobs: JobStore,
+    ledger: Ledger,
+    status: JobStatus = JobStatus.QUEUED,
+    webhook_url: str | None = None,
+) -> str:
     """A job recorded and held exactly as the gateway does, whose message never arrives."""
     job_id, created = new_job_id(), now()
     spec = GrayscaleJob(input="in.png", webhook_url=webhook_url)
     assert ledger.hold("dev", job_id, 300, "grayscale", 0) is None
-    jobs.create(JobRecord(
-        id=job_id, tenant="dev", operation="grayscale", status=status, spec=spec,
-        created_at=created, updated_at=created,
-        billing=JobBilling(megapixels=64 * 48 / 1e6, quoted_micros=300),
-        webhook={"url": webhook_url, "state": "pending", "deliveries": []}
-        if webhook_url else None))
+    jobs.create(
+        JobRecord(
+            id=job_id,
+            tenant="dev",
+            operation="grayscale",
+            status=status,
+            spec=spec,
+            created_at=created,
+            updated_at=created,
+            billing=JobBilling(megapixels=64 * 48 / 1e6, quoted_micros=300),
+            webhook={"url": webhook_url, "state": "pending", "deliveries": []}
+            if webhook_url
+            else None,
+        )
+    )
     return job_id
 
 
@@ -68,8 +88,9 @@ def test_a_job_whose_message_was_lost_is_sent_again_and_charged_once(fleet: Flee
         assert job["status"] == "succeeded", job
         charged = job["billing"]["charged_micros"]
         assert 0 < charged <= 300
-        assert images.decode(client.get(f"/v1/objects/{job['result']['output']}").content
-                             ).shape[:2] == (48, 64)
+        assert images.decode(client.get(f"/v1/objects/{job['result']['output']}").content).shape[
+            :2
+        ] == (48, 64)
     moves = [(e["kind"], int(e["amount"])) for e in ledger.entries("dev") if e["job"] == job_id]
     assert moves[:2] == [("hold", 300), ("capture", charged)]
     assert [kind for kind, _ in moves[2:]] in ([], ["release"])  # the rest of the hold
@@ -106,15 +127,16 @@ def test_a_hold_whose_job_was_never_recorded_is_released(fleet: Fleet) -> None:
         time.sleep(0.2)
     assert orphan not in ledger.open_holds("dev")
     assert Accounts(client).require("dev").held_micros == before
-    assert [e["kind"] for e in ledger.entries("dev") if e["job"] == orphan] == ["hold",
-                                                                                 "release"]
+    assert [e["kind"] for e in ledger.entries("dev") if e["job"] == orphan] == ["hold", "release"]
 
 
-def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(
-        fleet: Fleet) -> None:
+def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(fleet: Fleet) -> None:
     big = images.encode(images.photo_like(3000, 2000, seed=5), "JPEG", quality=90)
-    slow = {"operation": "pipeline", "input": "slow.jpg",
-            "steps": [{"operation": "blur", "sigma": 30}] * 3}
+    slow = {
+        "operation": "pipeline",
+        "input": "slow.jpg",
+        "steps": [{"operation": "blur", "sigma": 30}] * 3,
+    }
     with fleet.client() as client:
         client.put("/v1/objects/slow.jpg", content=big).raise_for_status()
         job_id = client.post("/v1/jobs", json=slow).json()["id"]
@@ -122,14 +144,18 @@ def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(
         while client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued":
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        [worker] = [pid for pid, (parent, args) in process_table().items()
-                    if parent == fleet.child.pid and "--pool cpu" in args]
+        [worker] = [
+            pid
+            for pid, (parent, args) in process_table().items()
+            if parent == fleet.child.pid and "--pool cpu" in args
+        ]
         os.killpg(worker, signal.SIGKILL)  # the worker and its pool, as if its machine died
         job = wait_for_job(client, job_id, timeout=90)
         assert job["status"] == "succeeded", job
         assert job["attempts"] == 2
-        after = client.post("/v1/jobs?wait=30", json={"operation": "grayscale",
-                                                      "input": "in.png"}).json()
+        after = client.post(
+            "/v1/jobs?wait=30", json={"operation": "grayscale", "input": "in.png"}
+        ).json()
         assert after["status"] == "succeeded"
     log = fleet.log_file.read_text()
     assert "worker-cpu exited with -9; restarting it" in log
@@ -138,7 +164,8 @@ def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(
 
 
 def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
-        fleet: Fleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Another database of the fleet's Redis: the fleet's own sweeper does not look there.
     client = redis.Redis.from_url(fleet.redis_url.rsplit("/", 1)[0] + "/1")
     client.flushdb()
@@ -148,10 +175,20 @@ def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
     started = now()
     dead, live, ended = (new_job_id() for _ in range(3))
     for job_id in (dead, live, ended):
-        jobs.create(JobRecord(
-            id=job_id, tenant="dev", operation="grayscale", status=JobStatus.RUNNING,
-            spec=GrayscaleJob(input="in.png"), created_at=started, updated_at=started,
-            started_at=started, attempts=1, task_id="first"))
+        jobs.create(
+            JobRecord(
+                id=job_id,
+                tenant="dev",
+                operation="grayscale",
+                status=JobStatus.RUNNING,
+                spec=GrayscaleJob(input="in.png"),
+                created_at=started,
+                updated_at=started,
+                started_at=started,
+                attempts=1,
+                task_id="first",
+            )
+        )
         client.zadd(lease.INDEX, {job_id: time.time() - 1})  # due by the renewer's clock
     client.set(lease.key(live), 1, px=60_000)  # renewed all the same (a skewed clock)
     jobs.update(ended, (JobStatus.RUNNING,), lambda r: setattr(r, "status", JobStatus.FAILED))

@@ -50,10 +50,14 @@ def test_crop_left_top_and_job_errors_as_422(dir_fleet: Fleet) -> None:
     pixels = images.photo_like(120, 80, seed=3)
     inline = base64.b64encode(images.encode(pixels)).decode()
     with dir_fleet.client() as client:
-        ok = client.post("/v1/image/crop", json={"file": {"inline": inline}, "left": 10,
-                                                  "top": 20, "width": 30, "height": 40})
-        bad = client.post("/v1/image/crop", json={"file": {"inline": inline}, "left": 100,
-                                                   "top": 0, "width": 30, "height": 40})
+        ok = client.post(
+            "/v1/image/crop",
+            json={"file": {"inline": inline}, "left": 10, "top": 20, "width": 30, "height": 40},
+        )
+        bad = client.post(
+            "/v1/image/crop",
+            json={"file": {"inline": inline}, "left": 100, "top": 0, "width": 30, "height": 40},
+        )
         unknown = client.post("/v1/image/sepia", json={})
     out = np.asarray(Image.open(io.BytesIO(base64.b64decode(ok.json()["inline"]))))
     assert np.array_equal(out, pixels[20:60, 10:40])
@@ -65,8 +69,9 @@ def test_large_outputs_come_as_a_signed_url(fleet: Fleet) -> None:
     noise = np.random.default_rng(5).integers(0, 256, (1400, 1400, 3), dtype=np.uint8)
     with fleet.client() as client:
         client.put("/v1/objects/noise.png", content=images.encode(noise)).raise_for_status()
-        response = client.post("/v1/image/convert", json={"file": {"inputKey": "noise.png"},
-                                                          "format": "png"})
+        response = client.post(
+            "/v1/image/convert", json={"file": {"inputKey": "noise.png"}, "format": "png"}
+        )
     envelope = response.json()
     assert response.status_code == 200 and "inline" not in envelope, envelope
     assert envelope["bytes"] > 4 * 1024 * 1024 and envelope["expiresAt"]
@@ -84,9 +89,14 @@ def test_presigned_upload_then_job(fleet: Fleet) -> None:
         assert upload["inputKey"].startswith("uploads/") and upload["expiresAt"]
         put = httpx.put(upload["uploadUrl"], content=images.encode(pixels), timeout=30)
         assert put.status_code in (200, 201), put.text
-        job = client.post("/v1/jobs?wait=30", json={
-            "operation": "crop", "input": {"inputKey": upload["inputKey"]},
-            "rect": {"x": 0, "y": 0, "width": 16, "height": 16}}).json()
+        job = client.post(
+            "/v1/jobs?wait=30",
+            json={
+                "operation": "crop",
+                "input": {"inputKey": upload["inputKey"]},
+                "rect": {"x": 0, "y": 0, "width": 16, "height": 16},
+            },
+        ).json()
         assert job["status"] == "succeeded", job
         out = client.get(f"/v1/objects/{job['result']['output']}").content
     assert np.array_equal(images.decode(out), pixels[:16, :16])

@@ -72,8 +72,15 @@ def test_rect_touching_bottom_right_edge() -> None:
 
 @pytest.mark.parametrize(
     "rect",
-    [box(6, 0, 8, 5), box(0, 5, 13, 5), box(13, 0, 1, 1), box(0, 9, 1, 1), box(0, 0, 14, 9),
-     box(0, 0, 13, 10), box(2**32 - 1, 0, 1, 1)],
+    [
+        box(6, 0, 8, 5),
+        box(0, 5, 13, 5),
+        box(13, 0, 1, 1),
+        box(0, 9, 1, 1),
+        box(0, 0, 14, 9),
+        box(0, 0, 13, 10),
+        box(2**32 - 1, 0, 1, 1),
+    ],
 )
 def test_rect_out_of_bounds(rect: dict[str, int]) -> None:
     """A rect reaching past any edge of a 13x9 image fails with CROP_OUT_OF_BOUNDS."""
@@ -88,8 +95,14 @@ def test_rect_out_of_bounds(rect: dict[str, int]) -> None:
 
 @pytest.mark.parametrize(
     ("iw", "ih", "w", "h", "x", "y"),
-    [(10, 10, 4, 4, 3, 3), (11, 7, 4, 4, 3, 1), (12, 9, 5, 2, 3, 3), (5, 5, 5, 5, 0, 0),
-     (8, 3, 1, 3, 3, 0), (1, 20, 1, 7, 0, 6)],
+    [
+        (10, 10, 4, 4, 3, 3),
+        (11, 7, 4, 4, 3, 1),
+        (12, 9, 5, 2, 3, 3),
+        (5, 5, 5, 5, 0, 0),
+        (8, 3, 1, 3, 3, 0),
+        (1, 20, 1, 7, 0, 6),
+    ],
 )
 def test_center_window(iw: int, ih: int, w: int, h: int, x: int, y: int) -> None:
     """center puts the window at floor((image - window) / 2) on each axis."""
@@ -120,8 +133,9 @@ FOCAL_CASES = [
 def test_focal_point_window(fx: float, fy: float, x: int, y: int) -> None:
     """focal_point centres the window on the focal point, clamped inside the image."""
     pixels = random_image(np.random.default_rng(7), 30, 40)
-    out, reported = run(pixels, job(gravity="focal_point", width=10, height=8,
-                                    focal_x=fx, focal_y=fy))
+    out, reported = run(
+        pixels, job(gravity="focal_point", width=10, height=8, focal_x=fx, focal_y=fy)
+    )
     assert reported == box(x, y, 10, 8)
     np.testing.assert_array_equal(out, pixels[y : y + 8, x : x + 10])
 
@@ -145,8 +159,9 @@ def test_focal_point_random(seed: int) -> None:
     w, h = int(rng.integers(1, iw + 1)), int(rng.integers(1, ih + 1))
     fx, fy = (float(v) for v in rng.random(2))
     pixels = random_image(rng, ih, iw)
-    out, reported = run(pixels, job(gravity="focal_point", width=w, height=h,
-                                    focal_x=fx, focal_y=fy))
+    out, reported = run(
+        pixels, job(gravity="focal_point", width=w, height=h, focal_x=fx, focal_y=fy)
+    )
     _check_axis(reported["x"], iw, w, fx)
     _check_axis(reported["y"], ih, h, fy)
     assert (reported["width"], reported["height"]) == (w, h)
@@ -165,8 +180,12 @@ def brute_force_origin(luma: np.ndarray, w: int, h: int) -> tuple[int, int]:
     """
     ih, iw = luma.shape
     values = luma.astype(np.float64)
-    var = np.array([[np.var(values[y : y + h, x : x + w]) for x in range(iw - w + 1)]
-                    for y in range(ih - h + 1)])
+    var = np.array(
+        [
+            [np.var(values[y : y + h, x : x + w]) for x in range(iw - w + 1)]
+            for y in range(ih - h + 1)
+        ]
+    )
     tolerance = 0.25 / float(w * h) ** 2
     ys, xs = np.nonzero(var >= var.max() - tolerance)
     return int(xs[0]), int(ys[0])  # np.nonzero is row-major: top-most, then left-most

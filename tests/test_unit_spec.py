@@ -27,7 +27,11 @@ def rect_job(**fields: Any) -> dict[str, Any]:
 def gravity_job(**fields: Any) -> dict[str, Any]:
     """A valid gravity crop, with `fields` merged in (None values delete the key)."""
     body: dict[str, Any] = {
-        "operation": "crop", "input": "photo.jpg", "gravity": "center", "width": 4, "height": 3,
+        "operation": "crop",
+        "input": "photo.jpg",
+        "gravity": "center",
+        "width": 4,
+        "height": 3,
     }
     body.update(fields)
     return {k: v for k, v in body.items() if v is not None}
@@ -144,17 +148,26 @@ def test_gravity_job_defaults(gravity: str) -> None:
     assert spec.gravity == gravity and spec.rect is None
     assert (spec.width, spec.height) == (4, 3)
     assert (spec.focal_x, spec.focal_y, spec.quality, spec.format, spec.inline) == (
-        0.5, 0.5, 85, None, False,
+        0.5,
+        0.5,
+        85,
+        None,
+        False,
     )
 
 
 def test_example_job_from_spec_doc() -> None:
     """The crop document's example decodes exactly as written."""
-    spec = decode({
-        "operation": "crop", "input": "photo.jpg", "output": "cropped.jpg",
-        "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
-        "format": "jpeg", "quality": 90,
-    })
+    spec = decode(
+        {
+            "operation": "crop",
+            "input": "photo.jpg",
+            "output": "cropped.jpg",
+            "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
+            "format": "jpeg",
+            "quality": 90,
+        }
+    )
     assert isinstance(spec, CropJob)
     assert spec.input == "photo.jpg" and spec.output == "cropped.jpg"
     assert spec.rect == Rect(x=100, y=50, width=800, height=600)
@@ -174,8 +187,11 @@ def test_example_job_from_spec_doc() -> None:
         ({"format": "avif"}, "format", "avif"),
         ({"inline": True}, "inline", True),
         ({"output": "out/x.png"}, "output", "out/x.png"),
-        ({"rect": {"x": 2**32 - 1, "y": 0, "width": 1, "height": 1}}, "rect",
-         Rect(2**32 - 1, 0, 1, 1)),
+        (
+            {"rect": {"x": 2**32 - 1, "y": 0, "width": 1, "height": 1}},
+            "rect",
+            Rect(2**32 - 1, 0, 1, 1),
+        ),
     ],
 )
 def test_boundary_values_accepted(fields: dict[str, Any], attr: str, value: Any) -> None:

@@ -42,11 +42,15 @@ def test_signed_delivery_on_success_and_on_failure(dir_fleet: Fleet, receiver: R
     with dir_fleet.client() as client:
         _upload(client, "w.png", images.encode(np.zeros((8, 8, 3), np.uint8)))
         _upload(client, "bad.png", b"\x89PNG\r\n\x1a\nbroken")
-        ok = client.post("/v1/jobs", json={"operation": "grayscale", "input": "w.png",
-                                           "webhook_url": receiver.url}).json()
+        ok = client.post(
+            "/v1/jobs",
+            json={"operation": "grayscale", "input": "w.png", "webhook_url": receiver.url},
+        ).json()
         assert ok["webhook"] == {"url": receiver.url, "state": "pending", "deliveries": []}
-        bad = client.post("/v1/jobs", json={"operation": "grayscale", "input": "bad.png",
-                                            "webhook_url": receiver.url}).json()
+        bad = client.post(
+            "/v1/jobs",
+            json={"operation": "grayscale", "input": "bad.png", "webhook_url": receiver.url},
+        ).json()
         done = _ended_with_webhook(client, ok["id"], "delivered")
         _ended_with_webhook(client, bad["id"], "delivered")
     calls = receiver.wait_for(2)
@@ -59,13 +63,16 @@ def test_signed_delivery_on_success_and_on_failure(dir_fleet: Fleet, receiver: R
     assert delivery["status"] == 204 and delivery["attempt"] == 1 and delivery["error"] is None
 
 
-def test_retries_after_500s_then_success_and_redelivery(dir_fleet: Fleet,
-                                                        receiver: Receiver) -> None:
+def test_retries_after_500s_then_success_and_redelivery(
+    dir_fleet: Fleet, receiver: Receiver
+) -> None:
     receiver.failures = 2
     with dir_fleet.client() as client:
         _upload(client, "r.png", images.encode(np.zeros((8, 8, 3), np.uint8)))
-        job = client.post("/v1/jobs", json={"operation": "grayscale", "input": "r.png",
-                                            "webhook_url": receiver.url}).json()
+        job = client.post(
+            "/v1/jobs",
+            json={"operation": "grayscale", "input": "r.png", "webhook_url": receiver.url},
+        ).json()
         done = _ended_with_webhook(client, job["id"], "delivered")
         statuses = [d["status"] for d in done["webhook"]["deliveries"]]
         assert statuses == [500, 500, 204]
@@ -75,25 +82,38 @@ def test_retries_after_500s_then_success_and_redelivery(dir_fleet: Fleet,
         assert len(receiver.wait_for(4)) == 4 and receiver.calls[-1]["valid"]
 
 
-@pytest.mark.parametrize("url", ["http://10.0.0.1/hook", "http://169.254.169.254/latest",
-                                 "ftp://127.0.0.1/x", "http://192.168.1.10:8080/h"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest",
+        "ftp://127.0.0.1/x",
+        "http://192.168.1.10:8080/h",
+    ],
+)
 def test_refused_addresses_are_400_at_submission(dir_fleet: Fleet, url: str) -> None:
     with dir_fleet.client() as client:
         _upload(client, "x.png", images.encode(np.zeros((8, 8, 3), np.uint8)))
-        response = client.post("/v1/jobs", json={"operation": "grayscale", "input": "x.png",
-                                                 "webhook_url": url})
+        response = client.post(
+            "/v1/jobs", json={"operation": "grayscale", "input": "x.png", "webhook_url": url}
+        )
     assert response.status_code == 400
     assert "`$.webhook_url`" in response.json()["error"]["message"]
 
 
 def test_cancel_races_never_end_succeeded_and_release_the_hold(
-        dir_fleet: Fleet, receiver: Receiver) -> None:
+    dir_fleet: Fleet, receiver: Receiver
+) -> None:
     accounts = Accounts(redis.Redis.from_url(dir_fleet.redis_url))
     before = accounts.require("dev")
     with dir_fleet.client() as client:
         _upload(client, "c.jpg", images.encode(images.photo_like(2000, 1500, seed=2), "JPEG"))
-        body = {"operation": "pipeline", "input": "c.jpg", "webhook_url": receiver.url,
-                "steps": [{"operation": "blur", "sigma": 30}] * 3}
+        body = {
+            "operation": "pipeline",
+            "input": "c.jpg",
+            "webhook_url": receiver.url,
+            "steps": [{"operation": "blur", "sigma": 30}] * 3,
+        }
         ids = [client.post("/v1/jobs", json=body).json()["id"] for _ in range(4)]
         outcomes = {}
         for job_id in ids:

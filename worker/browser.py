@@ -35,11 +35,22 @@ from jobs.errors import ErrorCode, FleetError
 log = logging.getLogger("imagefleet.render")
 
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-extensions", "--disable-default-apps", "--mute-audio", "--hide-scrollbars",
-    "--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-    "--disable-features=IsolateOrigins,site-per-process", "--disable-site-isolation-trials",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--disable-default-apps",
+    "--mute-audio",
+    "--hide-scrollbars",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--disable-features=IsolateOrigins,site-per-process",
+    "--disable-site-isolation-trials",
     # No name reaches a resolver: not the page's (prefetch, preconnect), not Chromium's own
     # background requests (it looks up Google update and account hosts otherwise).
     "--host-resolver-rules=MAP * ~NOTFOUND",
@@ -59,12 +70,18 @@ class _Process:
         commands_r, self.commands = os.pipe()
         self.replies, replies_w = os.pipe()
         try:
-            self.pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-                (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-                (os.POSIX_SPAWN_DUP2, commands_r, 3),  # Chromium reads commands on fd 3
-                (os.POSIX_SPAWN_DUP2, replies_w, 4),  # and writes replies to fd 4
-            ], setsigdef=(signal.SIGPIPE, signal.SIGXFSZ))
+            self.pid = os.posix_spawn(
+                argv[0],
+                argv,
+                os.environ,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                    (os.POSIX_SPAWN_DUP2, commands_r, 3),  # Chromium reads commands on fd 3
+                    (os.POSIX_SPAWN_DUP2, replies_w, 4),  # and writes replies to fd 4
+                ],
+                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            )
         except BaseException:
             os.close(self.commands)
             os.close(self.replies)
@@ -100,17 +117,21 @@ class _Pipe:
     """The DevTools pipe with the websocket methods pyppeteer's Connection calls: messages
     are JSON texts, each ended by a NUL byte."""
 
-    def __init__(self, reader: asyncio.StreamReader, incoming: asyncio.BaseTransport,
-                 outgoing: asyncio.WriteTransport) -> None:
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        incoming: asyncio.BaseTransport,
+        outgoing: asyncio.WriteTransport,
+    ) -> None:
         self.reader, self.incoming, self.outgoing = reader, incoming, outgoing
 
     @classmethod
     async def open(cls, loop: asyncio.AbstractEventLoop, read_fd: int, write_fd: int) -> _Pipe:
         reader = asyncio.StreamReader(limit=2**40)  # a screenshot reply is one message
         incoming, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
-        outgoing, _ = await loop.connect_write_pipe(asyncio.Protocol,
-                                                    os.fdopen(write_fd, "wb", 0))
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0)
+        )
+        outgoing, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(write_fd, "wb", 0))
         return cls(reader, incoming, outgoing)
 
     async def recv(self) -> str:
@@ -164,8 +185,14 @@ class PipeConnection(Connection):
 
 
 class Renderer:
-    def __init__(self, chromium: str, timeout: float, extra_flags: tuple[str, ...] = (),
-                 max_side: int = 16384, max_megapixels: float = 100.0) -> None:
+    def __init__(
+        self,
+        chromium: str,
+        timeout: float,
+        extra_flags: tuple[str, ...] = (),
+        max_side: int = 16384,
+        max_megapixels: float = 100.0,
+    ) -> None:
         self.chromium = chromium
         self.timeout = timeout
         self.max_side, self.max_megapixels = max_side, max_megapixels
@@ -182,8 +209,13 @@ class Renderer:
     async def _launch(self) -> None:
         self.profile = tempfile.mkdtemp(prefix="imagefleet-chromium-")
         started = time.monotonic()
-        self.process = _Process([self.chromium, "--remote-debugging-pipe", *defaultArgs(
-            args=self.flags, userDataDir=self.profile, headless=True)])
+        self.process = _Process(
+            [
+                self.chromium,
+                "--remote-debugging-pipe",
+                *defaultArgs(args=self.flags, userDataDir=self.profile, headless=True),
+            ]
+        )
         pipe = await _Pipe.open(self.loop, self.process.replies, self.process.commands)
         self.connection = PipeConnection(pipe, self.loop)
         self.browser = await Browser.create(self.connection, [], False, None)
@@ -201,11 +233,16 @@ class Renderer:
         def paused(event: dict[str, Any]) -> None:
             request_id = event["requestId"]
             if event["request"]["url"].startswith("data:"):
-                asyncio.ensure_future(session.send("Fetch.continueRequest",
-                                                   {"requestId": request_id}))
+                asyncio.ensure_future(
+                    session.send("Fetch.continueRequest", {"requestId": request_id})
+                )
             else:
-                asyncio.ensure_future(session.send("Fetch.failRequest", {
-                    "requestId": request_id, "errorReason": "BlockedByClient"}))
+                asyncio.ensure_future(
+                    session.send(
+                        "Fetch.failRequest",
+                        {"requestId": request_id, "errorReason": "BlockedByClient"},
+                    )
+                )
 
         session.on("Fetch.requestPaused", paused)
         return page
@@ -241,13 +278,18 @@ class Renderer:
     # --- rendering ---------------------------------------------------------------------
     def _check_size(self, width: int, height: int) -> None:
         if max(width, height) > self.max_side or width * height > self.max_megapixels * 1e6:
-            raise FleetError(ErrorCode.IMAGE_TOO_LARGE, (
-                f"the full page is {width}x{height} px; the limits are {self.max_side} px a"
-                f" side (FLEET_RENDER_MAX_SIDE) and {self.max_megapixels:g} megapixels"
-                f" (FLEET_MAX_MEGAPIXELS)"))
+            raise FleetError(
+                ErrorCode.IMAGE_TOO_LARGE,
+                (
+                    f"the full page is {width}x{height} px; the limits are {self.max_side} px a"
+                    f" side (FLEET_RENDER_MAX_SIDE) and {self.max_megapixels:g} megapixels"
+                    f" (FLEET_MAX_MEGAPIXELS)"
+                ),
+            )
 
-    async def _screenshot(self, html: str, width: int, height: int,
-                          options: dict[str, Any]) -> bytes:
+    async def _screenshot(
+        self, html: str, width: int, height: int, options: dict[str, Any]
+    ) -> bytes:
         if self.page is None or self.browser is None or self.page.isClosed():
             await self._close()
             await self._launch()
@@ -259,11 +301,9 @@ class Renderer:
             self._check_size(math.ceil(size["width"]), math.ceil(size["height"]))
         return await self.page.screenshot({"type": "png", **options})
 
-    async def _render(self, html: str, width: int, height: int,
-                      options: dict[str, Any]) -> bytes:
+    async def _render(self, html: str, width: int, height: int, options: dict[str, Any]) -> bytes:
         def attempt() -> Any:
-            return asyncio.wait_for(self._screenshot(html, width, height, options),
-                                    self.timeout)
+            return asyncio.wait_for(self._screenshot(html, width, height, options), self.timeout)
 
         try:
             return await attempt()
@@ -273,13 +313,16 @@ class Renderer:
                 # take as long. The browser may be stuck in it: replace it for the next job.
                 log.warning("render took over %.0f s; relaunching the browser", self.timeout)
                 await self._close()
-                raise FleetError(ErrorCode.TIMEOUT, f"the page took longer than"
-                                 f" {self.timeout:g} s to render (FLEET_RENDER_TIMEOUT)"
-                                 ) from None
+                raise FleetError(
+                    ErrorCode.TIMEOUT,
+                    f"the page took longer than"
+                    f" {self.timeout:g} s to render (FLEET_RENDER_TIMEOUT)",
+                ) from None
             log.warning("chromium died during a render; relaunching and retrying once")
         except _BROWSER_ERRORS as exc:
-            log.warning("chromium failed (%s: %s); relaunching and retrying once",
-                        type(exc).__name__, exc)
+            log.warning(
+                "chromium failed (%s: %s); relaunching and retrying once", type(exc).__name__, exc
+            )
         await self._close()
         return await attempt()
 

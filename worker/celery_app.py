@@ -33,16 +33,22 @@ def time_limits(operation: str, cfg: Settings) -> tuple[int, int]:
 def enqueue_job(job_id: str, operation: str, cfg: Settings) -> None:
     """Send a job to its pool's queue (tasks carry ids, never image bytes)."""
     soft, hard = time_limits(operation, cfg)
-    app.send_task(RUN_JOB, args=[job_id], queue=OPERATIONS[operation].queue,
-                  soft_time_limit=soft, time_limit=hard)
+    app.send_task(
+        RUN_JOB,
+        args=[job_id],
+        queue=OPERATIONS[operation].queue,
+        soft_time_limit=soft,
+        time_limit=hard,
+    )
 
 
 @functools.cache
 def _run_job_template(soft: int, hard: int) -> Any:
     """Celery's own message for a job task with these limits (built once: `as_task_v2`
     costs more than the rest of the push); each job fills in its ids."""
-    return app.amqp.as_task_v2("-", RUN_JOB, args=["-"], soft_time_limit=soft,
-                               time_limit=hard, ignore_result=None)  # as send_task does
+    return app.amqp.as_task_v2(
+        "-", RUN_JOB, args=["-"], soft_time_limit=soft, time_limit=hard, ignore_result=None
+    )  # as send_task does
 
 
 def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, bytes]:
@@ -57,17 +63,27 @@ def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, 
     body = ([job_id], {}, template.body[2])
     envelope = {
         "body": base64.b64encode(_json.encode(body)).decode(),
-        "content-encoding": "utf-8", "content-type": "application/json",
-        "headers": {**template.headers, "id": task_id, "root_id": task_id,
-                    "argsrepr": repr([job_id])},
-        "properties": {"correlation_id": task_id, "reply_to": app.thread_oid,
-                       "delivery_mode": 2,
-                       "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0,
-                       "body_encoding": "base64", "delivery_tag": str(uuid.uuid4())}}
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": {
+            **template.headers,
+            "id": task_id,
+            "root_id": task_id,
+            "argsrepr": repr([job_id]),
+        },
+        "properties": {
+            "correlation_id": task_id,
+            "reply_to": app.thread_oid,
+            "delivery_mode": 2,
+            "delivery_info": {"exchange": "", "routing_key": queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        },
+    }
     return queue, _json.encode(envelope)
 
 
 def enqueue_webhook(job_id: str, attempt: int = 0, countdown: float = 0) -> None:
     """Deliver (or retry) a job's webhook from the `webhooks` pool."""
-    app.send_task(DELIVER_WEBHOOK, args=[job_id, attempt], queue=WEBHOOK_QUEUE,
-                  countdown=countdown)
+    app.send_task(DELIVER_WEBHOOK, args=[job_id, attempt], queue=WEBHOOK_QUEUE, countdown=countdown)

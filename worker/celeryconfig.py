@@ -9,16 +9,19 @@ from imagefleet.settings import settings
 from jobs.registry import OPERATIONS, QUEUES
 
 _s = settings()
-_longest_hard_limit = max([op.time_limit for op in OPERATIONS.values()]
-                          + [_s.hard_time_limit, _s.soft_time_limit + 5])
+_longest_hard_limit = max(
+    [op.time_limit for op in OPERATIONS.values()] + [_s.hard_time_limit, _s.soft_time_limit + 5]
+)
 
 # Redis by default; a redis+sentinel:// URL becomes kombu's sentinel transport (the master
 # the sentinels name, followed through failovers); RabbitMQ (amqp://) scales the same way.
 broker_url, _sentinel_options = kombu_broker(_s.broker_url)
 broker_connection_retry_on_startup = True
 # A message not acked within this time is redelivered: longer than any hard limit.
-broker_transport_options = {"visibility_timeout": max(3600, 4 * _longest_hard_limit),
-                            **_sentinel_options}
+broker_transport_options = {
+    "visibility_timeout": max(3600, 4 * _longest_hard_limit),
+    **_sentinel_options,
+}
 
 task_queues = [Queue(name) for name in (*QUEUES, "webhooks")]
 task_default_queue = "cpu"

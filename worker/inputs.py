@@ -29,12 +29,19 @@ def _read(objects: ObjectStore, tenant: str, source: InputSource) -> tuple[bytes
         stat = objects.stat(tenant_key(tenant, key))
         return objects.get(tenant_key(tenant, key)), stat.version if stat else None
     except ObjectNotFound:
-        raise FleetError(ErrorCode.INPUT_NOT_FOUND,
-                         f"input object {key!r} no longer exists") from None
+        raise FleetError(
+            ErrorCode.INPUT_NOT_FOUND, f"input object {key!r} no longer exists"
+        ) from None
 
 
-def _check_unchanged(record: JobRecord, index: int, path: str, data: bytes,
-                     version: str | None, header: Header | None) -> None:
+def _check_unchanged(
+    record: JobRecord,
+    index: int,
+    path: str,
+    data: bytes,
+    version: str | None,
+    header: Header | None,
+) -> None:
     """The bytes read are the object that was quoted: same version, size and header."""
     if index >= len(record.inputs):
         return  # a record admitted before inputs were recorded
@@ -42,15 +49,19 @@ def _check_unchanged(record: JobRecord, index: int, path: str, data: bytes,
     summary = (header.format, header.width, header.height, header.frames) if header else None
     # A header the gateway could not read (it held the most) is not compared: the worker,
     # reading bytes in memory, may get further than the gateway's ranged reads did.
-    if (quoted.etag not in (None, version) or quoted.bytes not in (None, len(data))
-            or quoted.header not in (None, summary)):
-        raise FleetError(ErrorCode.INPUT_CHANGED,
-                         f"input {path} changed after the job was priced ({quoted.bytes} bytes"
-                         f" then, {len(data)} now); submit the job again")
+    if (
+        quoted.etag not in (None, version)
+        or quoted.bytes not in (None, len(data))
+        or quoted.header not in (None, summary)
+    ):
+        raise FleetError(
+            ErrorCode.INPUT_CHANGED,
+            f"input {path} changed after the job was priced ({quoted.bytes} bytes"
+            f" then, {len(data)} now); submit the job again",
+        )
 
 
-def plan_inputs(record: JobRecord, objects: ObjectStore,
-                cfg: Settings) -> tuple[list[bytes], Plan]:
+def plan_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> tuple[list[bytes], Plan]:
     """The inputs' bytes and the job's plan, checked against the limits."""
     spec = record.spec
     datas: list[bytes] = []
@@ -75,10 +86,16 @@ def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[
     for index, data in enumerate(datas):
         if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
             every = spec.animated or spec.reads_all_pages
-            pictures.append(codec.decode(data, limits, every, spec.page,
-                                         timeline=spec.reads_timeline,
-                                         scale_for=spec.decode_scale))
+            pictures.append(
+                codec.decode(
+                    data,
+                    limits,
+                    every,
+                    spec.page,
+                    timeline=spec.reads_timeline,
+                    scale_for=spec.decode_scale,
+                )
+            )
         else:
             pictures.append(codec.decode(data, limits))
     return pictures
-

@@ -100,13 +100,15 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._stop.set()
         self._thread.join(self.seconds)
         try:
-            self.client.register_script(_RELEASE)(keys=[key(self.job_id), INDEX],
-                                                  args=[self.attempt, self.job_id])
+            self.client.register_script(_RELEASE)(
+                keys=[key(self.job_id), INDEX], args=[self.attempt, self.job_id]
+            )
         except redis.RedisError as error:  # it expires by itself
             log.warning("job %s: lease not released (%s)", self.job_id, error)
 
@@ -114,15 +116,24 @@ class Heartbeat:
         while not self._stop.wait(self.seconds / 3):
             sent = time.monotonic()  # the lease runs from when Redis got the renewal: no later
             try:
-                kept = self._renew(keys=[key(self.job_id), INDEX], args=[
-                    self.attempt, max(1, int(self.seconds * 1000)), time.time() + self.seconds,
-                    self.job_id])
+                kept = self._renew(
+                    keys=[key(self.job_id), INDEX],
+                    args=[
+                        self.attempt,
+                        max(1, int(self.seconds * 1000)),
+                        time.time() + self.seconds,
+                        self.job_id,
+                    ],
+                )
             except redis.RedisError as error:  # Redis away: try again next beat
                 log.warning("job %s: lease not renewed (%s)", self.job_id, error)
                 continue
             if not kept:
                 self.taken = True
-                log.warning("job %s: attempt %d lost its lease; it stops at its next step",
-                            self.job_id, self.attempt)
+                log.warning(
+                    "job %s: attempt %d lost its lease; it stops at its next step",
+                    self.job_id,
+                    self.attempt,
+                )
                 return
             self.renewed = sent

@@ -75,8 +75,9 @@ def flatten(grey: np.ndarray) -> np.ndarray:
     resolution) then a median. A uniformly lit white page is returned unchanged."""
     h, w = grey.shape
     step = 3 if min(h, w) >= 150 else 1
-    small = cv2.resize(grey, (w // step, h // step),
-                       interpolation=cv2.INTER_AREA) if step > 1 else grey
+    small = (
+        cv2.resize(grey, (w // step, h // step), interpolation=cv2.INTER_AREA) if step > 1 else grey
+    )
     paper = cv2.medianBlur(cv2.dilate(small, np.ones((11, 11), np.uint8)), 11)
     if int(paper.max()) - int(paper.min()) < 8 and paper.min() > 200:
         return grey
@@ -164,8 +165,14 @@ def deskew(grey: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     matrix[0, 2] += (nw - w) / 2
     matrix[1, 2] += (nh - h) / 2
     paper = int(np.median(grey[ink_mask(grey) == 0]))  # fill with the paper's colour
-    return cv2.warpAffine(grey, matrix, (nw, nh), flags=cv2.INTER_CUBIC,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=paper), matrix
+    return cv2.warpAffine(
+        grey,
+        matrix,
+        (nw, nh),
+        flags=cv2.INTER_CUBIC,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=paper,
+    ), matrix
 
 
 def binarise(grey: np.ndarray) -> np.ndarray:
@@ -181,8 +188,7 @@ def rot90_map(k: int, w: int, h: int) -> np.ndarray:
     return forward
 
 
-def prepare(frame: Frame, psm: int, steps: Preprocess = DEFAULT
-            ) -> tuple[np.ndarray, np.ndarray]:
+def prepare(frame: Frame, psm: int, steps: Preprocess = DEFAULT) -> tuple[np.ndarray, np.ndarray]:
     """The page ready for Tesseract, and the 3x3 map from its pixel coordinates back to
     the frame's (upscaling and deskew change geometry)."""
     grey = to_grey(frame)
@@ -222,8 +228,13 @@ def map_tsv(rows: str, back: np.ndarray, width: int, height: int) -> str:
             out.append(row)
             continue
         left, top, w, h = (int(c) for c in cells[6:10])
-        corners = np.array([[left, top, 1], [left + w, top, 1], [left, top + h, 1],
-                            [left + w, top + h, 1]], float) @ back.T
+        corners = (
+            np.array(
+                [[left, top, 1], [left + w, top, 1], [left, top + h, 1], [left + w, top + h, 1]],
+                float,
+            )
+            @ back.T
+        )
         x0, y0 = np.clip(np.floor(corners[:, :2].min(axis=0)), 0, [width, height])
         x1, y1 = np.clip(np.ceil(corners[:, :2].max(axis=0)), 0, [width, height])
         cells[6:10] = [str(int(v)) for v in (x0, y0, x1 - x0, y1 - y0)]

@@ -59,7 +59,8 @@ class Picture:
                 ErrorCode.IMAGE_TOO_LARGE,
                 f"the output would be {width}x{height} x {count} frame(s) ="
                 f" {width * height * count / 1e6:.1f} MP; the limit is"
-                f" {self.max_pixels / 1e6:g} MP")
+                f" {self.max_pixels / 1e6:g} MP",
+            )
 
 
 def max_value(frame: Frame) -> int:
@@ -92,8 +93,9 @@ def premultiplied_plane(frame: Frame, channel: int) -> np.ndarray:
     return plane
 
 
-def filter_planes(frame: Frame, apply: Callable[[np.ndarray, int], np.ndarray],
-                  add_alpha: bool = False) -> Frame:
+def filter_planes(
+    frame: Frame, apply: Callable[[np.ndarray, int], np.ndarray], add_alpha: bool = False
+) -> Frame:
     """`apply(plane, channel)` - a linear filter or resampling, float32 plane in and out,
     free to overwrite its argument - on each channel with colour premultiplied by alpha
     (so the colour of transparent pixels does not bleed), then back to straight alpha in
@@ -103,8 +105,11 @@ def filter_planes(frame: Frame, apply: Callable[[np.ndarray, int], np.ndarray],
     top = max_value(frame)
     alpha = None
     if frame.shape[2] == 4 or add_alpha:
-        source = (premultiplied_plane(frame, 3) if frame.shape[2] == 4
-                  else np.full(frame.shape[:2], top, np.float32))
+        source = (
+            premultiplied_plane(frame, 3)
+            if frame.shape[2] == 4
+            else np.full(frame.shape[:2], top, np.float32)
+        )
         alpha = apply(source, 3)
         del source
         # Overshoot (Lanczos ringing) is clipped first, colour to at most its alpha, so

@@ -51,15 +51,18 @@ def overdue(record: JobRecord, client: redis.Redis) -> bool:
     return not lease.held(client, record.id)
 
 
-def _start(jobs: JobStore, job_id: str, task_id: str | None,
-           cfg: Settings) -> JobRecord | None:
+def _start(jobs: JobStore, job_id: str, task_id: str | None, cfg: Settings) -> JobRecord | None:
     def begin(record: JobRecord) -> None:
         # A redelivery (same message: Celery sends it again only when its worker was lost)
         # runs again at once; a copy sent by the sweeper runs only once the owning run's
         # lease has expired. The lease key is watched with the record: of two copies racing
         # for an expired lease, one wins and the other finds the winner's lease.
-        if (record.status is JobStatus.RUNNING and task_id is not None
-                and record.task_id not in (None, task_id) and not overdue(record, jobs.redis)):
+        if (
+            record.status is JobStatus.RUNNING
+            and task_id is not None
+            and record.task_id not in (None, task_id)
+            and not overdue(record, jobs.redis)
+        ):
             raise _Duplicate
         record.status = JobStatus.RUNNING
         record.attempts += 1
@@ -72,18 +75,31 @@ def _start(jobs: JobStore, job_id: str, task_id: str | None,
         lease.grant(pipe, job_id, record.attempts, cfg.lease_seconds)
 
     try:
-        return jobs.update(job_id, (JobStatus.QUEUED, JobStatus.RUNNING), begin,
-                           watch=(lease.key(job_id),), also=grant)
+        return jobs.update(
+            job_id,
+            (JobStatus.QUEUED, JobStatus.RUNNING),
+            begin,
+            watch=(lease.key(job_id),),
+            also=grant,
+        )
     except _Duplicate:
         log.info("job %s is running under another message; this copy is dropped", job_id)
         return None
 
 
-def _fail(jobs: JobStore, ledger: Ledger, record: JobRecord, error: JobError,
-          beat: lease.Heartbeat | None = None) -> None:
+def _fail(
+    jobs: JobStore,
+    ledger: Ledger,
+    record: JobRecord,
+    error: JobError,
+    beat: lease.Heartbeat | None = None,
+) -> None:
     if beat is not None and beat.lost:  # a resent copy may own the job: its hold and its
-        log.warning("job %s: attempt %d lost its lease; it leaves the job to the run that"
-                    " owns it", record.id, record.attempts)  # end are that run's, not ours
+        log.warning(
+            "job %s: attempt %d lost its lease; it leaves the job to the run that owns it",
+            record.id,
+            record.attempts,
+        )  # end are that run's, not ours
         return
     ledger.release(record.tenant, record.id, record.operation)
     if record.started_at is not None:
@@ -111,7 +127,8 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
                 ErrorCode.PAYMENT_REQUIRED,
                 f"this job creates {record.billing.megapixels:g} MP, costing {price}"
                 f" micro-$; {record.billing.quoted_micros} was held because the input's"
-                " header could not be read at submission")
+                " header could not be read at submission",
+            )
     inputs = decode_inputs(record, datas, cfg)
     del datas
     checkpoint()
@@ -136,8 +153,11 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
         "width": picture.width,
         "height": picture.height,
         "bytes": len(payload),
-        **({"frames": len(picture.frames)} if fmt in ("gif", "webp") and
-           len(picture.frames) > 1 else {}),
+        **(
+            {"frames": len(picture.frames)}
+            if fmt in ("gif", "webp") and len(picture.frames) > 1
+            else {}
+        ),
         **output.fields,
     }
     if spec.inline:
@@ -157,12 +177,23 @@ def _price(record: JobRecord, cfg: Settings) -> int:
 
 def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:
     """Charge the job (at most what was held); a second capture finds no hold and is 0."""
-    return ledger.capture(record.tenant, record.id, _price(record, cfg), record.operation,
-                          record.billing.megapixels or 0)
+    return ledger.capture(
+        record.tenant,
+        record.id,
+        _price(record, cfg),
+        record.operation,
+        record.billing.megapixels or 0,
+    )
 
 
-def run_job(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
-            ledger: Ledger | None = None, task_id: str | None = None) -> None:
+def run_job(
+    job_id: str,
+    jobs: JobStore,
+    objects: ObjectStore,
+    cfg: Settings,
+    ledger: Ledger | None = None,
+    task_id: str | None = None,
+) -> None:
     ledger = ledger or Ledger(jobs.redis)
     token = current_job.set(job_id)  # every log line of this run carries the job id
     try:
@@ -175,14 +206,23 @@ def time_out(job_id: str, jobs: JobStore, ledger: Ledger, task_id: str | None = 
     """End a job whose run Celery killed at its hard time limit, if that run still owned it
     (a run that stalled past its lease may have lost the job to a resent copy, which goes on)."""
     record = jobs.get(job_id)
-    if record is not None and record.status is JobStatus.RUNNING and (
-            task_id is None or record.task_id in (None, task_id)):
+    if (
+        record is not None
+        and record.status is JobStatus.RUNNING
+        and (task_id is None or record.task_id in (None, task_id))
+    ):
         log.warning("job %s was killed at its hard time limit", job_id)
         _fail(jobs, ledger, record, _timed_out())
 
 
-def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
-         ledger: Ledger, task_id: str | None) -> None:
+def _run(
+    job_id: str,
+    jobs: JobStore,
+    objects: ObjectStore,
+    cfg: Settings,
+    ledger: Ledger,
+    task_id: str | None,
+) -> None:
     record = _start(jobs, job_id, task_id, cfg)
     if record is None:
         log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
@@ -193,13 +233,25 @@ def _run(job_id: str, jobs: JobStore, objects: ObjectStore, cfg: Settings,
         _run_leased(record, jobs, objects, cfg, ledger, beat)
 
 
-def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Settings,
-                ledger: Ledger, beat: lease.Heartbeat) -> None:
+def _run_leased(
+    record: JobRecord,
+    jobs: JobStore,
+    objects: ObjectStore,
+    cfg: Settings,
+    ledger: Ledger,
+    beat: lease.Heartbeat,
+) -> None:
     job_id = record.id
     if record.attempts > cfg.max_attempts:
         log.error("job %s was redelivered %d times; giving up", job_id, record.attempts - 1)
-        _fail(jobs, ledger, record, JobError(
-            ErrorCode.WORKER_LOST.value, "the worker running this job was lost too many times"))
+        _fail(
+            jobs,
+            ledger,
+            record,
+            JobError(
+                ErrorCode.WORKER_LOST.value, "the worker running this job was lost too many times"
+            ),
+        )
         return
     started = time.monotonic()
     log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
@@ -216,8 +268,7 @@ def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Se
         now_record = jobs.get(job_id)
         if now_record is None or now_record.status is JobStatus.CANCELED:
             stopped_because = "was canceled"
-        elif (now_record.status is not JobStatus.RUNNING
-              or now_record.attempts != record.attempts):
+        elif now_record.status is not JobStatus.RUNNING or now_record.attempts != record.attempts:
             stopped_because = "was taken or ended by another run"
         return bool(stopped_because)
 
@@ -225,8 +276,9 @@ def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Se
         with watching(stop):
             result = _execute(record, objects, cfg)
     except Canceled:
-        log.info("job %s %s while running; stopped before writing anything", job_id,
-                 stopped_because)
+        log.info(
+            "job %s %s while running; stopped before writing anything", job_id, stopped_because
+        )
         return
     except FleetError as exc:
         log.info("job %s failed: %s %s", job_id, exc.code.value, exc.message)
@@ -240,9 +292,16 @@ def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Se
         raise  # Redis went away mid-job (a checkpoint, a lease): the task waits and reruns
     except Exception as exc:  # an unexpected bug must still end the job, not lose it
         log.exception("job %s crashed", job_id)
-        _fail(jobs, ledger, record, JobError(
-            ErrorCode.INTERNAL_ERROR.value,
-            f"internal error ({type(exc).__name__}); see worker logs"), beat)
+        _fail(
+            jobs,
+            ledger,
+            record,
+            JobError(
+                ErrorCode.INTERNAL_ERROR.value,
+                f"internal error ({type(exc).__name__}); see worker logs",
+            ),
+            beat,
+        )
         return
 
     charged = _capture(ledger, record, cfg)  # money first: a rerun finds no hold
@@ -263,16 +322,19 @@ def _run_leased(record: JobRecord, jobs: JobStore, objects: ObjectStore, cfg: Se
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
         return
     _notify(done)
-    log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed,
-             result.get("output", "(result only)"))
+    log.info(
+        "job %s succeeded in %.0f ms -> %s", job_id, elapsed, result.get("output", "(result only)")
+    )
 
 
-def _canceled_after_work(jobs: JobStore, objects: ObjectStore, record: JobRecord,
-                         result: dict[str, Any], charged: int) -> None:
+def _canceled_after_work(
+    jobs: JobStore, objects: ObjectStore, record: JobRecord, result: dict[str, Any], charged: int
+) -> None:
     """A cancel that landed while the output was being written: if the work was already
     paid for, the canceled job keeps its result (and says it was captured); otherwise the
     output goes, so a canceled job never leaves one."""
     if charged:
+
         def keep(rec: JobRecord) -> None:
             rec.result = result
 

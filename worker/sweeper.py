@@ -56,8 +56,12 @@ def _resend_expired_leases(jobs: JobStore, cfg: Settings, swept: Swept) -> None:
         elif not overdue(record, jobs.redis):
             continue  # renewed after all: the index runs on the renewer's clock
         else:
-            log.warning("job %s running with an expired lease (attempt %d): its worker is"
-                        " gone; sending it again", job_id, record.attempts)
+            log.warning(
+                "job %s running with an expired lease (attempt %d): its worker is"
+                " gone; sending it again",
+                job_id,
+                record.attempts,
+            )
             enqueue_job(job_id, record.operation, cfg)
             jobs.touch(job_id)  # the idle pass waits FLEET_REQUEUE_AFTER_SECONDS from now
             lease.forget(jobs.redis, job_id)  # the copy's lease takes its place
@@ -81,24 +85,30 @@ def _sweep_job(job_id: str, jobs: JobStore, cfg: Settings, swept: Swept) -> None
         jobs.forget(job_id)  # expired, or settled by an update that raced this one
         return
     if record.status is JobStatus.QUEUED or (
-            record.status is JobStatus.RUNNING and overdue(record, jobs.redis)):
+        record.status is JobStatus.RUNNING and overdue(record, jobs.redis)
+    ):
         idle = (now() - record.updated_at).total_seconds()
-        log.warning("job %s %s for %.0f s with no run; sending it again", job_id,
-                    record.status.value, idle)
+        log.warning(
+            "job %s %s for %.0f s with no run; sending it again", job_id, record.status.value, idle
+        )
         enqueue_job(job_id, record.operation, cfg)
         jobs.touch(job_id)
         swept.requeued += 1
     elif record.status.terminal and _webhook_overdue(record, cfg):
         attempt = len((record.webhook or {}).get("deliveries") or [])
-        log.warning("job %s webhook %s with no delivery on its way; sending it again", job_id,
-                    (record.webhook or {}).get("state"))
+        log.warning(
+            "job %s webhook %s with no delivery on its way; sending it again",
+            job_id,
+            (record.webhook or {}).get("state"),
+        )
         enqueue_webhook(job_id, attempt)
         jobs.touch(job_id)
         swept.webhooks += 1
 
 
-def _release_orphan_holds(jobs: JobStore, ledger: Ledger, accounts: Accounts,
-                          cfg: Settings, swept: Swept) -> None:
+def _release_orphan_holds(
+    jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings, swept: Swept
+) -> None:
     """A hold whose job was never recorded (the gateway lost Redis mid-admission) or ended
     without a charge (its releaser died) goes back to the account."""
     for account in accounts.names():
@@ -108,8 +118,12 @@ def _release_orphan_holds(jobs: JobStore, ledger: Ledger, accounts: Accounts,
             record = jobs.get(job_id)
             if record is None or record.status in (JobStatus.FAILED, JobStatus.CANCELED):
                 released = ledger.release(account, job_id, record.operation if record else "")
-                log.warning("released an orphaned hold of %d for job %s (%s)", released, job_id,
-                            record.status.value if record else "never recorded")
+                log.warning(
+                    "released an orphaned hold of %d for job %s (%s)",
+                    released,
+                    job_id,
+                    record.status.value if record else "never recorded",
+                )
                 swept.holds_released += 1
 
 
@@ -128,15 +142,24 @@ def run_forever(cfg: Settings) -> None:
     client = connect(cfg.redis_url)
     jobs, ledger = JobStore(client, cfg.job_ttl_seconds), Ledger(client)
     accounts = Accounts(client)
-    log.info("sweeper: every %g s, expired leases (%g s) and jobs idle for %g s are checked",
-             cfg.sweep_interval, cfg.lease_seconds, cfg.requeue_after_seconds)
+    log.info(
+        "sweeper: every %g s, expired leases (%g s) and jobs idle for %g s are checked",
+        cfg.sweep_interval,
+        cfg.lease_seconds,
+        cfg.requeue_after_seconds,
+    )
     while True:
         try:
             swept = sweep(jobs, ledger, accounts, cfg)
             if swept:
-                log.info("sweep: %d job(s) sent again (%d with an expired lease), %d webhook(s),"
-                         " %d hold(s) released", swept.requeued, swept.leases, swept.webhooks,
-                         swept.holds_released)
+                log.info(
+                    "sweep: %d job(s) sent again (%d with an expired lease), %d webhook(s),"
+                    " %d hold(s) released",
+                    swept.requeued,
+                    swept.leases,
+                    swept.webhooks,
+                    swept.holds_released,
+                )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("sweep skipped: redis unavailable (%s)", exc)
         except Exception:  # a bug here must not stop the next pass

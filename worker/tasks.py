@@ -82,7 +82,8 @@ def _through_redis_outages(work: Callable[[], None], client: redis.Redis) -> Non
 def deliver_webhook(job_id: str, attempt: int = 0) -> None:
     jobs, _, _ = _connections()
     _through_redis_outages(
-        lambda: webhook_delivery.deliver(job_id, attempt, jobs, settings()), jobs.redis)
+        lambda: webhook_delivery.deliver(job_id, attempt, jobs, settings()), jobs.redis
+    )
 
 
 @app.task(name=RUN_JOB, ignore_result=True, bind=True)
@@ -90,16 +91,25 @@ def run_job(self: Task, job_id: str) -> None:
     jobs, objects, ledger = _connections()
     task_id = self.request.id
     _through_redis_outages(
-        lambda: runner.run_job(job_id, jobs, objects, settings(), ledger, task_id), jobs.redis)
+        lambda: runner.run_job(job_id, jobs, objects, settings(), ledger, task_id), jobs.redis
+    )
 
 
 @task_failure.connect
-def _killed_at_hard_limit(sender: Task | None = None, exception: BaseException | None = None,
-                          args: tuple[object, ...] = (), task_id: str | None = None,
-                          **_: object) -> None:
+def _killed_at_hard_limit(
+    sender: Task | None = None,
+    exception: BaseException | None = None,
+    args: tuple[object, ...] = (),
+    task_id: str | None = None,
+    **_: object,
+) -> None:
     """Celery SIGKILLs a child past a hard limit (C code that ignored the soft one) and
     reports it here, in the worker's main process: end the job TIMEOUT, do not leave it."""
-    if sender is not None and sender.name == RUN_JOB and isinstance(
-            exception, TimeLimitExceeded) and args:
+    if (
+        sender is not None
+        and sender.name == RUN_JOB
+        and isinstance(exception, TimeLimitExceeded)
+        and args
+    ):
         jobs, _, ledger = _connections()
         runner.time_out(str(args[0]), jobs, ledger, task_id)

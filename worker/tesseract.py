@@ -23,8 +23,9 @@ os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # before libtesseract loads (DES
 
 import tesserocr  # noqa: E402
 
-TSV_HEADER = ("level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\t"
-              "left\ttop\twidth\theight\tconf\ttext")
+TSV_HEADER = (
+    "level\tpage_num\tblock_num\tpar_num\tline_num\tword_num\tleft\ttop\twidth\theight\tconf\ttext"
+)
 log = logging.getLogger("imagefleet.worker")
 
 _lock = threading.RLock()
@@ -37,9 +38,10 @@ def cache_size() -> int:
 
 
 def _unsupported(lang: str) -> FleetError:
-    return FleetError(ErrorCode.UNSUPPORTED_LANG,
-                      f"Tesseract could not load language {lang!r} (no traineddata in"
-                      f" {settings().tessdata_dir})")
+    return FleetError(
+        ErrorCode.UNSUPPORTED_LANG,
+        f"Tesseract could not load language {lang!r} (no traineddata in {settings().tessdata_dir})",
+    )
 
 
 def _init(lang: str, oem: int) -> tesserocr.PyTessBaseAPI:
@@ -94,12 +96,17 @@ def _page_result(api: tesserocr.PyTessBaseAPI, page: int) -> dict[str, Any]:
         cells = row.split("\t")
         if len(cells) == 12 and cells[0] == "5" and float(cells[10]) >= 0 and cells[11].strip():
             words += 1
-    return {"text": text.rstrip(), "confidence": int(api.MeanTextConf()) if words else 0,
-            "words": words, "tsv_rows": rows}
+    return {
+        "text": text.rstrip(),
+        "confidence": int(api.MeanTextConf()) if words else 0,
+        "words": words,
+        "tsv_rows": rows,
+    }
 
 
-def recognise(image: Image.Image, lang: str, psm: int, tsv: bool = False,
-              page: int = 0) -> dict[str, Any]:
+def recognise(
+    image: Image.Image, lang: str, psm: int, tsv: bool = False, page: int = 0
+) -> dict[str, Any]:
     """OCR one 8-bit image: `text`, `confidence` (mean word confidence 0-100), `words`
     (words with a confidence and non-empty text) and, with `tsv`, Tesseract's TSV with its
     header line (`page` is the 0-based page number written in the rows)."""
@@ -127,8 +134,10 @@ def detect_orientation(image: Image.Image) -> dict[str, Any] | None:
             try:
                 _osd.append(_init("osd", tesserocr.OEM.TESSERACT_ONLY))
             except FleetError:
-                log.warning("no osd.traineddata in %s: pages are not turned upright",
-                            settings().tessdata_dir)
+                log.warning(
+                    "no osd.traineddata in %s: pages are not turned upright",
+                    settings().tessdata_dir,
+                )
                 return None
         api = _osd[0]
         try:

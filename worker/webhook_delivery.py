@@ -23,7 +23,7 @@ JITTER = (0.5, 1.5)  # each retry waits its backoff times a factor drawn from th
 
 def retry_delay(cfg: Settings, attempt: int, jitter: float) -> float:
     """Seconds before the retry after `attempt` (0-based): exponential backoff."""
-    return cfg.webhook_base_delay * 2 ** attempt * jitter
+    return cfg.webhook_base_delay * 2**attempt * jitter
 
 
 def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
@@ -40,26 +40,47 @@ def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
     refused = False
     try:
         host, ip, port = check_address(url, cfg.webhook_allow_loopback, cfg.webhook_allow_private)
-        outcome = post(url, body, {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-                                   "webhook-signature": sign(account.webhook_secret, msg_id,
-                                                             timestamp, body)}, ip, port, host)
+        outcome = post(
+            url,
+            body,
+            {
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(timestamp),
+                "webhook-signature": sign(account.webhook_secret, msg_id, timestamp, body),
+            },
+            ip,
+            port,
+            host,
+        )
     except Refused as exc:
         outcome, refused = Outcome(None, 0.0, f"refused: {exc}"), True
     last = outcome.ok or refused or attempt + 1 >= cfg.webhook_attempts
-    state = ("delivered" if outcome.ok else "refused" if refused else
-             "failed" if last else "retrying")
+    state = (
+        "delivered" if outcome.ok else "refused" if refused else "failed" if last else "retrying"
+    )
 
     def note(rec: JobRecord) -> None:
         webhook = rec.webhook or {"url": url, "deliveries": []}
-        webhook["deliveries"].append({
-            "at": time.time(), "attempt": attempt + 1, "status": outcome.status,
-            "latency_ms": round(outcome.latency_ms, 1), "error": outcome.error})
+        webhook["deliveries"].append(
+            {
+                "at": time.time(),
+                "attempt": attempt + 1,
+                "status": outcome.status,
+                "latency_ms": round(outcome.latency_ms, 1),
+                "error": outcome.error,
+            }
+        )
         webhook["state"] = state
         rec.webhook = webhook
 
     jobs.update(job_id, tuple(JobStatus), note)
-    log.info("webhook %s attempt %d -> %s (%s)", job_id, attempt + 1, state,
-             outcome.status or outcome.error)
+    log.info(
+        "webhook %s attempt %d -> %s (%s)",
+        job_id,
+        attempt + 1,
+        state,
+        outcome.status or outcome.error,
+    )
     if not last:  # exponential backoff with jitter
         delay = retry_delay(cfg, attempt, random.uniform(*JITTER))
         enqueue_webhook(job_id, attempt + 1, countdown=delay)

@@ -50,9 +50,16 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: IPv4 in the 
 _LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")  # local use: /48 or /96 layout
 _COMPATIBLE = ipaddress.ip_network("::/96")  # deprecated ::a.b.c.d
 _NOT_GLOBAL = (_LOCAL_NAT64, ipaddress.ip_network("fec0::/10"))  # Python 3.11 calls these global
-_NEVER = tuple(map(ipaddress.ip_network, (
-    "0.0.0.0/8",  # "this network": a connection to 0.0.0.0 reaches loopback
-    "100.100.100.200/32", "fd00:ec2::254/128")))  # cloud metadata in private ranges
+_NEVER = tuple(
+    map(
+        ipaddress.ip_network,
+        (
+            "0.0.0.0/8",  # "this network": a connection to 0.0.0.0 reaches loopback
+            "100.100.100.200/32",
+            "fd00:ec2::254/128",
+        ),
+    )
+)  # cloud metadata in private ranges
 
 
 def _v4(packed: bytes) -> ipaddress.IPv4Address:
@@ -137,8 +144,15 @@ def host_header(url: str) -> str:
     return urlsplit(url).netloc.rpartition("@")[2]
 
 
-def post(url: str, body: bytes, headers: dict[str, str], ip: str, port: int, host: str,
-         timeout: float = 10.0) -> Outcome:
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    ip: str,
+    port: int,
+    host: str,
+    timeout: float = 10.0,
+) -> Outcome:
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
@@ -148,13 +162,24 @@ def post(url: str, body: bytes, headers: dict[str, str], ip: str, port: int, hos
     else:
         conn = http.client.HTTPConnection(ip, port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers={
-            **headers, "Host": host_header(url), "Content-Type": "application/json",
-            "User-Agent": "imagefleet-webhooks/1"})
+        conn.request(
+            "POST",
+            path,
+            body=body,
+            headers={
+                **headers,
+                "Host": host_header(url),
+                "Content-Type": "application/json",
+                "User-Agent": "imagefleet-webhooks/1",
+            },
+        )
         response = conn.getresponse()
         response.read(64 * 1024)
-        return Outcome(response.status, (time.monotonic() - started) * 1000,
-                       None if 200 <= response.status < 300 else f"HTTP {response.status}")
+        return Outcome(
+            response.status,
+            (time.monotonic() - started) * 1000,
+            None if 200 <= response.status < 300 else f"HTTP {response.status}",
+        )
     except (OSError, http.client.HTTPException) as exc:
         return Outcome(None, (time.monotonic() - started) * 1000, f"{type(exc).__name__}: {exc}")
     finally:

@@ -20,9 +20,13 @@ from jobs.tone import AdjustJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, max_value, strips, to_dtype
 
-_SRGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                         [0.2126729, 0.7151522, 0.0721750],
-                         [0.0193339, 0.1191920, 0.9503041]])
+_SRGB_TO_XYZ = np.array(
+    [
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
 # Normalise by D65 white = M @ (1, 1, 1), so greys map exactly to a* = b* = 0 and back.
 _TO_XYZN = (_SRGB_TO_XYZ / _SRGB_TO_XYZ.sum(axis=1, keepdims=True)).T.astype(np.float32)
 _FROM_XYZN = np.linalg.inv(_TO_XYZN.astype(np.float64)).astype(np.float32)
@@ -73,8 +77,9 @@ def adjust_frame(frame: Frame, spec: AdjustJob) -> Frame:
     out = np.empty(frame.shape, frame.dtype)
     if frame.shape[2] == 4:
         out[:, :, 3] = frame[:, :, 3]
-    modulate = any(v is not None for v in
-                   (spec.brightness, spec.saturation, spec.hue, spec.lightness))
+    modulate = any(
+        v is not None for v in (spec.brightness, spec.saturation, spec.hue, spec.lightness)
+    )
     tint = None
     if spec.tint is not None:
         colour = (spec.tint.r, spec.tint.g, spec.tint.b)

@@ -41,8 +41,9 @@ def gaussian(values: np.ndarray, sigma: float) -> np.ndarray:
     buffer, so this is exact and needs no second image)."""
     if sigma <= EXACT_LIMIT:
         # ksize (0, 0): OpenCV sizes the kernel from sigma (+-4 sigma for float input).
-        return cv2.GaussianBlur(values, (0, 0), sigmaX=sigma, sigmaY=sigma,
-                                borderType=cv2.BORDER_REFLECT, dst=values)
+        return cv2.GaussianBlur(
+            values, (0, 0), sigmaX=sigma, sigmaY=sigma, borderType=cv2.BORDER_REFLECT, dst=values
+        )
     for width in box_widths(sigma):
         cv2.blur(values, (width, width), dst=values, borderType=cv2.BORDER_REFLECT)
     return values

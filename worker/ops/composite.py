@@ -25,18 +25,22 @@ def _offset(outer: int, inner: int, where: str) -> int:
     return int((outer - inner) / 2)  # truncate towards zero, as sharp's C integer division
 
 
-def position(base_hw: tuple[int, int], over_hw: tuple[int, int], spec: CompositeJob
-             ) -> tuple[int, int]:
+def position(
+    base_hw: tuple[int, int], over_hw: tuple[int, int], spec: CompositeJob
+) -> tuple[int, int]:
     """(top, left) of the overlay on the base."""
     if spec.top is not None and spec.left is not None:
         return spec.top, spec.left
     gravity = spec.gravity or "center"
-    vertical = "start" if gravity.startswith("north") else (
-        "end" if gravity.startswith("south") else "middle")
-    horizontal = "end" if gravity.endswith("east") else (
-        "start" if gravity.endswith("west") else "middle")
-    return (_offset(base_hw[0], over_hw[0], vertical),
-            _offset(base_hw[1], over_hw[1], horizontal))
+    vertical = (
+        "start"
+        if gravity.startswith("north")
+        else ("end" if gravity.startswith("south") else "middle")
+    )
+    horizontal = (
+        "end" if gravity.endswith("east") else ("start" if gravity.endswith("west") else "middle")
+    )
+    return (_offset(base_hw[0], over_hw[0], vertical), _offset(base_hw[1], over_hw[1], horizontal))
 
 
 def match_dtype(frame: Frame, dtype: np.dtype) -> Frame:
@@ -57,7 +61,7 @@ def over(base: Frame, overlay: Frame, top: int, left: int, opacity: float) -> Fr
         return base  # entirely outside the base
     out = base.copy()
     region = out[y0:y1, x0:x1]
-    overlap = overlay[y0 - top:y1 - top, x0 - left:x1 - left]
+    overlap = overlay[y0 - top : y1 - top, x0 - left : x1 - left]
     for rows in strips(region):
         region[rows] = blend(region[rows], match_dtype(overlap[rows], base.dtype), opacity)
     return out

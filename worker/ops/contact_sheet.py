@@ -42,8 +42,8 @@ def place(sheet: np.ndarray, cell: Frame, y: int, x: int, background: np.ndarray
         alpha = a_o + a_b * (1 - a_o)
         mixed = values[:, :, :3] * a_o + background[:3] * a_b * (1 - a_o)
         colour = np.divide(mixed, alpha, out=np.zeros_like(mixed), where=alpha > 0)
-        result = np.concatenate([colour, alpha], axis=2)[:, :, :sheet.shape[2]]
-        sheet[y + rows.start:y + rows.stop, x:x + w] = to_8bit(result)
+        result = np.concatenate([colour, alpha], axis=2)[:, :, : sheet.shape[2]]
+        sheet[y + rows.start : y + rows.stop, x : x + w] = to_8bit(result)
 
 
 def to_8bit(values: np.ndarray) -> np.ndarray:
@@ -59,7 +59,7 @@ def contact_sheet(inputs: list[Picture], spec: ContactSheetJob) -> OpOutput:
     background = np.array(rgba_of(spec.background, WHITE), np.float32) / 255.0
     rgba = background[3] < 1.0 or any(p.has_alpha for p in inputs)
     sheet = np.empty((height, width, 4 if rgba else 3), np.uint8)  # the only full-size array
-    sheet[:] = to_8bit(background)[:sheet.shape[2]]
+    sheet[:] = to_8bit(background)[: sheet.shape[2]]
     for index, picture in enumerate(inputs):
         cell = fit(picture.first, cw, ch)
         h, w = cell.shape[:2]

@@ -21,8 +21,9 @@ def choose_box(frame: Frame, spec: CropJob) -> g.Box:
             )
         return g.Box(r.x, r.y, r.width, r.height)
     assert spec.width is not None and spec.height is not None  # enforced by the spec
-    return g.window(frame, spec.gravity or "center", spec.width, spec.height,
-                    spec.focal_x, spec.focal_y)
+    return g.window(
+        frame, spec.gravity or "center", spec.width, spec.height, spec.focal_x, spec.focal_y
+    )
 
 
 def crop(inputs: list[Picture], spec: CropJob) -> OpOutput:

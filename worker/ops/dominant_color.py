@@ -29,8 +29,9 @@ def _small_rgba(frame: Frame) -> tuple[np.ndarray, np.ndarray]:
     scale = min(1.0, MAX_SIDE / max(h, w))
     if scale == 1.0:  # small already: straight colour, no downsample
         values = frame.astype(np.float32) * factor
-        alpha = (values[:, :, 3] / 255.0 if frame.shape[2] == 4
-                 else np.ones(frame.shape[:2], np.float32))
+        alpha = (
+            values[:, :, 3] / 255.0 if frame.shape[2] == 4 else np.ones(frame.shape[:2], np.float32)
+        )
         return values[:, :, :3], alpha
     # Full-size float planes one at a time, each shrunk before the next is made.
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -70,8 +71,9 @@ def dominant(frame: Frame) -> tuple[int, int, int] | None:
     if len(pixels) == 0:
         return None
     levels = np.rint(pixels).astype(np.int32) >> (8 - BITS)
-    counts = np.bincount((levels[:, 0] << (2 * BITS)) | (levels[:, 1] << BITS) | levels[:, 2],
-                         minlength=SIDE ** 3).reshape(SIDE, SIDE, SIDE)
+    counts = np.bincount(
+        (levels[:, 0] << (2 * BITS)) | (levels[:, 1] << BITS) | levels[:, 2], minlength=SIDE**3
+    ).reshape(SIDE, SIDE, SIDE)
     peak = np.array(np.unravel_index(np.argmax(_neighbourhood_counts(counts)), counts.shape))
     centre = pixels[np.all(np.abs(levels - peak) <= 1, axis=1)].mean(axis=0)
     close = pixels[np.all(np.abs(pixels - centre) <= RADIUS, axis=1)]
@@ -86,5 +88,4 @@ def dominant_color(inputs: list[Picture], spec: DominantColorJob) -> OpOutput:
     if colour is None:  # nothing visible
         return OpOutput(None, {"dominant": None, "hex": None})
     r, g, b = colour
-    return OpOutput(None, {"dominant": {"r": r, "g": g, "b": b},
-                           "hex": f"#{r:02x}{g:02x}{b:02x}"})
+    return OpOutput(None, {"dominant": {"r": r, "g": g, "b": b}, "hex": f"#{r:02x}{g:02x}{b:02x}"})

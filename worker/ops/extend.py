@@ -25,8 +25,9 @@ def fill_pixel(frame: Frame, rgba: RGBA) -> np.ndarray:
     return (np.array(rgba[: frame.shape[2]], np.uint32) * scale).astype(frame.dtype)
 
 
-def pad_with_colour(frame: Frame, top: int, bottom: int, left: int, right: int,
-                    rgba: RGBA) -> Frame:
+def pad_with_colour(
+    frame: Frame, top: int, bottom: int, left: int, right: int, rgba: RGBA
+) -> Frame:
     """The frame on a `rgba` canvas; opaque frames gain alpha when the fill is translucent
     (so its transparency survives), written straight into the canvas."""
     h, w, channels = frame.shape
@@ -34,8 +35,8 @@ def pad_with_colour(frame: Frame, top: int, bottom: int, left: int, right: int,
         channels = 4
     out = np.empty((h + top + bottom, w + left + right, channels), frame.dtype)
     out[...] = fill_pixel(out, rgba)
-    inner = out[top:top + h, left:left + w]
-    inner[:, :, :frame.shape[2]] = frame
+    inner = out[top : top + h, left : left + w]
+    inner[:, :, : frame.shape[2]] = frame
     if frame.shape[2] < channels:
         inner[:, :, 3] = max_value(frame)
     return out
@@ -43,12 +44,16 @@ def pad_with_colour(frame: Frame, top: int, bottom: int, left: int, right: int,
 
 def extend(inputs: list[Picture], spec: ExtendJob) -> OpOutput:
     picture = inputs[0]
-    picture.check_output(picture.width + spec.left + spec.right,
-                         picture.height + spec.top + spec.bottom)
+    picture.check_output(
+        picture.width + spec.left + spec.right, picture.height + spec.top + spec.bottom
+    )
     if spec.extend_with == "background":
         rgba = rgba_of(spec.background, OPAQUE_BLACK)
-        return OpOutput(picture.map(
-            lambda f: pad_with_colour(f, spec.top, spec.bottom, spec.left, spec.right, rgba)))
+        return OpOutput(
+            picture.map(
+                lambda f: pad_with_colour(f, spec.top, spec.bottom, spec.left, spec.right, rgba)
+            )
+        )
     mode = PAD_MODES[spec.extend_with]
     widths = ((spec.top, spec.bottom), (spec.left, spec.right), (0, 0))
     return OpOutput(picture.map(lambda f: np.pad(f, widths, mode=mode)))

@@ -21,8 +21,12 @@ def renderer() -> Renderer:
     global _renderer
     if _renderer is None:
         cfg = settings()
-        _renderer = Renderer(cfg.chromium_path, timeout=cfg.render_timeout,
-                             max_side=cfg.render_max_side, max_megapixels=cfg.max_megapixels)
+        _renderer = Renderer(
+            cfg.chromium_path,
+            timeout=cfg.render_timeout,
+            max_side=cfg.render_max_side,
+            max_megapixels=cfg.max_megapixels,
+        )
         atexit.register(shutdown)
     return _renderer
 
@@ -35,11 +39,14 @@ def shutdown() -> None:
 
 
 def from_html(inputs: list[Picture], spec: FromHtmlJob) -> OpOutput:
-    options: dict[str, Any] = {"fullPage": spec.full_page,
-                               "omitBackground": spec.omit_background}
+    options: dict[str, Any] = {"fullPage": spec.full_page, "omitBackground": spec.omit_background}
     if spec.clip is not None:
-        options["clip"] = {"x": spec.clip.x, "y": spec.clip.y, "width": spec.clip.width,
-                           "height": spec.clip.height}
+        options["clip"] = {
+            "x": spec.clip.x,
+            "y": spec.clip.y,
+            "width": spec.clip.width,
+            "height": spec.clip.height,
+        }
     png = renderer().render(spec.html, spec.width, spec.height, options)
     cfg = settings()
     picture = codec.decode(png, codec.Limits(cfg.max_megapixels, 1))

@@ -24,7 +24,9 @@ class Box(NamedTuple):
     height: int
 
     def cut(self, frame: Frame) -> Frame:
-        return np.ascontiguousarray(frame[self.y:self.y + self.height, self.x:self.x + self.width])
+        return np.ascontiguousarray(
+            frame[self.y : self.y + self.height, self.x : self.x + self.width]
+        )
 
     def as_dict(self) -> dict[str, int]:
         return self._asdict()
@@ -44,9 +46,7 @@ def center(image_size: tuple[int, int], width: int, height: int) -> Box:
     return Box((iw - width) // 2, (ih - height) // 2, width, height)
 
 
-def focal_point(
-    image_size: tuple[int, int], width: int, height: int, fx: float, fy: float
-) -> Box:
+def focal_point(image_size: tuple[int, int], width: int, height: int, fx: float, fy: float) -> Box:
     """The window centred on (fx, fy) in [0, 1], shifted back inside the image."""
     iw, ih = image_size
     # Nearest position; exact halves go left/up, like center, so focal 0.5 == center.
@@ -58,7 +58,7 @@ def focal_point(
 def _across(sums: np.ndarray, width: int) -> np.ndarray:
     """Sums of `width` consecutive columns, for each row of `sums`."""
     running = sums.cumsum(axis=1)
-    out = running[:, width - 1:].copy()
+    out = running[:, width - 1 :].copy()
     out[:, 1:] -= running[:, :-width]
     return out
 
@@ -80,8 +80,8 @@ def _column_sums(luma: np.ndarray, height: int) -> Iterator[tuple[int, np.ndarra
         if y > ih - height:
             return
         end = min(y + max(1, STRIP_PIXELS // iw), ih - height + 1)
-        enter = luma[y + height - 1:end + height - 1].astype(np.int64)
-        leave = luma[y - 1:end - 1].astype(np.int64)
+        enter = luma[y + height - 1 : end + height - 1].astype(np.int64)
+        leave = luma[y - 1 : end - 1].astype(np.int64)
         c1 = c1[-1] + (enter - leave).cumsum(axis=0)
         c2 = c2[-1] + (enter * enter - leave * leave).cumsum(axis=0)
 
@@ -127,8 +127,9 @@ def entropy(frame: Frame, width: int, height: int) -> Box:
     return Box(x, y, width, height)
 
 
-def window(frame: Frame, gravity: str, width: int, height: int, fx: float = 0.5,
-           fy: float = 0.5) -> Box:
+def window(
+    frame: Frame, gravity: str, width: int, height: int, fx: float = 0.5, fy: float = 0.5
+) -> Box:
     """The `width x height` window that `gravity` picks (CROP_OUT_OF_BOUNDS if too big)."""
     size = (frame.shape[1], frame.shape[0])
     check_fits(width, height, size)

@@ -32,8 +32,9 @@ from worker.ops import OpOutput
 from worker.picture import Frame, Picture
 
 
-def _recognise(grey: np.ndarray, back: np.ndarray, frame: Frame, spec: OcrJob,
-               page: int) -> dict[str, Any]:
+def _recognise(
+    grey: np.ndarray, back: np.ndarray, frame: Frame, spec: OcrJob, page: int
+) -> dict[str, Any]:
     result = tesseract.recognise(Image.fromarray(grey), spec.lang, spec.psm, spec.tsv, page)
     if spec.tsv:
         header, rows = result["tsv"].split("\n", 1)
@@ -41,8 +42,9 @@ def _recognise(grey: np.ndarray, back: np.ndarray, frame: Frame, spec: OcrJob,
     return result
 
 
-def read_page(frame: Frame, spec: OcrJob, page: int = 0,
-              steps: Preprocess = DEFAULT) -> dict[str, Any]:
+def read_page(
+    frame: Frame, spec: OcrJob, page: int = 0, steps: Preprocess = DEFAULT
+) -> dict[str, Any]:
     """One page's text, confidence, words (and TSV, boxes in the frame's coordinates).
 
     Orientation is checked only when the upright reading is poor: Tesseract reads pages
@@ -52,8 +54,11 @@ def read_page(frame: Frame, spec: OcrJob, page: int = 0,
     is more confident in it."""
     grey, back = prepare(frame, spec.psm, steps)
     result = {"page": page, **_recognise(grey, back, frame, spec, page), "rotation": 0}
-    if (steps.orient and spec.psm not in SINGLE_LINE_PSMS
-            and result["confidence"] < ORIENT_BELOW_CONF):
+    if (
+        steps.orient
+        and spec.psm not in SINGLE_LINE_PSMS
+        and result["confidence"] < ORIENT_BELOW_CONF
+    ):
         turned, degrees = orient(grey)
         if degrees:
             h, w = grey.shape
@@ -75,14 +80,17 @@ def read_picture(picture: Picture, spec: OcrJob, steps: Preprocess = DEFAULT) ->
         "pages": pages,
     }
     if spec.tsv:  # one header, then every page's rows (page_num tells them apart)
-        fields["tsv"] = tesseract.TSV_HEADER + "\n" + "".join(
-            p["tsv"].split("\n", 1)[1] for p in pages)
+        fields["tsv"] = (
+            tesseract.TSV_HEADER + "\n" + "".join(p["tsv"].split("\n", 1)[1] for p in pages)
+        )
     return fields
 
 
 def ocr(inputs: list[Picture], spec: OcrJob) -> OpOutput:
     pages, limit = len(inputs[0].frames), settings().ocr_max_pages
     if pages > limit:  # ~1 s a page: a long TIFF would outlive the time limit
-        raise FleetError(ErrorCode.IMAGE_TOO_LARGE,
-                         f"the input has {pages} pages; OCR reads at most {limit} per job")
+        raise FleetError(
+            ErrorCode.IMAGE_TOO_LARGE,
+            f"the input has {pages} pages; OCR reads at most {limit} per job",
+        )
     return OpOutput(None, read_picture(inputs[0], spec))

@@ -23,6 +23,7 @@ def pipeline(inputs: list[Picture], spec: PipelineJob) -> OpOutput:
         picture = output.picture
         if "quality" in body:  # only a quality the step states overrides the pipeline's
             quality = output.quality
-        reports.append({"operation": name, "width": picture.width, "height": picture.height,
-                        **output.fields})
+        reports.append(
+            {"operation": name, "width": picture.width, "height": picture.height, **output.fields}
+        )
     return OpOutput(picture, {"steps": reports}, quality)

@@ -32,8 +32,14 @@ def rotate_any(frame: Frame, angle: float, rgba: RGBA) -> Frame:
         fill[:3] *= fill[3] / max_value(frame)
 
     def warp(plane: np.ndarray, channel: int) -> np.ndarray:
-        return cv2.warpAffine(plane, matrix, (nw, nh), flags=cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_CONSTANT, borderValue=fill[channel])
+        return cv2.warpAffine(
+            plane,
+            matrix,
+            (nw, nh),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=fill[channel],
+        )
 
     return filter_planes(frame, warp, add_alpha)
 

@@ -26,8 +26,7 @@ def trim_box(frame: Frame, threshold: int) -> Box:
     rows, cols = np.flatnonzero(row_differs), np.flatnonzero(col_differs)
     if rows.size == 0:
         return Box(0, 0, w, h)
-    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1),
-               int(rows[-1] - rows[0] + 1))
+    return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
 
 
 def trim(inputs: list[Picture], spec: TrimJob) -> OpOutput:
