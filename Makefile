@@ -21,19 +21,23 @@ DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   redis-sentinel $(STACK_PACKAGES)
 
 .PHONY: run test lint docs bench chaos load deps system-deps stack-deps stack stack-down clean
-.PHONY: test-unit
+.PHONY: test-unit check
 
 run: deps
 	$(VENV)/bin/imagefleet up
 
-test: deps
+test: deps check
 	$(VENV)/bin/pytest
 
 test-unit: deps  # the tests that need no server (no fleet, Redis, SeaweedFS or stack)
 	$(VENV)/bin/pytest -m "not fleet"
 
-lint: deps
+lint: check
+
+check: deps  # lint, formatting and types: 0 findings, run first by `make test`
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 bench: deps  # prints a table and writes bench/results.json
 	$(VENV)/bin/python -m bench.run
