@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from billing.prices import configured, describe
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse
+from jobs.prices import configured, describe
 from jobs.records import INTERNAL_FIELDS, JobRecord
 from jobs.registry import OPERATIONS, AnyJobSpec
 from worker.celery_app import app as celery_app

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing.header import Header, read_header
-from billing.prices import BillingRule, Flat, configured
 from gateway.context import Context
+from jobs.prices import BillingRule, Flat, configured
 from jobs.rasters import Limits, Raster, plan_of
 from jobs.records import InputFacts
 from jobs.registry import Operation, operation_of

@@ -16,7 +16,6 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-from billing.prices import BillingRule, Flat, PerMegapixel
 from jobs.analysis import DominantColorJob, MetadataJob
 from jobs.compose import CompositeJob, ContactSheetJob
 from jobs.crop import CropJob
@@ -24,6 +23,7 @@ from jobs.formats import CompressJob, ConvertJob, ExifStripJob
 from jobs.geometry import ExtendJob, ResizeJob, RotateJob, TrimJob
 from jobs.ocr import OcrJob
 from jobs.pipeline import PipelineJob, step_body
+from jobs.prices import BillingRule, Flat, PerMegapixel
 from jobs.render import FromHtmlJob
 from jobs.spec import JobSpec
 from jobs.tone import AdjustJob, BlurJob, GrayscaleJob, SharpenJob

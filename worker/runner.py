@@ -17,11 +17,11 @@ from celery.exceptions import SoftTimeLimitExceeded
 from redis.client import Pipeline
 
 from billing.ledger import Ledger
-from billing.prices import configured
 from imagefleet import metrics
 from imagefleet.logs import current_job
 from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
+from jobs.prices import configured
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
 from jobs.registry import OPERATIONS
 from jobs.spec import rgba_of

@@ -1,4 +1,5 @@
-"""Billing rules: how an operation is priced. Amounts are integer micro-dollars."""
+"""Price rules: data each operation declares (jobs/registry.py); billing/ and the gateway read
+them. Amounts are integer micro-dollars."""
 
 from __future__ import annotations
 
