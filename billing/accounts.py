@@ -14,9 +14,11 @@ import time
 import msgspec
 import redis
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from billing.ledger import PREFIX, Ledger, account_key
 from billing.ratelimit import TAKE_TOKEN_LUA
+from imagefleet.redis_conn import text, texts
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -119,7 +121,7 @@ class Accounts:
         if not _NAME.match(name):
             raise AccountError("names are 1-64 of a-z, 0-9, _ and -, starting alphanumeric")
         key = api_key or new_api_key()
-        fields = {
+        fields: dict[FieldT, EncodableT] = {
             "balance": 0,
             "held": 0,
             "credited": 0,
@@ -148,11 +150,10 @@ class Accounts:
 
     def _load(self, name: str) -> tuple[Account, str] | None:
         """The account and its key hash, from one read."""
-        raw = {k.decode(): v.decode() for k, v in self.redis.hgetall(account_key(name)).items()}
-        return _parse(name, raw)
+        return _parse(name, texts(self.redis.hgetall(account_key(name))))
 
     def names(self) -> list[str]:
-        return sorted(m.decode() for m in self.redis.smembers(f"{PREFIX}accounts"))
+        return sorted(text(m) for m in self.redis.smembers(f"{PREFIX}accounts"))
 
     def require(self, name: str) -> Account:
         account = self.get(name)
@@ -173,7 +174,7 @@ class Accounts:
             pipe.set(f"{PREFIX}apikey:{_digest(key)}", name)
             pipe.hset(account_key(name), "key_hash", _digest(key))
             if old:
-                pipe.delete(f"{PREFIX}apikey:{old.decode()}")
+                pipe.delete(f"{PREFIX}apikey:{text(old)}")
             pipe.execute()
         return key
 
@@ -206,7 +207,7 @@ class Authenticator:
         self._ascript = aclient.register_script(_AUTHENTICATE)
         self.default_rate = default_rate
 
-    def _keys_and_args(self, digest: str) -> tuple[list[str], list[object]]:
+    def _keys_and_args(self, digest: str) -> tuple[list[str], list[EncodableT]]:
         return [f"{PREFIX}apikey:{digest}"], [
             account_key(""),
             f"{PREFIX}rate:",

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 
-Read = Callable[[int, int], bytes]  # read(offset, length) -> bytes (fewer at EOF)
+# read(offset, length) -> bytes (fewer at EOF); a memoryview serves in-memory buffers uncopied
+Read = Callable[[int, int], bytes | memoryview]
 
 _AHEAD = 4096  # bytes fetched per request: headers are small, but requests are not free
 _SEGMENT_AHEAD = 1024  # JPEG: a few tables per read, ~1 KB per skipped APPn segment

@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import redis
 
-from imagefleet.redis_conn import NotReplicated, wait_for_replicas
+from imagefleet.redis_conn import NotReplicated, text, texts, wait_for_replicas
 
 log = logging.getLogger("imagefleet.billing")
 
@@ -160,7 +161,7 @@ class Ledger:
 
     def open_holds(self, account: str) -> dict[str, int]:
         raw = self.redis.hgetall(f"{PREFIX}holds:{account}")
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {text(k): int(v) for k, v in raw.items()}
 
     def entries(
         self,
@@ -171,12 +172,13 @@ class Ledger:
         """Ledger entries between two unix times (seconds), oldest first, with `at`."""
         start = str(int(since * 1000))
         end = "+" if until is None else str(int(until * 1000))
-        rows = self.redis.xrange(f"{PREFIX}ledger:{account}", min=start, max=end)
+        # XRANGE gives every entry its id and fields (None only for XREADGROUP's deleted ones)
+        rows = cast(
+            list[tuple[bytes, dict[bytes, bytes]]],
+            self.redis.xrange(f"{PREFIX}ledger:{account}", min=start, max=end),
+        )
         return [
-            {
-                "at": str(int(entry_id.decode().split("-")[0]) / 1000),
-                **{k.decode(): v.decode() for k, v in fields.items()},
-            }
+            {"at": str(int(text(entry_id).split("-")[0]) / 1000), **texts(fields)}
             for entry_id, fields in rows
         ]
 

@@ -28,8 +28,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        if getattr(record, "job_id", None):
-            line["job_id"] = record.job_id
+        job_id = getattr(record, "job_id", None)  # set by _JobId, absent on foreign handlers
+        if job_id:
+            line["job_id"] = job_id
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line)

@@ -17,6 +17,7 @@ Redis replication is asynchronous: a write the master acknowledged can vanish wi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -50,6 +51,17 @@ class SentinelURL:
 
 def is_sentinel(url: str) -> bool:
     return url.startswith(SENTINEL_SCHEME + "://")
+
+
+def text(reply: bytes | str) -> str:
+    """A reply as str. The fleet's clients leave replies undecoded (bytes); redis-py types
+    them as bytes | str, since a client may decode them."""
+    return reply if isinstance(reply, str) else reply.decode()
+
+
+def texts(reply: Mapping[bytes, bytes] | Mapping[bytes | str, bytes | str]) -> dict[str, str]:
+    """A hash (HGETALL, a stream entry's fields) with keys and values as str."""
+    return {text(k): text(v) for k, v in reply.items()}
 
 
 def _host_port(item: str, url: str) -> tuple[str, int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,7 @@ needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="shared corpus not
 
 
 def save(
-    pixels: np.ndarray | Image.Image, fmt: str, mode: str | None = None, **options: object
+    pixels: np.ndarray | Image.Image, fmt: str, mode: str | None = None, **options: Any
 ) -> bytes:
     image = pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels, mode)
     out = io.BytesIO()
@@ -29,7 +30,7 @@ def save(
     return out.getvalue()
 
 
-def with_orientation(pixels: np.ndarray, fmt: str, orientation: int, **options: object) -> bytes:
+def with_orientation(pixels: np.ndarray, fmt: str, orientation: int, **options: Any) -> bytes:
     image = Image.fromarray(pixels)
     exif = image.getexif()
     exif[ORIENTATION] = orientation

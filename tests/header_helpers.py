@@ -33,6 +33,7 @@ def pillow_reference(data: bytes) -> Header:
     saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # giant-image.jpg is 280 MP
     try:
         with Image.open(io.BytesIO(data)) as im:
+            assert im.format is not None  # Image.open names the format it recognised
             fmt = {"JPEG": "jpeg", "MPO": "jpeg"}.get(im.format, im.format.lower())
             frames = getattr(im, "n_frames", 1)  # counts without decoding (or growing a GIF)
             first = im.size

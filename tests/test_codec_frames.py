@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,7 +35,7 @@ DURATIONS = [100, 200, 300, 400]
 
 def animation(fmt: str, loop: int = 0) -> bytes:
     frames = [Image.new("RGB", (24, 16), colour) for colour in COLOURS]
-    options: dict[str, object] = {"lossless": True} if fmt == "WEBP" else {}
+    options: dict[str, Any] = {"lossless": True} if fmt == "WEBP" else {}
     return save(
         frames[0],
         fmt,

@@ -8,6 +8,7 @@ but equivalent build of Tesseract still passes.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 import pytest
@@ -52,11 +53,11 @@ def floor(name: str) -> float:
     return MEASURED[name] + (DEGRADED_MARGIN if name in DEGRADED else CLEAN_MARGIN)
 
 
-def spec(lang: str = "eng", **kw: object) -> OcrJob:
+def spec(lang: str = "eng", **kw: Any) -> OcrJob:
     return OcrJob(input="scan.png", lang=lang, **kw)
 
 
-def run(frame: np.ndarray, lang: str = "eng", **kw: object) -> dict:
+def run(frame: np.ndarray, lang: str = "eng", **kw: Any) -> dict:
     out = ocr([pic(frame)], spec(lang, **kw))
     assert out.picture is None
     return out.fields

@@ -23,12 +23,12 @@ import tempfile
 import time
 from typing import Any
 
-import websockets
 from pyppeteer.browser import Browser
 from pyppeteer.connection import Connection
 from pyppeteer.errors import PyppeteerError
 from pyppeteer.launcher import defaultArgs
 from pyppeteer.page import Page
+from websockets.exceptions import ConnectionClosed
 
 from jobs.errors import ErrorCode, FleetError
 
@@ -142,7 +142,7 @@ class _Pipe:
 
     async def send(self, message: str) -> None:
         if self.outgoing.is_closing():
-            raise websockets.ConnectionClosed(None, None)  # what Connection expects
+            raise ConnectionClosed(None, None)  # what Connection expects
         self.outgoing.write(message.encode() + b"\0")
 
     async def close(self) -> None:

@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from types import TracebackType
+from typing import cast
 
 import redis
 from redis.client import Pipeline
@@ -67,7 +68,8 @@ def grant(pipe: Pipeline, job_id: str, attempt: int, seconds: float) -> None:
 
 def expired(client: redis.Redis) -> list[str]:
     """Jobs whose lease should have run out by now (the sweeper checks each one's key)."""
-    return [m.decode() for m in client.zrangebyscore(INDEX, "-inf", time.time())]
+    members = cast(list[bytes], client.zrangebyscore(INDEX, "-inf", time.time()))  # no scores
+    return [m.decode() for m in members]
 
 
 def forget(client: redis.Redis, job_id: str) -> None:
