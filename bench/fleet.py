@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TypedDict
 
 import httpx
 
@@ -197,7 +198,15 @@ def resize_overhead(
     }
 
 
-def run(photo: bytes, tiny: bytes, line: bytes) -> dict[str, object]:
+class FleetResults(TypedDict):
+    small_job_latency: dict[str, float]
+    resize: dict[str, float]
+    gateway: dict[str, float]
+    ocr_line_ms: float
+    render_card_ms: float
+
+
+def run(photo: bytes, tiny: bytes, line: bytes) -> FleetResults:
     with tempfile.TemporaryDirectory() as tmp:
         fleet = start_fleet(Path(tmp) / "var", {"FLEET_RATE_LIMIT": "1000000"})
         try:

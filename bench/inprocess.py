@@ -7,11 +7,14 @@ sides run pinned to one core in this process, one after the other.
 from __future__ import annotations
 
 import io
+import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Callable
-from multiprocessing import Event, Process, Queue
+from multiprocessing import Process
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 
 os.environ["VIPS_CONCURRENCY"] = "1"  # before pyvips loads libvips
 
@@ -24,7 +27,7 @@ from bench.quality import ssim  # noqa: E402
 from jobs.crop import CropJob  # noqa: E402
 from jobs.formats import ConvertJob  # noqa: E402
 from jobs.geometry import ResizeJob  # noqa: E402
-from jobs.spec import Rect  # noqa: E402
+from jobs.spec import ImageJob, Rect  # noqa: E402
 from worker import codec  # noqa: E402
 from worker.ops.convert import convert  # noqa: E402
 from worker.ops.crop import crop  # noqa: E402
@@ -57,16 +60,16 @@ def compare(
     return statistics.median(mine), statistics.median(vips), statistics.median(ratios)
 
 
-def fleet_task(data: bytes, spec: object, op: Callable, fmt: str) -> Callable[[], bytes]:
+def fleet_task(data: bytes, spec: ImageJob, op: Callable, fmt: str) -> Callable[[], bytes]:
     def run() -> bytes:
-        picture = codec.decode(data, LIMITS, scale_for=spec.decode_scale)  # type: ignore[attr-defined]
+        picture = codec.decode(data, LIMITS, scale_for=spec.decode_scale)
         out = op([picture], spec).picture
         return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
 
     return run
 
 
-def _resize_for(data: bytes, seconds: float, start: Event, out: Queue) -> None:
+def _resize_for(data: bytes, seconds: float, start: Event, out: Queue[float]) -> None:
     cv2.setNumThreads(1)
     task = fleet_task(data, ResizeJob(input="x", width=720, fit="inside"), resize, "jpeg")
     task()  # warm
@@ -81,7 +84,8 @@ def _resize_for(data: bytes, seconds: float, start: Event, out: Queue) -> None:
 def parallel_resize_rate(data: bytes, processes: int, seconds: float = 3.0) -> float:
     """Resizes per second of `processes` in-process workers running at once: what the
     same cores do without queue, storage or HTTP (the fleet's overhead baseline)."""
-    start, out = Event(), Queue()
+    start = multiprocessing.Event()
+    out: Queue[float] = multiprocessing.Queue()
     workers = [
         Process(target=_resize_for, args=(data, seconds, start, out)) for _ in range(processes)
     ]
@@ -136,14 +140,15 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
         }
     # Resize quality before encoding (JPEG error would swamp it): the fleet's pixels and
     # libvips' against Lanczos from the full-size decode.
-    reference = Image.open(io.BytesIO(data)).convert("RGB")
-    height = round(reference.height * 720 / reference.width)
-    reference = np.asarray(reference.resize((720, height), Image.LANCZOS).convert("L"))
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    height = round(full.height * 720 / full.width)
+    reference = np.asarray(full.resize((720, height), Image.Resampling.LANCZOS).convert("L"))
     picture = codec.decode(data, LIMITS, scale_for=resize_spec.decode_scale)
     resized = resize([picture], resize_spec).picture
-    ours = np.asarray(Image.fromarray(resized.first).convert("L"))
+    assert resized is not None  # resize makes an image
+    fleet_grey = np.asarray(Image.fromarray(resized.first).convert("L"))
     thumb = pyvips.Image.thumbnail_buffer(data, 720, height=10**7)
-    vips = np.asarray(
+    vips_grey = np.asarray(
         Image.fromarray(
             np.ndarray(
                 buffer=thumb.write_to_memory(),
@@ -152,8 +157,8 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
             )
         ).convert("L")
     )
-    rows = min(ours.shape[0], vips.shape[0], reference.shape[0])
+    rows = min(fleet_grey.shape[0], vips_grey.shape[0], reference.shape[0])
     row = results["resize to 720 wide (jpeg q80)"]
-    row["ssim_vs_lanczos"] = round(ssim(ours[:rows], reference[:rows]), 4)
-    row["pyvips_ssim_vs_lanczos"] = round(ssim(vips[:rows], reference[:rows]), 4)
+    row["ssim_vs_lanczos"] = round(ssim(fleet_grey[:rows], reference[:rows]), 4)
+    row["pyvips_ssim_vs_lanczos"] = round(ssim(vips_grey[:rows], reference[:rows]), 4)
     return results

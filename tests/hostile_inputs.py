@@ -187,6 +187,14 @@ def put_racers(
         return list(pool.map(one, range(count)))
 
 
+def replies(results: list[httpx.Response | httpx.HTTPError]) -> list[httpx.Response]:
+    """The responses of put_racers or open_streams; a transport error fails the test (the
+    hostile report counts those instead)."""
+    errors = [r for r in results if isinstance(r, httpx.HTTPError)]
+    assert not errors, f"{len(errors)} request(s) failed: {errors[:3]}"
+    return [r for r in results if isinstance(r, httpx.Response)]
+
+
 async def open_stream(client: httpx.AsyncClient, path: str) -> httpx.Response:
     """A stream whose headers have arrived; left open until the caller closes it."""
     return await client.send(client.build_request("GET", path), stream=True)

@@ -22,6 +22,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -139,7 +140,7 @@ def scan_like(
     """A poor scan: ink `contrast` levels below grey paper that darkens by `ramp` levels
     across the page (a shadow), slightly blurred, with Gaussian sensor noise."""
     rng = np.random.default_rng(seed)
-    grey = frame[:, :, 0].astype(np.float32)
+    grey: np.ndarray = frame[:, :, 0].astype(np.float32)  # float32 until the final rounding
     shadow = np.linspace(0, ramp, grey.shape[1], dtype=np.float32)[None, :]
     grey = 205 - (255 - grey) / 255 * contrast - shadow
     grey = cv2.GaussianBlur(grey, (0, 0), 0.9)
@@ -234,6 +235,11 @@ def evaluate(
         s.name: cer(run(s, steps)["text"], s.reference, s.lang)
         for s in (only if only is not None else samples())
     }
+
+
+def _engine_only(frame: np.ndarray, psm: int) -> dict[str, object]:
+    """Tesseract on the plain grey page: no preprocessing, no handler around it."""
+    return tesseract.recognise(Image.fromarray(ocr_prep.to_grey(frame)), "eng", psm)
 
 
 def timed(action: Callable[[], object], repeat: int = 5) -> float:
@@ -336,8 +342,8 @@ def main(argv: list[str]) -> None:
     for s in cases:
         picture = Picture(frames=[s.frame], format="png")
         spec = spec_for(s.lang)
-        warm = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp))
-        bare = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp, NONE))
+        warm = timed(partial(ocr_op.read_picture, picture, spec))
+        bare = timed(partial(ocr_op.read_picture, picture, spec, NONE))
         cli = cli_ms(s.frame, s.lang)
         size = f"{s.frame.shape[1]}x{s.frame.shape[0]}"
         cli_cer = cer(cli_text(s.frame, s.lang), s.reference, s.lang)
@@ -353,12 +359,8 @@ def main(argv: list[str]) -> None:
         ("page 1700x2200", page, page_spec),
     ):
         picture = Picture(frames=[frame], format="png")
-        handler = timed(lambda p=picture, sp=spec: ocr_op.read_picture(p, sp))
-        engine = timed(
-            lambda f=frame, sp=spec: tesseract.recognise(
-                Image.fromarray(ocr_prep.to_grey(f)), "eng", sp.psm
-            )
-        )
+        handler = timed(partial(ocr_op.read_picture, picture, spec))
+        engine = timed(partial(_engine_only, frame, spec.psm))
         cli = cli_ms(frame, "eng")
         print(f"  {label:<16} handler {handler:7.1f}  engine only {engine:7.1f}  CLI {cli:7.1f}")
     tesseract.clear_cache()

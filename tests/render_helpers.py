@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -16,7 +17,7 @@ CARD = (
 )
 
 
-def render(client, body: dict) -> tuple[dict, np.ndarray | None]:  # type: ignore[no-untyped-def]
+def render(client: httpx.Client, body: dict) -> tuple[dict, np.ndarray | None]:
     response = client.post("/v1/jobs?wait=60", json={"operation": "from-html", **body})
     assert response.status_code == 200, response.text
     job = response.json()

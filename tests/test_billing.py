@@ -115,6 +115,7 @@ def test_200_parallel_submissions_against_150_jobs_of_credit(dir_fleet: Fleet) -
     assert min(lowest) >= 0
     with dir_fleet.client(key) as client:
         for job_id in accepted:
+            assert job_id is not None
             assert wait_for_job(client, job_id, timeout=120)["status"] == "succeeded"
     account = accounts.require(name)
     assert (account.balance_micros, account.held_micros) == (0, 0)

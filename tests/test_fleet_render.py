@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -206,7 +207,7 @@ def _resolver_hosts(net_log: str) -> set[str]:
     }
 
 
-def test_no_host_name_reaches_a_resolver(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_no_host_name_reaches_a_resolver(tmp_path: Path) -> None:
     """DNS prefetch, preconnect, links, frames and Chromium's own background requests: with
     the sandbox's resolver rule every name maps to `~NOTFOUND` before any lookup. Without
     the rule this log names Google hosts and the page's hosts (the test would fail)."""

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import GifImagePlugin, Image
 
 from billing.header import Header, Read, header_of_bytes, read_header
 from tests.header_helpers import Counting, gradient, pillow_reference, save
@@ -309,6 +309,7 @@ def test_gif_canvas_grows_over_later_frames_when_counting() -> None:
     last = data.rindex(b"\x2c\x00\x00\x00\x00")  # an image descriptor at (0, 0)
     struct.pack_into("<HH", data, last + 1, 100, 0)  # move it to x=100
     with Image.open(io.BytesIO(bytes(data))) as im:
+        assert isinstance(im, GifImagePlugin.GifImageFile)
         for i in range(im.n_frames):
             im.seek(i)  # Pillow too grows the canvas as it reaches the frame
         assert im.size == (140, 30)

@@ -94,7 +94,9 @@ def test_batch_keeps_every_output_and_names_every_failure(dir_fleet: Fleet, tmp_
     gif, webp = (
         Image.open(out / f"rotating-squares.{ext}.webp").convert("RGB") for ext in ("gif", "webp")
     )
-    assert gif.getpixel((5, 5))[0] > 200 and webp.getpixel((5, 5))[1] > 200  # red, green
+    gif_pixel, webp_pixel = gif.getpixel((5, 5)), webp.getpixel((5, 5))
+    assert isinstance(gif_pixel, tuple) and isinstance(webp_pixel, tuple)  # RGB
+    assert gif_pixel[0] > 200 and webp_pixel[1] > 200  # red, green
     summary = " ".join(run.stdout.split())
     assert "succeeded 3" in summary and "failed 1" in summary
     failure = next(line for line in run.stdout.splitlines() if "broken.jpg" in line)

@@ -18,6 +18,7 @@ from tests.hostile_inputs import (
     open_stream,
     open_streams,
     put,
+    replies,
 )
 
 STREAMS = 1000  # the hostile tester's figure: ten times the gateway's Redis pool
@@ -33,7 +34,9 @@ def _tenant_with_open_job(fleet: Fleet) -> tuple[str, str]:
         job = api.post("/v1/jobs?wait=30", json=grayscale("h.png")).json()
     assert job["status"] == "succeeded", job
     client = redis.Redis.from_url(fleet.redis_url)
-    record = json.loads(client.get(f"imagefleet:job:{job['id']}"))
+    stored = client.get(f"imagefleet:job:{job['id']}")
+    assert stored is not None
+    record = json.loads(stored)
     record["status"] = "running"
     client.set(f"imagefleet:job:{job['id']}", json.dumps(record), keepttl=True)
     return key, job["id"]
@@ -62,10 +65,11 @@ async def _flood(fleet: Fleet, hostile: tuple[str, str], other: tuple[str, str])
         limits=limits,
         headers={"Authorization": f"Bearer {key}"},
     ) as client:
-        stop, codes = asyncio.Event(), []
+        stop = asyncio.Event()
+        codes: list[int] = []
         others = asyncio.create_task(_other_tenant(fleet, *other, stop, codes))
         started = time.monotonic()
-        responses = await open_streams(client, path, STREAMS)
+        responses = replies(await open_streams(client, path, STREAMS))
         took = time.monotonic() - started
         deadline = time.monotonic() + 30  # the other tenant goes on while the streams are open
         while len(codes) < 4 and time.monotonic() < deadline:

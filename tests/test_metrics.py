@@ -54,7 +54,9 @@ def test_metrics_count_requests_jobs_failures_and_queues(dir_fleet: Fleet) -> No
 def test_json_log_lines_carry_the_job_id() -> None:
     stream = io.StringIO()
     logs.setup("INFO", "json")
-    logging.getLogger().handlers[0].stream = stream
+    handler = logging.getLogger().handlers[0]
+    assert isinstance(handler, logging.StreamHandler)  # what logs.setup installs
+    handler.stream = stream
     try:
         token = logs.current_job.set("job_abc")
         logging.getLogger("imagefleet.worker").info("resized %d frames", 3)
