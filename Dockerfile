@@ -63,7 +63,7 @@ COPY --from=build /wheels /tmp/wheels
 RUN pip install --quiet --no-index --no-cache-dir --disable-pip-version-check "$(echo /tmp/wheels/*.whl)[server]" \
  && rm -rf /tmp/wheels \
  && imagefleet --help > /dev/null \
- && python -c "import gateway.app, worker.celery_app, worker.tasks"
+ && python -c "import gateway.app, imagefleet.dispatch, worker.tasks"
 USER fleet
 WORKDIR /home/fleet
 EXPOSE 8080

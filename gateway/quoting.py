@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from billing.header import Header, read_header
-from gateway.context import Context
+from gateway.services import Context
 from jobs.prices import BillingRule, Flat, configured
 from jobs.rasters import Limits, Raster, plan_of
 from jobs.records import InputFacts

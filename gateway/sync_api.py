@@ -11,10 +11,11 @@ import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from gateway.admission import admit_job
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
-from gateway.jobs_api import admit_job, wait_for_end
+from gateway.jobs_api import wait_for_end
 from gateway.signing import signed_url
 from jobs.errors import HTTP_STATUS, ErrorCode, FleetError
 from jobs.records import JobRecord, JobStatus

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import redis
 
+from jobs.pools import Pool
+from jobs.store import STATES
+
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _DURATION = "imagefleet:metrics:job_seconds"
 _FAILURES = "imagefleet:metrics:failures"
-STATES = "imagefleet:metrics:job_states"
-QUEUES = ("cpu", "ocr", "render", "webhooks")
 
 
 def job_finished(client: redis.Redis, op: str, seconds: float, code: str | None) -> None:
@@ -67,6 +68,6 @@ def render(client: redis.Redis, redis_broker: bool) -> str:
             "# HELP imagefleet_queue_depth Tasks waiting in each queue.",
             "# TYPE imagefleet_queue_depth gauge",
         ]
-        for queue in QUEUES:
+        for queue in Pool:
             lines.append(f"imagefleet_queue_depth{_labels(queue=queue)} {client.llen(queue)}")
     return "\n".join(lines) + "\n"

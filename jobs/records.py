@@ -5,12 +5,16 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from jobs.errors import FleetError
-from jobs.registry import AnyJobSpec
+
+if TYPE_CHECKING:  # the checker sees the base class; msgspec decodes the tagged union
+    from jobs.spec import JobSpec as AnyJobSpec
+else:
+    from jobs.registry import AnyJobSpec
 
 
 class JobStatus(StrEnum):
@@ -30,11 +34,45 @@ class JobError(msgspec.Struct):
     message: str
 
 
+class BillingState(StrEnum):
+    HELD = "held"  # at submission: the quote is held on the account
+    CAPTURED = "captured"  # the job succeeded (or was paid for before a cancel landed)
+    RELEASED = "released"  # failed or canceled: the hold went back
+
+
 class JobBilling(msgspec.Struct):
     megapixels: float | None = None  # quoted from the input headers (None: flat price)
     quoted_micros: int = 0  # held at submission
     charged_micros: int = 0  # captured on success
-    state: str = "held"  # held -> captured | released
+    state: BillingState = BillingState.HELD
+
+
+class WebhookState(StrEnum):
+    PENDING = "pending"  # the job has not ended, or its first attempt is on its way
+    RETRYING = "retrying"  # an attempt failed; the next one is scheduled
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    REFUSED = "refused"  # the address is not allowed (checked again at each attempt)
+    FAILED = "failed"  # every attempt failed
+
+    @property
+    def settled(self) -> bool:
+        return self not in (WebhookState.PENDING, WebhookState.RETRYING)
+
+
+class Delivery(msgspec.Struct):
+    """One webhook attempt as the job shows it."""
+
+    at: float  # unix time of the attempt
+    attempt: int  # 1-based
+    status: int | None  # the receiver's HTTP status, None when none answered
+    latency_ms: float
+    error: str | None
+
+
+class Webhook(msgspec.Struct):
+    url: str
+    state: WebhookState = WebhookState.PENDING
+    deliveries: list[Delivery] = msgspec.field(default_factory=list)
 
 
 class InputFacts(msgspec.Struct):
@@ -54,7 +92,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     tenant: str
     operation: str
     status: JobStatus
-    spec: AnyJobSpec  # type: ignore[valid-type]
+    spec: AnyJobSpec
     created_at: datetime
     updated_at: datetime
     started_at: datetime | None = None
@@ -63,7 +101,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     result: dict[str, Any] | None = None
     error: JobError | None = None
     billing: JobBilling = msgspec.field(default_factory=JobBilling)
-    webhook: dict[str, Any] | None = None
+    webhook: Webhook | None = None
     # The Celery task (message) whose run owns the job: a redelivered message carries the
     # same id and may run again; a duplicate message carries another and may not.
     task_id: str | None = None

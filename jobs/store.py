@@ -1,15 +1,16 @@
-"""Job records in Redis. State transitions are guarded: a task that runs twice, or a job
-that was canceled, never flips a terminal state."""
+"""Job records in Redis. Records change only through the lifecycle's transitions
+(jobs/lifecycle.py), each applied atomically from the states it names."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import msgspec
 import redis
 from redis.client import Pipeline
 
-from imagefleet.metrics import STATES
+from jobs.lifecycle import Transition, owes_work
 from jobs.records import JobRecord, JobStatus, now
 
 _encoder = msgspec.json.Encoder()
@@ -21,11 +22,8 @@ _decoder = msgspec.json.Decoder(JobRecord)
 ACTIVE = "imagefleet:active"
 
 
-def owes_work(record: JobRecord) -> bool:
-    """Not ended yet, or ended with a webhook not yet settled."""
-    if not record.status.terminal:
-        return True
-    return record.webhook is not None and record.webhook.get("state") in ("pending", "retrying")
+# Jobs by state, kept in the same transactions as the records (served by GET /metrics).
+STATES = "imagefleet:metrics:job_states"
 
 
 EVENTS_PREFIX = "imagefleet:events:"
@@ -60,7 +58,7 @@ class JobStore:
                 pipe.lpush(*message)
             pipe.execute()
 
-    def list(
+    def newest(
         self, tenant: str, limit: int, before: int | None = None, status: JobStatus | None = None
     ) -> tuple[list[JobRecord], str | None]:
         """A tenant's jobs, newest first, and the cursor of the next page (or None)."""
@@ -68,8 +66,11 @@ class JobStore:
         found: list[JobRecord] = []
         top = f"({before}" if before is not None else "+inf"
         while len(found) < limit:
-            batch = self.redis.zrevrangebyscore(
-                index, top, "-inf", start=0, num=limit * 2, withscores=True
+            batch = cast(
+                list[tuple[bytes, float]],
+                self.redis.zrevrangebyscore(
+                    index, top, "-inf", start=0, num=limit * 2, withscores=True
+                ),
             )
             if not batch:
                 return found, None
@@ -87,7 +88,8 @@ class JobStore:
     def idle(self, seconds: float) -> list[str]:
         """Jobs that owe work and have not changed for `seconds` (oldest first)."""
         cutoff = now().timestamp() - seconds
-        return [m.decode() for m in self.redis.zrangebyscore(ACTIVE, "-inf", cutoff)]
+        members = cast(list[bytes], self.redis.zrangebyscore(ACTIVE, "-inf", cutoff))
+        return [m.decode() for m in members]
 
     def touch(self, job_id: str) -> None:
         """Restart a job's idle clock (after the sweeper re-sent its work)."""
@@ -100,19 +102,18 @@ class JobStore:
         raw = self.redis.get(self._key(job_id))
         return _decoder.decode(raw) if raw is not None else None
 
-    def update(
+    def apply(
         self,
         job_id: str,
-        allowed_from: Iterable[JobStatus],
-        change: Callable[[JobRecord], None],
+        transition: Transition,
         watch: Iterable[str] = (),
         also: Callable[[Pipeline, JobRecord], None] | None = None,
     ) -> JobRecord | None:
-        """Apply `change` atomically if the job is in one of `allowed_from`; else return None.
-        `change` may read the keys in `watch` (they are watched with the record, so a write
-        to any of them makes the whole update start again), and `also` adds writes of its own
-        to the same transaction (the runner's lease, see worker/lease.py)."""
-        allowed = set(allowed_from)
+        """Apply a transition atomically if the job is in one of the states it starts from;
+        else return None. The change may read the keys in `watch` (they are watched with the
+        record, so a write to any of them makes the whole update start again), and `also`
+        adds writes of its own to the same transaction (the runner's lease, worker/lease.py)."""
+        allowed = set(transition.allowed_from)
         key = self._key(job_id)
         watched = (key, *watch)
         with self.redis.pipeline() as pipe:
@@ -128,7 +129,7 @@ class JobStore:
                         pipe.unwatch()
                         return None
                     before = record.status
-                    change(record)
+                    transition.change(record)
                     record.updated_at = now()
                     pipe.multi()
                     pipe.set(key, _encoder.encode(record), keepttl=True)

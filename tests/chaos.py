@@ -35,7 +35,8 @@ from PIL import Image
 from billing.accounts import Accounts
 from billing.ledger import Ledger
 from imagefleet import procs
-from imagefleet.metrics import STATES
+from imagefleet.redis_conn import text
+from jobs.store import STATES
 from tests import images
 from tests.fleet_harness import Fleet, process_table, start_fleet
 from tests.receiver import Receiver
@@ -270,7 +271,7 @@ def _check(
         report.problem(f"holds left open: {ledger.open_holds('dev')}")
     if account.balance_micros != credit - charged:
         report.problem(f"balance {account.balance_micros}, want {credit - charged}")
-    states = {k.decode(): int(v) for k, v in fleet_redis.hgetall(STATES).items()}
+    states = {text(k): int(v) for k, v in fleet_redis.hgetall(STATES).items()}
     if states.get("queued", 0) or states.get("running", 0):
         report.problem(f"jobs left unended in the fleet: {states}")
 

@@ -24,12 +24,12 @@ from functools import partial
 
 import httpx
 
+from imagefleet.addresses import Refused, check_address
 from tests import hostile_inputs as inputs
 from tests import hostile_measure as measure
 from tests.fleet_harness import Fleet, wait_for_job
 from tests.hostile_inputs import SLOW, SLOWER, TINY, grayscale, on_tiny, put
 from tests.hostile_measure import Row, error_of, post_job, run_job, wait_running
-from worker.webhooks import Refused, check_address
 
 WATCHDOG_SECONDS = 10 * 60
 JOB_TIMEOUT = [120.0]  # seconds a job may take after its POST; cut if the warm-up job fails

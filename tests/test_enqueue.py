@@ -8,10 +8,10 @@ import uuid
 
 import redis
 
+from imagefleet.dispatch import RUN_JOB, app, redis_job_message, time_limits
 from imagefleet.settings import load_settings
 from tests.fleet_harness import Fleet
 from tests.fleet_helpers import normalised_message
-from worker.celery_app import RUN_JOB, app, redis_job_message, time_limits
 
 
 def test_the_prebuilt_message_is_what_send_task_pushes(dir_fleet: Fleet) -> None:

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from imagefleet.addresses import Refused, check_address
 from tests.fleet_harness import Fleet
 from tests.hostile_inputs import black_png, grayscale, put
-from worker.webhooks import Refused, check_address, host_header, post
+from worker.webhooks import host_header, post
 
 MODES = {"strict": (False, False), "private": (False, True), "loopback": (True, False)}
 A, R = True, False  # allowed, refused

@@ -83,7 +83,7 @@ def plain_venv() -> Path:
     [
         ["bin/imagefleet", "--help"],
         ["bin/python", "-c", "import gateway.app; gateway.app.create_app"],
-        ["bin/python", "-c", "import worker.celery_app, worker.tasks"],
+        ["bin/python", "-c", "import imagefleet.dispatch, worker.tasks"],
         [
             "bin/python",
             "-c",

@@ -17,8 +17,11 @@ import pytest
 import redis
 
 from billing.ledger import Ledger
+from imagefleet.dispatch import time_limits
 from imagefleet.settings import load_settings
+from jobs import lifecycle
 from jobs.crop import CropJob
+from jobs.lifecycle import Transition
 from jobs.pipeline import PipelineJob
 from jobs.records import JobRecord, JobStatus, new_job_id, now
 from jobs.spec import Rect
@@ -27,7 +30,6 @@ from storage import ObjectStore, open_store, tenant_key
 from tests import images
 from tests.fleet_harness import Fleet
 from worker import lease
-from worker.celery_app import time_limits
 from worker.runner import run_job, time_out
 
 Parts = tuple[JobStore, ObjectStore]
@@ -186,7 +188,7 @@ def test_a_run_that_lost_its_job_to_a_copy_writes_nothing(parts: Parts) -> None:
     def take(rec: JobRecord) -> None:  # as a copy does once the first run's lease expired
         rec.attempts, rec.task_id = 2, "copy"
 
-    assert jobs.update(job_id, (JobStatus.RUNNING,), take) is not None
+    assert jobs.apply(job_id, Transition("a copy takes over", (JobStatus.RUNNING,), take))
     jobs.redis.set(lease.key(job_id), 2, px=60_000)
     run.join(60)
     record = jobs.get(job_id)
@@ -194,9 +196,7 @@ def test_a_run_that_lost_its_job_to_a_copy_writes_nothing(parts: Parts) -> None:
     assert record.attempts == 2 and record.result is None
     assert store.size(tenant_key("t", f"jobs/{job_id}/output.png")) is None
     assert jobs.redis.get(lease.key(job_id)) == b"2"
-    jobs.update(
-        job_id, (JobStatus.RUNNING,), lambda rec: setattr(rec, "status", JobStatus.CANCELED)
-    )
+    jobs.apply(job_id, lifecycle.CANCEL)
     jobs.redis.delete(lease.key(job_id))
     jobs.redis.zrem(lease.INDEX, job_id)
 
@@ -205,10 +205,12 @@ def test_a_hard_limit_kill_ends_the_job_only_for_the_run_that_owns_it(parts: Par
     jobs, _ = parts
     ledger = Ledger(jobs.redis)
     job_id = _record(jobs, JobStatus.RUNNING, attempts=2, task_id="copy")
-    time_out(job_id, jobs, ledger, task_id="stalled")  # the run a copy took over from
+    time_out(
+        job_id, jobs, ledger, load_settings(), task_id="stalled"
+    )  # the run a copy took over from
     record = jobs.get(job_id)
     assert record is not None and record.status is JobStatus.RUNNING
-    time_out(job_id, jobs, ledger, task_id="copy")
+    time_out(job_id, jobs, ledger, load_settings(), task_id="copy")
     record = jobs.get(job_id)
     assert record is not None and record.status is JobStatus.FAILED
     assert record.error is not None and record.error.code == "TIMEOUT"

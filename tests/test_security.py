@@ -7,9 +7,9 @@ import pytest
 import redis
 
 from billing.accounts import Accounts
+from imagefleet.addresses import Refused, check_address
 from tests import images
 from tests.fleet_harness import Fleet
-from worker.webhooks import Refused, check_address
 
 
 def test_other_tenants_cannot_cancel_redeliver_or_list_a_job(dir_fleet: Fleet) -> None:

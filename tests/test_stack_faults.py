@@ -85,7 +85,7 @@ class FaultRun:
         """docker kill the worker-cpu container that is running jobs right now (Celery's
         inspect names them), remembering which jobs it had."""
         code = (
-            "import json; from worker.celery_app import app;"
+            "import json; from imagefleet.dispatch import app;"
             " print(json.dumps(app.control.inspect(timeout=1.5).active() or {}))"
         )
         deadline = time.monotonic() + 30
@@ -318,7 +318,8 @@ def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
 
     # The killed worker's jobs: how long until the sweeper sent them again, and until they
     # ran again (behind whatever was queued by then).
-    reruns, resends = {}, {}
+    reruns: dict[str, float] = {}
+    resends: dict[str, float] = {}
     sweeper_log = fleet_stack.logs(fleet_stack.container("sweeper"), tail=100_000)
     for job_id, killed_at in run.victim_jobs.items():
         job = ended.get(job_id)

@@ -16,14 +16,28 @@ import redis
 
 from billing.accounts import Accounts
 from billing.ledger import Ledger
+from imagefleet.dispatch import CeleryDispatch
 from imagefleet.settings import load_settings
-from jobs.records import JobBilling, JobRecord, JobStatus, new_job_id, now
+from jobs import lifecycle
+from jobs.lifecycle import Transition
+from jobs.records import JobBilling, JobError, JobRecord, JobStatus, new_job_id, now
 from jobs.store import JobStore
 from jobs.tone import GrayscaleJob
 from tests import images
 from tests.fleet_harness import Fleet, process_table, start_fleet, wait_for_job
 from tests.receiver import Receiver
 from worker import lease, sweeper
+
+
+class SentJobs(CeleryDispatch):
+    """Dispatch that notes the jobs it would send (this test's Redis has no workers)."""
+
+    def __init__(self, sent: list[str]) -> None:
+        self.sent = sent
+
+    def job(self, job_id: str, operation: str) -> None:
+        self.sent.append(job_id)
+
 
 pytestmark = pytest.mark.fleet  # starts its own servers
 
@@ -107,7 +121,7 @@ def test_a_webhook_lost_after_the_job_ended_is_delivered(fleet: Fleet) -> None:
             record.status, record.finished_at = JobStatus.FAILED, now()
 
         ledger.release("dev", job_id, "grayscale")
-        assert jobs.update(job_id, (JobStatus.QUEUED,), end) is not None
+        assert jobs.apply(job_id, Transition("ended, unnotified", (JobStatus.QUEUED,), end))
         calls = receiver.wait_for(1, timeout=30)
         assert len(calls) == 1 and calls[0]["valid"]
         assert calls[0]["headers"]["webhook-id"] == f"msg_{job_id}_failed"
@@ -164,13 +178,13 @@ def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(fle
 
 
 def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
-    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+    fleet: Fleet,
 ) -> None:
     # Another database of the fleet's Redis: the fleet's own sweeper does not look there.
     client = redis.Redis.from_url(fleet.redis_url.rsplit("/", 1)[0] + "/1")
     client.flushdb()
     jobs, ledger, sent = JobStore(client, 600), Ledger(client), []
-    monkeypatch.setattr(sweeper, "enqueue_job", lambda job_id, op, cfg: sent.append(job_id))
+    dispatch = SentJobs(sent)
     cfg = replace(load_settings(), requeue_after_seconds=300)
     started = now()
     dead, live, ended = (new_job_id() for _ in range(3))
@@ -191,14 +205,14 @@ def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
         )
         client.zadd(lease.INDEX, {job_id: time.time() - 1})  # due by the renewer's clock
     client.set(lease.key(live), 1, px=60_000)  # renewed all the same (a skewed clock)
-    jobs.update(ended, (JobStatus.RUNNING,), lambda r: setattr(r, "status", JobStatus.FAILED))
+    jobs.apply(ended, lifecycle.fail(JobError("TIMEOUT", "ended meanwhile")))
 
-    swept = sweeper.sweep(jobs, ledger, Accounts(client), cfg)
+    swept = sweeper.sweep(jobs, ledger, Accounts(client), cfg, dispatch)
     assert sent == [dead] and (swept.requeued, swept.leases) == (1, 1)
     assert client.zscore(lease.INDEX, dead) is None  # the copy's lease takes its place
     assert client.zscore(lease.INDEX, ended) is None  # an ended job is forgotten
     assert client.zscore(lease.INDEX, live) is not None
     # Sent once: if that copy is lost too, the job is resent once it has been idle for
     # FLEET_REQUEUE_AFTER_SECONDS (its lease still gone), not at every pass.
-    assert not sweeper.sweep(jobs, ledger, Accounts(client), cfg) and sent == [dead]
+    assert not sweeper.sweep(jobs, ledger, Accounts(client), cfg, dispatch) and sent == [dead]
     client.flushdb()

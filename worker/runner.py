@@ -18,8 +18,10 @@ from redis.client import Pipeline
 
 from billing.ledger import Ledger
 from imagefleet import metrics
+from imagefleet.dispatch import Dispatch, dispatcher
 from imagefleet.logs import current_job
 from imagefleet.settings import Settings
+from jobs import lifecycle
 from jobs.errors import ErrorCode, FleetError
 from jobs.prices import configured
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
@@ -29,7 +31,6 @@ from jobs.store import JobStore
 from storage import ObjectStore, tenant_key
 from worker import codec, lease
 from worker.cancel import Canceled, checkpoint, watching
-from worker.celery_app import enqueue_webhook
 from worker.inputs import decode_inputs, plan_inputs
 
 log = logging.getLogger("imagefleet.worker")
@@ -52,7 +53,7 @@ def overdue(record: JobRecord, client: redis.Redis) -> bool:
 
 
 def _start(jobs: JobStore, job_id: str, task_id: str | None, cfg: Settings) -> JobRecord | None:
-    def begin(record: JobRecord) -> None:
+    def one_run_at_a_time(record: JobRecord) -> None:
         # A redelivery (same message: Celery sends it again only when its worker was lost)
         # runs again at once; a copy sent by the sweeper runs only once the owning run's
         # lease has expired. The lease key is watched with the record: of two copies racing
@@ -64,10 +65,6 @@ def _start(jobs: JobStore, job_id: str, task_id: str | None, cfg: Settings) -> J
             and not overdue(record, jobs.redis)
         ):
             raise _Duplicate
-        record.status = JobStatus.RUNNING
-        record.attempts += 1
-        record.started_at = now()
-        record.task_id = task_id
 
     def grant(pipe: Pipeline, record: JobRecord) -> None:
         # In the same transaction: a running record always has its run's lease beside it,
@@ -75,10 +72,9 @@ def _start(jobs: JobStore, job_id: str, task_id: str | None, cfg: Settings) -> J
         lease.grant(pipe, job_id, record.attempts, cfg.lease_seconds)
 
     try:
-        return jobs.update(
+        return jobs.apply(
             job_id,
-            (JobStatus.QUEUED, JobStatus.RUNNING),
-            begin,
+            lifecycle.start(task_id, one_run_at_a_time),
             watch=(lease.key(job_id),),
             also=grant,
         )
@@ -92,6 +88,7 @@ def _fail(
     ledger: Ledger,
     record: JobRecord,
     error: JobError,
+    cfg: Settings,
     beat: lease.Heartbeat | None = None,
 ) -> None:
     if beat is not None and beat.lost:  # a resent copy may own the job: its hold and its
@@ -106,14 +103,8 @@ def _fail(
         seconds = (now() - record.started_at).total_seconds()
         metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
 
-    def end(rec: JobRecord) -> None:
-        rec.status = JobStatus.FAILED
-        rec.error = error
-        rec.finished_at = now()
-        rec.billing.state = "released"
-
-    if jobs.update(record.id, (JobStatus.RUNNING,), end) is not None:
-        _notify(record)
+    if jobs.apply(record.id, lifecycle.fail(error)) is not None:
+        _notify(record, dispatcher(cfg))
 
 
 def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
@@ -165,9 +156,9 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     return result
 
 
-def _notify(record: JobRecord) -> None:
+def _notify(record: JobRecord, dispatch: Dispatch) -> None:
     if record.spec.webhook_url:
-        enqueue_webhook(record.id)
+        dispatch.webhook(record.id)
 
 
 def _price(record: JobRecord, cfg: Settings) -> int:
@@ -202,7 +193,9 @@ def run_job(
         current_job.reset(token)
 
 
-def time_out(job_id: str, jobs: JobStore, ledger: Ledger, task_id: str | None = None) -> None:
+def time_out(
+    job_id: str, jobs: JobStore, ledger: Ledger, cfg: Settings, task_id: str | None = None
+) -> None:
     """End a job whose run Celery killed at its hard time limit, if that run still owned it
     (a run that stalled past its lease may have lost the job to a resent copy, which goes on)."""
     record = jobs.get(job_id)
@@ -212,7 +205,7 @@ def time_out(job_id: str, jobs: JobStore, ledger: Ledger, task_id: str | None = 
         and (task_id is None or record.task_id in (None, task_id))
     ):
         log.warning("job %s was killed at its hard time limit", job_id)
-        _fail(jobs, ledger, record, _timed_out())
+        _fail(jobs, ledger, record, _timed_out(), cfg)
 
 
 def _run(
@@ -251,6 +244,7 @@ def _run_leased(
             JobError(
                 ErrorCode.WORKER_LOST.value, "the worker running this job was lost too many times"
             ),
+            cfg,
         )
         return
     started = time.monotonic()
@@ -282,11 +276,11 @@ def _run_leased(
         return
     except FleetError as exc:
         log.info("job %s failed: %s %s", job_id, exc.code.value, exc.message)
-        _fail(jobs, ledger, record, error_of(exc), beat)
+        _fail(jobs, ledger, record, error_of(exc), cfg, beat)
         return
     except SoftTimeLimitExceeded:
         log.warning("job %s hit its time limit", job_id)
-        _fail(jobs, ledger, record, _timed_out(), beat)
+        _fail(jobs, ledger, record, _timed_out(), cfg, beat)
         return
     except (redis.ConnectionError, redis.TimeoutError):
         raise  # Redis went away mid-job (a checkpoint, a lease): the task waits and reruns
@@ -300,28 +294,20 @@ def _run_leased(
                 ErrorCode.INTERNAL_ERROR.value,
                 f"internal error ({type(exc).__name__}); see worker logs",
             ),
+            cfg,
             beat,
         )
         return
 
     charged = _capture(ledger, record, cfg)  # money first: a rerun finds no hold
-
-    def succeed(rec: JobRecord) -> None:
-        rec.status = JobStatus.SUCCEEDED
-        rec.result = result
-        rec.billing = record.billing
-        rec.billing.charged_micros = charged
-        rec.billing.state = "captured"
-        rec.finished_at = now()
-
-    done = jobs.update(job_id, (JobStatus.RUNNING,), succeed)
+    done = jobs.apply(job_id, lifecycle.succeed(result, record.billing, charged))
     metrics.job_finished(jobs.redis, record.operation, time.monotonic() - started, None)
     elapsed = (time.monotonic() - started) * 1000
     if done is None:
         _canceled_after_work(jobs, objects, record, result, charged)
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
         return
-    _notify(done)
+    _notify(done, dispatcher(cfg))
     log.info(
         "job %s succeeded in %.0f ms -> %s", job_id, elapsed, result.get("output", "(result only)")
     )
@@ -334,11 +320,7 @@ def _canceled_after_work(
     paid for, the canceled job keeps its result (and says it was captured); otherwise the
     output goes, so a canceled job never leaves one."""
     if charged:
-
-        def keep(rec: JobRecord) -> None:
-            rec.result = result
-
-        jobs.update(record.id, (JobStatus.CANCELED,), keep)
+        jobs.apply(record.id, lifecycle.keep_result(result))
     elif "output" in result and _canceled(jobs, record.id):  # not a job another run ended:
         objects.delete(tenant_key(record.tenant, result["output"]))  # its output is this key
 

@@ -22,12 +22,13 @@ import redis
 
 from billing.accounts import Accounts
 from billing.ledger import Ledger
+from imagefleet.dispatch import Dispatch, dispatcher
 from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
-from jobs.records import JobRecord, JobStatus, job_age_seconds, now
-from jobs.store import JobStore, owes_work
+from jobs.lifecycle import owes_work
+from jobs.records import JobRecord, JobStatus, WebhookState, job_age_seconds, now
+from jobs.store import JobStore
 from worker import lease
-from worker.celery_app import enqueue_job, enqueue_webhook
 from worker.runner import overdue
 from worker.webhook_delivery import JITTER, retry_delay
 
@@ -45,7 +46,7 @@ class Swept:
         return bool(self.requeued or self.webhooks or self.holds_released)
 
 
-def _resend_expired_leases(jobs: JobStore, cfg: Settings, swept: Swept) -> None:
+def _resend_expired_leases(jobs: JobStore, dispatch: Dispatch, swept: Swept) -> None:
     """A running job whose lease expired lost its run (the process, container or machine
     died): send it again now. The copy takes the job because the lease is gone; if it is
     lost too, the idle pass below sends another once the job has been idle long enough."""
@@ -62,7 +63,7 @@ def _resend_expired_leases(jobs: JobStore, cfg: Settings, swept: Swept) -> None:
                 job_id,
                 record.attempts,
             )
-            enqueue_job(job_id, record.operation, cfg)
+            dispatch.job(job_id, record.operation)
             jobs.touch(job_id)  # the idle pass waits FLEET_REQUEUE_AFTER_SECONDS from now
             lease.forget(jobs.redis, job_id)  # the copy's lease takes its place
             swept.requeued += 1
@@ -72,14 +73,16 @@ def _resend_expired_leases(jobs: JobStore, cfg: Settings, swept: Swept) -> None:
 def _webhook_overdue(record: JobRecord, cfg: Settings) -> bool:
     """Pending with nobody delivering it, or retrying past the latest its retry was due."""
     assert record.webhook is not None
-    deliveries = record.webhook.get("deliveries") or []
-    if record.webhook.get("state") == "pending" or not deliveries:
+    deliveries = record.webhook.deliveries
+    if record.webhook.state is WebhookState.PENDING or not deliveries:
         return True
     latest_retry = retry_delay(cfg, len(deliveries) - 1, JITTER[1])
-    return time.time() > deliveries[-1]["at"] + latest_retry + cfg.requeue_after_seconds
+    return time.time() > deliveries[-1].at + latest_retry + cfg.requeue_after_seconds
 
 
-def _sweep_job(job_id: str, jobs: JobStore, cfg: Settings, swept: Swept) -> None:
+def _sweep_job(
+    job_id: str, jobs: JobStore, dispatch: Dispatch, cfg: Settings, swept: Swept
+) -> None:
     record = jobs.get(job_id)
     if record is None or not owes_work(record):
         jobs.forget(job_id)  # expired, or settled by an update that raced this one
@@ -91,17 +94,16 @@ def _sweep_job(job_id: str, jobs: JobStore, cfg: Settings, swept: Swept) -> None
         log.warning(
             "job %s %s for %.0f s with no run; sending it again", job_id, record.status.value, idle
         )
-        enqueue_job(job_id, record.operation, cfg)
+        dispatch.job(job_id, record.operation)
         jobs.touch(job_id)
         swept.requeued += 1
-    elif record.status.terminal and _webhook_overdue(record, cfg):
-        attempt = len((record.webhook or {}).get("deliveries") or [])
+    elif record.webhook is not None and record.status.terminal and _webhook_overdue(record, cfg):
         log.warning(
             "job %s webhook %s with no delivery on its way; sending it again",
             job_id,
-            (record.webhook or {}).get("state"),
+            record.webhook.state.value,
         )
-        enqueue_webhook(job_id, attempt)
+        dispatch.webhook(job_id, len(record.webhook.deliveries))
         jobs.touch(job_id)
         swept.webhooks += 1
 
@@ -127,13 +129,15 @@ def _release_orphan_holds(
                 swept.holds_released += 1
 
 
-def sweep(jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings) -> Swept:
+def sweep(
+    jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings, dispatch: Dispatch
+) -> Swept:
     """One pass over expired leases, then jobs idle for at least FLEET_REQUEUE_AFTER_SECONDS,
     then holds."""
     swept = Swept()
-    _resend_expired_leases(jobs, cfg, swept)
+    _resend_expired_leases(jobs, dispatch, swept)
     for job_id in jobs.idle(cfg.requeue_after_seconds):
-        _sweep_job(job_id, jobs, cfg, swept)
+        _sweep_job(job_id, jobs, dispatch, cfg, swept)
     _release_orphan_holds(jobs, ledger, accounts, cfg, swept)
     return swept
 
@@ -141,7 +145,7 @@ def sweep(jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings) -> 
 def run_forever(cfg: Settings) -> None:
     client = connect(cfg.redis_url)
     jobs, ledger = JobStore(client, cfg.job_ttl_seconds), Ledger(client)
-    accounts = Accounts(client)
+    accounts, dispatch = Accounts(client), dispatcher(cfg)
     log.info(
         "sweeper: every %g s, expired leases (%g s) and jobs idle for %g s are checked",
         cfg.sweep_interval,
@@ -150,7 +154,7 @@ def run_forever(cfg: Settings) -> None:
     )
     while True:
         try:
-            swept = sweep(jobs, ledger, accounts, cfg)
+            swept = sweep(jobs, ledger, accounts, cfg, dispatch)
             if swept:
                 log.info(
                     "sweep: %d job(s) sent again (%d with an expired lease), %d webhook(s),"

@@ -14,12 +14,12 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_process_shutdown
 
 from billing.ledger import Ledger
+from imagefleet.dispatch import DELIVER_WEBHOOK, RUN_JOB, app, dispatcher
 from imagefleet.redis_conn import connect
 from imagefleet.settings import settings
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
 from worker import runner, webhook_delivery
-from worker.celery_app import DELIVER_WEBHOOK, RUN_JOB, app
 
 
 @cache
@@ -81,8 +81,9 @@ def _through_redis_outages(work: Callable[[], None], client: redis.Redis) -> Non
 @app.task(name=DELIVER_WEBHOOK, ignore_result=True)
 def deliver_webhook(job_id: str, attempt: int = 0) -> None:
     jobs, _, _ = _connections()
+    cfg = settings()
     _through_redis_outages(
-        lambda: webhook_delivery.deliver(job_id, attempt, jobs, settings()), jobs.redis
+        lambda: webhook_delivery.deliver(job_id, attempt, jobs, cfg, dispatcher(cfg)), jobs.redis
     )
 
 
@@ -112,4 +113,4 @@ def _killed_at_hard_limit(
         and args
     ):
         jobs, _, ledger = _connections()
-        runner.time_out(str(args[0]), jobs, ledger, task_id)
+        runner.time_out(str(args[0]), jobs, ledger, settings(), task_id)

@@ -9,11 +9,13 @@ import time
 import msgspec
 
 from billing.accounts import Accounts
+from imagefleet.addresses import Refused, check_address
+from imagefleet.dispatch import Dispatch
 from imagefleet.settings import Settings
-from jobs.records import JobRecord, JobStatus
+from jobs.lifecycle import record_delivery
+from jobs.records import Delivery, WebhookState
 from jobs.store import JobStore
-from worker.celery_app import enqueue_webhook
-from worker.webhooks import Outcome, Refused, check_address, post, sign
+from worker.webhooks import Outcome, post, sign
 
 log = logging.getLogger("imagefleet.webhooks")
 
@@ -26,7 +28,7 @@ def retry_delay(cfg: Settings, attempt: int, jitter: float) -> float:
     return cfg.webhook_base_delay * 2**attempt * jitter
 
 
-def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
+def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings, dispatch: Dispatch) -> None:
     record = jobs.get(job_id)
     url = record.spec.webhook_url if record else None
     if record is None or url is None or not record.status.terminal:
@@ -56,24 +58,22 @@ def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
         outcome, refused = Outcome(None, 0.0, f"refused: {exc}"), True
     last = outcome.ok or refused or attempt + 1 >= cfg.webhook_attempts
     state = (
-        "delivered" if outcome.ok else "refused" if refused else "failed" if last else "retrying"
+        WebhookState.DELIVERED
+        if outcome.ok
+        else WebhookState.REFUSED
+        if refused
+        else WebhookState.FAILED
+        if last
+        else WebhookState.RETRYING
     )
-
-    def note(rec: JobRecord) -> None:
-        webhook = rec.webhook or {"url": url, "deliveries": []}
-        webhook["deliveries"].append(
-            {
-                "at": time.time(),
-                "attempt": attempt + 1,
-                "status": outcome.status,
-                "latency_ms": round(outcome.latency_ms, 1),
-                "error": outcome.error,
-            }
-        )
-        webhook["state"] = state
-        rec.webhook = webhook
-
-    jobs.update(job_id, tuple(JobStatus), note)
+    delivery = Delivery(
+        at=time.time(),
+        attempt=attempt + 1,
+        status=outcome.status,
+        latency_ms=round(outcome.latency_ms, 1),
+        error=outcome.error,
+    )
+    jobs.apply(job_id, record_delivery(url, delivery, state))
     log.info(
         "webhook %s attempt %d -> %s (%s)",
         job_id,
@@ -83,4 +83,4 @@ def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings) -> None:
     )
     if not last:  # exponential backoff with jitter
         delay = retry_delay(cfg, attempt, random.uniform(*JITTER))
-        enqueue_webhook(job_id, attempt + 1, countdown=delay)
+        dispatch.webhook(job_id, attempt + 1, countdown=delay)

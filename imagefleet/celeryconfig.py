@@ -1,4 +1,5 @@
-"""Celery settings (kept apart from the app). Reliability rules of DESIGN §7."""
+"""Celery settings (kept apart from the app, imagefleet/dispatch.py): the gateway sends with
+them, the workers run with them. Reliability rules of DESIGN §7."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from kombu import Queue
 
 from imagefleet.redis_conn import kombu_broker
 from imagefleet.settings import settings
-from jobs.registry import OPERATIONS, QUEUES
+from jobs.pools import Pool
+from jobs.registry import OPERATIONS
 
 _s = settings()
 _longest_hard_limit = max(
@@ -23,8 +25,8 @@ broker_transport_options = {
     **_sentinel_options,
 }
 
-task_queues = [Queue(name) for name in (*QUEUES, "webhooks")]
-task_default_queue = "cpu"
+task_queues = [Queue(pool.value) for pool in Pool]
+task_default_queue = Pool.CPU.value
 task_ignore_result = True  # job records in Redis are the source of truth
 task_acks_late = True  # ack after the job ran: a crashed worker's job is redelivered
 task_reject_on_worker_lost = True  # ... and so is a job whose child was killed

@@ -1,0 +1,142 @@
+"""The job lifecycle: every change a job's record goes through, one named transition each.
+
+    queued -> running -> succeeded | failed | canceled      (a redelivery: running -> running)
+    queued -> failed                                        (withdrawn: never accepted)
+    queued | running -> canceled
+
+Billing follows: held at submission, captured on success, released on failure or cancel
+(a cancel that lands after the capture keeps the charge). The webhook block records each
+delivery attempt on an ended job. Each transition names the states it may start from;
+`JobStore.apply` applies it atomically, or not at all when the job is in another state (a
+task that runs twice, or a job canceled meanwhile, never flips an ended job). The gateway,
+the runner and the webhook deliverer change jobs only through these.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.records import (
+    BillingState,
+    Delivery,
+    JobBilling,
+    JobError,
+    JobRecord,
+    JobStatus,
+    Webhook,
+    WebhookState,
+    now,
+)
+
+ANY_STATE = tuple(JobStatus)
+
+
+@dataclass(frozen=True)
+class Transition:
+    name: str
+    allowed_from: tuple[JobStatus, ...]
+    change: Callable[[JobRecord], None]
+
+
+def start(task_id: str | None, check: Callable[[JobRecord], None]) -> Transition:
+    """A run takes the job: a queued one, or a running one whose run was lost (`check`
+    raises to refuse, e.g. while another live run owns it)."""
+
+    def begin(record: JobRecord) -> None:
+        check(record)
+        record.status = JobStatus.RUNNING
+        record.attempts += 1
+        record.started_at = now()
+        record.task_id = task_id
+
+    return Transition("start", (JobStatus.QUEUED, JobStatus.RUNNING), begin)
+
+
+def succeed(result: dict[str, Any], billing: JobBilling, charged: int) -> Transition:
+    """The run finished and the job was paid for (captured first: a rerun finds no hold)."""
+
+    def end(record: JobRecord) -> None:
+        record.status = JobStatus.SUCCEEDED
+        record.result = result
+        record.billing = billing
+        record.billing.charged_micros = charged
+        record.billing.state = BillingState.CAPTURED
+        record.finished_at = now()
+
+    return Transition("succeed", (JobStatus.RUNNING,), end)
+
+
+def _failed(error: JobError) -> Callable[[JobRecord], None]:
+    def end(record: JobRecord) -> None:
+        record.status = JobStatus.FAILED
+        record.error = error
+        record.finished_at = now()
+        record.billing.state = BillingState.RELEASED
+
+    return end
+
+
+def fail(error: JobError) -> Transition:
+    """The run ended without a result; its hold was released."""
+    return Transition("fail", (JobStatus.RUNNING,), _failed(error))
+
+
+def withdraw(error: JobError) -> Transition:
+    """The gateway could not accept a job it had recorded (no queue, no replica): it ends
+    before any run, and the caller is told to retry."""
+    return Transition("withdraw", (JobStatus.QUEUED,), _failed(error))
+
+
+def _cancel(record: JobRecord) -> None:
+    record.status = JobStatus.CANCELED
+    record.finished_at = now()
+    record.billing.state = BillingState.RELEASED
+
+
+# The caller canceled: a running job's worker stops at its next checkpoint and keeps nothing.
+CANCEL = Transition("cancel", (JobStatus.QUEUED, JobStatus.RUNNING), _cancel)
+
+
+def keep_charge(charged: int) -> Transition:
+    """A cancel landed just after the worker captured: the job says, honestly, it was paid."""
+
+    def keep(record: JobRecord) -> None:
+        record.billing.state = BillingState.CAPTURED
+        record.billing.charged_micros = charged
+
+    return Transition("keep_charge", (JobStatus.CANCELED,), keep)
+
+
+def keep_result(result: dict[str, Any]) -> Transition:
+    """A canceled job whose work was already paid for keeps what it paid for."""
+
+    def keep(record: JobRecord) -> None:
+        record.result = result
+
+    return Transition("keep_result", (JobStatus.CANCELED,), keep)
+
+
+def new_webhook(url: str | None) -> Webhook | None:
+    """The webhook block of a new job (None when it has no webhook)."""
+    return Webhook(url=url) if url else None
+
+
+def record_delivery(url: str, delivery: Delivery, state: WebhookState) -> Transition:
+    """One webhook attempt on an ended job (or on a job redelivered on request)."""
+
+    def note(record: JobRecord) -> None:
+        webhook = record.webhook or Webhook(url=url)
+        webhook.deliveries.append(delivery)
+        webhook.state = state
+        record.webhook = webhook
+
+    return Transition("record_delivery", ANY_STATE, note)
+
+
+def owes_work(record: JobRecord) -> bool:
+    """Not ended yet, or ended with a webhook not yet settled: the sweeper watches it."""
+    if not record.status.terminal:
+        return True
+    return record.webhook is not None and not record.webhook.state.settled
