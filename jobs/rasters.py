@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 from jobs.errors import ErrorCode, FleetError
 
 if TYPE_CHECKING:
-    from imagefleet.settings import Settings
+    from jobs.policy import Policy
     from jobs.spec import JobSpec
 
 # One step: (width, height) in -> (what, size) of each image it makes, its output last.
@@ -60,7 +60,7 @@ class Limits:
     max_frames: int
 
     @classmethod
-    def of(cls, cfg: Settings) -> Limits:
+    def of(cls, cfg: Policy) -> Limits:
         return cls(cfg.max_megapixels, cfg.max_work_megapixels, cfg.max_frames)
 
 
