@@ -3,142 +3,31 @@
 from __future__ import annotations
 
 import io
-import random
 import struct
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from PIL import GifImagePlugin, Image
 
-from billing.header import Header, Read, header_of_bytes, read_header
-from tests.header_helpers import Counting, gradient, pillow_reference, save
+from billing.header import Header, header_of_bytes, read_header
+from tests.header_helpers import (
+    GENERATED,
+    Counting,
+    generated_samples,
+    gradient,
+    pillow_reference,
+    save,
+    save_all,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-# ---------------------------------------------------------------- generated images
-
-
-def frames(n: int, size: tuple[int, int] = (40, 30), mode: str = "RGB") -> list[Image.Image]:
-    return [gradient(mode, size, shade=i * 50) for i in range(n)]  # distinct, so none merge
-
-
-def save_all(fmt: str, n: int, **kw: object) -> bytes:
-    first, *rest = frames(n)
-    return save(first, fmt, save_all=True, append_images=rest, **kw)
-
-
-def png_16bit_rgb() -> bytes:
-    cv2 = pytest.importorskip("cv2")
-    np = pytest.importorskip("numpy")
-    ok, buf = cv2.imencode(".png", np.full((21, 37, 3), 40000, np.uint16))
-    assert ok
-    return buf.tobytes()
-
-
-def with_alpha(im: Image.Image) -> Image.Image:
-    im.putalpha(gradient("L", im.size).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
-    return im  # real transparency, so encoders keep the alpha channel
-
-
-def gif_screen_smaller_than_frame() -> bytes:
-    data = bytearray(save(gradient("P", (40, 30)), "GIF"))
-    data[6:10] = struct.pack("<HH", 1, 1)  # logical screen 1x1: Pillow grows it to the frame
-    return bytes(data)
-
-
-def bmp_top_down() -> bytes:
-    data = bytearray(save(gradient("RGB", (33, 17)), "BMP"))
-    (height,) = struct.unpack_from("<i", data, 22)
-    struct.pack_into("<i", data, 22, -height)
-    return bytes(data)
-
-
-def bmp_core_header() -> bytes:
-    """OS/2 BITMAPCOREHEADER (12 bytes): Pillow reads it but cannot write it."""
-    width, height = 13, 7
-    row = (width * 3 + 3) & ~3
-    pixels = bytes(row * height)
-    offset = 14 + 12
-    return (
-        b"BM"
-        + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset)
-        + struct.pack("<IHHHH", 12, width, height, 1, 24)
-        + pixels
-    )
-
-
-def jpeg_sof9() -> bytes:
-    """Arithmetic-coded frame header (SOF9): Pillow cannot write one, so patch SOF0."""
-    data = save(gradient("RGB", (57, 43)), "JPEG")
-    return data.replace(b"\xff\xc0", b"\xff\xc9", 1)
-
-
-def jpeg_fill_bytes() -> bytes:
-    data = save(gradient("RGB", (57, 43)), "JPEG")
-    sof = data.index(b"\xff\xc0")
-    return data[:sof] + b"\xff" * 7 + data[sof:]  # fill bytes before a marker are legal
-
-
-def big_icc_jpeg() -> bytes:
-    icc = bytes(random.Random(1).getrandbits(8) for _ in range(300_000))  # fake but opaque
-    return save(gradient("RGB", (64, 48)), "JPEG", icc_profile=icc)
-
-
-def apng_with_big_text_first() -> bytes:
-    from PIL import PngImagePlugin
-
-    info = PngImagePlugin.PngInfo()
-    info.add_text("comment", "x" * 100_000)  # a big chunk before acTL, skipped by length
-    return save_all("PNG", 3, pnginfo=info)
-
-
-GENERATED: dict[str, Callable[[], bytes]] = {
-    "png-rgb": lambda: save(gradient("RGB", (123, 45)), "PNG"),
-    "png-rgba": lambda: save(with_alpha(gradient("RGB", (45, 123))), "PNG"),
-    "png-16bit-grey": lambda: save(gradient("L", (31, 29)).convert("I;16"), "PNG"),
-    "png-16bit-rgb-cv2": png_16bit_rgb,
-    "apng-3": lambda: save_all("PNG", 3),
-    "apng-big-text": apng_with_big_text_first,
-    "jpeg-baseline": lambda: save(gradient("RGB", (101, 77)), "JPEG"),
-    "jpeg-progressive": lambda: save(gradient("RGB", (77, 101)), "JPEG", progressive=True),
-    "jpeg-cmyk": lambda: save(gradient("CMYK", (64, 50)), "JPEG"),
-    "jpeg-grey": lambda: save(gradient("L", (3, 5)), "JPEG"),
-    "jpeg-exif": lambda: save(gradient("RGB", (64, 50)), "JPEG", exif=b"Exif\0\0" + b"MM" * 5000),
-    "jpeg-big-icc": big_icc_jpeg,
-    "jpeg-sof9": jpeg_sof9,
-    "jpeg-fill-bytes": jpeg_fill_bytes,
-    "gif-still": lambda: save(gradient("P", (40, 30)), "GIF"),
-    "gif-animated-5": lambda: save_all("GIF", 5),
-    "gif-screen-1x1": gif_screen_smaller_than_frame,
-    "webp-lossy": lambda: save(gradient("RGB", (99, 61)), "WEBP", quality=80),
-    "webp-lossless": lambda: save(gradient("RGB", (61, 99)), "WEBP", lossless=True),
-    "webp-alpha-vp8x": lambda: save(with_alpha(gradient("RGB", (50, 40))), "WEBP", quality=80),
-    "webp-animated-4": lambda: save_all("WEBP", 4),
-    "avif": lambda: save(gradient("RGB", (96, 54)), "AVIF"),
-    "avif-alpha": lambda: save(with_alpha(gradient("RGB", (54, 96))), "AVIF"),
-    "avif-sequence-4": lambda: save_all("AVIF", 4),
-    "tiff": lambda: save(gradient("RGB", (70, 35)), "TIFF"),
-    "tiff-big-endian": lambda: save(gradient("L", (35, 70)).convert("I;16B"), "TIFF"),
-    "tiff-3-pages": lambda: save_all("TIFF", 3),
-    "bmp": lambda: save(gradient("RGB", (33, 17)), "BMP"),
-    "bmp-top-down": bmp_top_down,
-    "bmp-core-header": bmp_core_header,
-}
-
-
 @pytest.fixture(scope="module")
 def generated() -> dict[str, bytes]:
-    out = {}
-    for name, make in GENERATED.items():
-        try:
-            out[name] = make()
-        except pytest.skip.Exception:
-            continue
-    return out
+    return generated_samples()
 
 
 @pytest.mark.parametrize("name", GENERATED)
@@ -329,89 +218,6 @@ def test_budget_is_respected_for_real_files(generated: dict[str, bytes]) -> None
     assert reader.bytes <= 100
     tiny = generated["bmp"]
     assert read_header(Counting(tiny), len(tiny), budget=64) == Header("bmp", 33, 17, 1)
-
-
-# ---------------------------------------------------------------- bad input
-
-
-@pytest.mark.parametrize(
-    "data",
-    [
-        b"",
-        b"\x89PNG",
-        b"GIF89a",
-        b"\xff\xd8\xff",
-        b"BM",
-        b"RIFF",
-        b"II*\x00",
-        b"hello, this is plain text and not an image at all\n" * 20,
-        bytes(range(256)) * 4,
-        bytes(4096),
-        b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64),  # MP4, not AVIF
-    ],
-)
-def test_not_an_image(data: bytes) -> None:
-    assert header_of_bytes(data) is None
-    assert header_of_bytes(data, count_frames=True) is None
-
-
-def test_random_bytes() -> None:
-    rng = random.Random(7)
-    for _ in range(300):
-        data = rng.randbytes(rng.randrange(0, 2000))
-        header_of_bytes(data, count_frames=True)  # may be None or not; must not raise
-
-
-@pytest.mark.parametrize("name", GENERATED)
-def test_truncated_headers(generated: dict[str, bytes], name: str) -> None:
-    if name not in generated:
-        pytest.skip("generator unavailable")
-    data, whole = generated[name], header_of_bytes(generated[name])
-    # 30 bytes already hold a whole WebP first-chunk header or a 12-byte BMP core header.
-    fits_in_30 = name.startswith("webp") or name == "bmp-core-header"
-    for cut in (10, 20, 30):
-        got = header_of_bytes(data[:cut])
-        if cut == 30 and fits_in_30:
-            assert got == whole
-        else:
-            assert got is None, (cut, got)
-    for cut in range(0, min(len(data), 400)):  # never a wrong answer from any prefix
-        got = header_of_bytes(data[:cut])
-        assert got is None or got == whole, (cut, got)
-        assert read_header(Counting(data[:cut]), cut) == got  # and no read past the end
-
-
-def test_fuzzed_headers_never_raise(generated: dict[str, bytes]) -> None:
-    rng = random.Random(2024)
-    names = sorted(generated)
-    for i in range(500):
-        data = bytearray(generated[names[i % len(names)]][:3000])
-        for _ in range(rng.randint(1, 6)):
-            pos = rng.randrange(min(len(data), 200 if rng.random() < 0.8 else len(data)))
-            data[pos] = rng.randrange(256)
-        if rng.random() < 0.3:
-            data = data[: rng.randrange(len(data))]
-        for count in (False, True):
-            got = header_of_bytes(bytes(data), count_frames=count)
-            assert got is None or (got.width > 0 and got.height > 0 and got.frames >= 1)
-        read_header(Counting(bytes(data)), len(data), count_frames=True, budget=2048)
-        read_header(Counting(bytes(data), strict=False), None, count_frames=True, budget=2048)
-
-
-def test_tiff_ifd_loop_terminates() -> None:
-    entries = struct.pack("<HHII", 256, 3, 1, 9) + struct.pack("<HHII", 257, 3, 1, 8)
-    ifd = struct.pack("<H", 2) + entries
-    data = b"II*\x00" + struct.pack("<I", 8) + ifd + struct.pack("<I", 8)  # next IFD: itself
-    assert header_of_bytes(data, count_frames=True) == Header("tiff", 9, 8, 1)
-
-
-def test_read_errors_propagate() -> None:
-    def broken(off: int, n: int) -> bytes:
-        raise ConnectionError("storage down")
-
-    reader: Read = broken
-    with pytest.raises(ConnectionError):
-        read_header(reader)
 
 
 def test_module_imports_nothing_heavy() -> None:
