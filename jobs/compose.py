@@ -8,17 +8,21 @@ from typing import Annotated, Literal, Self
 import msgspec
 from msgspec import Meta
 
+from jobs.declare import operation
+from jobs.pools import Pool
 from jobs.rasters import Raster
 from jobs.spec import (
+    DEFAULT_QUALITY,
     U32,
     Color,
     Dimension,
-    ImageJob,
     InputSource,
     JobSpec,
+    ObjectKey,
     OutputFormat,
     PositiveU32,
     Quality,
+    TransformJob,
     UnitInterval,
 )
 
@@ -27,7 +31,8 @@ Placement = Literal[
 ]
 
 
-class CompositeJob(ImageJob, tag="composite", kw_only=True):
+@operation(Pool.CPU, example={"overlay": "logo.png", "gravity": "southeast", "opacity": 0.8})
+class CompositeJob(TransformJob, tag="composite", kw_only=True):
     """Lay `overlay` over the input at a `gravity` or at (`top`, `left`), with `opacity`."""
 
     overlay: InputSource
@@ -38,9 +43,9 @@ class CompositeJob(ImageJob, tag="composite", kw_only=True):
 
     def __post_init__(self) -> None:
         if (self.top is None) != (self.left is None):
-            raise ValueError("give both `top` and `left`, or neither - at `$`")
+            raise ValueError("give both `top` and `left`, or neither")
         if self.gravity is not None and self.top is not None:
-            raise ValueError("give `gravity` or (`top`, `left`), not both - at `$`")
+            raise ValueError("give `gravity` or (`top`, `left`), not both")
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [("$.input", self.input), ("$.overlay", self.overlay)]
@@ -49,6 +54,11 @@ class CompositeJob(ImageJob, tag="composite", kw_only=True):
         return msgspec.structs.replace(self, input=sources[0], overlay=sources[1])
 
 
+@operation(
+    Pool.CPU,
+    example={"files": ["photo.jpg", "logo.png"], "columns": 2, "cellWidth": 240, "cellHeight": 180},
+    bills_all_inputs=True,
+)
 class ContactSheetJob(JobSpec, tag="contact-sheet", kw_only=True):
     """Tile `files` into a grid of `cellWidth x cellHeight` cells (each image fitted inside)."""
 
@@ -58,8 +68,10 @@ class ContactSheetJob(JobSpec, tag="contact-sheet", kw_only=True):
     cell_height: Dimension = msgspec.field(default=200, name="cellHeight")
     gap: U32 = 10
     background: Color | None = None
+    output: ObjectKey | None = None
     format: OutputFormat = "png"
-    quality: Quality = 85
+    quality: Quality = DEFAULT_QUALITY
+    inline: bool = False
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [(f"$.files[{i}]", source) for i, source in enumerate(self.files)]

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Literal
 
-from jobs.spec import ImageJob, PositiveU32, Rect, UnitInterval
+from jobs.declare import operation
+from jobs.pools import Pool
+from jobs.spec import PositiveU32, Rect, TransformJob, UnitInterval
 
 Gravity = Literal["center", "focal_point", "entropy"]
 
 
-class CropJob(ImageJob, tag="crop", kw_only=True):
+@operation(
+    Pool.CPU,
+    example={
+        "rect": {"x": 100, "y": 50, "width": 800, "height": 600},
+        "format": "jpeg",
+        "quality": 90,
+    },
+    step=True,
+)
+class CropJob(TransformJob, tag="crop", kw_only=True):
     """Extract `rect`, or a `width x height` window chosen by `gravity` (no scaling)."""
 
     rect: Rect | None = None
@@ -21,13 +32,13 @@ class CropJob(ImageJob, tag="crop", kw_only=True):
 
     def __post_init__(self) -> None:
         if (self.rect is None) == (self.gravity is None):
-            raise ValueError("give exactly one of `rect` or `gravity` - at `$`")
+            raise ValueError("give exactly one of `rect` or `gravity`")
         if self.gravity is not None and (self.width is None or self.height is None):
-            raise ValueError("`width` and `height` are required with `gravity` - at `$`")
+            raise ValueError("`width` and `height` are required with `gravity`")
         if self.rect is not None and (self.width is not None or self.height is not None):
             raise ValueError(
                 "`width`/`height` apply only with `gravity`; a rect crop uses `rect.width`"
-                " and `rect.height` - at `$`"
+                " and `rect.height`"
             )
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 from typing import Literal
 
-from jobs.spec import ImageJob, Quality
+from jobs.declare import operation
+from jobs.pools import Pool
+from jobs.spec import Quality, TransformJob
 
 
-class ConvertJob(ImageJob, tag="convert", kw_only=True):
-    """Re-encode as `format`; with `animated`, gif/webp targets keep every frame."""
+@operation(Pool.CPU, example={"format": "webp", "quality": 82}, step=True)
+class ConvertJob(TransformJob, tag="convert", kw_only=True):
+    """Re-encode as `format` at `quality` (default 85; in a pipeline, the pipeline's); with
+    `animated`, gif/webp targets keep every frame."""
 
-    format: Literal["png", "jpeg", "webp", "avif", "gif"]  # required here; gif for animations
+    # Redeclared (so a pipeline step takes them): format required, and gif allowed;
+    # quality None for 85 at the top level, the pipeline's in a step.
+    format: Literal["png", "jpeg", "webp", "avif", "gif"]  # type: ignore[assignment]
+    quality: Quality | None = None  # type: ignore[assignment]
 
 
-class CompressJob(ImageJob, tag="compress", kw_only=True):
+@operation(Pool.CPU, example={"quality": 70}, step=True)
+class CompressJob(TransformJob, tag="compress", kw_only=True):
     """Re-encode in the current format at `quality`."""
 
     quality: Quality  # required here
 
 
-class ExifStripJob(ImageJob, tag="exif-strip", kw_only=True):
+@operation(Pool.CPU, example={}, step=True)
+class ExifStripJob(TransformJob, tag="exif-strip", kw_only=True):
     """Auto-orient, then drop EXIF, GPS, XMP and IPTC (outputs never carry metadata)."""

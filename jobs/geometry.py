@@ -9,13 +9,16 @@ import msgspec
 from msgspec import Meta
 
 from jobs.crop import Gravity
-from jobs.spec import U32, Byte, Color, Dimension, ImageJob, UnitInterval
+from jobs.declare import operation
+from jobs.pools import Pool
+from jobs.spec import U32, Byte, Color, Dimension, TransformJob, UnitInterval
 
 Fit = Literal["cover", "contain", "fill", "inside", "outside"]
 ExtendWith = Literal["background", "copy", "repeat", "mirror"]
 
 
-class ResizeJob(ImageJob, tag="resize", kw_only=True):
+@operation(Pool.CPU, example={"width": 720, "fit": "inside"}, step=True)
+class ResizeJob(TransformJob, tag="resize", kw_only=True):
     """Resize to `width` and/or `height`; `fit` says how the image fills that box (as sharp)."""
 
     width: Dimension | None = None
@@ -28,7 +31,7 @@ class ResizeJob(ImageJob, tag="resize", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.width is None and self.height is None:
-            raise ValueError("give `width`, `height` or both - at `$`")
+            raise ValueError("give `width`, `height` or both")
 
     def scaled_size(self, width: int, height: int) -> tuple[int, int]:
         """The size the whole image is scaled to (before cover's window or contain's
@@ -81,7 +84,8 @@ def rotated_size(width: int, height: int, angle: float) -> tuple[int, int]:
     )
 
 
-class RotateJob(ImageJob, tag="rotate", kw_only=True):
+@operation(Pool.CPU, example={"angle": 90}, step=True)
+class RotateJob(TransformJob, tag="rotate", kw_only=True):
     """Rotate clockwise by `angle` degrees (any angle; others than multiples of 90 expand
     the canvas, filled with `background`), then `flip` (vertical) and/or `flop` (horizontal)."""
 
@@ -92,19 +96,21 @@ class RotateJob(ImageJob, tag="rotate", kw_only=True):
 
     def __post_init__(self) -> None:
         if self.angle == 0 and not self.flip and not self.flop:
-            raise ValueError("give a non-zero `angle`, `flip` or `flop` - at `$`")
+            raise ValueError("give a non-zero `angle`, `flip` or `flop`")
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         return rotated_size(width, height, self.angle % 360)
 
 
-class TrimJob(ImageJob, tag="trim", kw_only=True):
+@operation(Pool.CPU, example={"threshold": 10}, step=True)
+class TrimJob(TransformJob, tag="trim", kw_only=True):
     """Cut away borders that match the top-left pixel within `threshold`."""
 
     threshold: Byte = 10
 
 
-class ExtendJob(ImageJob, tag="extend", kw_only=True):
+@operation(Pool.CPU, example={"top": 40, "bottom": 40, "background": "#ffffff"}, step=True)
+class ExtendJob(TransformJob, tag="extend", kw_only=True):
     """Pad the image on any side with `background` or copied/repeated/mirrored pixels."""
 
     top: U32 = 0
@@ -116,9 +122,7 @@ class ExtendJob(ImageJob, tag="extend", kw_only=True):
 
     def __post_init__(self) -> None:
         if not (self.top or self.bottom or self.left or self.right):
-            raise ValueError(
-                "give at least one positive `top`, `bottom`, `left` or `right` - at `$`"
-            )
+            raise ValueError("give at least one positive `top`, `bottom`, `left` or `right`")
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         return width + self.left + self.right, height + self.top + self.bottom

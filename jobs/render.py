@@ -6,14 +6,28 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from jobs.declare import operation
 from jobs.errors import ErrorCode, FleetError
+from jobs.pools import Pool
+from jobs.prices import Flat
 from jobs.rasters import Raster
-from jobs.spec import Dimension, JobSpec, Quality, Rect
+from jobs.spec import DEFAULT_QUALITY, Dimension, JobSpec, ObjectKey, Quality, Rect
 
 if TYPE_CHECKING:
-    from imagefleet.settings import Settings
+    from jobs.policy import Policy
 
 
+@operation(
+    Pool.RENDER,
+    Flat(3000),
+    example={
+        "html": '<div style="font:48px sans-serif;padding:40px">Hello</div>',
+        "type": "png",
+        "fullPage": True,
+    },
+    soft_time_limit=30,
+    time_limit=60,
+)
 class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
     """Render `html` (no network, no JavaScript: inline every asset as a `data:` URI or
     `<style>`) in a `width x height` viewport; `fullPage` captures the whole page, `clip` a
@@ -29,7 +43,9 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
     omit_background: bool = msgspec.field(default=False, name="omitBackground")
     width: Dimension = 800
     height: Dimension = 600
-    quality: Quality = 85
+    quality: Quality = DEFAULT_QUALITY
+    output: ObjectKey | None = None
+    inline: bool = False
 
     def __post_init__(self) -> None:
         if self.clip is not None and self.full_page:
@@ -39,7 +55,7 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
                 "`omitBackground` needs png or webp (JPEG has no alpha) - at `$.omitBackground`"
             )
 
-    def admit(self, cfg: Settings) -> None:
+    def admit(self, cfg: Policy) -> None:
         size = len(self.html.encode())
         if size > cfg.max_html_bytes:
             raise FleetError(
@@ -55,7 +71,7 @@ class FromHtmlJob(JobSpec, tag="from-html", kw_only=True):
         return [("the rendered page", Raster(shot.width, shot.height))]
 
 
-def _check_area(cfg: Settings, width: int, height: int, path: str) -> None:
+def _check_area(cfg: Policy, width: int, height: int, path: str) -> None:
     """A raster Chromium is asked to paint: each side within its texture limit, the area
     within the megapixel limit."""
     for name, side in (("width", width), ("height", height)):

@@ -1,7 +1,11 @@
-"""The job-spec base: common fields, input sources, colours and reusable constrained types.
+"""The job-spec bases: common fields, input sources, colours and reusable constrained types.
 
-Every operation's spec subclasses `JobSpec` (tagged by `operation`, unknown fields rejected).
-Rules that span two fields live in `__post_init__`, whose message names the fields.
+Every operation's spec subclasses `JobSpec` (tagged by `operation`, unknown fields rejected)
+and takes only the fields its operation reads: `ImageJob` reads one input image,
+`TransformJob` also makes one image from it (and takes the output's fields). A field a spec
+does not take reads as its fixed value (a property of the base), so code that handles every
+spec need not ask which kind it has. Rules that span two fields live in `__post_init__`,
+whose message names the fields (msgspec adds the path: `$.steps[1]` inside a pipeline).
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 import msgspec
 from msgspec import Meta
 
+from jobs.operation import Operation
 from jobs.rasters import PageSizes, Raster, chain
 
 if TYPE_CHECKING:
-    from imagefleet.settings import Settings
+    from jobs.policy import Policy
 
 U32 = Annotated[int, Meta(ge=0, le=2**32 - 1)]
 PositiveU32 = Annotated[int, Meta(ge=1, le=2**32 - 1)]
@@ -25,6 +30,7 @@ Quality = Annotated[int, Meta(ge=1, le=100)]
 ObjectKey = Annotated[str, Meta(min_length=1, max_length=1024)]
 OutputFormat = Literal["png", "jpeg", "webp", "avif"]
 HexColor = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
+DEFAULT_QUALITY = 85
 
 
 class InputRef(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -80,9 +86,18 @@ def rgba_of(color: Color | None, default: tuple[int, int, int, int]) -> tuple[in
 class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True, kw_only=True):
     """Fields every job has."""
 
-    output: ObjectKey | None = None
-    inline: bool = False
     webhook_url: str | None = None
+    # The operation this spec is, set by its `@operation(...)` (jobs/operation.py).
+    declared: ClassVar[Operation | None] = None
+
+    @property
+    def output(self) -> str | None:
+        """The output's key: none for operations whose result is facts, not an image."""
+        return None
+
+    @property
+    def inline(self) -> bool:
+        return False
 
     def sources(self) -> list[tuple[str, InputSource]]:
         """The input sources this job reads, with their JSON paths."""
@@ -92,7 +107,7 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
         """A copy whose sources (in `sources()` order) are replaced."""
         return self
 
-    def admit(self, cfg: Settings) -> None:
+    def admit(self, cfg: Policy) -> None:
         """Checks that need the operator's config (rosters, size limits), at submission;
         raise FleetError to refuse the job before anything is charged or stored."""
 
@@ -113,34 +128,26 @@ class ImageJob(JobSpec, kw_only=True):
     """A job that reads one input image (its first page or frame, or every frame)."""
 
     input: InputSource
-    format: OutputFormat | None = None
-    quality: Quality = 85
-    page: U32 = 0  # multi-page TIFF / animation frame to read when not `animated`
-    animated: bool = False  # read and process every frame of an animated GIF/WebP
     # True for operations that report every frame's timing without decoding every frame.
     reads_timeline: ClassVar[bool] = False
     # True for operations that always read every page (OCR of a multi-page TIFF).
     reads_all_pages: ClassVar[bool] = False
-    # False for operations whose result is facts, not an image (metadata, OCR).
-    makes_image: ClassVar[bool] = True
+
+    @property
+    def page(self) -> int:
+        """The page or frame to read, for operations that let the caller choose."""
+        return 0
+
+    @property
+    def animated(self) -> bool:
+        """Whether to read every frame, for operations that let the caller choose."""
+        return False
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [("$.input", self.input)]
 
     def with_sources(self, sources: list[InputSource]) -> Self:
         return msgspec.structs.replace(self, input=sources[0])
-
-    def output_size(self, width: int, height: int) -> tuple[int, int]:
-        """The size of this operation's output from an upright `width x height` input
-        (an upper bound where the content decides, as for trim)."""
-        return width, height
-
-    def stages(self, width: int, height: int) -> list[tuple[str, tuple[int, int]]]:
-        """(what, size) of every image this operation makes, its output last."""
-        return [(f"the {self.__struct_config__.tag} output", self.output_size(width, height))]
-
-    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
-        return chain(inputs[0], [self.stages]) if self.makes_image else []
 
     def walks_pages(self, index: int) -> bool:
         return index == 0 and (
@@ -160,6 +167,41 @@ class ImageJob(JobSpec, kw_only=True):
         """The smallest scale (<= 1) of an upright `width x height` input this job can work
         from: JPEG decodes at 1/2, 1/4 or 1/8 size when that suffices (shrink-on-load)."""
         return 1.0
+
+
+class TransformJob(ImageJob, kw_only=True):
+    """A job that makes one image from one input image (every frame, with `animated`)."""
+
+    page: U32 = 0  # multi-page TIFF / animation frame to read when not `animated`
+    animated: bool = False  # read and process every frame of an animated GIF/WebP
+    output: ObjectKey | None = None
+    format: OutputFormat | None = None
+    quality: Quality = DEFAULT_QUALITY
+    inline: bool = False
+
+    def output_size(self, width: int, height: int) -> tuple[int, int]:
+        """The size of this operation's output from an upright `width x height` input
+        (an upper bound where the content decides, as for trim)."""
+        return width, height
+
+    def stages(self, width: int, height: int) -> list[tuple[str, tuple[int, int]]]:
+        """(what, size) of every image this operation makes, its output last."""
+        return [(f"the {self.__struct_config__.tag} output", self.output_size(width, height))]
+
+    def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
+        return chain(inputs[0], [self.stages])
+
+
+class PipelineStep(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True, kw_only=True):
+    """A step of a pipeline: a TransformJob's own fields, without the input and output that
+    the pipeline has (jobs/operation.py derives one from each step operation's spec)."""
+
+    job_spec: ClassVar[type[TransformJob]]
+
+    def job(self, input: InputSource) -> TransformJob:
+        """The step as a job spec reading `input` (what its handler and its plan take)."""
+        fields = {name: getattr(self, name) for name in self.__struct_fields__}
+        return self.job_spec(input=input, **fields)
 
 
 def input_key_of(source: InputSource) -> str | None:

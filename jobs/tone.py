@@ -6,26 +6,36 @@ from typing import Annotated
 
 from msgspec import Meta
 
-from jobs.spec import RGB, ImageJob
+from jobs.declare import operation
+from jobs.pools import Pool
+from jobs.spec import RGB, TransformJob
 
 
-class BlurJob(ImageJob, tag="blur", kw_only=True):
+@operation(Pool.CPU, example={"sigma": 3}, step=True)
+class BlurJob(TransformJob, tag="blur", kw_only=True):
     """Gaussian blur with standard deviation `sigma` pixels."""
 
     sigma: Annotated[float, Meta(ge=0.3, le=1000)] = 2.0
 
 
-class SharpenJob(ImageJob, tag="sharpen", kw_only=True):
+@operation(Pool.CPU, example={"sigma": 1.5}, step=True)
+class SharpenJob(TransformJob, tag="sharpen", kw_only=True):
     """Unsharp mask: add back the detail a Gaussian of `sigma` removes."""
 
     sigma: Annotated[float, Meta(ge=0.3, le=10)] = 1.0
 
 
-class GrayscaleJob(ImageJob, tag="grayscale", kw_only=True):
+@operation(Pool.CPU, example={}, step=True)
+class GrayscaleJob(TransformJob, tag="grayscale", kw_only=True):
     """Luminance only (alpha kept)."""
 
 
-class AdjustJob(ImageJob, tag="adjust", kw_only=True):
+@operation(
+    Pool.CPU,
+    example={"brightness": 1.1, "saturation": 1.3, "tint": {"r": 255, "g": 240, "b": 200}},
+    step=True,
+)
+class AdjustJob(TransformJob, tag="adjust", kw_only=True):
     """sharp's modulate bundle: multiply brightness and saturation, rotate hue, add
     lightness; then optionally negate and tint."""
 
@@ -47,5 +57,5 @@ class AdjustJob(ImageJob, tag="adjust", kw_only=True):
         ):
             raise ValueError(
                 "give at least one of `brightness`, `saturation`, `hue`,"
-                " `lightness`, `negate` or `tint` - at `$`"
+                " `lightness`, `negate` or `tint`"
             )

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagefleet.settings import load_settings
 from jobs.analysis import DominantColorJob, MetadataJob
 from jobs.formats import CompressJob, ConvertJob, ExifStripJob
 from jobs.registry import OPERATIONS
@@ -27,6 +28,8 @@ from worker.ops.dominant_color import dominant_color
 from worker.ops.exif_strip import exif_strip
 from worker.ops.metadata import metadata
 from worker.picture import Picture
+
+CFG = load_settings()  # the handlers' third argument
 
 LIMITS = codec.Limits()
 
@@ -74,7 +77,7 @@ def png16(pixels: np.ndarray) -> bytes:
 def meta(data: bytes, **decode_options: Any) -> dict[str, Any]:
     """Decode as the runner does for a metadata job (every frame's timing), then run it."""
     decode_options.setdefault("timeline", MetadataJob.reads_timeline)
-    output = metadata([codec.decode(data, LIMITS, **decode_options)], MetadataJob(input="in"))
+    output = metadata([codec.decode(data, LIMITS, **decode_options)], MetadataJob(input="in"), CFG)
     assert output.picture is None
     assert set(output.fields) == {"metadata"}
     json.dumps(output.fields)  # plain JSON types only (no numpy scalars, no bytes)
@@ -103,7 +106,7 @@ def test_registry_loads_these_handlers(name: str, function: object) -> None:
 
 def test_convert_sets_format_and_quality() -> None:
     picture = codec.decode(save(scene(), "PNG"), LIMITS)
-    output = convert([picture], ConvertJob(input="in", format="webp", quality=61))
+    output = convert([picture], ConvertJob(input="in", format="webp", quality=61), CFG)
     assert isinstance(output, OpOutput)
     assert output.picture is not None and output.picture.format == "webp"
     assert output.quality == 61
@@ -116,7 +119,7 @@ def test_convert_sets_format_and_quality() -> None:
 
 def test_convert_keeps_animation() -> None:
     picture = codec.decode(gif([100, 200, 300]), LIMITS, animated=True)
-    output = convert([picture], ConvertJob(input="in", format="webp", animated=True))
+    output = convert([picture], ConvertJob(input="in", format="webp", animated=True), CFG)
     assert output.picture is not None
     assert len(output.picture.frames) == 3 and output.picture.durations == [100, 200, 300]
     assert output.quality == 85  # the spec's default
@@ -128,7 +131,7 @@ def test_convert_keeps_animation() -> None:
 
 def test_compress_keeps_picture_sets_quality() -> None:
     picture = codec.decode(save(scene(), "JPEG", quality=95), LIMITS)
-    output = compress([picture], CompressJob(input="in", quality=20))
+    output = compress([picture], CompressJob(input="in", quality=20), CFG)
     assert output.picture is picture and output.quality == 20 and output.fields == {}
     assert output.picture.format == "jpeg"  # re-encoded in its own format
     low = codec.encode(output.picture, output.picture.format, output.quality, None)
@@ -138,7 +141,7 @@ def test_compress_keeps_picture_sets_quality() -> None:
 
 def test_exif_strip_returns_upright_picture() -> None:
     picture = codec.decode(oriented_jpeg(6), LIMITS)
-    output = exif_strip([picture], ExifStripJob(input="in"))
+    output = exif_strip([picture], ExifStripJob(input="in"), CFG)
     assert output.picture is picture
     assert output.fields == {"stripped": True}
 
@@ -156,7 +159,7 @@ def test_exif_strip_end_to_end(fmt: str) -> None:
     assert len(Image.open(io.BytesIO(source)).getexif()) > 0  # the input really has them
     assert Image.open(io.BytesIO(source)).info.get("icc_profile")
 
-    output = exif_strip([codec.decode(source, LIMITS)], ExifStripJob(input="in"))
+    output = exif_strip([codec.decode(source, LIMITS)], ExifStripJob(input="in"), CFG)
     assert output.picture is not None
     data = codec.encode(output.picture, fmt, 95, None)
     result = Image.open(io.BytesIO(data))
@@ -310,7 +313,9 @@ def test_metadata_icc_description() -> None:
 
 
 def dominant_of(frame: np.ndarray) -> dict[str, Any]:
-    output = dominant_color([Picture(frames=[frame], format="png")], DominantColorJob(input="in"))
+    output = dominant_color(
+        [Picture(frames=[frame], format="png")], DominantColorJob(input="in"), CFG
+    )
     assert output.picture is None
     json.dumps(output.fields)
     return output.fields
@@ -389,7 +394,7 @@ def test_dominant_fully_transparent() -> None:
 
 def test_dominant_uses_the_first_frame() -> None:
     picture = codec.decode(gif([100, 100]), LIMITS, animated=True)
-    output = dominant_color([picture], DominantColorJob(input="in"))
+    output = dominant_color([picture], DominantColorJob(input="in"), CFG)
     assert output.fields["hex"] == "#c80000"
 
 
@@ -399,6 +404,6 @@ def test_dominant_from_a_decoded_jpeg() -> None:
     frame[:60] = (0, 128, 128)
     frame[60:] = np.stack([np.arange(120) * 2, np.full(120, 60), np.arange(120)], axis=-1)[None]
     picture = codec.decode(save(frame, "JPEG", quality=90), LIMITS)
-    output = dominant_color([picture], DominantColorJob(input="in"))
+    output = dominant_color([picture], DominantColorJob(input="in"), CFG)
     got = output.fields["dominant"]
     assert max(abs(got["r"] - 0), abs(got["g"] - 128), abs(got["b"] - 128)) <= 3, got

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from imagefleet.settings import load_settings
 from jobs.compose import CompositeJob, ContactSheetJob
 from jobs.spec import RGBA
 from tests.pictures import pic, solid
@@ -15,12 +16,14 @@ from worker.ops.composite import composite
 from worker.ops.contact_sheet import contact_sheet
 from worker.picture import Picture
 
+CFG = load_settings()  # the handlers' third argument
+
 RED, WHITE = (255, 0, 0), (255, 255, 255)
 
 
 def run_composite(base: np.ndarray, overlay: np.ndarray, **fields: Any) -> np.ndarray:
     out = composite(
-        [pic(base), pic(overlay)], CompositeJob(input="b.png", overlay="o.png", **fields)
+        [pic(base), pic(overlay)], CompositeJob(input="b.png", overlay="o.png", **fields), CFG
     ).picture
     assert out is not None
     return out.first
@@ -148,7 +151,7 @@ def test_every_base_frame_gets_the_overlay() -> None:
     second_overlay_frame = solid(2, 2, (0, 255, 0))
     picture = Picture(frames=[solid(2, 2, RED), second_overlay_frame], format="gif")
     out = composite(
-        [pic(a, b), picture], CompositeJob(input="b.gif", overlay="o.gif", gravity="northwest")
+        [pic(a, b), picture], CompositeJob(input="b.gif", overlay="o.gif", gravity="northwest"), CFG
     ).picture
     assert out is not None and len(out.frames) == 2
     for frame, under in zip(out.frames, (a, b), strict=True):
@@ -170,7 +173,7 @@ COLOURS = [
 
 def sheet(frames: list[np.ndarray], **fields: Any) -> tuple[np.ndarray, dict[str, Any]]:
     spec = ContactSheetJob(files=[f"{i}.png" for i in range(len(frames))], **fields)
-    result = contact_sheet([pic(f) for f in frames], spec)
+    result = contact_sheet([pic(f) for f in frames], spec, CFG)
     assert result.picture is not None and result.picture.format == "png"
     return result.picture.first, result.fields
 
@@ -253,7 +256,7 @@ def test_uint16_input_becomes_8bit() -> None:
 def test_uses_the_first_frame_only() -> None:
     animated = Picture(frames=[solid(4, 4, RED), solid(4, 4, (0, 0, 255))], format="gif")
     result = contact_sheet(
-        [animated], ContactSheetJob(files=["a.gif"], cell_width=4, cell_height=4, gap=0)
+        [animated], ContactSheetJob(files=["a.gif"], cell_width=4, cell_height=4, gap=0), CFG
     )
     assert result.picture is not None and len(result.picture.frames) == 1
     np.testing.assert_array_equal(result.picture.first, solid(4, 4, RED))

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from imagefleet.settings import load_settings
 from jobs.geometry import ExtendJob, ResizeJob, RotateJob, TrimJob
 from jobs.spec import RGBA
 from tests import images
@@ -15,6 +16,8 @@ from worker.ops.extend import extend
 from worker.ops.resize import resize
 from worker.ops.rotate import rotate
 from worker.ops.trim import trim
+
+CFG = load_settings()  # the handlers' third argument
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 
@@ -31,7 +34,7 @@ def near(x: float) -> int:
 
 
 def run_resize(frame: np.ndarray, **fields: object) -> np.ndarray:
-    out = resize([pic(frame)], ResizeJob(input="x.png", **fields)).picture
+    out = resize([pic(frame)], ResizeJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
 
@@ -153,14 +156,14 @@ def test_uint16_gradient_stays_monotonic(width: int) -> None:
 
 def test_animation_frames_all_resized_and_aligned() -> None:
     frames = [solid(40, 100, c) for c in (RED, GREEN, BLUE)]
-    out = resize([pic(*frames)], ResizeJob(input="x.png", width=50, fit="inside")).picture
+    out = resize([pic(*frames)], ResizeJob(input="x.png", width=50, fit="inside"), CFG).picture
     assert out is not None and len(out.frames) == 3
     for got, colour in zip(out.frames, (RED, GREEN, BLUE), strict=True):
         assert got.shape == (20, 50, 3) and (got == colour).all()
     # Cover's window comes from the first frame and is applied to every frame.
     first, second = half_noisy(40, 100, True), half_noisy(40, 100, False, seed=1)
     spec = ResizeJob(input="x.png", width=40, height=40, gravity="entropy")
-    out = resize([pic(first, second)], spec).picture
+    out = resize([pic(first, second)], spec, CFG).picture
     assert out is not None
     np.testing.assert_array_equal(out.frames[1], second[:, 60:])
 
@@ -169,7 +172,7 @@ def test_animation_frames_all_resized_and_aligned() -> None:
 
 
 def run_rotate(frame: np.ndarray, **fields: object) -> np.ndarray:
-    out = rotate([pic(frame)], RotateJob(input="x.png", **fields)).picture
+    out = rotate([pic(frame)], RotateJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
 
@@ -230,7 +233,7 @@ def test_any_angle_opaque_background_and_uint16() -> None:
 
 
 def run_trim(frame: np.ndarray, threshold: int = 10) -> tuple[np.ndarray, dict[str, int]]:
-    result = trim([pic(frame)], TrimJob(input="x.png", threshold=threshold))
+    result = trim([pic(frame)], TrimJob(input="x.png", threshold=threshold), CFG)
     assert result.picture is not None
     return result.picture.first, result.fields["trim"]
 
@@ -275,7 +278,7 @@ def test_trim_uniform_unchanged_uint16_and_alpha() -> None:
 
 
 def run_extend(frame: np.ndarray, **fields: object) -> np.ndarray:
-    out = extend([pic(frame)], ExtendJob(input="x.png", **fields)).picture
+    out = extend([pic(frame)], ExtendJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
 

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from imagefleet.settings import load_settings
 from jobs.spec import RGB
 from jobs.tone import AdjustJob, BlurJob, GrayscaleJob, SharpenJob
 from tests.pictures import pic, solid
@@ -15,27 +16,29 @@ from worker.ops.blur import blur, box_widths, gaussian
 from worker.ops.grayscale import grayscale
 from worker.ops.sharpen import sharpen
 
+CFG = load_settings()  # the handlers' third argument
+
 
 def run_blur(frame: np.ndarray, sigma: float) -> np.ndarray:
-    out = blur([pic(frame)], BlurJob(input="x.png", sigma=sigma)).picture
+    out = blur([pic(frame)], BlurJob(input="x.png", sigma=sigma), CFG).picture
     assert out is not None
     return out.first
 
 
 def run_sharpen(frame: np.ndarray, sigma: float = 1.0) -> np.ndarray:
-    out = sharpen([pic(frame)], SharpenJob(input="x.png", sigma=sigma)).picture
+    out = sharpen([pic(frame)], SharpenJob(input="x.png", sigma=sigma), CFG).picture
     assert out is not None
     return out.first
 
 
 def run_grey(frame: np.ndarray) -> np.ndarray:
-    out = grayscale([pic(frame)], GrayscaleJob(input="x.png")).picture
+    out = grayscale([pic(frame)], GrayscaleJob(input="x.png"), CFG).picture
     assert out is not None
     return out.first
 
 
 def run_adjust(frame: np.ndarray, **fields: Any) -> np.ndarray:
-    out = adjust([pic(frame)], AdjustJob(input="x.png", **fields)).picture
+    out = adjust([pic(frame)], AdjustJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
 
@@ -148,7 +151,7 @@ def test_blur_premultiplies_alpha() -> None:
 def test_blur_every_frame_of_an_animation() -> None:
     a, b = np.zeros((15, 15, 3), np.uint8), np.zeros((15, 15, 3), np.uint8)
     a[7, 7], b[3, 3] = 255, 255
-    out = blur([pic(a, b)], BlurJob(input="x.png", sigma=1.0)).picture
+    out = blur([pic(a, b)], BlurJob(input="x.png", sigma=1.0), CFG).picture
     assert out is not None and len(out.frames) == 2
     assert out.frames[0][7, 7, 0] < 255 and out.frames[0][7, 8, 0] > 0
     assert out.frames[1][3, 3, 0] < 255 and out.frames[1][3, 4, 0] > 0
@@ -289,6 +292,6 @@ def test_neutral_modulate_round_trips(dtype: Any, top: int, tolerance: int) -> N
 
 def test_adjust_every_frame() -> None:
     a, b = solid(2, 2, (10, 20, 30)), solid(2, 2, (200, 100, 0))
-    out = adjust([pic(a, b)], AdjustJob(input="x.png", negate=True)).picture
+    out = adjust([pic(a, b)], AdjustJob(input="x.png", negate=True), CFG).picture
     assert out is not None
     np.testing.assert_array_equal(out.frames[1], 255 - b)

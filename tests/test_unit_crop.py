@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagefleet.settings import load_settings
 from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
 from jobs.registry import decode_spec
@@ -17,6 +18,8 @@ from tests import images
 from worker.codec import Limits, decode
 from worker.ops.crop import crop
 from worker.picture import Picture
+
+CFG = load_settings()  # the handlers' third argument
 
 
 def job(**fields: Any) -> CropJob:
@@ -30,7 +33,7 @@ def run(pixels: np.ndarray, spec: CropJob) -> tuple[np.ndarray, dict[str, int]]:
     """Crop a numpy image; return the output pixels and the reported rectangle."""
     grey = pixels.ndim == 2
     frame = np.repeat(pixels[:, :, None], 3, axis=2) if grey else pixels
-    result = crop([Picture(frames=[frame], format="png")], spec)
+    result = crop([Picture(frames=[frame], format="png")], spec, CFG)
     assert result.picture is not None
     out = result.picture.first
     return (out[:, :, 0] if grey else out), result.fields["crop"]
@@ -334,9 +337,9 @@ def test_rect_applies_to_upright_image() -> None:
     pixels = random_image(np.random.default_rng(11), 5, 8)
     picture = decode(with_orientation(pixels, 6, "PNG"), Limits(100))
     upright = np.rot90(pixels, -1)
-    result = crop([picture], job(rect=box(1, 3, 4, 5)))
+    result = crop([picture], job(rect=box(1, 3, 4, 5)), CFG)
     assert result.picture is not None
     np.testing.assert_array_equal(result.picture.first, upright[3:8, 1:5])
     with pytest.raises(FleetError) as info:
-        crop([picture], job(rect=box(0, 0, 8, 5)))  # fits the stored size, not the upright one
+        crop([picture], job(rect=box(0, 0, 8, 5)), CFG)  # fits the stored size, not the upright one
     assert info.value.code is ErrorCode.CROP_OUT_OF_BOUNDS

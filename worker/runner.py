@@ -123,7 +123,7 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     inputs = decode_inputs(record, datas, cfg)
     del datas
     checkpoint()
-    output = OPERATIONS[record.operation].load_handler()(inputs, spec)
+    output = OPERATIONS[record.operation].load_handler()(inputs, spec, cfg)
     if output.picture is None:
         return output.fields
 

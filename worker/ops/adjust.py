@@ -13,12 +13,16 @@ float32 work runs a strip of rows at a time into one output frame (see worker.bu
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from jobs.tone import AdjustJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, max_value, strips, to_dtype
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 _SRGB_TO_XYZ = np.array(
     [
@@ -99,5 +103,5 @@ def adjust_frame(frame: Frame, spec: AdjustJob) -> Frame:
     return out
 
 
-def adjust(inputs: list[Picture], spec: AdjustJob) -> OpOutput:
+def adjust(inputs: list[Picture], spec: AdjustJob, cfg: Settings) -> OpOutput:
     return OpOutput(inputs[0].map(lambda frame: adjust_frame(frame, spec)))

@@ -13,6 +13,7 @@ plane at a time, in place (see worker.budget).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,6 +21,9 @@ import numpy as np
 from jobs.tone import BlurJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, filter_planes
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 EXACT_LIMIT = 10.0  # sharpen's maximum sigma, so sharpening is always exact
 BOX_PASSES = 4
@@ -53,5 +57,5 @@ def blur_frame(frame: Frame, sigma: float) -> Frame:
     return filter_planes(frame, lambda plane, _: gaussian(plane, sigma))
 
 
-def blur(inputs: list[Picture], spec: BlurJob) -> OpOutput:
+def blur(inputs: list[Picture], spec: BlurJob, cfg: Settings) -> OpOutput:
     return OpOutput(inputs[0].map(lambda frame: blur_frame(frame, spec.sigma)))

@@ -9,11 +9,16 @@ rows at a time into the base's copy (see worker.budget).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jobs.compose import CompositeJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, max_value, strips
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 
 def _offset(outer: int, inner: int, where: str) -> int:
@@ -86,7 +91,7 @@ def blend(under_pixels: Frame, over_pixels: Frame, opacity: float) -> Frame:
     return np.clip(np.rint(result * scale), 0, scale).astype(under_pixels.dtype)
 
 
-def composite(inputs: list[Picture], spec: CompositeJob) -> OpOutput:
+def composite(inputs: list[Picture], spec: CompositeJob, cfg: Settings) -> OpOutput:
     base, overlay_picture = inputs[0], inputs[1]
     overlay = overlay_picture.first  # matched to the base's dtype a strip at a time
     top, left = position(base.first.shape[:2], overlay.shape[:2], spec)

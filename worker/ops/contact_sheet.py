@@ -9,6 +9,8 @@ of images is reduced to it (empty columns would only widen the sheet).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jobs.compose import ContactSheetJob
@@ -16,6 +18,9 @@ from jobs.spec import rgba_of
 from worker.ops import OpOutput
 from worker.ops.resize import resample
 from worker.picture import Frame, Picture, max_value, strips
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 WHITE = (255, 255, 255, 255)
 
@@ -50,7 +55,7 @@ def to_8bit(values: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(values * 255.0), 0, 255).astype(np.uint8)
 
 
-def contact_sheet(inputs: list[Picture], spec: ContactSheetJob) -> OpOutput:
+def contact_sheet(inputs: list[Picture], spec: ContactSheetJob, cfg: Settings) -> OpOutput:
     n = len(inputs)
     cols, rows = spec.grid()
     cw, ch, gap = spec.cell_width, spec.cell_height, spec.gap

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
 from worker.ops import OpOutput
 from worker.ops import gravity as g
 from worker.picture import Frame, Picture
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 
 def choose_box(frame: Frame, spec: CropJob) -> g.Box:
@@ -26,7 +31,7 @@ def choose_box(frame: Frame, spec: CropJob) -> g.Box:
     )
 
 
-def crop(inputs: list[Picture], spec: CropJob) -> OpOutput:
+def crop(inputs: list[Picture], spec: CropJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
     box = choose_box(picture.first, spec)
     return OpOutput(picture.map(box.cut), {"crop": box.as_dict()})

@@ -9,12 +9,17 @@ neighbourhood, refined once to the pixels within `RADIUS` levels of it.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
 from jobs.analysis import DominantColorJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, strips
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 MAX_SIDE = 256
 BITS = 5
@@ -83,7 +88,7 @@ def dominant(frame: Frame) -> tuple[int, int, int] | None:
     return r, g, b
 
 
-def dominant_color(inputs: list[Picture], spec: DominantColorJob) -> OpOutput:
+def dominant_color(inputs: list[Picture], spec: DominantColorJob, cfg: Settings) -> OpOutput:
     colour = dominant(inputs[0].first)
     if colour is None:  # nothing visible
         return OpOutput(None, {"dominant": None, "hex": None})

@@ -5,6 +5,8 @@ Also home of the colour-fill helpers that resize (contain) and rotate share.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
 
 from jobs.geometry import ExtendJob
@@ -12,11 +14,18 @@ from jobs.spec import rgba_of
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, max_value
 
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
+
 RGBA = tuple[int, int, int, int]
 OPAQUE_BLACK: RGBA = (0, 0, 0, 255)  # sharp's default extend background
 
 # np.pad modes for sharp's `extendWith`. libvips' mirror repeats the edge pixel: "symmetric".
-PAD_MODES = {"copy": "edge", "repeat": "wrap", "mirror": "symmetric"}
+PAD_MODES: dict[str, Literal["edge", "wrap", "symmetric"]] = {
+    "copy": "edge",
+    "repeat": "wrap",
+    "mirror": "symmetric",
+}
 
 
 def fill_pixel(frame: Frame, rgba: RGBA) -> np.ndarray:
@@ -42,7 +51,7 @@ def pad_with_colour(
     return out
 
 
-def extend(inputs: list[Picture], spec: ExtendJob) -> OpOutput:
+def extend(inputs: list[Picture], spec: ExtendJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
     picture.check_output(
         picture.width + spec.left + spec.right, picture.height + spec.top + spec.bottom

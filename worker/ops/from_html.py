@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import atexit
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from imagefleet.settings import settings
 from jobs.render import FromHtmlJob
 from worker import codec
 from worker.browser import Renderer
 from worker.ops import OpOutput
 from worker.picture import Picture
 
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
+
 _renderer: Renderer | None = None
 
 
-def renderer() -> Renderer:
+def renderer(cfg: Settings) -> Renderer:
     """This process's browser, started on first use (after the pool forked)."""
     global _renderer
     if _renderer is None:
-        cfg = settings()
         _renderer = Renderer(
             cfg.chromium_path,
             timeout=cfg.render_timeout,
@@ -38,7 +39,7 @@ def shutdown() -> None:
         _renderer = None
 
 
-def from_html(inputs: list[Picture], spec: FromHtmlJob) -> OpOutput:
+def from_html(inputs: list[Picture], spec: FromHtmlJob, cfg: Settings) -> OpOutput:
     options: dict[str, Any] = {"fullPage": spec.full_page, "omitBackground": spec.omit_background}
     if spec.clip is not None:
         options["clip"] = {
@@ -47,7 +48,6 @@ def from_html(inputs: list[Picture], spec: FromHtmlJob) -> OpOutput:
             "width": spec.clip.width,
             "height": spec.clip.height,
         }
-    png = renderer().render(spec.html, spec.width, spec.height, options)
-    cfg = settings()
+    png = renderer(cfg).render(spec.html, spec.width, spec.height, options)
     picture = codec.decode(png, codec.Limits(cfg.max_megapixels, 1))
     return OpOutput(replace(picture, format=spec.type))

@@ -7,11 +7,16 @@ encoder writes equal-channel frames as greyscale, and later ops still see RGB.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jobs.tone import GrayscaleJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, strips, to_dtype
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 REC709 = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
@@ -26,5 +31,5 @@ def grayscale_frame(frame: Frame) -> Frame:
     return out
 
 
-def grayscale(inputs: list[Picture], spec: GrayscaleJob) -> OpOutput:
+def grayscale(inputs: list[Picture], spec: GrayscaleJob, cfg: Settings) -> OpOutput:
     return OpOutput(inputs[0].map(grayscale_frame))

@@ -6,11 +6,14 @@ are as stored in the file. No image is produced.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.analysis import MetadataJob
 from worker.ops import OpOutput
 from worker.picture import Picture
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 _GREY_MODES = {"L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 _SPACES = {"1": "b-w", "CMYK": "cmyk", "LAB": "lab", "YCbCr": "ycbcr", "HSV": "hsv"}
@@ -61,5 +64,5 @@ def describe(picture: Picture) -> dict[str, Any]:
     }
 
 
-def metadata(inputs: list[Picture], spec: MetadataJob) -> OpOutput:
+def metadata(inputs: list[Picture], spec: MetadataJob, cfg: Settings) -> OpOutput:
     return OpOutput(None, {"metadata": describe(inputs[0])})

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from imagefleet.settings import settings
+from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.ocr import OcrJob
 from worker import tesseract
@@ -86,8 +86,8 @@ def read_picture(picture: Picture, spec: OcrJob, steps: Preprocess = DEFAULT) ->
     return fields
 
 
-def ocr(inputs: list[Picture], spec: OcrJob) -> OpOutput:
-    pages, limit = len(inputs[0].frames), settings().ocr_max_pages
+def ocr(inputs: list[Picture], spec: OcrJob, cfg: Settings) -> OpOutput:
+    pages, limit = len(inputs[0].frames), cfg.ocr_max_pages
     if pages > limit:  # ~1 s a page: a long TIFF would outlive the time limit
         raise FleetError(
             ErrorCode.IMAGE_TOO_LARGE,

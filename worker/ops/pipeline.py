@@ -2,28 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.pipeline import PipelineJob
-from jobs.registry import operation_of, pipeline_steps
+from jobs.registry import operation_of
 from worker.cancel import checkpoint
 from worker.ops import OpOutput
 from worker.picture import Picture
 
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
-def pipeline(inputs: list[Picture], spec: PipelineJob) -> OpOutput:
+
+def pipeline(inputs: list[Picture], spec: PipelineJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
     quality: int | None = None
     reports: list[dict[str, Any]] = []
-    for body, step in zip(spec.steps, pipeline_steps(spec), strict=True):
+    for step, job in zip(spec.steps, spec.step_jobs(), strict=True):
         checkpoint()  # a canceled job stops between steps
-        name = operation_of(step).name
-        output = operation_of(step).load_handler()([picture], step)
+        op = operation_of(step)
+        output = op.load_handler()([picture], job, cfg)
         assert output.picture is not None  # pipeline steps always return an image
         picture = output.picture
-        if "quality" in body:  # only a quality the step states overrides the pipeline's
+        # Only a quality the step states (compress's, a convert's given one) overrides
+        # the pipeline's.
+        if getattr(step, "quality", None) is not None:
             quality = output.quality
         reports.append(
-            {"operation": name, "width": picture.width, "height": picture.height, **output.fields}
+            {
+                "operation": op.name,
+                "width": picture.width,
+                "height": picture.height,
+                **output.fields,
+            }
         )
     return OpOutput(picture, {"steps": reports}, quality)

@@ -7,6 +7,8 @@ their colour - usually black - into the edges of opaque ones: one float plane at
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
@@ -16,6 +18,9 @@ from worker.ops import OpOutput
 from worker.ops import gravity as g
 from worker.ops.extend import OPAQUE_BLACK, pad_with_colour
 from worker.picture import Frame, Picture, filter_planes
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 # A light unsharp mask after shrinking: a box filter is softer than the Lanczos kernel
 # users compare against. Measured on sharp's benchmark photo: SSIM against Pillow's Lanczos
@@ -40,7 +45,7 @@ def _shrink(values: np.ndarray, width: int, height: int, own: bool) -> np.ndarra
     if ox == oy == 0:  # cv2.resize samples the same centres, 3x faster than warpAffine
         out = cv2.resize(values, (width, height), interpolation=cv2.INTER_LINEAR)
     else:
-        matrix = np.float32([[sx, 0, 0.5 * sx - 0.5 + ox], [0, sy, 0.5 * sy - 0.5 + oy]])
+        matrix = np.array([[sx, 0, 0.5 * sx - 0.5 + ox], [0, sy, 0.5 * sy - 0.5 + oy]], np.float32)
         out = cv2.warpAffine(
             values,
             matrix,
@@ -82,7 +87,7 @@ def resample(frame: Frame, width: int, height: int) -> Frame:
     return filter_planes(frame, lambda plane, _: _resample(plane, width, height, own=True))
 
 
-def resize(inputs: list[Picture], spec: ResizeJob) -> OpOutput:
+def resize(inputs: list[Picture], spec: ResizeJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
     width, height = spec.scaled_size(picture.width, picture.height)
     picture.check_output(width, height)

@@ -7,6 +7,8 @@ premultiplied alpha, one float plane at a time: see worker.budget).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
@@ -15,6 +17,9 @@ from jobs.spec import rgba_of
 from worker.ops import OpOutput
 from worker.ops.extend import RGBA
 from worker.picture import Frame, Picture, filter_planes, max_value
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 TRANSPARENT: RGBA = (0, 0, 0, 0)  # sharp's default rotate background
 
@@ -56,7 +61,7 @@ def transform(frame: Frame, spec: RotateJob, angle: float, rgba: RGBA) -> Frame:
     return np.ascontiguousarray(frame)
 
 
-def rotate(inputs: list[Picture], spec: RotateJob) -> OpOutput:
+def rotate(inputs: list[Picture], spec: RotateJob, cfg: Settings) -> OpOutput:
     angle = spec.angle % 360  # Python's modulo is non-negative: -90 -> 270
     inputs[0].check_output(*rotated_size(inputs[0].width, inputs[0].height, angle))
     rgba = rgba_of(spec.background, TRANSPARENT)

@@ -7,12 +7,17 @@ simpler RGB mask is the documented choice here. Alpha is kept as is.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jobs.tone import SharpenJob
 from worker.ops import OpOutput
 from worker.ops.blur import gaussian
 from worker.picture import Frame, Picture, strips, to_dtype
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 AMOUNT = 1.0
 
@@ -31,5 +36,5 @@ def sharpen_frame(frame: Frame, sigma: float) -> Frame:
     return out
 
 
-def sharpen(inputs: list[Picture], spec: SharpenJob) -> OpOutput:
+def sharpen(inputs: list[Picture], spec: SharpenJob, cfg: Settings) -> OpOutput:
     return OpOutput(inputs[0].map(lambda frame: sharpen_frame(frame, spec.sigma)))

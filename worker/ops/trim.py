@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from jobs.geometry import TrimJob
 from worker.ops import OpOutput
 from worker.ops.gravity import Box
 from worker.picture import Frame, Picture, strips
+
+if TYPE_CHECKING:
+    from imagefleet.settings import Settings
 
 
 def trim_box(frame: Frame, threshold: int) -> Box:
@@ -29,7 +34,7 @@ def trim_box(frame: Frame, threshold: int) -> Box:
     return Box(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
 
 
-def trim(inputs: list[Picture], spec: TrimJob) -> OpOutput:
+def trim(inputs: list[Picture], spec: TrimJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
     box = trim_box(picture.first, spec.threshold)  # decided once: animation frames stay aligned
     return OpOutput(picture.map(box.cut), {"trim": box.as_dict()})
