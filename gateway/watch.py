@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -111,7 +111,7 @@ async def job_changes(
     seconds: float,
     quiet: float,
     ends_only: bool = False,
-) -> AsyncIterator[JobRecord | None]:
+) -> AsyncGenerator[JobRecord | None, None]:
     """Yield the job's record (None once it is gone) at once, after each change
     notification (with `ends_only`, only after one that names an end), and after every
     `quiet` seconds without one (in case a notification was missed). Stops after the job

@@ -98,4 +98,4 @@ def check_address(url: str, allow_loopback: bool, allow_private: bool) -> tuple[
         why = refusal(ip, allow_loopback, allow_private)
         if why:
             raise Refused(f"{parts.hostname} resolves to {why} address {ip}")
-    return parts.hostname, infos[0][4][0], port
+    return parts.hostname, str(infos[0][4][0]), port

@@ -14,7 +14,7 @@ from billing.accounts import Accounts, new_api_key
 from imagefleet import procs
 from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
-from jobs.registry import QUEUES
+from jobs.pools import Pool
 from storage import open_store
 
 DEV_TENANT = "dev"
@@ -114,7 +114,7 @@ def up(cfg: Settings) -> int:
         key = ensure_dev_key(cfg, client)
 
         fleet.spawn("gateway", [*me, "gateway"], env)
-        for pool in (*QUEUES, "webhooks"):
+        for pool in Pool:
             fleet.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env)
         fleet.spawn("sweeper", [*me, "sweeper"], env)
 

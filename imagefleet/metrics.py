@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import redis
 
+from imagefleet.redis_conn import texts
 from jobs.pools import Pool
 from jobs.store import STATES
 
@@ -38,7 +39,7 @@ def render(client: redis.Redis, redis_broker: bool) -> str:
         "# HELP imagefleet_job_seconds Job run time in a worker, by operation and outcome.",
         "# TYPE imagefleet_job_seconds histogram",
     ]
-    durations = {k.decode(): v.decode() for k, v in client.hgetall(_DURATION).items()}
+    durations = texts(client.hgetall(_DURATION))
     for key in sorted(durations):
         op, outcome, bound = key.split("|")
         labels = dict(operation=op, outcome=outcome)
@@ -52,17 +53,15 @@ def render(client: redis.Redis, redis_broker: bool) -> str:
         "# HELP imagefleet_job_failures_total Failed job runs by operation and code.",
         "# TYPE imagefleet_job_failures_total counter",
     ]
-    for key, value in sorted(client.hgetall(_FAILURES).items()):
-        op, code = key.decode().split("|")
-        lines.append(
-            f"imagefleet_job_failures_total{_labels(operation=op, code=code)} {value.decode()}"
-        )
+    for key, value in sorted(texts(client.hgetall(_FAILURES)).items()):
+        op, code = key.split("|")
+        lines.append(f"imagefleet_job_failures_total{_labels(operation=op, code=code)} {value}")
     lines += [
         "# HELP imagefleet_jobs Jobs by state (records within their retention).",
         "# TYPE imagefleet_jobs gauge",
     ]
-    for state, value in sorted(client.hgetall(STATES).items()):
-        lines.append(f"imagefleet_jobs{_labels(state=state.decode())} {max(0, int(value))}")
+    for state, value in sorted(texts(client.hgetall(STATES)).items()):
+        lines.append(f"imagefleet_jobs{_labels(state=state)} {max(0, int(value))}")
     if redis_broker:  # Celery keeps each Redis queue as a list of the same name
         lines += [
             "# HELP imagefleet_queue_depth Tasks waiting in each queue.",

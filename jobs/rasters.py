@@ -27,7 +27,8 @@ Stages = Callable[[int, int], list[tuple[str, tuple[int, int]]]]
 class PageSizes(Protocol):
     """What a header tells of an input's pages (billing.header.Header is one)."""
 
-    frames: int
+    @property
+    def frames(self) -> int: ...
 
     def page_size(self, page: int) -> tuple[int, int]: ...
 

@@ -31,7 +31,7 @@ def test_the_prebuilt_message_is_what_send_task_pushes(dir_fleet: Fleet) -> None
         )
     theirs = client.lpop(probe)
     client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
-    assert queue == "ocr" and theirs is not None
+    assert queue == "ocr" and isinstance(theirs, bytes)
     assert normalised_message(ours) == normalised_message(theirs)
     assert json.loads(ours)["properties"]["delivery_info"]["routing_key"] == "ocr"
     headers = json.loads(ours)["headers"]

@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
 import pytest
 import redis
 
@@ -160,9 +161,8 @@ def test_a_run_that_lost_its_job_to_a_copy_writes_nothing(parts: Parts) -> None:
     jobs, store = parts
     cfg = replace(load_settings(), lease_seconds=30)
     store.put(tenant_key("t", "big.png"), images.encode(images.photo_like(1500, 1000)), "image/png")
-    spec = PipelineJob(
-        input="big.png", format="png", steps=[{"operation": "blur", "sigma": 25}] * 10
-    )
+    steps = [{"operation": "blur", "sigma": 25}] * 10
+    spec = msgspec.convert({"input": "big.png", "format": "png", "steps": steps}, PipelineJob)
     created = now()
     job_id = new_job_id()
     jobs.create(

@@ -81,9 +81,7 @@ def _lost_job(
             created_at=created,
             updated_at=created,
             billing=JobBilling(megapixels=64 * 48 / 1e6, quoted_micros=300),
-            webhook={"url": webhook_url, "state": "pending", "deliveries": []}
-            if webhook_url
-            else None,
+            webhook=lifecycle.new_webhook(webhook_url),
         )
     )
     return job_id
@@ -183,7 +181,7 @@ def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
     # Another database of the fleet's Redis: the fleet's own sweeper does not look there.
     client = redis.Redis.from_url(fleet.redis_url.rsplit("/", 1)[0] + "/1")
     client.flushdb()
-    jobs, ledger, sent = JobStore(client, 600), Ledger(client), []
+    jobs, ledger, sent = JobStore(client, 600), Ledger(client), list[str]()
     dispatch = SentJobs(sent)
     cfg = replace(load_settings(), requeue_after_seconds=300)
     started = now()

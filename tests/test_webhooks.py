@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import redis
@@ -24,11 +26,11 @@ def receiver(dir_fleet: Fleet) -> Iterator[Receiver]:
     server.server.shutdown()
 
 
-def _upload(client, key: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
+def _upload(client: httpx.Client, key: str, data: bytes) -> None:
     client.put(f"/v1/objects/{key}", content=data).raise_for_status()
 
 
-def _ended_with_webhook(client, job_id: str, state: str) -> dict:  # type: ignore[no-untyped-def]
+def _ended_with_webhook(client: httpx.Client, job_id: str, state: str) -> dict[str, Any]:
     deadline = time.monotonic() + 30
     while True:
         job = client.get(f"/v1/jobs/{job_id}").json()

@@ -112,5 +112,5 @@ def _killed_at_hard_limit(
         and isinstance(exception, TimeLimitExceeded)
         and args
     ):
-        jobs, _, ledger = _connections()
+        jobs, _store, ledger = _connections()
         runner.time_out(str(args[0]), jobs, ledger, settings(), task_id)

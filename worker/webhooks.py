@@ -38,12 +38,13 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
     """HTTPS to a checked IP, with the certificate verified for the URL's host name."""
 
     def __init__(self, ip: str, port: int, hostname: str, timeout: float) -> None:
-        super().__init__(ip, port, timeout=timeout, context=ssl.create_default_context())
+        self.tls = ssl.create_default_context()
+        super().__init__(ip, port, timeout=timeout, context=self.tls)
         self.hostname = hostname
 
     def connect(self) -> None:
         sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.hostname)
+        self.sock = self.tls.wrap_socket(sock, server_hostname=self.hostname)
 
 
 def host_header(url: str) -> str:
