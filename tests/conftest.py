@@ -1,13 +1,17 @@
-"""Session-wide real servers: one fleet on the directory store, one on SeaweedFS S3."""
+"""Session-wide real servers: one fleet on the directory store, one on SeaweedFS S3; the
+compose stack; and a test's own Redis Sentinel deployment."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.fleet_harness import Fleet, SeaweedS3, start_fleet, start_seaweedfs
-from tests.stack_harness import Stack, close_session_stack, open_session_stack
+from tests.sentinel_harness import Sentinels, start_sentinels
+from tests.stack_harness import Stack
+from tests.stack_session import close_session_stack, open_session_stack
 
 # Small enough that a test can build an image bomb cheaply.
 TEST_MAX_MEGAPIXELS = "40"
@@ -15,7 +19,7 @@ TEST_MAX_MEGAPIXELS = "40"
 # Fixtures that start real servers: a test that uses any of them, directly or through
 # another fixture, is a fleet test. Modules that start their own servers say so themselves
 # (`pytestmark = pytest.mark.fleet`). `make test-unit` runs `-m "not fleet"`.
-SERVER_FIXTURES = frozenset({"dir_fleet", "s3_fleet", "fleet", "seaweed"})
+SERVER_FIXTURES = frozenset({"dir_fleet", "s3_fleet", "fleet", "seaweed", "sentinels"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -57,6 +61,16 @@ def s3_fleet(tmp_path_factory: pytest.TempPathFactory, seaweed: SeaweedS3) -> It
 def fleet(request: pytest.FixtureRequest) -> Fleet:
     """Each integration test runs against both object stores."""
     return request.getfixturevalue("dir_fleet" if request.param == "directory" else "s3_fleet")
+
+
+@pytest.fixture
+def sentinels(tmp_path: Path) -> Iterator[Sentinels]:
+    """A Redis primary, its replica and three sentinels of the test's own."""
+    deployment = start_sentinels(tmp_path / "redis")
+    try:
+        yield deployment
+    finally:
+        deployment.stop()
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests import images
-from tests.stack_harness import TERMINAL, Stack, api_client, docker, say_to, text_png
+from tests.stack_harness import TERMINAL, Stack, api_client, docker, text_png
+from tests.stack_session import say_to
 
 pytestmark = pytest.mark.fleet  # starts its own servers
 
