@@ -48,8 +48,8 @@ chaos: deps  # 1,000 jobs under SIGKILLs and a Redis restart; exits 1 if anythin
 load: deps  # 60 s of sustained submissions against a low queue limit: push-back, p99, errors
 	$(VENV)/bin/python -m tests.load --seconds 60
 
-docs: deps  # regenerate docs/operations.md, the operation reference, from the registry
-	$(VENV)/bin/imagefleet docs --readme docs/operations.md
+docs: deps  # regenerate the operation reference (registry) and configuration reference (settings)
+	$(VENV)/bin/imagefleet docs --readme docs/operations.md --config docs/configuration.md
 
 # The stack needs no venv (deploy/stack.py is stdlib Python). Both start a Docker daemon
 # when none answers (root: dockerd --iptables=false); stack-down stops only one stack started.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from imagefleet import logs
 from imagefleet.client_cli import add_commands as add_client_commands
-from imagefleet.settings import settings
+from imagefleet.settings import SettingError, settings
 
 POOL_CONCURRENCY = {
     "cpu": os.cpu_count() or 1,
@@ -139,11 +139,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     from imagefleet.docs import operations_markdown, update_readme
+    from imagefleet.settings_doc import write_reference
 
+    if args.config:
+        changed = write_reference(Path(args.config))
+        print(f"{args.config}: configuration reference {'updated' if changed else 'up to date'}")
     if args.readme:
         changed = update_readme(Path(args.readme))
         print(f"{args.readme}: operation reference {'updated' if changed else 'up to date'}")
-    else:
+    if not (args.readme or args.config):
         print(operations_markdown())
     return 0
 
@@ -198,13 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("docs", help="print the operation reference (from the registry)")
     p.add_argument("--readme", help="rewrite the generated section of this README instead")
+    p.add_argument("--config", help="write the configuration reference (docs/configuration.md)")
     p.set_defaults(func=cmd_docs)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except SettingError as exc:  # a bad FLEET_* value: one line naming it, not a traceback
+        print(f"imagefleet: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

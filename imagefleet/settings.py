@@ -1,163 +1,350 @@
-"""All configuration, read from the environment in one place. Every limit has a default."""
+"""All configuration, read from the environment in one place. Every setting is declared once,
+as a field of `Settings`: its variable, default and one-line doc beside its type, which says
+how the variable is parsed. docs/configuration.md is generated from these declarations
+(imagefleet/settings_doc.py)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from functools import cache
 from pathlib import Path
+from typing import Any, get_origin, get_type_hints
 
 MiB = 1024 * 1024
+DAY = 24 * 3600
 DEFAULT_OCR_LANGS = "eng spa fra deu ita por nld pol rus chi_sim"
 
 
-def _int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "0") == "1"
-
-
-def _local_redis(var_dir: Path) -> str:
-    """The Redis of a running `imagefleet up` (it writes var/redis-url), else localhost."""
-    path = var_dir / "redis-url"
-    return path.read_text().strip() if path.exists() else "redis://127.0.0.1:6379/0"
-
-
-def _prices() -> dict[str, int]:
-    """FLEET_PRICE_CONTACT_SHEET_PER_MP_MICROS=400 -> {"contact-sheet.per_mp_micros": 400}."""
-    prices = {}
-    for name, value in os.environ.items():
-        for suffix in ("_PER_MP_MICROS", "_FLAT_MICROS"):
-            if name.startswith("FLEET_PRICE_") and name.endswith(suffix):
-                op = name[len("FLEET_PRICE_") : -len(suffix)].lower().replace("_", "-")
-                prices[f"{op}.{suffix[1:].lower()}"] = int(value)
-    return prices
+class SettingError(ValueError):
+    """A variable set to something its setting cannot read: the message names both."""
 
 
 @dataclass(frozen=True)
+class Derived:
+    """A default computed from the settings declared before it (`values`, by field name)."""
+
+    compute: Callable[[dict[str, Any]], Any]
+    text: str  # the default in words, for the reference
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str
+    default: Any  # a value, or Derived
+    doc: str
+    note: str = ""  # beside the default in the reference, e.g. "(compose sets 1)"
+    then: Callable[[Any], Any] | None = None  # applied to the value read or defaulted
+    zero_is_default: bool = False  # 0 stands for the (derived) default too
+    read: Callable[[Mapping[str, str]], Any] | None = None  # not one variable (prices)
+
+
+def setting(env: str, default: Any, doc: str, **more: Any) -> Any:
+    """A `Settings` field: read from `env`, `default` when unset or empty."""
+    return field(metadata={"setting": Setting(env, default, doc, **more)})
+
+
+def _local_redis(values: dict[str, Any]) -> str:
+    """The Redis of a running `imagefleet up` (it writes var/redis-url), else localhost."""
+    path = values["var_dir"] / "redis-url"
+    return path.read_text().strip() if path.exists() else "redis://127.0.0.1:6379/0"
+
+
+def _prices(env: Mapping[str, str]) -> dict[str, int]:
+    """FLEET_PRICE_CONTACT_SHEET_PER_MP_MICROS=400 -> {"contact-sheet.per_mp_micros": 400}."""
+    prices = {}
+    for name, value in env.items():
+        for suffix in ("_PER_MP_MICROS", "_FLAT_MICROS"):
+            if name.startswith("FLEET_PRICE_") and name.endswith(suffix) and value != "":
+                op = name[len("FLEET_PRICE_") : -len(suffix)].lower().replace("_", "-")
+                prices[f"{op}.{suffix[1:].lower()}"] = _parse(int, name, value)
+    return prices
+
+
+@dataclass(frozen=True, kw_only=True)
 class Settings:
-    var_dir: Path
-    redis_url: str
-    broker_url: str
-    storage_url: str
-    host: str
-    port: int
-    public_url: str
-    max_megapixels: float
-    max_frames: int
-    max_inline_bytes: int
-    max_object_bytes: int
-    job_ttl_seconds: int
-    output_ttl_seconds: int
-    max_attempts: int
-    max_queue_depth: int
-    soft_time_limit: int
-    hard_time_limit: int
-    max_wait_seconds: int
-    avif_speed: int
-    webp_method: int
-    log_level: str
-    log_format: str
-    ocr_langs: tuple[str, ...]
-    tessdata_dir: str
-    ocr_api_cache: int
-    ocr_max_pages: int
-    max_html_bytes: int
-    chromium_path: str
-    render_timeout: float
-    prices: dict[str, int]  # "resize.per_mp_micros" -> micros (operator overrides)
-    rate_limit: float  # requests per second per API key (bursts of twice that)
-    dev_credit_micros: int
-    webhook_attempts: int
-    sync_timeout: float
-    signed_url_seconds: int
-    webhook_base_delay: float
-    webhook_allow_loopback: bool
-    webhook_allow_private: bool
-    requeue_after_seconds: float  # a job idle this long is checked for a lost message
-    sweep_interval: float
-    lease_seconds: float  # a running job whose lease is not renewed this long is lost
-    task_events: bool  # workers send Celery task events (for Flower); off saves Redis work
-    max_event_streams_per_key: int  # open event streams one API key may hold (429 past it)
-    render_max_side: int  # from-html viewport and full-page sides (Chromium's texture limit)
-    max_work_megapixels: float  # megapixels of all rasters a job creates, steps added up
-    redis_min_replicas: int  # replicas that must hold a job (and a capture) before it counts
-    redis_wait_ms: int  # how long to wait for them (WAIT), then 503 / retry
+    # Where state lives and which services hold it (order matters: later defaults use these).
+    var_dir: Path = setting(
+        "FLEET_VAR_DIR",
+        Path("var"),
+        "Local state: Redis data, objects, `dev-api-key`.",
+        then=Path.resolve,
+    )
+    redis_url: str = setting(
+        "FLEET_REDIS_URL",
+        Derived(_local_redis, "`redis://127.0.0.1:6379/0`; `imagefleet up` starts its own"),
+        "Redis for the Celery broker, job records and the ledger, or"
+        " `redis+sentinel://s1:26379,s2:26379/<master>/<db>`; set it and `up` uses that Redis"
+        " instead of starting one.",
+    )
+    broker_url: str = setting(
+        "FLEET_BROKER_URL",
+        Derived(lambda v: v["redis_url"], "`FLEET_REDIS_URL`"),
+        "The Celery broker, if not Redis (e.g. `amqp://guest:guest@rabbitmq:5672//`).",
+    )
+    storage_url: str = setting(
+        "FLEET_STORAGE_URL",
+        Derived(lambda v: f"file://{v['var_dir'] / 'objects'}", "`file://<FLEET_VAR_DIR>/objects`"),
+        "Object store: `file:///dir` or"
+        " `s3://[KEY:SECRET@]host:port/bucket[?secure=true&region=r&public=url]`"
+        " (bucket made if missing).",
+    )
+    # The gateway.
+    host: str = setting("FLEET_HOST", "127.0.0.1", "Address the gateway listens on.")
+    port: int = setting("FLEET_PORT", 8080, "Port the gateway listens on.")
+    public_url: str = setting(
+        "FLEET_PUBLIC_URL",
+        Derived(lambda v: f"http://{v['host']}:{v['port']}", "`http://FLEET_HOST:FLEET_PORT`"),
+        "Base of the `url` links in job results (a trailing `/` is dropped).",
+        then=lambda url: url.rstrip("/"),
+    )
+    rate_limit: float = setting(
+        "FLEET_RATE_LIMIT", 50.0, "Requests per second per API key (bursts of twice that)."
+    )
+    max_event_streams_per_key: int = setting(
+        "FLEET_MAX_EVENT_STREAMS_PER_KEY",
+        16,
+        "Open event streams per API key in each gateway process (an in-memory count; `429`"
+        " past it).",
+    )
+    max_wait_seconds: int = setting("FLEET_MAX_WAIT_SECONDS", 60, "The longest `?wait=`.")
+    sync_timeout: float = setting(
+        "FLEET_SYNC_TIMEOUT", 60.0, "Seconds `POST /v1/image/{op}` waits before answering `202`."
+    )
+    signed_url_seconds: int = setting(
+        "FLEET_SIGNED_URL_SECONDS", 3600, "Lifetime of upload and output URLs, in seconds."
+    )
+    # Limits on what one job may read and create.
+    max_megapixels: float = setting(
+        "FLEET_MAX_MEGAPIXELS",
+        100.0,
+        "Largest image a job may read or create (width x height x frames / 1e6): each input"
+        " page or animation, each step's output.",
+    )
+    max_work_megapixels: float = setting(
+        "FLEET_MAX_WORK_MEGAPIXELS",
+        Derived(lambda v: 4 * v["max_megapixels"], "4 x `FLEET_MAX_MEGAPIXELS`"),
+        "All the images one job creates, added up (a 10-step pipeline of 100 MP steps is 1,000).",
+        note="(also when 0)",
+        zero_is_default=True,
+    )
+    max_frames: int = setting("FLEET_MAX_FRAMES", 1000, "Most frames read from an animated input.")
+    max_inline_bytes: int = setting(
+        "FLEET_MAX_INLINE_BYTES", 4 * MiB, "Largest inline (base64) input, decoded."
+    )
+    max_object_bytes: int = setting(
+        "FLEET_MAX_OBJECT_BYTES", 50 * MiB, "Largest upload through `PUT /v1/objects`."
+    )
+    # Jobs: retention, queues, time limits, redelivery.
+    job_ttl_seconds: int = setting(
+        "FLEET_JOB_TTL_SECONDS", 7 * DAY, "How long job records are kept, in seconds."
+    )
+    output_ttl_seconds: int = setting(
+        "FLEET_OUTPUT_TTL_SECONDS",
+        7 * DAY,
+        "How long default outputs (`jobs/<id>/...`) are kept; `imagefleet up` sweeps hourly,"
+        " elsewhere run `imagefleet retention sweep` from cron. Outputs you named are yours"
+        " and kept.",
+    )
+    max_queue_depth: int = setting(
+        "FLEET_MAX_QUEUE_DEPTH",
+        10_000,
+        "Backpressure: while a pool's queue is this deep, submissions get `503 UNAVAILABLE`"
+        " with `Retry-After`.",
+    )
+    soft_time_limit: int = setting(
+        "FLEET_SOFT_TIME_LIMIT",
+        0,
+        "Seconds a job may run before it fails `TIMEOUT`.",
+        note="(each operation's own, most 60 s)",
+    )
+    hard_time_limit: int = setting(
+        "FLEET_HARD_TIME_LIMIT",
+        0,
+        "Seconds a job may run before its worker child is killed.",
+        note="(each operation's own, most 90 s)",
+    )
+    max_attempts: int = setting(
+        "FLEET_MAX_ATTEMPTS",
+        3,
+        "Runs of one job (worker crashes redeliver it) before `WORKER_LOST`.",
+    )
+    requeue_after_seconds: float = setting(
+        "FLEET_REQUEUE_AFTER_SECONDS",
+        300.0,
+        "The sweeper resends a job queued this long (or running this long with no live lease)"
+        " and an undelivered webhook idle this long, and releases holds of jobs that were"
+        " never recorded.",
+    )
+    sweep_interval: float = setting(
+        "FLEET_SWEEP_INTERVAL", 5.0, "Seconds between the sweeper's passes."
+    )
+    lease_seconds: float = setting(
+        "FLEET_LEASE_SECONDS",
+        10.0,
+        "A running job's lease: its worker renews it every third of this; a job whose lease"
+        " ran out (its worker died) is resent at the sweeper's next pass.",
+    )
+    task_events: bool = setting(
+        "FLEET_TASK_EVENTS",
+        False,
+        "Workers send Celery task events, so Flower lists the tasks (a few Redis messages per"
+        " job).",
+        note="(compose sets `1`)",
+    )
+    # Redis durability: how many replicas hold a write before it counts.
+    redis_min_replicas: int = setting(
+        "FLEET_REDIS_MIN_REPLICAS",
+        Derived(
+            lambda v: int(v["redis_url"].startswith("redis+sentinel://")),
+            "`1` on a `redis+sentinel://` URL, else `0`",
+        ),
+        "Replicas that must hold a new job (and a capture) before it counts (`WAIT`).",
+    )
+    redis_wait_ms: int = setting(
+        "FLEET_REDIS_WAIT_MS",
+        1000,
+        "How long the gateway waits for them before `503`, and the worker per round, in ms.",
+    )
+    # Encoders.
+    avif_speed: int = setting(
+        "FLEET_AVIF_SPEED",
+        8,
+        "AVIF encoder speed (0 slow/small ... 10 fast); 8 is ~4x faster than 6 for ~4% more bytes.",
+    )
+    webp_method: int = setting("FLEET_WEBP_METHOD", 4, "WebP encoder effort (0 fast ... 6 small).")
+    # OCR.
+    ocr_langs: tuple[str, ...] = setting(
+        "FLEET_OCR_LANGS",
+        tuple(DEFAULT_OCR_LANGS.split()),
+        "The OCR language roster; other languages are refused with `422 UNSUPPORTED_LANG`.",
+    )
+    tessdata_dir: str = setting(
+        "FLEET_TESSDATA_DIR",
+        "/usr/share/tesseract-ocr/5/tessdata",
+        "Tesseract language data (Debian's `tesseract-ocr-*` packages).",
+    )
+    ocr_api_cache: int = setting(
+        "FLEET_OCR_API_CACHE",
+        4,
+        "Initialised Tesseract languages kept warm per OCR worker process (at least 1).",
+        then=lambda n: max(1, n),
+    )
+    ocr_max_pages: int = setting(
+        "FLEET_OCR_MAX_PAGES",
+        50,
+        "Most pages of a multi-page input one OCR job reads (more: `IMAGE_TOO_LARGE`).",
+    )
+    # Rendering HTML (from-html).
+    max_html_bytes: int = setting(
+        "FLEET_MAX_HTML_BYTES", 1 * MiB, "Largest `from-html` document (`422 HTML_TOO_LARGE`)."
+    )
+    chromium_path: str = setting(
+        "FLEET_CHROMIUM", "/usr/bin/chromium", "The browser the render pool drives."
+    )
+    render_timeout: float = setting(
+        "FLEET_RENDER_TIMEOUT",
+        20.0,
+        "Seconds one render may take before the browser is relaunched.",
+    )
+    render_max_side: int = setting(
+        "FLEET_RENDER_MAX_SIDE",
+        16384,
+        "Largest `from-html` viewport, clip or full-page side in px (a viewport or clip past"
+        " it, or past `FLEET_MAX_MEGAPIXELS`, is a `400`; such a full page fails"
+        " `IMAGE_TOO_LARGE`).",
+        note="(Chromium's texture limit)",
+    )
+    # Billing.
+    prices: dict[str, int] = setting(
+        "FLEET_PRICE_<OP>_<KIND>_MICROS",
+        {},
+        "Operator prices in micros, `<KIND>` `PER_MP` or `FLAT`, e.g."
+        " `FLEET_PRICE_RESIZE_PER_MP_MICROS=400` (see [billing.md](billing.md)).",
+        note="the spec's prices",
+        read=_prices,
+    )
+    dev_credit_micros: int = setting(
+        "FLEET_DEV_CREDIT_MICROS",
+        1_000_000_000,
+        "The dev account's starting credit, in micros.",
+        note="($1,000)",
+    )
+    # Webhooks.
+    webhook_attempts: int = setting("FLEET_WEBHOOK_ATTEMPTS", 6, "Webhook tries.")
+    webhook_base_delay: float = setting(
+        "FLEET_WEBHOOK_BASE_DELAY",
+        5.0,
+        "The first webhook retry delay in seconds (doubling, with jitter).",
+    )
+    webhook_allow_loopback: bool = setting(
+        "FLEET_WEBHOOK_ALLOW_LOOPBACK",
+        False,
+        "Let webhooks call loopback addresses.",
+        note="(`imagefleet up` sets `1`)",
+    )
+    webhook_allow_private: bool = setting(
+        "FLEET_WEBHOOK_ALLOW_PRIVATE",
+        False,
+        "Let webhooks call private addresses (never loopback or link-local).",
+    )
+    # Logging.
+    log_level: str = setting(
+        "FLEET_LOG_LEVEL", "INFO", "Log level of every process.", then=str.upper
+    )
+    log_format: str = setting(
+        "FLEET_LOG_FORMAT",
+        "text",
+        "`json`: one JSON object per line, with `job_id` on every line logged for a job.",
+        note="(compose sets `json`)",
+        then=str.lower,
+    )
 
     @property
     def dev_key_file(self) -> Path:
         return self.var_dir / "dev-api-key"
 
 
-def load_settings() -> Settings:
-    var_dir = Path(os.environ.get("FLEET_VAR_DIR", "var")).resolve()
-    host = os.environ.get("FLEET_HOST", "127.0.0.1")
-    port = _int("FLEET_PORT", 8080)
-    return Settings(
-        var_dir=var_dir,
-        redis_url=os.environ.get("FLEET_REDIS_URL") or _local_redis(var_dir),
-        broker_url=os.environ.get("FLEET_BROKER_URL")
-        or os.environ.get("FLEET_REDIS_URL")
-        or _local_redis(var_dir),
-        storage_url=os.environ.get("FLEET_STORAGE_URL", f"file://{var_dir / 'objects'}"),
-        host=host,
-        port=port,
-        public_url=os.environ.get("FLEET_PUBLIC_URL", f"http://{host}:{port}").rstrip("/"),
-        max_megapixels=_float("FLEET_MAX_MEGAPIXELS", 100.0),
-        max_frames=_int("FLEET_MAX_FRAMES", 1000),
-        max_inline_bytes=_int("FLEET_MAX_INLINE_BYTES", 4 * MiB),
-        max_object_bytes=_int("FLEET_MAX_OBJECT_BYTES", 50 * MiB),
-        job_ttl_seconds=_int("FLEET_JOB_TTL_SECONDS", 7 * 24 * 3600),
-        output_ttl_seconds=_int("FLEET_OUTPUT_TTL_SECONDS", 7 * 24 * 3600),
-        max_attempts=_int("FLEET_MAX_ATTEMPTS", 3),
-        max_queue_depth=_int("FLEET_MAX_QUEUE_DEPTH", 10_000),
-        soft_time_limit=_int("FLEET_SOFT_TIME_LIMIT", 0),
-        hard_time_limit=_int("FLEET_HARD_TIME_LIMIT", 0),
-        max_wait_seconds=_int("FLEET_MAX_WAIT_SECONDS", 60),
-        avif_speed=_int("FLEET_AVIF_SPEED", 8),
-        webp_method=_int("FLEET_WEBP_METHOD", 4),
-        log_level=os.environ.get("FLEET_LOG_LEVEL", "INFO").upper(),
-        log_format=os.environ.get("FLEET_LOG_FORMAT", "text").lower(),
-        ocr_langs=tuple(os.environ.get("FLEET_OCR_LANGS", DEFAULT_OCR_LANGS).split()),
-        tessdata_dir=os.environ.get("FLEET_TESSDATA_DIR", "/usr/share/tesseract-ocr/5/tessdata"),
-        ocr_api_cache=max(1, _int("FLEET_OCR_API_CACHE", 4)),
-        ocr_max_pages=_int("FLEET_OCR_MAX_PAGES", 50),
-        max_html_bytes=_int("FLEET_MAX_HTML_BYTES", 1 * MiB),
-        chromium_path=os.environ.get("FLEET_CHROMIUM", "/usr/bin/chromium"),
-        render_timeout=_float("FLEET_RENDER_TIMEOUT", 20.0),
-        prices=_prices(),
-        rate_limit=_float("FLEET_RATE_LIMIT", 50.0),
-        dev_credit_micros=_int("FLEET_DEV_CREDIT_MICROS", 1_000_000_000),
-        webhook_attempts=_int("FLEET_WEBHOOK_ATTEMPTS", 6),
-        sync_timeout=_float("FLEET_SYNC_TIMEOUT", 60.0),
-        signed_url_seconds=_int("FLEET_SIGNED_URL_SECONDS", 3600),
-        webhook_base_delay=_float("FLEET_WEBHOOK_BASE_DELAY", 5.0),
-        webhook_allow_loopback=_flag("FLEET_WEBHOOK_ALLOW_LOOPBACK"),
-        webhook_allow_private=_flag("FLEET_WEBHOOK_ALLOW_PRIVATE"),
-        requeue_after_seconds=_float("FLEET_REQUEUE_AFTER_SECONDS", 300.0),
-        sweep_interval=_float("FLEET_SWEEP_INTERVAL", 5.0),
-        lease_seconds=_float("FLEET_LEASE_SECONDS", 10.0),
-        task_events=_flag("FLEET_TASK_EVENTS"),
-        max_event_streams_per_key=_int("FLEET_MAX_EVENT_STREAMS_PER_KEY", 16),
-        render_max_side=_int("FLEET_RENDER_MAX_SIDE", 16384),
-        max_work_megapixels=_float("FLEET_MAX_WORK_MEGAPIXELS", 0.0)
-        or 4 * _float("FLEET_MAX_MEGAPIXELS", 100.0),
-        redis_min_replicas=_int(
-            "FLEET_REDIS_MIN_REPLICAS",
-            int(  # 1 on Sentinel, else 0
-                (os.environ.get("FLEET_REDIS_URL") or "").startswith("redis+sentinel://")
-            ),
-        ),
-        redis_wait_ms=_int("FLEET_REDIS_WAIT_MS", 1000),
-    )
+# The declarations, in order, with each field's type resolved (annotations are strings here).
+_TYPES = get_type_hints(Settings)
+SETTINGS: dict[str, tuple[Setting, Any]] = {
+    f.name: (f.metadata["setting"], _TYPES[f.name]) for f in fields(Settings)
+}
+
+
+def _parse(kind: Any, name: str, raw: str) -> Any:
+    """A variable's text as its setting's type; a clear error naming both if it is not one."""
+    if kind is bool:
+        return raw == "1"  # flags: "1" is on, anything else off
+    if kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise SettingError(f"{name} must be {expected}, got {raw!r}") from None
+    if get_origin(kind) is tuple:
+        return tuple(raw.split())  # words, space-separated
+    return kind(raw)  # str, Path
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Every setting from `environ` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (decl, kind) in SETTINGS.items():
+        raw = env.get(decl.env, "")
+        if decl.read is not None:
+            value = decl.read(env)
+        elif raw != "":
+            value = _parse(kind, decl.env, raw)
+        else:
+            value = None
+        if value is None or (decl.zero_is_default and value == 0):
+            default = decl.default
+            value = default.compute(values) if isinstance(default, Derived) else default
+        values[name] = decl.then(value) if decl.then is not None else value
+    return Settings(**values)
 
 
 @cache
