@@ -10,7 +10,9 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,6 +25,8 @@ from imagefleet.client import (
     WebhookVerificationError,
     verify_webhook,
 )
+from imagefleet.client_operations import method_name
+from jobs.analysis import MetadataJob
 from jobs.crop import CropJob
 from jobs.geometry import ResizeJob
 from jobs.registry import OPERATIONS
@@ -36,7 +40,7 @@ def _uid() -> str:
 
 
 @pytest.fixture
-def client(dir_fleet: Fleet) -> Client:
+def client(dir_fleet: Fleet) -> Iterator[Client]:
     with Client(dir_fleet.base_url, dir_fleet.api_key) as c:
         yield c
 
@@ -47,11 +51,37 @@ def photo() -> tuple:
     return pixels, encode(pixels, "PNG")
 
 
-def test_every_operation_has_a_typed_method() -> None:
-    for name in OPERATIONS:
-        method = name.replace("-", "_")
-        assert callable(getattr(Client, method, None)), method
-        assert callable(getattr(AsyncClient, method, None)), method
+def test_every_operation_has_a_named_method_made_from_the_registry() -> None:
+    """Made, not written: a client method of the same name would shadow it, so each is
+    checked to be the generated one."""
+    for op in OPERATIONS.values():
+        for cls in (Client, AsyncClient):
+            method = getattr(cls, method_name(op), None)
+            assert method is not None and method.__qualname__ == f"Operations.{method_name(op)}"
+            assert op.spec.__name__ in (method.__doc__ or "")
+
+
+class _Recording(Client):
+    """A client that records what `run` is given instead of sending it."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1:9", "key")
+        self.ran: list[Any] = []
+
+    def run(self, job: Any, wait: bool = True) -> Any:
+        self.ran.append((job, wait))
+        return job
+
+
+def test_a_named_method_runs_its_own_spec_and_refuses_another() -> None:
+    fleet = _Recording()
+    job = MetadataJob(input="a.png")
+    named = fleet.metadata  # type: ignore[attr-defined]  # made at run time
+    assert named(job, wait=False) is job and fleet.ran == [(job, False)]
+    with pytest.raises(TypeError, match="metadata\\(\\) takes a MetadataJob, not a CropJob"):
+        named(CropJob(input="a.png", rect=Rect(x=0, y=0, width=1, height=1)))
+    assert len(fleet.ran) == 1
+    fleet.close()
 
 
 def test_upload_and_typed_crop_match_numpy(client: Client, photo: tuple) -> None:
@@ -59,8 +89,8 @@ def test_upload_and_typed_crop_match_numpy(client: Client, photo: tuple) -> None
     key = f"client/{_uid()}.png"
     reply = client.upload(png, key)
     assert reply["key"] == key and reply["bytes"] == len(png)
-    job = client.crop(CropJob(input=key, rect=Rect(x=30, y=20, width=100, height=80), format="png"))
-    assert job.ok, job.raw
+    job = client.run(CropJob(input=key, rect=Rect(x=30, y=20, width=100, height=80), format="png"))
+    assert job.ok and job.result is not None and job.output is not None, job.raw
     assert (job.result["width"], job.result["height"]) == (100, 80)
     out = decode(client.download(job.output))
     assert (out == pixels[20:100, 30:130]).all()  # PNG is lossless: exact pixels
@@ -73,7 +103,7 @@ def test_submit_dict_then_wait_and_get(client: Client, photo: tuple) -> None:
     job = client.submit({"operation": "resize", "input": key, "width": 64, "fit": "inside"})
     assert job.status in ("queued", "running", "succeeded")
     done = client.wait(job.id, timeout=60)
-    assert done.ok and done.id == job.id
+    assert done.ok and done.id == job.id and done.result is not None
     assert (done.result["width"], done.result["height"]) == (64, 48)
     assert client.get(job.id).status == "succeeded"
 
@@ -81,7 +111,7 @@ def test_submit_dict_then_wait_and_get(client: Client, photo: tuple) -> None:
 def test_failed_job_raise_for_error(client: Client, photo: tuple) -> None:
     key = f"client/{_uid()}.png"
     client.upload(photo[1], key)
-    job = client.crop(CropJob(input=key, rect=Rect(x=300, y=200, width=100, height=100)))
+    job = client.run(CropJob(input=key, rect=Rect(x=300, y=200, width=100, height=100)))
     assert job.status == "failed" and not job.ok
     with pytest.raises(ApiError) as info:
         job.raise_for_error()
@@ -116,7 +146,7 @@ def test_idempotency_key_returns_same_job(client: Client, photo: tuple) -> None:
     second = client.submit(spec, idempotency_key=idem)
     assert first.id == second.id
     with pytest.raises(ApiError) as info:
-        client.submit({**spec, "inline": True}, idempotency_key=idem)
+        client.submit({**spec, "animated": True}, idempotency_key=idem)
     assert info.value.code == "IDEMPOTENCY_CONFLICT"
 
 
@@ -164,13 +194,14 @@ def test_async_client_crop_and_errors(dir_fleet: Fleet, photo: tuple) -> None:
         async with AsyncClient(dir_fleet.base_url, dir_fleet.api_key) as fleet:
             key = f"client/{_uid()}.png"
             await fleet.upload(png, key)
-            job = await fleet.crop(
+            job = await fleet.run(
                 CropJob(input=key, gravity="center", width=50, height=40, format="png")
             )
+            assert job.output is not None, job.raw
             data = await fleet.download(job.output)
             listed = [j.id async for j in fleet.jobs(limit=3)]
             with pytest.raises(ApiError) as info:
-                await fleet.resize(ResizeJob(input=f"client/none-{_uid()}.png", width=10))
+                await fleet.run(ResizeJob(input=f"client/none-{_uid()}.png", width=10))
             return job, data, listed, info.value
 
     job, data, listed, err = asyncio.run(main())
