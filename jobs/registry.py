@@ -14,22 +14,17 @@ import msgspec
 
 from jobs.declare import declared_operations
 from jobs.operation import Operation
-from jobs.pools import JOB_POOLS, Pool
 from jobs.spec import ImageJob, JobSpec, PipelineStep
 
 __all__ = [
-    "JOB_POOLS",
     "OPERATIONS",
-    "QUEUES",
+    "STEPS",
     "AnyJobSpec",
     "Operation",
-    "Pool",
     "decode_spec",
     "example_body",
     "operation_of",
 ]
-
-QUEUES = JOB_POOLS  # the pools that run jobs, by their former name
 
 OPERATIONS: dict[str, Operation] = {op.name: op for op in declared_operations()}
 STEPS = [name for name, op in OPERATIONS.items() if op.pipeline_step]

@@ -11,7 +11,8 @@ import msgspec
 import pytest
 
 from jobs.crop import CropJob
-from jobs.registry import OPERATIONS, QUEUES, decode_spec, operation_of
+from jobs.pools import JOB_POOLS
+from jobs.registry import OPERATIONS, decode_spec, operation_of
 from jobs.spec import InputRef, Rect
 
 RECT: dict[str, int] = {"x": 0, "y": 0, "width": 10, "height": 10}
@@ -221,7 +222,7 @@ def test_registry_rows_are_consistent() -> None:
     for name, op in OPERATIONS.items():
         assert op.name == name
         assert op.spec.__struct_config__.tag == name
-        assert op.queue in QUEUES
+        assert op.queue in JOB_POOLS
         assert op.billing.price(1.0) > 0
         assert op.billing.price(0.5) > 0
         assert callable(op.load_handler())
