@@ -13,13 +13,7 @@ from pathlib import Path
 from imagefleet import logs
 from imagefleet.client_cli import add_commands as add_client_commands
 from imagefleet.settings import SettingError, settings
-
-POOL_CONCURRENCY = {
-    "cpu": os.cpu_count() or 1,
-    "ocr": os.cpu_count() or 1,
-    "render": 1,
-    "webhooks": 2,
-}
+from jobs.pools import Pool
 
 # What the `server` extra brings (import names). A plain `pip install imagefleet` has the
 # client commands; the server commands import these lazily, inside their functions.
@@ -85,44 +79,22 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hand_over(*argv: str) -> int:
+    """Become `python -m worker ...` (same pid, so whoever started us can stop it), once
+    the settings read well (a bad value is one line here, not a traceback there)."""
+    settings()
+    os.execv(sys.executable, [sys.executable, "-m", "worker", *argv])
+
+
 @needs_server
 def cmd_worker(args: argparse.Namespace) -> int:
-    if args.pool == "ocr":  # one Tesseract thread per process: processes scale, OpenMP doesn't
-        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
-    from worker.celery_app import app
-
-    cfg = settings()
-    logs.setup(cfg.log_level, cfg.log_format)
-    env_name = f"FLEET_{args.pool.upper()}_CONCURRENCY"
-    concurrency = args.concurrency or int(os.environ.get(env_name) or POOL_CONCURRENCY[args.pool])
-    app.worker_main(
-        [
-            "worker",
-            "-Q",
-            args.pool,
-            "-n",
-            f"{args.pool}-{os.getpid()}@%h",
-            "-c",
-            str(concurrency),
-            "--loglevel",
-            cfg.log_level,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            *(["--task-events"] if cfg.task_events else []),  # Flower's view of the tasks
-        ]
-    )
-    return 0
+    extra = ["--concurrency", str(args.concurrency)] if args.concurrency else []
+    return _hand_over("worker", "--pool", args.pool, *extra)
 
 
 @needs_server
 def cmd_sweeper(args: argparse.Namespace) -> int:
-    from worker.sweeper import run_forever
-
-    cfg = settings()
-    logs.setup(cfg.log_level, cfg.log_format)
-    run_forever(cfg)
-    return 0
+    return _hand_over("sweeper")
 
 
 @needs_server
@@ -184,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_gateway)
 
     p = sub.add_parser("worker", help="run a Celery worker for one pool")
-    p.add_argument("--pool", choices=sorted(POOL_CONCURRENCY), required=True)
+    p.add_argument("--pool", choices=[pool.value for pool in Pool], required=True)
     p.add_argument("--concurrency", type=int, help="processes (default: env or per pool)")
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser(
