@@ -24,6 +24,7 @@ import pyvips  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.quality import ssim  # noqa: E402
+from imagefleet.settings import load_settings  # noqa: E402
 from jobs.crop import CropJob  # noqa: E402
 from jobs.formats import ConvertJob  # noqa: E402
 from jobs.geometry import ResizeJob  # noqa: E402
@@ -34,6 +35,7 @@ from worker.ops.crop import crop  # noqa: E402
 from worker.ops.resize import resize  # noqa: E402
 
 LIMITS = codec.Limits()
+CFG = load_settings()  # the handlers' third argument
 
 
 def per_second(task: Callable[[], object], seconds: float = 1.5) -> float:
@@ -63,7 +65,7 @@ def compare(
 def fleet_task(data: bytes, spec: ImageJob, op: Callable, fmt: str) -> Callable[[], bytes]:
     def run() -> bytes:
         picture = codec.decode(data, LIMITS, scale_for=spec.decode_scale)
-        out = op([picture], spec).picture
+        out = op([picture], spec, CFG).picture
         return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
 
     return run
@@ -144,7 +146,7 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
     height = round(full.height * 720 / full.width)
     reference = np.asarray(full.resize((720, height), Image.Resampling.LANCZOS).convert("L"))
     picture = codec.decode(data, LIMITS, scale_for=resize_spec.decode_scale)
-    resized = resize([picture], resize_spec).picture
+    resized = resize([picture], resize_spec, CFG).picture
     assert resized is not None  # resize makes an image
     fleet_grey = np.asarray(Image.fromarray(resized.first).convert("L"))
     thumb = pyvips.Image.thumbnail_buffer(data, 720, height=10**7)

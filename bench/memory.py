@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from imagefleet.settings import load_settings
 from jobs.registry import OPERATIONS, decode_spec, example_body, operation_of
 from worker.budget import BYTES_PER_PIXEL, FIXED_BYTES, SIXTEEN_BIT_EXTRA, allowed
 from worker.picture import Picture
@@ -193,12 +194,13 @@ def measure(name: str, megapixels: float = 16.0) -> dict[str, Any]:
     body, shapes, dtype = cases(side)[name]
     spec = decode_spec(json.dumps(body).encode())
     handler = operation_of(spec).load_handler()
+    cfg = load_settings()  # the handlers' third argument
     small_body, small_shapes, _ = cases(1000)[name]
-    handler(_pictures(small_shapes, dtype), decode_spec(json.dumps(small_body).encode()))
+    handler(_pictures(small_shapes, dtype), decode_spec(json.dumps(small_body).encode()), cfg)
     inputs = _pictures(shapes, dtype)
     gc.collect()
     before = _status("VmRSS") if _reset_peak() else _status("VmHWM")
-    output = handler(inputs, spec)
+    output = handler(inputs, spec, cfg)
     growth = _status("VmHWM") - before
     frames = [f for p in inputs for f in p.frames]
     if output.picture is not None:

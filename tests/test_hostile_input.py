@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagefleet.settings import load_settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.geometry import ResizeJob
 from tests.fleet_harness import Fleet, process_table, wait_for_job
@@ -20,6 +21,7 @@ from worker.ops.resize import resize
 
 DOCUMENTED = {ErrorCode.IMAGE_PARSE_FAILED, ErrorCode.IMAGE_TOO_LARGE, ErrorCode.PAGE_OUT_OF_RANGE}
 LIMITS = codec.Limits(max_megapixels=50, max_frames=100)
+CFG = load_settings()  # the handlers' third argument
 
 
 def _samples() -> dict[str, bytes]:
@@ -62,7 +64,7 @@ def test_mutated_images_end_in_documented_codes(name: str) -> None:
     for data in _mutations(SAMPLES[name], 150, seed=len(name)):
         try:
             picture = codec.decode(data, LIMITS, animated=True)
-            resize([picture], ResizeJob(input="x", width=17, fit="fill"))  # and it operates
+            resize([picture], ResizeJob(input="x", width=17, fit="fill"), CFG)  # and it operates
             outcomes["decoded"] += 1
         except FleetError as exc:
             assert exc.code in DOCUMENTED, (exc.code, exc.message)

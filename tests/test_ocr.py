@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagefleet.settings import load_settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.ocr import OcrJob
 from tests import images
@@ -23,6 +24,7 @@ from worker import codec, tesseract
 from worker.ops.ocr import ocr, read_picture
 from worker.picture import Picture
 
+CFG = load_settings()  # the handlers' third argument
 CASES = {s.name: s for s in samples()}
 # CER measured per sample with the default preprocessing (see the module docstring).
 MEASURED = {name: 0.0 for name in CASES} | {"chi_sim-small10": 0.045, "deu-noisy": 0.008}
@@ -58,7 +60,7 @@ def spec(lang: str = "eng", **kw: Any) -> OcrJob:
 
 
 def run(frame: np.ndarray, lang: str = "eng", **kw: Any) -> dict:
-    out = ocr([pic(frame)], spec(lang, **kw))
+    out = ocr([pic(frame)], spec(lang, **kw), CFG)
     assert out.picture is None
     return out.fields
 
@@ -183,7 +185,7 @@ def test_multi_page_tiff_reads_every_page_in_order() -> None:
     )
     picture = codec.decode(out.getvalue(), codec.Limits(), animated=True)
     assert len(picture.frames) == 2
-    fields = ocr([picture], spec(tsv=True)).fields
+    fields = ocr([picture], spec(tsv=True), CFG).fields
     texts = fields["text"].split("\f")
     assert len(texts) == 2
     assert cer(texts[0], "\n".join(first)) <= CLEAN_MARGIN
@@ -206,7 +208,7 @@ def test_exif_rotated_jpeg_is_read_upright() -> None:
     data = images.encode(stored, "JPEG", orientation=6, quality=92)
     picture = codec.decode(data, codec.Limits(), animated=True)
     assert picture.source["orientation"] == 6 and picture.width > picture.height
-    fields = ocr([picture], spec()).fields
+    fields = ocr([picture], spec(), CFG).fields
     assert cer(fields["text"], sample.reference) <= CLEAN_MARGIN
     assert fields["pages"][0]["rotation"] == 0  # EXIF did it: no OSD turn needed
 
@@ -218,7 +220,7 @@ def test_transparent_png_text_is_flattened_on_white() -> None:
     rgba[:, :, 3] = 255 - sample.frame[:, :, 0]
     picture = codec.decode(images.encode(rgba), codec.Limits(), animated=True)
     assert picture.has_alpha
-    assert cer(ocr([picture], spec()).fields["text"], sample.reference) <= CLEAN_MARGIN
+    assert cer(ocr([picture], spec(), CFG).fields["text"], sample.reference) <= CLEAN_MARGIN
 
 
 def test_sixteen_bit_input() -> None:
@@ -290,11 +292,9 @@ def test_every_allowed_psm_runs(psm: int) -> None:
 
 
 def test_too_many_pages_are_refused_before_any_is_read() -> None:
-    from imagefleet.settings import settings
-
-    pages = settings().ocr_max_pages + 1
+    pages = CFG.ocr_max_pages + 1
     picture = Picture(frames=[np.full((8, 8, 3), 255, np.uint8)] * pages, format="tiff")
     with pytest.raises(FleetError) as caught:
-        ocr([picture], OcrJob(input="x"))
+        ocr([picture], OcrJob(input="x"), CFG)
     assert caught.value.code is ErrorCode.IMAGE_TOO_LARGE
     assert f"{pages} pages" in caught.value.message

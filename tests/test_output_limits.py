@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from imagefleet.settings import load_settings
 from jobs.compose import ContactSheetJob
 from jobs.errors import ErrorCode, FleetError
 from jobs.geometry import ExtendJob, ResizeJob, RotateJob
@@ -15,6 +16,7 @@ from worker.ops.rotate import rotate
 from worker.picture import Picture
 
 LIMIT = 10_000  # pixels
+CFG = load_settings()  # the handlers' third argument
 
 
 def small(frames: int = 1) -> Picture:
@@ -26,16 +28,21 @@ def small(frames: int = 1) -> Picture:
 @pytest.mark.parametrize(
     ("run", "picture"),
     [
-        (lambda p: resize([p], ResizeJob(input="x", width=101, height=100, fit="fill")), small()),
-        (lambda p: resize([p], ResizeJob(input="x", width=60, fit="inside")), small(3)),
-        (lambda p: extend([p], ExtendJob(input="x", right=60000)), small()),
         (
-            lambda p: rotate([p], RotateJob(input="x", angle=45)),
+            lambda p: resize([p], ResizeJob(input="x", width=101, height=100, fit="fill"), CFG),
+            small(),
+        ),
+        (lambda p: resize([p], ResizeJob(input="x", width=60, fit="inside"), CFG), small(3)),
+        (lambda p: extend([p], ExtendJob(input="x", right=60000), CFG), small()),
+        (
+            lambda p: rotate([p], RotateJob(input="x", angle=45), CFG),
             Picture(frames=[np.zeros((1, 9000, 3), np.uint8)], format="png", max_pixels=LIMIT),
         ),
         (
             lambda p: contact_sheet(
-                [p] * 4, ContactSheetJob(files=["x"] * 4, cell_width=60, cell_height=60, gap=0)
+                [p] * 4,
+                ContactSheetJob(files=["x"] * 4, cell_width=60, cell_height=60, gap=0),
+                CFG,
             ),
             small(),
         ),
@@ -49,5 +56,5 @@ def test_oversized_outputs_are_refused(run, picture: Picture) -> None:  # noqa: 
 
 
 def test_outputs_at_the_limit_are_fine() -> None:
-    out = resize([small()], ResizeJob(input="x", width=100, height=100, fit="fill"))
+    out = resize([small()], ResizeJob(input="x", width=100, height=100, fit="fill"), CFG)
     assert out.picture is not None and out.picture.first.shape == (100, 100, 3)
