@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import io
+from typing import Any
 
+import httpx
 import numpy as np
 from PIL import Image
 
@@ -44,10 +46,11 @@ def test_spec_example_job_crops_the_auto_oriented_region(fleet: Fleet) -> None:
     assert images.mean_abs_diff(np.asarray(result.convert("RGB")), expected) < 3.0
 
 
-def _submit_and_wait(client, body: dict) -> dict:  # type: ignore[no-untyped-def]
+def _submit_and_wait(client: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     response = client.post("/v1/jobs?wait=30", json=body)
     assert response.status_code == 200, response.text
-    return response.json()
+    reply: dict[str, Any] = response.json()
+    return reply
 
 
 def test_gravity_crops_report_and_extract_their_window(fleet: Fleet) -> None:
@@ -60,7 +63,7 @@ def test_gravity_crops_report_and_extract_their_window(fleet: Fleet) -> None:
     rng = np.random.default_rng(3)
     pixels[150:210, 40:120] = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
     data = images.encode(pixels, "PNG")
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "center": {"gravity": "center"},
         "focal_point": {"gravity": "focal_point", "focal_x": 0.9, "focal_y": 0.1},
         "entropy": {"gravity": "entropy"},
@@ -109,7 +112,7 @@ def test_out_of_bounds_and_undecodable_inputs_fail_and_the_worker_keeps_serving(
         ).raise_for_status()
         junk = b"\xff\xd8 this is not a jpeg"
         client.put("/v1/objects/junk.jpg", content=junk).raise_for_status()
-        cases = [
+        cases: list[tuple[dict[str, Any], str]] = [
             (
                 {"input": "small.png", "rect": {"x": 10, "y": 0, "width": 41, "height": 10}},
                 "CROP_OUT_OF_BOUNDS",

@@ -38,6 +38,7 @@ def test_every_operation_runs_its_documented_example(dir_fleet: Fleet, name: str
         data = client.get(f"/v1/objects/{result['output']}").content
     image = Image.open(io.BytesIO(data))
     assert image.size == (result["width"], result["height"])
+    assert image.format is not None
     assert (
         image.format.lower()
         == {
@@ -96,12 +97,14 @@ def test_animated_resize_keeps_every_frame_and_timing(fleet: Fleet) -> None:
         assert job["status"] == "succeeded", job
         assert job["result"]["frames"] == 4 and job["result"]["format"] == "gif"
         out = Image.open(io.BytesIO(client.get(f"/v1/objects/{job['result']['output']}").content))
-    assert out.n_frames == 4 and out.size == (20, 15)
+    assert getattr(out, "n_frames", 1) == 4 and out.size == (20, 15)
     durations, seen = [], []
     for index in range(4):
         out.seek(index)
         durations.append(out.info["duration"])
-        seen.append(out.convert("RGB").getpixel((10, 7)))
+        pixel = out.convert("RGB").getpixel((10, 7))
+        assert isinstance(pixel, tuple)
+        seen.append(pixel)
     assert durations == [100, 200, 300, 400]
     for got, want in zip(seen, colours, strict=True):
         assert max(abs(a - b) for a, b in zip(got, want, strict=True)) <= 8
@@ -229,7 +232,7 @@ def test_sixteen_bit_png_stays_sixteen_bit(dir_fleet: Fleet) -> None:
         assert job["status"] == "succeeded", job
         out = client.get(f"/v1/objects/{job['result']['output']}").content
     decoded = cv2.imdecode(np.frombuffer(out, np.uint8), cv2.IMREAD_UNCHANGED)
-    assert decoded.dtype == np.uint16
+    assert decoded is not None and decoded.dtype == np.uint16
     assert np.array_equal(decoded[:, :, ::-1], rgb[4:20, 8:40])  # lossless, all 16 bits
 
 
@@ -246,7 +249,7 @@ def test_convert_animated_gif_to_webp_keeps_the_animation(dir_fleet: Fleet) -> N
         )
         assert job["status"] == "succeeded", job
         out = Image.open(io.BytesIO(client.get(f"/v1/objects/{job['result']['output']}").content))
-    assert out.format == "WEBP" and out.n_frames == 3 and out.info.get("loop") == 3
+    assert out.format == "WEBP" and getattr(out, "n_frames", 1) == 3 and out.info.get("loop") == 3
     durations = []
     for index in range(3):
         out.seek(index)

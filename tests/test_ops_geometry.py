@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ def near(x: float) -> int:
     return max(1, int(math.floor(x + 0.5)))
 
 
-def run_resize(frame: np.ndarray, **fields: object) -> np.ndarray:
+def run_resize(frame: np.ndarray, **fields: Any) -> np.ndarray:
     out = resize([pic(frame)], ResizeJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
@@ -171,7 +172,7 @@ def test_animation_frames_all_resized_and_aligned() -> None:
 # --- rotate -------------------------------------------------------------------------------------
 
 
-def run_rotate(frame: np.ndarray, **fields: object) -> np.ndarray:
+def run_rotate(frame: np.ndarray, **fields: Any) -> np.ndarray:
     out = rotate([pic(frame)], RotateJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
@@ -182,7 +183,9 @@ def run_rotate(frame: np.ndarray, **fields: object) -> np.ndarray:
 )
 @pytest.mark.parametrize("dtype,channels", [(np.uint8, 3), (np.uint16, 4)])
 def test_right_angles_are_exact(angle: int, turns: int, dtype: type, channels: int) -> None:
-    frame = np.random.default_rng(angle % 7).integers(0, 60000, (13, 21, channels)).astype(dtype)
+    frame: np.ndarray = (
+        np.random.default_rng(angle % 7).integers(0, 60000, (13, 21, channels)).astype(dtype)
+    )
     out = run_rotate(frame, angle=angle, flip=angle == -360)
     expected = np.rot90(frame, turns) if angle != -360 else np.flipud(frame)
     assert out.dtype == dtype
@@ -277,7 +280,7 @@ def test_trim_uniform_unchanged_uint16_and_alpha() -> None:
 # --- extend -------------------------------------------------------------------------------------
 
 
-def run_extend(frame: np.ndarray, **fields: object) -> np.ndarray:
+def run_extend(frame: np.ndarray, **fields: Any) -> np.ndarray:
     out = extend([pic(frame)], ExtendJob(input="x.png", **fields), CFG).picture
     assert out is not None
     return out.first
@@ -287,7 +290,7 @@ def run_extend(frame: np.ndarray, **fields: object) -> np.ndarray:
     "mode,np_mode", [("copy", "edge"), ("repeat", "wrap"), ("mirror", "symmetric")]
 )
 @pytest.mark.parametrize("channels", [3, 4])
-def test_extend_modes_match_np_pad(mode: str, np_mode: str, channels: int) -> None:
+def test_extend_modes_match_np_pad(mode: str, np_mode: Any, channels: int) -> None:
     frame = np.random.default_rng(channels).integers(0, 256, (5, 7, channels), dtype=np.uint8)
     out = run_extend(frame, top=2, bottom=9, left=3, right=1, extend_with=mode)
     np.testing.assert_array_equal(out, np.pad(frame, ((2, 9), (3, 1), (0, 0)), mode=np_mode))
@@ -339,7 +342,9 @@ def test_shrinking_is_as_good_as_area_averaging_against_lanczos(width: int) -> N
     def luma(frame: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(frame).convert("L"))
 
-    reference = luma(np.asarray(Image.fromarray(source).resize((width, height), Image.LANCZOS)))
+    reference = luma(
+        np.asarray(Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS))
+    )
     ours = ssim(luma(run_resize(source, width=width)), reference)
     area = ssim(luma(cv2.resize(source, (width, height), interpolation=cv2.INTER_AREA)), reference)
     assert ours >= 0.96 and ours >= area - 0.01, (ours, area)

@@ -67,8 +67,10 @@ def srgb_to_lab(rgb: np.ndarray, top: float = 255.0) -> np.ndarray:
 
 def test_textbook_lab_sanity() -> None:
     """The reference itself: white L*=100, sRGB red (53.24, 80.09, 67.20)."""
-    np.testing.assert_allclose(srgb_to_lab([255, 255, 255]), [100, 0, 0], atol=0.01)
-    np.testing.assert_allclose(srgb_to_lab([255, 0, 0]), [53.24, 80.09, 67.20], atol=0.02)
+    np.testing.assert_allclose(srgb_to_lab(np.array([255, 255, 255])), [100, 0, 0], atol=0.01)
+    np.testing.assert_allclose(
+        srgb_to_lab(np.array([255, 0, 0])), np.array([53.24, 80.09, 67.20]), atol=0.02
+    )
 
 
 # --- blur -----------------------------------------------------------------------------------
@@ -268,7 +270,7 @@ def test_tint_keeps_luminance_and_takes_the_tint_hue() -> None:
     lab_in, lab_out = srgb_to_lab(frame[0]), srgb_to_lab(out[0])
     assert (np.diff(lab_out[:, 0]) > 0).all()  # luminance ordering kept
     np.testing.assert_allclose(lab_out[:, 0], lab_in[:, 0], atol=1.0)
-    tint = srgb_to_lab([255, 240, 200])
+    tint = srgb_to_lab(np.array([255, 240, 200]))
     np.testing.assert_allclose(lab_out[:, 1:], np.tile(tint[1:], (len(greys), 1)), atol=1.5)
 
 

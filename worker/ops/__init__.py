@@ -1,4 +1,7 @@
-"""Image operations: small pure functions `(inputs, spec) -> OpOutput`. No I/O here.
+"""Image operations: small pure functions `(inputs, spec, cfg) -> OpOutput`. No I/O here.
+
+Operation `exif-strip` is `worker.ops.exif_strip:exif_strip` (the registry finds handlers by
+that convention); `cfg` is the worker's Settings, for the limits an operation applies itself.
 
 `inputs` are the decoded pictures of the spec's sources, in `spec.sources()` order (one for
 most operations). Single-image operations usually transform `inputs[0]` frame by frame
