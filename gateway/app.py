@@ -18,6 +18,7 @@ from gateway import (
     meta,
     metrics_api,
     objects_api,
+    openapi,
     sync_api,
     uploads_api,
     usage_api,
@@ -124,6 +125,7 @@ def create_app(cfg: Settings | None = None) -> Starlette:
         },
         middleware=[Middleware(_CatchAll), Middleware(metrics_api.RequestMetrics)],
     )
-    app.state.context = Context.build(cfg or settings())
-    app.state.openapi = meta.openapi_document()
+    cfg = cfg or settings()
+    app.state.context = Context.build(cfg)
+    app.state.openapi = openapi.openapi_document(cfg)
     return app

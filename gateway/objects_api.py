@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.bodies import StoredObject
 from gateway.context import authenticate, context
 from gateway.http import SPOOL_IN_MEMORY, JSONResponse, checked_key, spool_body
 from jobs.errors import ErrorCode, FleetError
@@ -51,8 +52,7 @@ async def put_object(request: Request) -> JSONResponse:
         request, tenant_key(tenant, key), request.headers.get("content-type") or _content_type(key)
     )
     return JSONResponse(
-        {"key": key, "bytes": size, "url": f"{ctx.settings.public_url}/v1/objects/{key}"},
-        status_code=201,
+        StoredObject(key, size, f"{ctx.settings.public_url}/v1/objects/{key}"), status_code=201
     )
 
 

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateway.bodies import SignedUpload, Upload
 from gateway.context import authenticate, context
 from gateway.http import JSONResponse
 from gateway.objects_api import store_body
@@ -26,12 +27,7 @@ async def create_upload(request: Request) -> JSONResponse:
         upload_url, ctx, tenant_key(tenant, input_key), ctx.settings.signed_url_seconds
     )
     return JSONResponse(
-        {
-            "inputKey": input_key,
-            "uploadUrl": url,
-            "expiresAt": datetime.fromtimestamp(expires, UTC).isoformat(),
-            "maxBytes": ctx.settings.max_object_bytes,
-        },
+        Upload(input_key, url, datetime.fromtimestamp(expires, UTC), ctx.settings.max_object_bytes),
         status_code=201,
     )
 
@@ -55,7 +51,7 @@ async def signed_put(request: Request) -> JSONResponse:
         with anyio.CancelScope(shield=True):  # give the claim back even when cancelled
             await run_in_threadpool(release_upload, ctx, sig)
         raise
-    return JSONResponse({"bytes": size}, status_code=201)
+    return JSONResponse(SignedUpload(size), status_code=201)
 
 
 async def signed_get(request: Request) -> Response:
