@@ -11,8 +11,8 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from jobs.errors import ErrorCode
-from jobs.records import JobRecord
 from jobs.pools import Pool
+from jobs.records import JobRecord
 
 
 class ErrorBody(msgspec.Struct):
