@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -34,12 +34,24 @@ def error_response(exc: FleetError) -> JSONResponse:
     )
 
 
+# Longer parts of a key are names the directory store cannot make (most filesystems).
+MAX_KEY_PART_BYTES = 255
+
+
 def checked_key(key: str, path: str) -> str:
     """A caller's object key, normalised, or VALIDATION_ERROR naming where it came from."""
     try:
-        return normalize_key(key)
+        key = normalize_key(key)
     except InvalidKey as exc:
         raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
+    if any(
+        len(part.encode(errors="surrogatepass")) > MAX_KEY_PART_BYTES for part in key.split("/")
+    ):
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR,
+            f"each `/`-separated part of a key is at most {MAX_KEY_PART_BYTES} bytes - at `{path}`",
+        )
+    return key
 
 
 # Bodies up to 256 KiB stay in memory; larger ones go to disk in writes of that size (with
@@ -51,7 +63,7 @@ def _too_large(limit: int) -> FleetError:
     return FleetError(ErrorCode.PAYLOAD_TOO_LARGE, f"body is over the {limit}-byte limit")
 
 
-async def _chunks(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def _chunks(request: Request, limit: int) -> AsyncGenerator[bytes, None]:
     """The body's chunks, refusing (413) as soon as it passes `limit` bytes. A client that
     hangs up is one INFO line and an error reply nobody reads, not a traceback."""
     declared = request.headers.get("content-length")
@@ -107,4 +119,4 @@ async def spool_body(request: Request, limit: int) -> tuple[BinaryIO, int]:
         spool.close()
         raise
     spool.seek(0)
-    return spool, size
+    return cast(BinaryIO, spool), size

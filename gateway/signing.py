@@ -22,7 +22,8 @@ _CLAIM_PREFIX = "imagefleet:upload-claim:"
 def _secret(ctx: Context) -> bytes:
     """One secret for every gateway replica, made once and kept in Redis."""
     ctx.redis.set(_SECRET_KEY, secrets.token_hex(32), nx=True)
-    return ctx.redis.get(_SECRET_KEY) or b""
+    secret = ctx.redis.get(_SECRET_KEY)
+    return secret.encode() if isinstance(secret, str) else secret or b""
 
 
 def _mac(ctx: Context, method: str, key: str, expires: int) -> str:
