@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import Any, cast
 
 import msgspec
 import redis
@@ -12,9 +12,38 @@ from redis.client import Pipeline
 
 from jobs.lifecycle import Transition, owes_work
 from jobs.records import JobRecord, JobStatus, now
+from jobs.registry import OPERATIONS
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(JobRecord)
+
+
+def _taken(body: dict[str, Any], struct: type[msgspec.Struct]) -> dict[str, Any]:
+    names = {field.encode_name for field in msgspec.structs.fields(struct)}
+    return {k: v for k, v in body.items() if k in names or k == "operation"}
+
+
+def decode_record(raw: bytes | str) -> JobRecord:
+    """A stored record. One written before its spec refused the fields its operation
+    ignores (an `ocr` job with `format`, a pipeline step with `output`) is read with those
+    fields dropped: a job kept from an older release is still shown, never a 500."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError:
+        body = msgspec.json.decode(raw)
+        spec = body.get("spec")
+        op = OPERATIONS.get(str(spec.get("operation"))) if isinstance(spec, dict) else None
+        if op is None or not isinstance(spec, dict):
+            raise
+        spec = _taken(spec, op.spec)
+        if isinstance(spec.get("steps"), list):
+            spec["steps"] = [
+                _taken(step, OPERATIONS[name].step or op.spec)
+                if isinstance(step, dict) and (name := step.get("operation")) in OPERATIONS
+                else step
+                for step in spec["steps"]
+            ]
+        return _decoder.decode(msgspec.json.encode({**body, "spec": spec}))
 
 
 # Jobs the fleet still owes something (an end, or a webhook), scored by their last change:
@@ -100,7 +129,7 @@ class JobStore:
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.redis.get(self._key(job_id))
-        return _decoder.decode(raw) if raw is not None else None
+        return decode_record(raw) if raw is not None else None
 
     def apply(
         self,
@@ -124,7 +153,7 @@ class JobStore:
                     if raw is None:
                         pipe.unwatch()
                         return None
-                    record = _decoder.decode(raw)
+                    record = decode_record(raw)
                     if record.status not in allowed:
                         pipe.unwatch()
                         return None
