@@ -10,6 +10,7 @@ import hmac
 import re
 import secrets
 import time
+from typing import cast
 
 import msgspec
 import redis
@@ -18,7 +19,6 @@ from redis.typing import EncodableT, FieldT
 
 from billing.ledger import PREFIX, Ledger, account_key
 from billing.ratelimit import TAKE_TOKEN_LUA
-from imagefleet.redis_conn import text, texts
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
@@ -106,6 +106,8 @@ class AccountError(ValueError):
 
 class Accounts:
     def __init__(self, client: redis.Redis) -> None:
+        # The fleet's clients leave replies undecoded: the casts below say bytes where
+        # redis-py types a reply as bytes | str.
         self.redis = client
         self.ledger = Ledger(client)
 
@@ -150,10 +152,13 @@ class Accounts:
 
     def _load(self, name: str) -> tuple[Account, str] | None:
         """The account and its key hash, from one read."""
-        return _parse(name, texts(self.redis.hgetall(account_key(name))))
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(account_key(name)))
+        return _parse(name, {k.decode(): v.decode() for k, v in raw.items()})
 
     def names(self) -> list[str]:
-        return sorted(text(m) for m in self.redis.smembers(f"{PREFIX}accounts"))
+        return sorted(
+            m.decode() for m in cast(set[bytes], self.redis.smembers(f"{PREFIX}accounts"))
+        )
 
     def require(self, name: str) -> Account:
         account = self.get(name)
@@ -169,12 +174,12 @@ class Accounts:
     def rotate_key(self, name: str) -> str:
         self.require(name)
         key = new_api_key()
-        old = self.redis.hget(account_key(name), "key_hash")
+        old = cast(bytes | None, self.redis.hget(account_key(name), "key_hash"))
         with self.redis.pipeline() as pipe:
             pipe.set(f"{PREFIX}apikey:{_digest(key)}", name)
             pipe.hset(account_key(name), "key_hash", _digest(key))
             if old:
-                pipe.delete(f"{PREFIX}apikey:{text(old)}")
+                pipe.delete(f"{PREFIX}apikey:{old.decode()}")
             pipe.execute()
         return key
 

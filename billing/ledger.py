@@ -15,7 +15,7 @@ from typing import cast
 
 import redis
 
-from imagefleet.redis_conn import NotReplicated, text, texts, wait_for_replicas
+from imagefleet.redis_conn import NotReplicated, wait_for_replicas
 
 log = logging.getLogger("imagefleet.billing")
 
@@ -160,8 +160,9 @@ class Ledger:
         self._credit(keys=_keys(account), args=[amount])
 
     def open_holds(self, account: str) -> dict[str, int]:
-        raw = self.redis.hgetall(f"{PREFIX}holds:{account}")
-        return {text(k): int(v) for k, v in raw.items()}
+        # undecoded replies (the fleet's clients): bytes, where redis-py says bytes | str
+        raw = cast(dict[bytes, bytes], self.redis.hgetall(f"{PREFIX}holds:{account}"))
+        return {k.decode(): int(v) for k, v in raw.items()}
 
     def entries(
         self,
@@ -178,7 +179,10 @@ class Ledger:
             self.redis.xrange(f"{PREFIX}ledger:{account}", min=start, max=end),
         )
         return [
-            {"at": str(int(text(entry_id).split("-")[0]) / 1000), **texts(fields)}
+            {
+                "at": str(int(entry_id.decode().split("-")[0]) / 1000),
+                **{k.decode(): v.decode() for k, v in fields.items()},
+            }
             for entry_id, fields in rows
         ]
 
