@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 import pytest
 
@@ -111,7 +113,7 @@ def test_webhook_deliveries_are_recorded_and_settle() -> None:
     ]
 
 
-def _stored(spec: dict[str, object]) -> bytes:
+def _stored(spec: Mapping[str, object]) -> bytes:
     body = msgspec.to_builtins(_record(JobStatus.SUCCEEDED))
     body["spec"] = spec
     return msgspec.json.encode(body)
@@ -119,11 +121,8 @@ def _stored(spec: dict[str, object]) -> bytes:
 
 def test_a_record_from_before_specs_refused_ignored_fields_is_still_read() -> None:
     old = {"operation": "ocr", "input": "scan.png", "format": "avif", "output": "z.avif"}
-    with pytest.raises(msgspec.ValidationError):
-        msgspec.json.decode(
-            msgspec.json.encode(old),
-            type=type(decode_record(_stored({"operation": "ocr", "input": "scan.png"})).spec),
-        )
+    with pytest.raises(msgspec.ValidationError):  # as today's specs read it
+        msgspec.json.decode(_stored(old), type=JobRecord)
     record = decode_record(_stored(old))
     assert record.operation == "grayscale" and record.spec.__struct_config__.tag == "ocr"
     assert "format" not in msgspec.to_builtins(record.spec)
