@@ -8,16 +8,12 @@ charged once. Amounts are integer micro-dollars.
 
 from __future__ import annotations
 
-import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 import redis
-
-from imagefleet.redis_conn import NotReplicated, wait_for_replicas
-
-log = logging.getLogger("imagefleet.billing")
 
 PREFIX = "imagefleet:"
 
@@ -101,15 +97,13 @@ class HoldRefused:
 
 
 class Ledger:
-    def __init__(
-        self, client: redis.Redis, replicas: int = 0, wait_ms: int = 1000, patience: float = 120.0
-    ) -> None:
-        """`replicas`: a capture returns only once that many replicas hold it (WAIT, in
-        rounds of `wait_ms`), and raises NotReplicated (a redis.ConnectionError) after
-        `patience` seconds; a master that dies meanwhile raises ConnectionError. Either way
-        the worker runs the job again, and the rerun captures once or finds the capture."""
+    def __init__(self, client: redis.Redis, durable: Callable[[], None] | None = None) -> None:
+        """`durable`: called after each capture, returns once the capture is safe (on the
+        replicas a Sentinel deployment asks for: imagefleet.redis_conn.replicated_within),
+        else raises a redis.ConnectionError; the worker then runs the job again, and the
+        rerun captures once or finds the capture."""
         self.redis = client
-        self.replicas, self.wait_ms, self.patience = replicas, wait_ms, patience
+        self.durable = durable
         self._hold = client.register_script(_HOLD)
         self._capture = client.register_script(_CAPTURE)
         self._release = client.register_script(_RELEASE)
@@ -134,19 +128,9 @@ class Ledger:
         _, charged = self._capture(
             keys=_keys(account), args=[job_id, actual, op, f"{megapixels:.6f}"]
         )
-        self._replicated(job_id)
+        if self.durable is not None:
+            self.durable()
         return int(charged)
-
-    def _replicated(self, job_id: str) -> None:
-        deadline = time.monotonic() + self.patience
-        while True:
-            try:
-                wait_for_replicas(self.redis, self.replicas, self.wait_ms)
-                return
-            except NotReplicated as exc:
-                if time.monotonic() > deadline:
-                    raise
-                log.warning("capture of %s not on a replica yet (%s); waiting", job_id, exc)
 
     def release(self, account: str, job_id: str, op: str) -> int:
         """Give a job's hold back; returns the amount (0 if there was none)."""

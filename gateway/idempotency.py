@@ -12,6 +12,7 @@ import time
 
 import redis
 
+from imagefleet.redis_conn import text
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobRecord, job_age_seconds
 from jobs.store import JobStore
@@ -52,7 +53,7 @@ class Idempotency:
                 return None
             stored = self.redis.get(self._key(tenant, key))
             if stored is not None:
-                stored_digest, _, existing = stored.decode().partition(":")
+                stored_digest, _, existing = text(stored).partition(":")
                 if stored_digest != digest:
                     raise FleetError(
                         ErrorCode.IDEMPOTENCY_CONFLICT,
@@ -72,7 +73,7 @@ class Idempotency:
                 )
             time.sleep(0.02)  # the first request is creating its job right now
 
-    def _take_over(self, tenant: str, key: str, stale: bytes, claim: str) -> bool:
+    def _take_over(self, tenant: str, key: str, stale: bytes | str, claim: str) -> bool:
         """Replace an abandoned claim, unless another retry replaced it first."""
         with self.redis.pipeline() as pipe:
             try:
@@ -89,5 +90,5 @@ class Idempotency:
     def release(self, tenant: str, key: str, job_id: str) -> None:
         """Give the key up when the request that claimed it failed before making a job."""
         stored = self.redis.get(self._key(tenant, key))
-        if stored is not None and stored.decode().endswith(":" + job_id):
+        if stored is not None and text(stored).endswith(":" + job_id):
             self.redis.delete(self._key(tenant, key))

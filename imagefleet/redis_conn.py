@@ -17,6 +17,8 @@ Redis replication is asynchronous: a write the master acknowledged can vanish wi
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +28,8 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.sentinel as asentinel
 import redis.sentinel
+
+log = logging.getLogger("imagefleet.redis")
 
 SENTINEL_SCHEME = "redis+sentinel"
 SENTINEL_PORT = 26379
@@ -186,3 +190,18 @@ def wait_for_replicas(client: redis.Redis, replicas: int, timeout_ms: int) -> No
         raise NotReplicated(
             f"{acked} of {replicas} replica(s) confirmed the write within {timeout_ms} ms"
         )
+
+
+def replicated_within(client: redis.Redis, replicas: int, wait_ms: int, patience: float) -> None:
+    """wait_for_replicas in rounds of `wait_ms` for up to `patience` seconds (a replica
+    catching up after a restart), then NotReplicated; a master that dies meanwhile raises
+    redis.ConnectionError."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            wait_for_replicas(client, replicas, wait_ms)
+            return
+        except NotReplicated as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("writes not on %d replica(s) yet (%s); waiting", replicas, exc)

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 
 import redis
 from celery import Task
@@ -15,7 +15,7 @@ from celery.signals import task_failure, worker_process_init, worker_process_shu
 
 from billing.ledger import Ledger
 from imagefleet.dispatch import DELIVER_WEBHOOK, RUN_JOB, app, dispatcher
-from imagefleet.redis_conn import connect
+from imagefleet.redis_conn import connect, replicated_within
 from imagefleet.settings import settings
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
@@ -28,7 +28,8 @@ def _connections() -> tuple[JobStore, ObjectStore, Ledger]:
     cfg = settings()
     client = connect(cfg.redis_url)  # plain Redis or the sentinels' master
     # A capture is answered only once a replica holds it (Sentinel): else the run retries.
-    ledger = Ledger(client, cfg.redis_min_replicas, cfg.redis_wait_ms)
+    durable = partial(replicated_within, client, cfg.redis_min_replicas, cfg.redis_wait_ms, 120.0)
+    ledger = Ledger(client, durable if cfg.redis_min_replicas > 0 else None)
     return JobStore(client, cfg.job_ttl_seconds), open_store(cfg.storage_url), ledger
 
 
