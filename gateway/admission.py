@@ -16,6 +16,7 @@ import msgspec
 import redis
 
 from gateway.idempotency import Idempotency
+from gateway.keys import checked_key
 from gateway.quoting import Quote, quote
 from gateway.services import Context
 from imagefleet.addresses import Refused, check_address
@@ -25,17 +26,9 @@ from jobs.lifecycle import new_webhook
 from jobs.records import JobBilling, JobRecord, JobStatus, new_job_id, now
 from jobs.registry import operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
-from storage import InvalidKey, normalize_key, tenant_key
+from storage import tenant_key
 
 log = logging.getLogger("imagefleet.gateway")
-
-
-def checked_key(key: str, path: str) -> str:
-    """A caller's object key, normalised, or VALIDATION_ERROR naming where it came from."""
-    try:
-        return normalize_key(key)
-    except InvalidKey as exc:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
 
 
 def _resolve_source(

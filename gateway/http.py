@@ -15,7 +15,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from jobs.errors import ErrorCode, FleetError
-from storage import InvalidKey, normalize_key
 
 log = logging.getLogger("imagefleet.gateway")
 _encoder = msgspec.json.Encoder()
@@ -35,25 +34,6 @@ def error_response(exc: FleetError) -> JSONResponse:
 
 
 # Longer parts of a key are names the directory store cannot make (most filesystems).
-MAX_KEY_PART_BYTES = 255
-
-
-def checked_key(key: str, path: str) -> str:
-    """A caller's object key, normalised, or VALIDATION_ERROR naming where it came from."""
-    try:
-        key = normalize_key(key)
-    except InvalidKey as exc:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `{path}`") from None
-    if any(
-        len(part.encode(errors="surrogatepass")) > MAX_KEY_PART_BYTES for part in key.split("/")
-    ):
-        raise FleetError(
-            ErrorCode.VALIDATION_ERROR,
-            f"each `/`-separated part of a key is at most {MAX_KEY_PART_BYTES} bytes - at `{path}`",
-        )
-    return key
-
-
 # Bodies up to 256 KiB stay in memory; larger ones go to disk in writes of that size (with
 # 1 MiB, 40 parallel 47 MB uploads raised the gateway's peak RSS by 90 MB, with this by 50).
 SPOOL_IN_MEMORY = 1 << 18

@@ -12,7 +12,8 @@ from starlette.responses import Response
 
 from gateway.bodies import StoredObject
 from gateway.context import authenticate, context
-from gateway.http import SPOOL_IN_MEMORY, JSONResponse, checked_key, spool_body
+from gateway.http import SPOOL_IN_MEMORY, JSONResponse, spool_body
+from gateway.keys import checked_key
 from jobs.errors import ErrorCode, FleetError
 from storage import ObjectNotFound, tenant_key
 
