@@ -56,8 +56,9 @@ def verify(ctx: Context, method: str, token: str, expires: str, sig: str) -> str
     """The storage key a gateway-signed URL grants, or 404 (never say which check failed)."""
     try:
         storage_key = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        # As bytes: compare_digest refuses (TypeError) str that is not ASCII.
         ok = int(expires) >= time.time() and hmac.compare_digest(
-            sig, _mac(ctx, method, storage_key, int(expires))
+            sig.encode(), _mac(ctx, method, storage_key, int(expires)).encode()
         )
     except (ValueError, UnicodeDecodeError):
         ok = False
