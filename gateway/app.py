@@ -6,6 +6,7 @@ import logging
 
 import redis
 from starlette.applications import Starlette
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -91,6 +92,15 @@ class _CatchAll:
                 await _unavailable(exc)(scope, receive, send)
 
 
+class _Key(PathConvertor):
+    """An object key: `path`, line breaks included, so such a key is refused (400) by the
+    route rather than matching none (404)."""
+
+    regex = "(?s:.*)"
+
+
+register_url_convertor("key", _Key())
+
 ROUTES = [
     Route("/v1/jobs", jobs_api.submit_job, methods=["POST"]),
     Route("/v1/jobs", jobs_api.list_jobs, methods=["GET"]),
@@ -103,8 +113,8 @@ ROUTES = [
     Route("/v1/jobs/{job_id}", jobs_api.cancel_job, methods=["DELETE"]),
     Route("/v1/jobs/{job_id}/webhook/redeliver", jobs_api.redeliver_webhook, methods=["POST"]),
     Route("/v1/jobs/{job_id}/events", events_api.job_events, methods=["GET"]),
-    Route("/v1/objects/{key:path}", objects_api.put_object, methods=["PUT"]),
-    Route("/v1/objects/{key:path}", objects_api.get_object, methods=["GET"]),
+    Route("/v1/objects/{key:key}", objects_api.put_object, methods=["PUT"]),
+    Route("/v1/objects/{key:key}", objects_api.get_object, methods=["GET"]),
     Route("/v1/operations", meta.list_operations, methods=["GET"]),
     Route("/openapi.json", meta.openapi, methods=["GET"]),
     Route("/healthz", meta.healthz, methods=["GET"]),
