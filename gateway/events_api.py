@@ -10,9 +10,8 @@ pass the watchers' gate (gateway/watch.py), so a flood of them leaves the pools 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import cast
 
 import msgspec
 from starlette.concurrency import run_in_threadpool
@@ -95,7 +94,7 @@ async def _stream(ctx: Context, job_id: str) -> AsyncIterator[bytes]:
     changes_of = job_changes(
         ctx.events, ctx.jobs, job_id, MAX_STREAM_SECONDS, quiet=HEARTBEAT_SECONDS
     )
-    async with aclosing(cast(AsyncGenerator[JobRecord | None, None], changes_of)) as changes:
+    async with aclosing(changes_of) as changes:
         async for record in changes:
             if record is None:
                 return

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from gateway import bodies
+from gateway.sync_api import CROP_RECT, FILE_FIELD
 from gateway.usage_api import LATEST
 from imagefleet.settings import Settings
 from jobs.errors import HTTP_STATUS
@@ -118,11 +119,12 @@ def _sync_body(spec_schema: dict[str, Any], op: str) -> dict[str, Any]:
     props = body.get("properties", {})
     props.pop("operation", None)
     required = [f for f in body.get("required", []) if f != "operation"]
-    if "input" in props:
-        props["file"] = props.pop("input")
-        required = ["file" if f == "input" else f for f in required]
+    caller, spec = FILE_FIELD
+    if spec in props:
+        props[caller] = props.pop(spec)
+        required = [caller if f == spec else f for f in required]
     if op == "crop":
-        for side in ("left", "top"):
+        for side in CROP_RECT.keys() - props.keys():  # left, top beside width, height
             props[side] = {"type": "integer", "minimum": 0}
     body["required"] = required
     body["title"] = op

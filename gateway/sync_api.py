@@ -22,37 +22,30 @@ from jobs.records import JobRecord, JobStatus
 from jobs.registry import OPERATIONS, decode_spec
 from storage import tenant_key
 
+# The image-tools spec's names for job-spec fields, declared once: `file` is the input, and
+# crop's rect is spread over the body (left, top, width, height). Error paths and the
+# OpenAPI document (gateway/openapi.py) are derived from these.
+FILE_FIELD = ("file", "input")  # (body field, spec field)
+CROP_RECT = {"left": "x", "top": "y", "width": "width", "height": "height"}  # body -> rect
+
 
 def job_body(op: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """The spec's field names -> a job spec: `file` is the input; crop's `left`/`top`/
-    `width`/`height` are a rect."""
-    body = {k: v for k, v in fields.items() if k != "file"}
-    if "file" in fields:
-        body["input"] = fields["file"]
+    """The synchronous body -> a job spec's body."""
+    caller, spec = FILE_FIELD
+    body = {(spec if k == caller else k): v for k, v in fields.items()}
     if op == "crop" and ("left" in body or "top" in body):
-        body["rect"] = {
-            "x": body.pop("left", 0),
-            "y": body.pop("top", 0),
-            "width": body.pop("width", None),
-            "height": body.pop("height", None),
-        }
+        defaults = {"left": 0, "top": 0}
+        body["rect"] = {r: body.pop(b, defaults.get(b)) for b, r in CROP_RECT.items()}
     return {"operation": op, **body}
-
-
-# Where a job spec's field came from in the synchronous body (error paths name the latter).
-_CALLER_PATHS = [("`$.input", "`$.file")]
-_CROP_PATHS = [
-    ("`$.rect.x`", "`$.left`"),
-    ("`$.rect.y`", "`$.top`"),
-    ("`$.rect.width`", "`$.width`"),
-    ("`$.rect.height`", "`$.height`"),
-]
 
 
 def caller_message(op: str, message: str) -> str:
     """An error message with the caller's field paths (`$.file.inputKey`, crop's `$.left`)."""
-    for spec_path, caller_path in _CALLER_PATHS + (_CROP_PATHS if op == "crop" else []):
-        message = message.replace(spec_path, caller_path)
+    caller, spec = FILE_FIELD
+    message = message.replace(f"`$.{spec}", f"`$.{caller}")
+    if op == "crop":
+        for body_field, rect_field in CROP_RECT.items():
+            message = message.replace(f"`$.rect.{rect_field}`", f"`$.{body_field}`")
     return message
 
 
