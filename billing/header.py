@@ -33,6 +33,8 @@ class Header:
     # (width, height) of each page as the decoder presents it, where pages differ (TIFF
     # pages; a GIF canvas that later frames grow); empty: every page is width x height.
     pages: tuple[tuple[int, int], ...] = ()
+    # SVG and PDF: sizes are at 72 dpi and the job's `density` sets the pixels drawn.
+    scalable: bool = False
 
     def page_size(self, page: int) -> tuple[int, int]:
         return self.pages[page] if page < len(self.pages) else (self.width, self.height)

@@ -49,10 +49,11 @@ COMMON_FIELDS = """Fields shared by many operations (each operation's section sa
 |---|---|---|
 | `operation` | the operation's name | required |
 | `input` | a key of yours, `{"inline": "<base64>"}` (4 MB) or `{"inputKey": ...}` | required |
-| `page` | page of a multi-page TIFF (or frame of an animation) to read | 0 |
+| `density` | dpi at which an SVG or PDF input is drawn (its declared size is at 72) | 72 |
+| `page` | page of a multi-page TIFF or PDF (or frame of an animation) to read | 0 |
 | `animated` | process every frame of an animated GIF/WebP (gif/webp stay animated) | false |
 | `output` | object key for the result | `jobs/<job id>/output.<ext>` |
-| `format` | `png`, `jpeg`, `webp` or `avif` | the input's format |
+| `format` | `png`, `jpeg`, `webp`, `avif` or `jxl` | the input's format |
 | `quality` | 1–100, for lossy formats | 85 |
 | `inline` | also return the output as `result.data_base64` | false |
 | `webhook_url` | where to deliver the job's end (see [api.md](api.md)) | the account's |
@@ -62,7 +63,17 @@ The examples assume `KEY=$(cat var/dev-api-key)`, `API=http://127.0.0.1:8080` an
 
 _SHARED_BASES = (TransformJob, ImageJob, JobSpec)
 # The shared fields in the order of the table above.
-_SHARED = ("input", "page", "animated", "output", "format", "quality", "inline", "webhook_url")
+_SHARED = (
+    "input",
+    "density",
+    "page",
+    "animated",
+    "output",
+    "format",
+    "quality",
+    "inline",
+    "webhook_url",
+)
 
 
 def _type(schema: dict[str, Any], defs: dict[str, Any]) -> str:

@@ -30,9 +30,22 @@ class PageSizes(Protocol):
     @property
     def frames(self) -> int: ...
 
+    @property
+    def scalable(self) -> bool: ...  # SVG, PDF: page sizes are at 72 dpi, drawn at `density`
+
     def page_size(self, page: int) -> tuple[int, int]: ...
 
     def largest(self) -> tuple[int, int]: ...
+
+
+BASE_DPI = 72.0  # a vector input's declared size is its size in pixels at this density
+
+
+def at_density(size: tuple[int, int], density: float) -> tuple[int, int]:
+    """A vector page's pixel size (declared at 72 dpi) drawn at `density` dpi: what the
+    quote bills and what the worker renders, one rule for both."""
+    scale = density / BASE_DPI
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
 @dataclass(frozen=True)

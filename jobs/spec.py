@@ -16,7 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from jobs.operation import Operation
-from jobs.rasters import PageSizes, Raster, chain
+from jobs.rasters import BASE_DPI, PageSizes, Raster, at_density, chain
 
 if TYPE_CHECKING:
     from jobs.policy import Policy
@@ -28,7 +28,9 @@ Byte = Annotated[int, Meta(ge=0, le=255)]
 UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
 Quality = Annotated[int, Meta(ge=1, le=100)]
 ObjectKey = Annotated[str, Meta(min_length=1, max_length=1024)]
-OutputFormat = Literal["png", "jpeg", "webp", "avif"]
+OutputFormat = Literal["png", "jpeg", "webp", "avif", "jxl"]
+# dpi at which vector inputs (SVG, PDF pages) are drawn: 72 (their declared size) by default.
+Density = Annotated[float, Meta(ge=1, le=10_000)]
 HexColor = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
 DEFAULT_QUALITY = 85
 
@@ -128,6 +130,7 @@ class ImageJob(JobSpec, kw_only=True):
     """A job that reads one input image (its first page or frame, or every frame)."""
 
     input: InputSource
+    density: Density | None = None  # SVG / PDF inputs drawn at this dpi (default 72)
     # True for operations that report every frame's timing without decoding every frame.
     reads_timeline: ClassVar[bool] = False
     # True for operations that always read every page (OCR of a multi-page TIFF).
@@ -154,7 +157,16 @@ class ImageJob(JobSpec, kw_only=True):
             self.animated or self.reads_all_pages or self.reads_timeline or self.page > 0
         )
 
+    def dpi(self, index: int) -> float:
+        """The density input `index` is drawn at, if it is vector: `density` is the main
+        input's; other inputs (overlays, cells) are drawn at their declared size."""
+        return (self.density or BASE_DPI) if index == 0 else BASE_DPI
+
     def input_raster(self, index: int, header: PageSizes) -> Raster:
+        if header.scalable:  # a vector page: drawn at the job's density, never walked
+            return Raster(
+                *at_density(header.page_size(self.page if index == 0 else 0), self.dpi(index))
+            )
         if index > 0:  # page and animated apply to the main input
             return super().input_raster(index, header)
         if self.animated or self.reads_all_pages:  # every frame, each at most the largest

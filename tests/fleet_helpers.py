@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
+from typing import Any
 
 import httpx
 import numpy as np
@@ -36,3 +38,26 @@ def normalised_message(raw: bytes) -> dict:
         return node
 
     return blank(message)  # type: ignore[return-value]
+
+
+def send_task_probe(connection: Any, client: Any) -> bytes:
+    """What Celery's own `send_task` pushes for job-1's run (an ocr job with the configured
+    limits), sent over `connection` to a fresh queue no worker reads and popped with the
+    Redis `client`."""
+    from imagefleet.dispatch import RUN_JOB, app, time_limits
+    from imagefleet.settings import load_settings
+
+    probe = f"probe-{uuid.uuid4().hex}"
+    soft, hard = time_limits("ocr", load_settings())
+    app.send_task(
+        RUN_JOB,
+        args=["job-1"],
+        queue=probe,
+        connection=connection,
+        soft_time_limit=soft,
+        time_limit=hard,
+    )
+    theirs = client.lpop(probe)
+    client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
+    assert isinstance(theirs, bytes)
+    return theirs

@@ -4,8 +4,6 @@ prebuilds. The failover itself is tests/test_redis_failover.py."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from imagefleet.redis_conn import (
@@ -71,27 +69,16 @@ def test_kombus_sentinel_transport_pushes_the_message_the_gateway_prebuilds(
     what Celery sends through the sentinel transport, in the list the workers pop."""
     from kombu import Connection
 
-    from imagefleet.dispatch import RUN_JOB, app, redis_job_message, time_limits
+    from imagefleet.dispatch import redis_job_message
     from imagefleet.settings import load_settings
-    from tests.fleet_helpers import normalised_message
+    from tests.fleet_helpers import normalised_message, send_task_probe
 
     cfg = load_settings()
     queue, ours = redis_job_message("job-1", "ocr", cfg)
-    probe = f"probe-{uuid.uuid4().hex}"  # no worker listens here
-    soft, hard = time_limits("ocr", cfg)
     url, options = kombu_broker(sentinels.url)
-    with Connection(url, transport_options=options) as connection:
-        app.send_task(
-            RUN_JOB,
-            args=["job-1"],
-            queue=probe,
-            connection=connection,
-            soft_time_limit=soft,
-            time_limit=hard,
-        )
     client = connect(sentinels.url)
-    theirs = client.lpop(probe)
-    client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
+    with Connection(url, transport_options=options) as connection:
+        theirs = send_task_probe(connection, client)
     client.close()
-    assert queue == "ocr" and isinstance(theirs, bytes)
+    assert queue == "ocr"
     assert normalised_message(ours) == normalised_message(theirs)
