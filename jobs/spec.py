@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal, Self
 import msgspec
 from msgspec import Meta
 
+from jobs.errors import ErrorCode, FleetError
 from jobs.operation import Operation
 from jobs.rasters import BASE_DPI, PageSizes, Raster, at_density, chain
 
@@ -164,9 +165,15 @@ class ImageJob(JobSpec, kw_only=True):
 
     def input_raster(self, index: int, header: PageSizes) -> Raster:
         if header.scalable:  # a vector page: drawn at the job's density, never walked
-            return Raster(
-                *at_density(header.page_size(self.page if index == 0 else 0), self.dpi(index))
-            )
+            page = self.page if index == 0 else 0
+            if page >= header.frames:
+                where = "$.page" if index == 0 else self.sources()[index][0]
+                raise FleetError(
+                    ErrorCode.VALIDATION_ERROR,
+                    f"page {page} is past the last page; the document has {header.frames}"
+                    f" page{'s' if header.frames != 1 else ''} - at `{where}`",
+                )
+            return Raster(*at_density(header.page_size(page), self.dpi(index)))
         if index > 0:  # page and animated apply to the main input
             return super().input_raster(index, header)
         if self.animated or self.reads_all_pages:  # every frame, each at most the largest
