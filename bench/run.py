@@ -1,7 +1,8 @@
 """`make bench`: prints a table and writes bench/results.json.
 
 Part 1 runs in this process pinned to one core (libvips and OpenCV told to use one
-thread); parts 2-4 start a real local fleet on the machine's cores.
+thread), then part 1b decodes the formats of issue 16 on that core (bench/decode.py);
+parts 2-4 start a real local fleet on the machine's cores.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bench import fleet, inprocess
+from bench import decode, fleet, inprocess
 
 HERE = Path(__file__).resolve().parent
 CORPUS_PHOTO = HERE.parent.parent / "shared/corpus/images/2569067123_aca715a2ee_o.jpg"
@@ -50,6 +51,21 @@ def _line() -> bytes:
     return _png(image)
 
 
+def print_decoding(decoding: dict[str, dict[str, object]]) -> None:
+    print(f"\n{'decode, one core':34} {'fleet/s':>9} {'ref/s':>9} {'ratio':>7}  reference")
+    for name, row in decoding.items():
+        if "error" in row:
+            print(f"{name:34} {'refused':>9} {'':9} {'':7}  ({row['error']})")
+            continue
+        sizes = (
+            "" if row["fleet_size"] == row["reference_size"] else f" (fleet {row['fleet_size']})"
+        )
+        print(
+            f"{name:34} {row['fleet_per_s']:9.1f} {row['reference_per_s']:9.1f}"
+            f" {row['ratio']:6.2f}x  {row['reference']} {row['reference_size']}{sizes}"
+        )
+
+
 def main() -> None:
     photo = _photo()
     source = (
@@ -61,6 +77,8 @@ def main() -> None:
     os.sched_setaffinity(0, {min(cores)})
     print("part 1: in-process, one core ...", flush=True)
     single = inprocess.run(photo)
+    print("part 1b: decoding HEIC, JPEG XL, JPEG 2000, SVG and PDF, one core ...", flush=True)
+    decoding = decode.run()
     os.sched_setaffinity(0, cores)
     print("parts 2-4: through a local fleet ...", flush=True)
     pooled = fleet.run(photo, _png(Image.new("RGB", (16, 16), "white")), _line())
@@ -72,6 +90,7 @@ def main() -> None:
         "when": time.strftime("%Y-%m-%d %H:%M"),
         "machine": f"{platform.machine()}, {len(cores)} cores",
         "in_process_one_core": single,
+        "decode_one_core": decoding,
         "fleet": pooled,
         "resize_overhead": round(overhead, 3),
         "targets": TARGETS,
@@ -90,6 +109,7 @@ def main() -> None:
         f"{'resize SSIM vs Lanczos (fleet/vips)':34} {resize['ssim_vs_lanczos']:9.4f}"
         f" {resize['pyvips_ssim_vs_lanczos']:9.4f}"
     )
+    print_decoding(decoding)
     gateway = pooled["gateway"]
     rows = [
         (
