@@ -40,6 +40,15 @@ output format has it (flattened on `background`, default white, for JPEG), and 1
 stay 16-bit through operations that keep pixel depth. Outputs carry no EXIF, XMP, IPTC or
 ICC metadata.
 
+Inputs may be PNG, JPEG, WebP, GIF, AVIF, TIFF, BMP, HEIC/HEIF, JPEG XL, JPEG 2000, SVG or
+PDF, in every input slot; outputs are `png`, `jpeg`, `webp`, `avif` or `jxl`. SVG and PDF
+are drawn at `density` dpi (default 72): an SVG's declared size (`width`/`height` in px,
+`in`, `pt`, `pc`, `mm` or `cm`, else its `viewBox`) and a PDF page's size in points are its
+pixels at 72 dpi, so `"density": 144` doubles each side. `page` picks a PDF's page (0-based;
+past the last is `400 VALIDATION_ERROR` naming the page count). The size drawn is what the
+limits check and the price meters, read from the header before any render. Details in the
+[README](../README.md#formats).
+
 Prices and how megapixels are metered: [billing.md](billing.md). Routes, the job object and
 error codes: [api.md](api.md)."""
 
