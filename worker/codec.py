@@ -21,7 +21,10 @@ from PIL import Image, ImageCms
 
 from billing.header import Header, header_of_bytes
 from jobs.errors import ErrorCode, FleetError
+from jobs.rasters import BASE_DPI
+from worker import formats, vector
 from worker.encoding import CONTENT_TYPES, encode, extension
+from worker.formats import FROM_PILLOW
 from worker.picture import Frame, Picture
 
 # Encoding lives in worker.encoding; callers reach both directions through this module.
@@ -29,15 +32,6 @@ __all__ = ["CONTENT_TYPES", "Limits", "decode", "encode", "extension", "probe"]
 
 ORIENTATION_TAG = 0x0112
 
-_FROM_PILLOW = {
-    "JPEG": "jpeg",
-    "MPO": "jpeg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "AVIF": "avif",
-    "TIFF": "tiff",
-    "GIF": "gif",
-}
 _SRGB = ImageCms.createProfile("sRGB")
 
 
@@ -51,7 +45,7 @@ def _parse_failed(data: bytes, detail: str = "") -> FleetError:
     return FleetError(
         ErrorCode.IMAGE_PARSE_FAILED,
         f"input ({len(data)} bytes) is not an image this fleet can decode"
-        f" (PNG, JPEG, WebP, AVIF, TIFF, GIF, BMP){detail}",
+        f" ({formats.READABLE}){detail}",
     )
 
 
@@ -195,9 +189,37 @@ def _check_size(width: int, height: int, frames: int, limits: Limits) -> None:
         )
 
 
+def _bit_depth(data: bytes, image: Image.Image) -> int:
+    """Bits per sample as stored (HEIF/JXL say so: a 10-bit HEIF decodes to 8 bits)."""
+    stored = image.info.get("bit_depth")
+    if image.format in ("HEIF", "JXL") and isinstance(stored, int):
+        return stored
+    if _png_bit_depth(data) == 16 or image.mode in ("I;16", "I"):
+        return 16
+    return 1 if image.mode == "1" else 8
+
+
+def _decode_vector(data: bytes, kind: str, limits: Limits, page: int, density: float) -> Picture:
+    def check(width: int, height: int) -> None:
+        _check_size(width, height, 1, limits)
+
+    frame, source = vector.decode(data, kind, page, density, check)
+    return Picture(
+        frames=[frame],
+        format=kind,
+        source=source,
+        max_pixels=int(limits.max_megapixels * 1e6),
+    )
+
+
 def probe(data: bytes) -> Header:
     """Pillow's own reading of a header that billing.header does not parse (no pixels are
-    decoded); only the first page's size is known, and that is what decode checks."""
+    decoded); only the first page's size is known, and that is what decode checks. A PDF:
+    PDFium's page count and first page size; an SVG's size only billing.header reads."""
+    formats.ensure_plugins()
+    fmt = vector.kind(data)
+    if fmt is not None:
+        return vector.header(data, fmt, 0)
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Header((image.format or "unknown").lower(), *image.size, 1)
@@ -212,7 +234,12 @@ def decode(
     page: int = 0,
     timeline: bool = False,
     scale_for: Callable[[int, int], float] | None = None,
+    density: float = BASE_DPI,
 ) -> Picture:
+    """`density`: the dpi an SVG or PDF page is drawn at (its declared size is at 72)."""
+    formats.ensure_plugins()
+    if (kind := vector.kind(data)) is not None:
+        return _decode_vector(data, kind, limits, page, density)
     # Pillow's own bomb guard stays on as a second wall behind the planned limits.
     Image.MAX_IMAGE_PIXELS = int(limits.max_megapixels * 1e6)
     try:
@@ -237,20 +264,22 @@ def decode(
         raise FleetError(
             ErrorCode.PAGE_OUT_OF_RANGE, f"page {page} requested; the input has {total} page(s)"
         )
-    fmt = _FROM_PILLOW.get(image.format or "", "png")
+    fmt = FROM_PILLOW.get(image.format or "", "png")
     try:
         exif = image.getexif()
         orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
+        declared = orientation  # what the file's EXIF says (what `metadata` reports)
+        if fmt == "heif":  # libheif turned the image already, where the file said how
+            declared = formats.heif_original_orientation(image)
+            orientation = formats.heif_exif_orientation(image)
         icc = image.info.get("icc_profile")
         source = {
             "format": fmt,
             "width": width,
             "height": height,
             "mode": image.mode,
-            "bit_depth": 16
-            if _png_bit_depth(data) == 16 or image.mode in ("I;16", "I")
-            else (1 if image.mode == "1" else 8),
-            "orientation": orientation,
+            "bit_depth": _bit_depth(data, image),
+            "orientation": declared,
             "has_exif": len(exif) > 0,
             "icc": _icc_description(icc),
             "frames": total,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from billing.header import Header, header_of_bytes
 from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
-from jobs.rasters import Limits, Plan, Raster, plan_of
+from jobs.rasters import BASE_DPI, Limits, Plan, Raster, plan_of
 from jobs.records import JobRecord
 from jobs.registry import OPERATIONS
 from jobs.spec import ImageJob, InputSource, input_key_of
@@ -80,10 +80,12 @@ def plan_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> tuple
 
 
 def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[Picture]:
+    """Every input decoded; vector ones (SVG, PDF pages) drawn at the density the plan used."""
     spec = record.spec
     limits = codec.Limits(cfg.max_megapixels, cfg.max_frames)
     pictures = []
     for index, data in enumerate(datas):
+        density = spec.dpi(index) if isinstance(spec, ImageJob) else BASE_DPI
         if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
             every = spec.animated or spec.reads_all_pages
             pictures.append(
@@ -94,8 +96,9 @@ def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[
                     spec.page,
                     timeline=spec.reads_timeline,
                     scale_for=spec.decode_scale,
+                    density=density,
                 )
             )
         else:
-            pictures.append(codec.decode(data, limits))
+            pictures.append(codec.decode(data, limits, density=density))
     return pictures

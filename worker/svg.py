@@ -1,0 +1,161 @@
+"""SVG inputs: sanitised, then rasterised by resvg at exactly the size the quote billed.
+
+resvg itself would read local files: an `<image href>` holding an absolute or relative
+path is loaded from disk (measured), so nothing reaches it unsanitised. The sanitiser
+parses with expat, refusing entity declarations (no entity bombs, no external entities),
+and re-serialises the tree (no DOCTYPE, processing instruction or comment survives), after:
+- dropping <script>, <foreignObject> and the other elements that embed or run things;
+- dropping every on* attribute (event handlers);
+- dropping every href / xlink:href that is neither a same-document `#fragment` nor a
+  `data:` URI of a raster image (PNG, JPEG, GIF, WebP: an SVG data URI is a document of
+  its own, which resvg would render with the same file access);
+- removing @import rules and turning every other CSS `url(...)` (in <style>, style
+  attributes and presentation attributes) that is not such a reference into `none`.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import xml.etree.ElementTree as ET
+from typing import NoReturn
+from xml.parsers import expat
+
+import numpy as np
+import resvg_py
+from PIL import Image
+
+from jobs.errors import ErrorCode, FleetError
+from worker.picture import Frame
+
+SVG_NS = "http://www.w3.org/2000/svg"
+CSS_DPI = 96.0  # SVG user units: CSS px, 96 to the inch (resvg's unit conversion)
+_DROPPED = {
+    "script",
+    "foreignObject",
+    "iframe",
+    "object",
+    "embed",
+    "audio",
+    "video",
+    "handler",
+    "listener",
+}
+_RASTER_DATA = re.compile(r"data:image/(png|jpeg|jpg|gif|webp)[;,]", re.I)
+_URL = re.compile(r"url\(\s*(?:\"([^\"]*)\"|'([^']*)'|([^)]*))\s*\)", re.I)
+_IMPORT = re.compile(r"@import\b[^;]*;?", re.I)
+_LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(px|in|cm|mm|pt|pc)?\s*$")
+_CSS_UNITS = {"px": 1.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "pt": 4 / 3, "pc": 16.0}
+
+
+def _parse_failed(detail: str) -> FleetError:
+    return FleetError(ErrorCode.IMAGE_PARSE_FAILED, f"input SVG cannot be read: {detail}")
+
+
+def looks_like_svg(data: bytes) -> bool:
+    """An XML document whose first element is <svg> (sniffed from the first 4 KB)."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return (
+        head.startswith(b"<") and re.search(rb"<(?:[A-Za-z_][\w.-]*:)?svg[\s>/]", head) is not None
+    )
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+def _allowed(reference: str) -> bool:
+    value = reference.strip()
+    return value.startswith("#") or _RASTER_DATA.match(value) is not None
+
+
+def _clean_css(text: str) -> str:
+    def url(match: re.Match[str]) -> str:
+        target = next((g for g in match.groups() if g is not None), "")
+        return match.group(0) if _allowed(target) else "none"
+
+    return _URL.sub(url, _IMPORT.sub("", text))
+
+
+def _refuse_entities(*_: object) -> NoReturn:
+    raise ValueError("entity declarations are not accepted")
+
+
+def _parse(data: bytes) -> ET.Element:
+    # A first pass with a bare expat parser refuses any entity declaration (ElementTree's
+    # C parser offers no hook); the tree is then parsed with nothing left to expand.
+    guard = expat.ParserCreate()
+    guard.EntityDeclHandler = _refuse_entities
+    guard.UnparsedEntityDeclHandler = _refuse_entities
+    guard.ExternalEntityRefHandler = _refuse_entities
+    try:
+        guard.Parse(data, True)
+        root = ET.fromstring(data)
+    except (expat.ExpatError, ET.ParseError, ValueError) as exc:
+        raise _parse_failed(str(exc)) from None
+    if _local(root.tag) != "svg":
+        raise _parse_failed(f"the document is <{_local(root.tag)}>, not <svg>")
+    return root
+
+
+def _clean(element: ET.Element) -> None:
+    for child in list(element):
+        if not isinstance(child.tag, str) or _local(child.tag) in _DROPPED:
+            element.remove(child)
+        else:
+            _clean(child)
+    for name, value in list(element.attrib.items()):
+        local = _local(name)
+        if local.lower().startswith("on") or (local == "href" and not _allowed(value)):
+            del element.attrib[name]
+        elif "url(" in value.lower() or "@import" in value.lower():
+            element.attrib[name] = _clean_css(value)
+    if _local(element.tag) == "style" and element.text:
+        element.text = _clean_css(element.text)
+
+
+def sanitise(data: bytes) -> ET.Element:
+    """The document's tree, with everything that could fetch or run removed."""
+    root = _parse(data)
+    _clean(root)
+    return root
+
+
+def _user_units(length: str | None) -> float | None:
+    match = _LENGTH.match(length or "")
+    if match is None:
+        return None
+    return float(match.group(1)) * _CSS_UNITS[match.group(2) or "px"]
+
+
+def _fit(root: ET.Element, size: tuple[int, int]) -> None:
+    """Make the root viewport `size` pixels, the drawing scaled into it. Without a viewBox
+    the drawing's coordinates are the declared width and height in user units: that box
+    becomes the viewBox, stretched (by rounding only) to the pixel size."""
+    if root.get("viewBox") is None:
+        width, height = _user_units(root.get("width")), _user_units(root.get("height"))
+        if not width or not height:
+            raise _parse_failed("no viewBox and no absolute width and height")
+        root.set("viewBox", f"0 0 {width:g} {height:g}")
+        root.set("preserveAspectRatio", "none")
+    root.set("width", str(size[0]))
+    root.set("height", str(size[1]))
+
+
+def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, str | None]:
+    """The sanitised SVG drawn at `size` pixels (at_density of its declared size): RGBA,
+    and the document's own viewBox. resvg is native code: the job's soft time limit waits
+    for it, the hard limit stops it."""
+    root = sanitise(data)
+    view_box = root.get("viewBox")
+    _fit(root, size)
+    markup = ET.tostring(root, encoding="unicode")
+    try:
+        png = resvg_py.svg_to_bytes(svg_string=markup, dpi=CSS_DPI, resources_dir=None)
+    except ValueError as exc:
+        raise _parse_failed(str(exc)) from None
+    with Image.open(io.BytesIO(png)) as image:
+        frame = np.asarray(image.convert("RGBA"))
+    if frame.shape[:2] != (size[1], size[0]):
+        raise _parse_failed(f"rendered {frame.shape[1]}x{frame.shape[0]}, not {size[0]}x{size[1]}")
+    return frame, view_box
