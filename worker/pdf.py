@@ -4,6 +4,7 @@ pypdfium2's PDFium is built without V8 and XFA (`PDFIUM_INFO.flags` is empty; a 
 checks), and no form environment is ever initialised here, so PDF JavaScript (an
 /OpenAction, form actions) has nothing to run on; PDFium does not fetch external resources.
 Rendering is native code: the job's soft time limit waits for it, the hard limit stops it.
+PDFium is not thread-safe: every use holds billing's PDFIUM_LOCK, as its header reader does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pypdfium2
 import pypdfium2.raw as pdfium_c
 
 from billing.header import Header
+from billing.vector_header import PDFIUM_LOCK
 from jobs.errors import ErrorCode, FleetError
 from worker.picture import Frame
 
@@ -43,6 +45,11 @@ def past_last_page(page: int, pages: int) -> FleetError:
 def probe(data: bytes, page: int = 0) -> Header:
     """The page count and page `page`'s size in points (its crop box, else media box,
     turned by /Rotate), for a PDF whose header billing.header could not read."""
+    with PDFIUM_LOCK:
+        return _probe(data, page)
+
+
+def _probe(data: bytes, page: int) -> Header:
     pdf = _open(data)
     try:
         pages = len(pdf)
@@ -59,6 +66,11 @@ def probe(data: bytes, page: int = 0) -> Header:
 
 def render(data: bytes, page: int, size: tuple[int, int]) -> Frame:
     """Page `page` (0-based) drawn at `size` pixels (at_density of its size): RGB."""
+    with PDFIUM_LOCK:
+        return _render(data, page, size)
+
+
+def _render(data: bytes, page: int, size: tuple[int, int]) -> Frame:
     pdf = _open(data)
     try:
         if page >= len(pdf):

@@ -9,8 +9,10 @@ and re-serialises the tree (no DOCTYPE, processing instruction or comment surviv
 - dropping every href / xlink:href that is neither a same-document `#fragment` nor a
   `data:` URI of a raster image (PNG, JPEG, GIF, WebP: an SVG data URI is a document of
   its own, which resvg would render with the same file access);
-- removing @import rules and turning every other CSS `url(...)` (in <style>, style
-  attributes and presentation attributes) that is not such a reference into `none`.
+- removing @import rules and pointing every other CSS `url(...)` (in <style>, style
+  attributes and presentation attributes) that is not such a reference at a fragment that
+  does not exist, so it fails as an unreachable resource would (a fill paints nothing, a
+  filtered element is not drawn).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ _RASTER_DATA = re.compile(r"data:image/(png|jpeg|jpg|gif|webp)[;,]", re.I)
 _URL = re.compile(r"url\(\s*(?:\"([^\"]*)\"|'([^']*)'|([^)]*))\s*\)", re.I)
 _IMPORT = re.compile(r"@import\b[^;]*;?", re.I)
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*(px|in|cm|mm|pt|pc)?\s*$")
+BLOCKED = "blocked-reference"  # what a refused url() points at instead: nothing, as if unreachable
 _CSS_UNITS = {"px": 1.0, "in": 96.0, "cm": 96 / 2.54, "mm": 96 / 25.4, "pt": 4 / 3, "pc": 16.0}
 
 
@@ -72,7 +75,7 @@ def _allowed(reference: str) -> bool:
 def _clean_css(text: str) -> str:
     def url(match: re.Match[str]) -> str:
         target = next((g for g in match.groups() if g is not None), "")
-        return match.group(0) if _allowed(target) else "none"
+        return match.group(0) if _allowed(target) else f"url(#{BLOCKED})"
 
     return _URL.sub(url, _IMPORT.sub("", text))
 
