@@ -194,10 +194,14 @@ _MAGIC: list[tuple[int, tuple[bytes, ...], _Parser]] = [
 ]  # (offset, signatures, parser); WebP's leading "RIFF" is checked in _webp
 
 
-def _sniff(head: bytes) -> _Parser | None:
-    """The parser for these first bytes: by signature, else SVG for what may be XML
-    (a byte order mark, white space or "<" first)."""
+def _sniff(src: Src) -> _Parser | None:
+    """The parser for the first bytes: by signature; else PDF if its marker is in the first
+    KiB (PDFium allows junk before it); else SVG for what may be XML (a byte order mark,
+    white space or "<" first)."""
+    head = src.get(0, min(12, src.end))
     parse = next((p for at, magics, p in _MAGIC if head.startswith(magics, at)), None)
+    if parse is None and b"%PDF-" in src.prefix(1024):
+        return vector_header.pdf
     text = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
     return parse or (vector_header.svg if text[:1] in (b"", b"<") else None)
 
@@ -211,7 +215,7 @@ def read_header(
     """
     src = Src(read, size, budget)
     try:
-        parse = _sniff(src.get(0, min(12, src.end)))
+        parse = _sniff(src)
         found = parse(src, count_frames) if parse else None
     except Stop:
         return None

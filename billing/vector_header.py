@@ -164,11 +164,15 @@ def _pdf_sizes(data: bytes) -> list[tuple[float, float]] | None:
             return None
         try:
             count = len(document)
-            if not 0 < count <= MAX_PDF_PAGES:
+            if count > MAX_PDF_PAGES:
                 return None
-            return [document.get_page_size(index) for index in range(count)]
-        except pypdfium2.PdfiumError:
-            return None
+            sizes = []
+            for index in range(count):  # a page tree whose /Count lies: the pages that exist
+                try:
+                    sizes.append(document.get_page_size(index))
+                except pypdfium2.PdfiumError:
+                    break
+            return sizes
         finally:
             document.close()
 
