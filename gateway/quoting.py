@@ -35,6 +35,9 @@ def facts_of(stat: ObjectStat | None, header: Header | None) -> InputFacts:
 
 
 def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | None:
+    """The input's header through ranged reads. The object's size bounds every read: an
+    SVG's root tag is read from a bounded prefix, a PDF whole (its page tree can be
+    anywhere), so a PDF of unknown size is unreadable and held at the most."""
     try:
         return read_header(
             lambda offset, length: ctx.objects.get_range(key, offset, length),
@@ -48,7 +51,9 @@ def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | No
 def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
     """Refuse (IMAGE_TOO_LARGE) a job whose planned rasters are over the limits, else
     price it. An unreadable header holds the price of FLEET_MAX_MEGAPIXELS: the worker
-    plans from the bytes it decodes and captures that, never more than was held."""
+    plans from the bytes it decodes and captures that, never more than was held. Vector
+    inputs (SVG, PDF) are planned at the job's density, and a page past a PDF's last is
+    VALIDATION_ERROR here (spec.input_raster), before anything is held."""
     op = operation_of(spec)
     rule = rule_for(ctx, op)
     rasters: list[tuple[str, Raster]] = []
