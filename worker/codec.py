@@ -284,6 +284,7 @@ def decode(
             "icc": _icc_description(icc),
             "frames": total,
             "loop": image.info.get("loop"),
+            **({"nclx": image.info.get("nclx_profile")} if fmt == "heif" else {}),
         }
         scale, shrink = 1.0, 1
         frames: list[Frame]

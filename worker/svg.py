@@ -145,12 +145,17 @@ def _fit(root: ET.Element, size: tuple[int, int]) -> None:
     root.set("height", str(size[1]))
 
 
-def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, str | None]:
+def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, dict[str, str | None]]:
     """The sanitised SVG drawn at `size` pixels (at_density of its declared size): RGBA,
-    and the document's own viewBox. resvg is native code: the job's soft time limit waits
-    for it, the hard limit stops it."""
+    and the root's width, height and viewBox as written (`svg_width`, `svg_height`,
+    `view_box`). resvg is native code: the job's soft time limit waits for it, the hard
+    limit stops it."""
     root = sanitise(data)
-    view_box = root.get("viewBox")
+    written = {
+        "svg_width": root.get("width"),
+        "svg_height": root.get("height"),
+        "view_box": root.get("viewBox"),
+    }
     _fit(root, size)
     markup = ET.tostring(root, encoding="unicode")
     try:
@@ -161,4 +166,4 @@ def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, str | None]:
         frame = np.asarray(image.convert("RGBA"))
     if frame.shape[:2] != (size[1], size[0]):
         raise _parse_failed(f"rendered {frame.shape[1]}x{frame.shape[0]}, not {size[0]}x{size[1]}")
-    return frame, view_box
+    return frame, written

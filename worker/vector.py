@@ -40,18 +40,21 @@ def header(data: bytes, fmt: str, page: int) -> Header:
 def decode(
     data: bytes, fmt: str, page: int, density: float, check: Callable[[int, int], None]
 ) -> tuple[Frame, dict[str, Any]]:
-    """Page `page` drawn at `density` dpi, and the facts `metadata` reports of it.
-    `check(width, height)` refuses a raster over the limits before it is drawn."""
+    """Page `page` drawn at `density` dpi, and the facts `metadata` reports of it (a PDF's
+    `page_sizes`, every page at 72 dpi; an SVG's root `svg_width`, `svg_height`, `view_box`
+    as written). `check(width, height)` refuses a raster over the limits before drawing."""
     declared = header(data, fmt, page)
     if page >= declared.frames:
         raise pdf.past_last_page(page, declared.frames)
     size = at_density(declared.page_size(page), density)
     check(*size)
-    facts: dict[str, Any] = {}
+    facts: dict[str, Any]
     if fmt == "pdf":
         frame = pdf.render(data, page, size)
+        facts = {"page_sizes": [declared.page_size(index) for index in range(declared.frames)]}
     else:
-        frame, facts["view_box"] = svg.render(data, size)
+        frame, written = svg.render(data, size)
+        facts = dict(written)
     return frame, facts | {
         "format": fmt,
         "width": size[0],
