@@ -28,12 +28,6 @@ from worker.inputs import decode_inputs
 from worker.ops.metadata import metadata, view_box
 
 CFG = load_settings()
-# The worker does not yet hand these facts to the handler (Picture.source: `nclx` from
-# worker/codec.py; `svg_width`/`svg_height` and `page_sizes` from worker/vector.py). Strict:
-# once it does, these pass and the marker must go.
-NEEDS_SOURCE = pytest.mark.xfail(
-    strict=True, reason="Picture.source lacks nclx / svg_width, svg_height / page_sizes"
-)
 # The facts every format has (tests/test_ops_analysis.py checks them for the older ones).
 COMMON = {
     "format",
@@ -120,7 +114,6 @@ P3_SRGB = {
 }
 
 
-@NEEDS_SOURCE
 def test_heif_rgba() -> None:
     facts = meta(heif(gradient(alpha=True), quality=90, nclx_profile=P3_SRGB))
     assert set(facts) == COMMON | {"hdr", "nclx"}
@@ -136,7 +129,6 @@ def test_heif_rgba() -> None:
     }
 
 
-@NEEDS_SOURCE
 def test_heif_10_bit_hdr() -> None:
     """A 10-bit PQ / BT.2020 HEIF: its stored depth and colour, though it decodes to 8 bits."""
     facts = meta(heif_10_bit(PQ_BT2020))
@@ -151,7 +143,6 @@ def test_heif_10_bit_hdr() -> None:
     assert facts["has_alpha"] is False and facts["channels"] == 3
 
 
-@NEEDS_SOURCE
 def test_heif_10_bit_sdr_is_not_hdr() -> None:
     facts = meta(heif_10_bit(P3_SRGB))
     assert facts["bit_depth"] == 10 and facts["hdr"] is False
@@ -249,7 +240,6 @@ def test_svg_without_a_view_box() -> None:
     assert facts["svg"]["view_box"] is None
 
 
-@NEEDS_SOURCE
 @pytest.mark.parametrize(
     ("attributes", "written"),
     [
@@ -282,7 +272,6 @@ def test_corpus_svg(name: str, size: tuple[int, int], box: list[int] | None) -> 
 
 
 @needs_corpus
-@NEEDS_SOURCE
 def test_corpus_svg_size_as_written() -> None:
     facts = meta((CORPUS / "imagor-test.svg").read_bytes())
     assert (facts["svg"]["width"], facts["svg"]["height"]) == ("620", "472")
@@ -332,7 +321,6 @@ def rotated_pdf() -> bytes:
     return out.getvalue()
 
 
-@NEEDS_SOURCE
 def test_pdf_pages() -> None:
     facts = meta(two_page_pdf())
     assert set(facts) == COMMON | {"density", "declared_width", "declared_height", "pages"}
@@ -342,7 +330,6 @@ def test_pdf_pages() -> None:
     assert facts["has_alpha"] is False and facts["loop"] is None and facts["durations"] == []
 
 
-@NEEDS_SOURCE
 def test_pdf_second_page_at_144_dpi() -> None:
     facts = meta(two_page_pdf(), page=1, density=144)
     assert (facts["declared_width"], facts["declared_height"]) == (50, 80)
@@ -350,7 +337,6 @@ def test_pdf_second_page_at_144_dpi() -> None:
     assert facts["pages"] == [{"width": 200, "height": 100}, {"width": 50, "height": 80}]
 
 
-@NEEDS_SOURCE
 def test_pdf_crop_box_and_rotation() -> None:
     facts = meta(rotated_pdf())
     assert facts["pages"] == [{"width": 50, "height": 100}]
@@ -358,7 +344,6 @@ def test_pdf_crop_box_and_rotation() -> None:
 
 
 @needs_corpus
-@NEEDS_SOURCE
 def test_corpus_pdf() -> None:
     facts = meta((CORPUS / "imagor-sample.pdf").read_bytes(), density=150)
     assert facts["format"] == "pdf" and facts["frames"] == 2
