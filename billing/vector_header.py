@@ -132,13 +132,17 @@ def _facts(head: bytes) -> SvgFacts:
     attributes = _root_attributes(head.decode("latin-1"))  # markup is ASCII; values too here
     width, height = attributes.get("width"), attributes.get("height")
     box = _view_box(attributes.get("viewBox"))
-    sides = []
-    for value, side in ((width, 2), (height, 3)):
-        px = _length(value) if value is not None else None
-        if px is None and box is None:
-            raise Stop  # relative or missing, and no viewBox to take it from
-        sides.append(px if px is not None else box[side])  # type: ignore[index]
-    return SvgFacts(width, height, box, (sides[0], sides[1]))
+    w = _length(width) if width is not None else None
+    h = _length(height) if height is not None else None
+    if w is not None and h is not None:
+        return SvgFacts(width, height, box, (w, h))
+    if box is None:
+        raise Stop  # relative or missing, and no viewBox to take it from
+    if w is not None:  # one side given: the other keeps the viewBox's aspect, as browsers do
+        return SvgFacts(width, height, box, (w, w * box[3] / box[2]))
+    if h is not None:
+        return SvgFacts(width, height, box, (h * box[2] / box[3], h))
+    return SvgFacts(width, height, box, (box[2], box[3]))
 
 
 def svg_facts(data: bytes) -> SvgFacts | None:

@@ -181,7 +181,7 @@ def test_svg_units_at_72_dpi(width: str, height: str, expected: tuple[int, int])
         ('viewBox="-10,-10,300,200"', (300, 200)),  # commas, negative origin
         ('width="100%" height="50%" viewBox="0 0 320 240"', (320, 240)),
         ('width="10em" height="3ex" viewBox="0 0 320 240"', (320, 240)),
-        ('width="640" viewBox="0 0 320 240"', (640, 240)),  # the missing side from the viewBox
+        ('width="640" viewBox="0 0 320 240"', (640, 480)),  # the other side keeps the aspect
         ("width='30' height='40' viewBox='0 0 1 1'", (30, 40)),  # absolute sides win
     ],
 )
@@ -249,7 +249,7 @@ def test_svg_facts_keep_the_declared_size_and_viewbox() -> None:
     facts = svg_facts(svg('width="2in" height="50%" viewBox="0 0 320 240"'))
     assert facts is not None
     assert (facts.width, facts.height, facts.view_box) == ("2in", "50%", (0.0, 0.0, 320.0, 240.0))
-    assert facts.size == (144.0, 240.0)
+    assert facts.size == (144.0, 108.0)  # 50%: the viewBox's aspect from the 2in side
     assert svg_facts(svg('width="&w;" height="1"')) is None
 
 
