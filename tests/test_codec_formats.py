@@ -301,3 +301,14 @@ def test_corpus_heic_equals_libheif_and_jxl_is_grey() -> None:
     assert np.array_equal(decode(data, LIMITS).first, reference)
     jxl = decode((CORPUS / "jxl-isobmff.jxl").read_bytes(), LIMITS)
     assert np.array_equal(jxl.first[..., 0], jxl.first[..., 2])  # a grey file stays grey
+
+
+def test_a_pdf_marker_decides_only_where_no_raster_signature_does() -> None:
+    from PIL import PngImagePlugin
+
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Comment", "%PDF-1.7 in a text chunk")
+    png = decode(_save(_scene(), "PNG", pnginfo=text), LIMITS)
+    assert png.format == "png" and np.array_equal(png.first, _scene())
+    shifted = decode(b"junk\r\n" + _pdf(_scene(80, 60)), LIMITS)  # PDFium skips the junk
+    assert shifted.format == "pdf" and (shifted.width, shifted.height) == (80, 60)

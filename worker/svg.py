@@ -56,11 +56,9 @@ def _parse_failed(detail: str) -> FleetError:
 
 
 def looks_like_svg(data: bytes) -> bool:
-    """An XML document whose first element is <svg> (sniffed from the first 4 KB)."""
-    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
-    return (
-        head.startswith(b"<") and re.search(rb"<(?:[A-Za-z_][\w.-]*:)?svg[\s>/]", head) is not None
-    )
+    """What may be XML: "<" first, after any byte order mark and white space (no raster
+    format starts so). Whether its root is <svg> the parser says."""
+    return data[:4096].removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n").startswith(b"<")
 
 
 def _local(name: str) -> str:

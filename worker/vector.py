@@ -16,9 +16,14 @@ from worker.picture import Frame
 
 
 def kind(data: bytes) -> str | None:
-    """ "pdf", "svg", or None for a raster format."""
-    if pdf.looks_like_pdf(data):
+    """The vector format ("pdf", "svg") or None (raster), as billing.header tells them
+    apart: a PDF marker first, or within the first KiB of bytes no raster signature
+    claims; XML (a "<" after any byte order mark and white space) is SVG or nothing."""
+    if data.startswith(b"%PDF-"):
         return "pdf"
+    if pdf.looks_like_pdf(data):  # junk before the marker: the header reader decides
+        found = header_of_bytes(data)
+        return "pdf" if found is not None and found.format == "pdf" else None
     return "svg" if svg.looks_like_svg(data) else None
 
 
