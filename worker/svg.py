@@ -160,6 +160,8 @@ def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, dict[str, str | N
         png = resvg_py.svg_to_bytes(svg_string=markup, dpi=CSS_DPI, resources_dir=None)
     except ValueError as exc:
         raise _parse_failed(str(exc)) from None
+    # resvg-py hands back PNG bytes only: its encode and this decode are a good part of a
+    # large render (measured at 2583x1967: 264 ms to PNG bytes, ~100 ms back to pixels).
     with Image.open(io.BytesIO(png)) as image:
         frame = np.asarray(image.convert("RGBA"))
     if frame.shape[:2] != (size[1], size[0]):
