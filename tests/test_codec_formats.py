@@ -172,7 +172,11 @@ def test_svg_rectangles_land_where_declared(density: int) -> None:
 
 @pytest.mark.parametrize(
     "size, declared",
-    [('width="1in" height="0.5in"', (72, 36)), ('width="100%" viewBox="0 0 30 20"', (30, 20))],
+    [
+        ('width="1in" height="0.5in"', (72, 36)),
+        ('width="100%" viewBox="0 0 30 20"', (30, 20)),
+        ('width="40" viewBox="0 0 20 10"', (40, 20)),  # one side: the other keeps the aspect
+    ],
 )
 @pytest.mark.parametrize("density", [72, 150])
 def test_svg_units_and_viewbox_give_the_billed_size(
