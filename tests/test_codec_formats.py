@@ -316,3 +316,17 @@ def test_a_pdf_marker_decides_only_where_no_raster_signature_does() -> None:
     assert png.format == "png" and np.array_equal(png.first, _scene())
     shifted = decode(b"junk\r\n" + _pdf(_scene(80, 60)), LIMITS)  # PDFium skips the junk
     assert shifted.format == "pdf" and (shifted.width, shifted.height) == (80, 60)
+
+
+def test_an_svg_viewbox_of_another_aspect_keeps_its_letterbox() -> None:
+    """Only rounding is stretched away: a document that lays its square drawing in a 2:1
+    viewport keeps it centred (xMidYMid meet), transparent either side."""
+    data = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50" viewBox="0 0 10 10">'
+        b'<rect width="10" height="10" fill="#00ff00"/></svg>'
+    )
+    picture = decode(data, LIMITS, density=144)
+    assert (picture.width, picture.height) == (200, 100)
+    alpha = picture.first[..., 3]
+    assert (alpha[:, 50:150] == 255).all() and (alpha[:, :50] == 0).all()
+    assert (alpha[:, 150:] == 0).all()

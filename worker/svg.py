@@ -129,16 +129,32 @@ def _user_units(length: str | None) -> float | None:
     return float(match.group(1)) * _CSS_UNITS[match.group(2) or "px"]
 
 
+def _view_box_size(written: str) -> tuple[float, float] | None:
+    parts = [p for p in re.split(r"[\s,]+", written.strip()) if p]
+    try:
+        width, height = float(parts[2]), float(parts[3])
+    except (IndexError, ValueError):
+        return None
+    return (width, height) if len(parts) == 4 and width > 0 and height > 0 else None
+
+
 def _fit(root: ET.Element, size: tuple[int, int]) -> None:
     """Make the root viewport `size` pixels, the drawing scaled into it. Without a viewBox
     the drawing's coordinates are the declared width and height in user units: that box
-    becomes the viewBox, stretched (by rounding only) to the pixel size."""
-    if root.get("viewBox") is None:
+    becomes the viewBox. Where the viewBox would miss the pixel size by less than a pixel
+    (the size's rounding, not the document's layout) and the document sets no
+    preserveAspectRatio, it is stretched to fill it: no half-covered edge rows."""
+    written = root.get("viewBox")
+    if written is None:
         width, height = _user_units(root.get("width")), _user_units(root.get("height"))
         if not width or not height:
             raise _parse_failed("no viewBox and no absolute width and height")
         root.set("viewBox", f"0 0 {width:g} {height:g}")
         root.set("preserveAspectRatio", "none")
+    elif root.get("preserveAspectRatio") is None and (box := _view_box_size(written)):
+        scale = min(size[0] / box[0], size[1] / box[1])
+        if size[0] - box[0] * scale < 1 and size[1] - box[1] * scale < 1:
+            root.set("preserveAspectRatio", "none")
     root.set("width", str(size[0]))
     root.set("height", str(size[1]))
 
