@@ -16,7 +16,7 @@ class ConvertJob(TransformJob, tag="convert", kw_only=True):
 
     # Redeclared (so a pipeline step takes them): format required, and gif allowed;
     # quality None for 85 at the top level, the pipeline's in a step.
-    format: Literal["png", "jpeg", "webp", "avif", "gif"]  # type: ignore[assignment]
+    format: Literal["png", "jpeg", "webp", "avif", "jxl", "gif"]  # type: ignore[assignment]
     quality: Quality | None = None  # type: ignore[assignment]
 
 

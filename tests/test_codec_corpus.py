@@ -41,12 +41,13 @@ CORPUS_EXPECTED: dict[str, tuple[int, int, int] | ErrorCode] = {
     "embedgravitybird.png": (576, 384, 1),
     "face-kit_with_rose.jpg": (501, 700, 1),
     "face-two_people.jpg": (1126, 661, 1),
-    # Formats the codec does not decode yet (issue 16): a clean, documented failure.
-    "circle.svg": ErrorCode.IMAGE_PARSE_FAILED,
-    "imagor-test.svg": ErrorCode.IMAGE_PARSE_FAILED,
-    "imagor-sample.pdf": ErrorCode.IMAGE_PARSE_FAILED,
-    "jxl-isobmff.jxl": ErrorCode.IMAGE_PARSE_FAILED,
-    "thumbor-image.heic": ErrorCode.IMAGE_PARSE_FAILED,
+    # Vector inputs at 72 dpi (their declared size; circle.svg: its 8x8 viewBox), the first
+    # page of the PDF, and the HEIC and JPEG XL files as their headers give them.
+    "circle.svg": (8, 8, 1),
+    "imagor-test.svg": (620, 472, 1),
+    "imagor-sample.pdf": (612, 792, 1),
+    "jxl-isobmff.jxl": (640, 416, 1),
+    "thumbor-image.heic": (256, 256, 1),
 }
 
 

@@ -170,17 +170,6 @@ def _corpus_files() -> list[str]:
 
 EXPECTED_FAILURES = {
     "truncated.jpg": "IMAGE_PARSE_FAILED",
-    # formats the fleet does not decode yet (issue 16): a clean parse failure
-    **dict.fromkeys(
-        [
-            "circle.svg",
-            "imagor-test.svg",
-            "imagor-sample.pdf",
-            "jxl-isobmff.jxl",
-            "thumbor-image.heic",
-        ],
-        "IMAGE_PARSE_FAILED",
-    ),
 }
 REFUSED_AT_SUBMISSION = {"giant-image.jpg": "IMAGE_TOO_LARGE"}  # 280 MP, from its header
 
