@@ -330,3 +330,18 @@ def test_an_svg_viewbox_of_another_aspect_keeps_its_letterbox() -> None:
     alpha = picture.first[..., 3]
     assert (alpha[:, 50:150] == 255).all() and (alpha[:, :50] == 0).all()
     assert (alpha[:, 150:] == 0).all()
+
+
+def test_svg_text_is_drawn_with_the_system_fonts() -> None:
+    """A text-free SVG skips loading fonts (speed); one with text must still draw glyphs."""
+    from worker.svg import render
+
+    text = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="200" height="80">'
+        b'<rect width="200" height="80" fill="white"/>'
+        b'<text x="10" y="60" font-family="DejaVu Sans" font-size="56" fill="black">Hg</text>'
+        b"</svg>"
+    )
+    frame, _ = render(text, (200, 80))
+    dark = (frame[:, :, :3].max(axis=2) < 64).sum()
+    assert dark > 200, f"only {dark} dark pixels: the glyphs were not drawn"

@@ -173,7 +173,14 @@ def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, dict[str, str | N
     _fit(root, size)
     markup = ET.tostring(root, encoding="unicode")
     try:
-        png = resvg_py.svg_to_bytes(svg_string=markup, dpi=CSS_DPI, resources_dir=None)
+        png = resvg_py.svg_to_bytes(
+            svg_string=markup,
+            dpi=CSS_DPI,
+            resources_dir=None,
+            # Loading the system's fonts is most of a small render (18 of 28 ms for the
+            # corpus's 620x472 file): only an SVG with text needs them.
+            skip_system_fonts=root.find(".//{*}text") is None,
+        )
     except ValueError as exc:
         raise _parse_failed(str(exc)) from None
     # resvg-py hands back PNG bytes only: its encode and this decode are a good part of a
