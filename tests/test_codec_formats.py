@@ -345,3 +345,17 @@ def test_svg_text_is_drawn_with_the_system_fonts() -> None:
     frame, _ = render(text, (200, 80))
     dark = (frame[:, :, :3].max(axis=2) < 64).sum()
     assert dark > 200, f"only {dark} dark pixels: the glyphs were not drawn"
+
+
+def test_a_heif_with_several_images_is_read_as_its_primary_image_only() -> None:
+    """The header plans (and the quote bills) the primary image: `animated` never makes the
+    worker decode the others."""
+    pillow_heif.register_heif_opener()
+    first, second = Image.new("RGB", (64, 48), (200, 0, 0)), Image.new("RGB", (64, 48), "blue")
+    buf = io.BytesIO()
+    first.save(buf, "HEIF", save_all=True, append_images=[second], quality=90)
+    assert getattr(Image.open(io.BytesIO(buf.getvalue())), "n_frames", 1) == 2  # really two
+    picture = decode(buf.getvalue(), Limits(100, 1000), animated=True)
+    assert len(picture.frames) == 1
+    red = picture.frames[0][..., :3].reshape(-1, 3).mean(axis=0)
+    assert red[0] > 150 and red[2] < 60  # the first (red) image

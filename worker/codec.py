@@ -227,6 +227,11 @@ def probe(data: bytes) -> Header:
         raise _parse_failed(data) from None
 
 
+# Formats whose header measures the primary image only (an image sequence in HEIF, an
+# animated JPEG XL): the worker reads that image, never more than was planned.
+PRIMARY_IMAGE_ONLY = frozenset({"HEIF", "JXL", "JPEG2000"})
+
+
 def decode(
     data: bytes,
     limits: Limits,
@@ -247,6 +252,8 @@ def decode(
         width, height = image.size
         _check_size(width, height, 1, limits)  # one frame first: before anything scans on
         total = getattr(image, "n_frames", 1)  # (GIF: walks the file to count frames)
+        if image.format in PRIMARY_IMAGE_ONLY:
+            total = 1  # planned and billed as one image from the header: read only that one
     except FleetError:
         raise
     except Image.DecompressionBombError:  # Pillow's wall: say what it saw, in our terms
