@@ -8,7 +8,9 @@ from jobs.declare import operation
 from jobs.pools import Pool
 from jobs.spec import PositiveU32, Rect, TransformJob, UnitInterval
 
-Gravity = Literal["center", "focal_point", "entropy"]
+# attention: the most salient window (edges, saturation, skin tones, as sharp's attention);
+# face: the window holding the faces it can (attention when there is none).
+Gravity = Literal["center", "focal_point", "entropy", "attention", "face"]
 
 
 @operation(
@@ -21,7 +23,10 @@ Gravity = Literal["center", "focal_point", "entropy"]
     step=True,
 )
 class CropJob(TransformJob, tag="crop", kw_only=True):
-    """Extract `rect`, or a `width x height` window chosen by `gravity` (no scaling)."""
+    """Extract `rect`, or a `width x height` window chosen by `gravity` (no scaling):
+    `attention` takes the most salient part (edges, saturation, skin tones), `face` the
+    window holding every face it can (the largest when not all fit; attention when there
+    is none) and reports them in `result.faces`."""
 
     rect: Rect | None = None
     gravity: Gravity | None = None

@@ -24,7 +24,7 @@ class ResizeJob(TransformJob, tag="resize", kw_only=True):
     width: Dimension | None = None
     height: Dimension | None = None
     fit: Fit = "cover"
-    gravity: Gravity = "center"  # which part `cover` keeps
+    gravity: Gravity = "center"  # which part `cover` keeps (face: reports `result.faces`)
     focal_x: UnitInterval = 0.5
     focal_y: UnitInterval = 0.5
     background: Color | None = None  # `contain` padding; default transparent black or white

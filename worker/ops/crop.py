@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from imagefleet.settings import Settings
 
 
-def choose_box(frame: Frame, spec: CropJob) -> g.Box:
+def choose_box(frame: Frame, spec: CropJob) -> tuple[g.Box, dict[str, Any]]:
+    """The rectangle, and what else to report (the faces gravity face found)."""
     ih, iw = frame.shape[:2]
     if spec.rect is not None:
         r = spec.rect
@@ -24,14 +25,14 @@ def choose_box(frame: Frame, spec: CropJob) -> g.Box:
                 f"rect x={r.x} y={r.y} {r.width}x{r.height} exceeds the {iw}x{ih} image"
                 " (after EXIF orientation)",
             )
-        return g.Box(r.x, r.y, r.width, r.height)
+        return g.Box(r.x, r.y, r.width, r.height), {}
     assert spec.width is not None and spec.height is not None  # enforced by the spec
-    return g.window(
+    return g.placed(
         frame, spec.gravity or "center", spec.width, spec.height, spec.focal_x, spec.focal_y
     )
 
 
 def crop(inputs: list[Picture], spec: CropJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
-    box = choose_box(picture.first, spec)
-    return OpOutput(picture.map(box.cut), {"crop": box.as_dict()})
+    box, facts = choose_box(picture.first, spec)
+    return OpOutput(picture.map(box.cut), {"crop": box.as_dict(), **facts})

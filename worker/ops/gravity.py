@@ -1,20 +1,22 @@
-"""Choosing a `width x height` window inside an image: center, focal point, or entropy.
+"""Choosing a `width x height` window inside an image: center, focal point, entropy,
+attention (worker.saliency) or faces (worker.faces, attention when there is none).
 
-Shared by crop (and by resize's cover mode later). Windows never scale and never leave
-the image.
+Shared by crop and resize's cover mode. Windows never scale and never leave the image.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from jobs.errors import ErrorCode, FleetError
+from worker import faces as face_detection
 from worker.budget import STRIP_PIXELS
 from worker.picture import Frame, strips
+from worker.saliency import attention_origin
 
 
 class Box(NamedTuple):
@@ -127,14 +129,55 @@ def entropy(frame: Frame, width: int, height: int) -> Box:
     return Box(x, y, width, height)
 
 
+def attention(frame: Frame, width: int, height: int) -> Box:
+    x, y = attention_origin(frame, width, height)
+    return Box(x, y, width, height)
+
+
+def around_faces(
+    image_size: tuple[int, int], width: int, height: int, faces: Sequence[face_detection.Face]
+) -> Box:
+    """The window centred on the faces it can hold: the largest first, then each smaller
+    one whose addition still fits; centred on the largest alone when even that is too big.
+    Clamped inside, a window at least as large as the faces still holds them all."""
+    iw, ih = image_size
+    chosen: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1
+    for face in sorted(faces, key=lambda f: f.width * f.height, reverse=True):
+        box = (face.x, face.y, face.x + face.width, face.y + face.height)
+        union = box if chosen is None else (
+            min(chosen[0], box[0]), min(chosen[1], box[1]),
+            max(chosen[2], box[2]), max(chosen[3], box[3]),
+        )  # fmt: skip
+        if chosen is None or (union[2] - union[0] <= width and union[3] - union[1] <= height):
+            chosen = union
+    assert chosen is not None
+    x = min(max(math.floor((chosen[0] + chosen[2] - width) / 2), 0), iw - width)
+    y = min(max(math.floor((chosen[1] + chosen[3] - height) / 2), 0), ih - height)
+    return Box(x, y, width, height)
+
+
+def placed(
+    frame: Frame, gravity: str, width: int, height: int, fx: float = 0.5, fy: float = 0.5
+) -> tuple[Box, dict[str, Any]]:
+    """The `width x height` window that `gravity` picks (CROP_OUT_OF_BOUNDS if too big),
+    and the facts to report with it: `faces` (in the frame's pixels) for gravity face."""
+    size = (frame.shape[1], frame.shape[0])
+    check_fits(width, height, size)
+    if gravity == "focal_point":
+        return focal_point(size, width, height, fx, fy), {}
+    if gravity == "entropy":
+        return entropy(frame, width, height), {}
+    if gravity == "attention":
+        return attention(frame, width, height), {}
+    if gravity == "face":
+        found = face_detection.detect(frame)
+        box = around_faces(size, width, height, found) if found else attention(frame, width, height)
+        return box, {"faces": [f.as_dict() for f in found]}
+    return center(size, width, height), {}
+
+
 def window(
     frame: Frame, gravity: str, width: int, height: int, fx: float = 0.5, fy: float = 0.5
 ) -> Box:
     """The `width x height` window that `gravity` picks (CROP_OUT_OF_BOUNDS if too big)."""
-    size = (frame.shape[1], frame.shape[0])
-    check_fits(width, height, size)
-    if gravity == "focal_point":
-        return focal_point(size, width, height, fx, fy)
-    if gravity == "entropy":
-        return entropy(frame, width, height)
-    return center(size, width, height)
+    return placed(frame, gravity, width, height, fx, fy)[0]

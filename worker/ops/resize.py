@@ -7,7 +7,7 @@ their colour - usually black - into the edges of opaque ones: one float plane at
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -94,15 +94,22 @@ def resize(inputs: list[Picture], spec: ResizeJob, cfg: Settings) -> OpOutput:
     frames = [resample(f, width, height) for f in picture.frames]
     if spec.width is None or spec.height is None or (width, height) == (spec.width, spec.height):
         return OpOutput(picture.with_frames(frames))  # one side given, or the box is filled
+    facts: dict[str, Any] = {}
     if spec.fit == "cover":
-        box = g.window(
+        box, facts = g.placed(
             frames[0], spec.gravity, spec.width, spec.height, spec.focal_x, spec.focal_y
         )  # chosen once: frames stay aligned
         frames = [box.cut(f) for f in frames]
+        if "faces" in facts:  # found in the scaled image: reported in the input's pixels
+            facts["faces"] = [_unscaled(f, picture.width / width) for f in facts["faces"]]
     elif spec.fit == "contain":
         rgba = rgba_of(spec.background, OPAQUE_BLACK)
         # Centred; an odd leftover pixel goes right/bottom, as libvips' embed.
         left, top = (spec.width - width) // 2, (spec.height - height) // 2
         right, bottom = spec.width - width - left, spec.height - height - top
         frames = [pad_with_colour(f, top, bottom, left, right, rgba) for f in frames]
-    return OpOutput(picture.with_frames(frames))
+    return OpOutput(picture.with_frames(frames), facts)
+
+
+def _unscaled(face: dict[str, Any], factor: float) -> dict[str, Any]:
+    return {k: v if k == "score" else round(v * factor) for k, v in face.items()}
