@@ -94,14 +94,24 @@ def _window_sums(scores: np.ndarray, width: int, height: int) -> np.ndarray:
     )
 
 
-def _best(sums: np.ndarray) -> tuple[int, int]:
-    """(row, column) of the largest sum; near-ties go to the one nearest the centre, so a
-    flat image gives the centred window."""
+def _best(sums: np.ndarray, cells: int) -> tuple[float, float]:
+    """(row, column) of the largest sum; near-ties go to the one nearest the centre, and
+    equally near ones are averaged, so a flat or symmetric image gives the centred window.
+    Near: within float noise (~1e-6 a cell on a flat image) of the largest."""
     top = float(sums.max())
-    rows, cols = np.nonzero(sums >= top - 1e-6 * max(abs(top), 1.0))
-    centre_r, centre_c = (sums.shape[0] - 1) / 2, (sums.shape[1] - 1) / 2
-    nearest = int(np.argmin((rows - centre_r) ** 2 + (cols - centre_c) ** 2))
-    return int(rows[nearest]), int(cols[nearest])
+    rows, cols = np.nonzero(sums >= top - 1e-6 * abs(top) - 1e-5 * cells)
+    distance = (rows - (sums.shape[0] - 1) / 2) ** 2 + (cols - (sums.shape[1] - 1) / 2) ** 2
+    nearest = distance <= distance.min() + 1e-9
+    return float(rows[nearest].mean()), float(cols[nearest].mean())
+
+
+def _to_image(position: float, positions: int, travel: int) -> int:
+    """A map window's position (of `positions`) as the image window's, by its fraction of
+    the way across: the first and last positions map to the image's edges exactly.
+    Nearest pixel, halves going left/up as in gravity center."""
+    if positions <= 1:
+        return travel // 2
+    return math.ceil(position / (positions - 1) * travel - 0.5)
 
 
 def attention_origin(frame: Frame, width: int, height: int) -> tuple[int, int]:
@@ -116,9 +126,6 @@ def attention_origin(frame: Frame, width: int, height: int) -> tuple[int, int]:
     # libvips' blur: a tenth of the window's diagonal on the map, at least one pixel.
     sigma = max(1.0, math.hypot(ww, wh) / 10)
     scores = cv2.GaussianBlur(score_map(rgb), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    row, col = _best(_window_sums(scores, ww, wh))
-    # The map window's centre, back in image pixels, then the image window around it.
-    cx, cy = (col + ww / 2) / sx, (row + wh / 2) / sy
-    x = min(max(round(cx - width / 2), 0), iw - width)
-    y = min(max(round(cy - height / 2), 0), ih - height)
-    return x, y
+    sums = _window_sums(scores, ww, wh)
+    row, col = _best(sums, ww * wh)
+    return _to_image(col, sums.shape[1], iw - width), _to_image(row, sums.shape[0], ih - height)
