@@ -170,8 +170,9 @@ def test_attention_and_face_crops_through_the_fleet(dir_fleet: Fleet) -> None:
         assert client.put("/v1/objects/people.jpg", content=photo).status_code == 201
         replies = {}
         for gravity in ("attention", "face"):
-            body = {"operation": "crop", "input": "people.jpg", "gravity": gravity}
-            body |= {"width": 400, "height": 300, "format": "png", "output": f"{gravity}.png"}
+            body: dict[str, Any] = {"operation": "crop", "input": "people.jpg"}
+            body |= {"gravity": gravity, "width": 400, "height": 300}
+            body |= {"format": "png", "output": f"{gravity}.png"}
             reply = client.post("/v1/jobs?wait=30", json=body)
             assert reply.status_code == 200, reply.text
             job = reply.json()
