@@ -12,11 +12,12 @@ from jobs.spec import Quality, TransformJob
 @operation(Pool.CPU, example={"format": "webp", "quality": 82}, step=True)
 class ConvertJob(TransformJob, tag="convert", kw_only=True):
     """Re-encode as `format` at `quality` (default 85; in a pipeline, the pipeline's); with
-    `animated`, gif/webp targets keep every frame."""
+    `animated`, gif/webp targets keep every frame. `"format": "auto"` with no quality
+    searches the quality too (the smallest file meeting `ssim`)."""
 
     # Redeclared (so a pipeline step takes them): format required, and gif allowed;
     # quality None for 85 at the top level, the pipeline's in a step.
-    format: Literal["png", "jpeg", "webp", "avif", "jxl", "gif"]  # type: ignore[assignment]
+    format: Literal["png", "jpeg", "webp", "avif", "jxl", "gif", "auto"]  # type: ignore[assignment]
     quality: Quality | None = None  # type: ignore[assignment]
 
 

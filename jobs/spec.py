@@ -30,6 +30,24 @@ UnitInterval = Annotated[float, Meta(ge=0.0, le=1.0)]
 Quality = Annotated[int, Meta(ge=1, le=100)]
 ObjectKey = Annotated[str, Meta(min_length=1, max_length=1024)]
 OutputFormat = Literal["png", "jpeg", "webp", "avif", "jxl"]
+# "auto": chosen by the worker (worker/quality.py): the smallest file meeting the SSIM target.
+FormatChoice = Literal["png", "jpeg", "webp", "avif", "jxl", "auto"]
+QualityChoice = Quality | Literal["auto"]
+# Mean SSIM of the output's luma against the picture encoded (worker/quality.py).
+SsimTarget = Annotated[float, Meta(ge=0.5, le=0.999)]
+DEFAULT_SSIM = 0.98
+# What an output key's extension says of its format (the key says it: `auto` keeps to it).
+FORMAT_OF_EXTENSION = {
+    "png": "png",
+    "jpg": "jpeg",
+    "jpeg": "jpeg",
+    "webp": "webp",
+    "avif": "avif",
+    "jxl": "jxl",
+    "gif": "gif",
+    "tif": "tiff",
+    "tiff": "tiff",
+}
 # dpi at which vector inputs (SVG, PDF pages) are drawn: 72 (their declared size) by default.
 Density = Annotated[float, Meta(ge=1, le=10_000)]
 HexColor = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
@@ -194,9 +212,17 @@ class TransformJob(ImageJob, kw_only=True):
     page: U32 = 0  # multi-page TIFF / animation frame to read when not `animated`
     animated: bool = False  # read and process every frame of an animated GIF/WebP
     output: ObjectKey | None = None
-    format: OutputFormat | None = None
-    quality: Quality = DEFAULT_QUALITY
+    format: FormatChoice | None = None
+    quality: QualityChoice = DEFAULT_QUALITY
+    accept: Annotated[list[OutputFormat], Meta(min_length=1)] | None = None  # format auto's
+    ssim: SsimTarget | None = None  # the target of format or quality auto (default 0.98)
     inline: bool = False
+
+    def admit(self, cfg: Policy) -> None:
+        problem = choice_problem(self.output, self.format, self.quality, self.accept, self.ssim)
+        if problem:
+            message, field = problem
+            raise FleetError(ErrorCode.VALIDATION_ERROR, f"{message} - at `$.{field}`")
 
     def output_size(self, width: int, height: int) -> tuple[int, int]:
         """The size of this operation's output from an upright `width x height` input
@@ -221,6 +247,32 @@ class PipelineStep(msgspec.Struct, tag_field="operation", forbid_unknown_fields=
         """The step as a job spec reading `input` (what its handler and its plan take)."""
         fields = {name: getattr(self, name) for name in self.__struct_fields__}
         return self.job_spec(input=input, **fields)
+
+
+def extension_format(key: str | None) -> str | None:
+    """The format a key's extension names (`a/photo.jpg` -> jpeg), None if it names none."""
+    name = (key or "").rsplit("/", 1)[-1]
+    return FORMAT_OF_EXTENSION.get(name.rsplit(".", 1)[-1].lower()) if "." in name else None
+
+
+def choice_problem(
+    output: str | None,
+    format: str | None,
+    quality: int | str,
+    accept: list[OutputFormat] | None,
+    ssim: float | None,
+) -> tuple[str, str] | None:
+    """(message, field) of output fields that contradict each other, or None: `accept` is
+    format auto's, `ssim` is an auto's target, and an output key with a format's extension
+    keeps `auto` to that format."""
+    if accept is not None and format != "auto":
+        return 'give `accept` only with `"format": "auto"`', "accept"
+    if ssim is not None and "auto" not in (format, quality):
+        return 'give `ssim` only with `"format": "auto"` or `"quality": "auto"`', "ssim"
+    named = extension_format(output)
+    if format == "auto" and named is not None and accept is not None and named not in accept:
+        return f"the output key names {named}, which `accept` leaves out", "accept"
+    return None
 
 
 def input_key_of(source: InputSource) -> str | None:

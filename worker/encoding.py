@@ -86,9 +86,11 @@ def encode(
     avif_speed: int = 8,
     webp_method: int = 4,
     jxl_effort: int = JXL_EFFORT,
+    palette: bool = False,
 ) -> bytes:
     """Measured on a 1.1 MP photo: AVIF speed 8 is 63 ms vs 237 ms at speed 6 for 4% more
-    bytes; WebP method 4 is 70 ms vs 29 ms at method 2 for 5% fewer bytes."""
+    bytes; WebP method 4 is 70 ms vs 29 ms at method 2 for 5% fewer bytes. `palette`: a
+    still 8-bit PNG of at most 256 colours is written indexed (lossless, `format: auto`)."""
     ensure_plugins()  # JXL; AVIF where Pillow has none of its own
     frames = picture.frames
     animate = fmt in ("gif", "webp") and len(frames) > 1
@@ -99,6 +101,12 @@ def encode(
     first = frames[0]
     if first.dtype == np.uint16 and fmt in ("png", "tiff"):
         return _encode_16bit(first, fmt)
+    if palette and fmt == "png" and first.dtype == np.uint8 and len(frames) == 1:
+        indexed = _indexed(first)
+        if indexed is not None:
+            out = io.BytesIO()
+            indexed.save(out, format="PNG", compress_level=6)
+            return out.getvalue()
     images = [_pillow_image(f, fmt) for f in frames]
     options: dict[str, object] = {}
     if fmt == "jpeg":
@@ -123,6 +131,23 @@ def encode(
     out = io.BytesIO()
     images[0].save(out, format=_PILLOW_FORMATS[fmt], **options)
     return out.getvalue()
+
+
+def _indexed(frame: Frame) -> Image.Image | None:
+    """The frame as a palette image, exactly, if it has at most 256 colours (counted as one
+    uint32 a pixel: sorting rows of bytes is several times slower)."""
+    rgba = frame if frame.shape[2] == 4 else np.dstack([frame, np.full(frame.shape[:2], 255)])
+    packed = np.ascontiguousarray(rgba, np.uint8).view(np.uint32).reshape(frame.shape[:2])
+    colours, index = np.unique(packed, return_inverse=True)
+    if len(colours) > 256:
+        return None
+    image = Image.fromarray(index.reshape(frame.shape[:2]).astype(np.uint8), "P")
+    table = colours.view(np.uint8).reshape(-1, 4)
+    if frame.shape[2] == 4:
+        image.putpalette(table.tobytes(), rawmode="RGBA")
+    else:
+        image.putpalette(np.ascontiguousarray(table[:, :3]).tobytes(), rawmode="RGB")
+    return image
 
 
 def _encode_16bit(frame: Frame, fmt: str) -> bytes:

@@ -26,12 +26,12 @@ from jobs.errors import ErrorCode, FleetError
 from jobs.prices import configured
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
 from jobs.registry import OPERATIONS
-from jobs.spec import rgba_of
 from jobs.store import JobStore
 from storage import ObjectStore, tenant_key
-from worker import codec, lease
+from worker import lease
 from worker.cancel import Canceled, checkpoint, watching
 from worker.inputs import decode_inputs, plan_inputs
+from worker.outputs import Encodings, Request, describe, encode_output, write_outputs
 
 log = logging.getLogger("imagefleet.worker")
 
@@ -124,35 +124,21 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
     del datas
     checkpoint()
     output = OPERATIONS[record.operation].load_handler()(inputs, spec, cfg)
-    if output.picture is None:
+    del inputs
+    if isinstance(output, Encodings):  # several outputs, encoded by the operation (variants)
+        encoded = output.encoded
+    elif output.picture is not None:
+        request = Request.of(spec, output.quality)
+        encoded = [encode_output(output.picture, request, cfg, f"jobs/{record.id}/output")]
+    else:
         return output.fields
-
-    picture = output.picture
-    fmt = getattr(spec, "format", None) or picture.format
-    if fmt not in codec.CONTENT_TYPES:
-        fmt = "png"
-    quality = output.quality or getattr(spec, "quality", 85)
-    background = rgba_of(getattr(spec, "background", None), (255, 255, 255, 255))[:3]
-    payload = codec.encode(picture, fmt, quality, background, cfg.avif_speed, cfg.webp_method)
-    out_key = spec.output or f"jobs/{record.id}/output.{codec.extension(fmt)}"
     checkpoint()  # a job canceled by now writes nothing
-    objects.put(tenant_key(record.tenant, out_key), payload, codec.CONTENT_TYPES[fmt])
-    result: dict[str, Any] = {
-        "output": out_key,
-        "url": f"{cfg.public_url}/v1/objects/{out_key}",
-        "format": fmt,
-        "width": picture.width,
-        "height": picture.height,
-        "bytes": len(payload),
-        **(
-            {"frames": len(picture.frames)}
-            if fmt in ("gif", "webp") and len(picture.frames) > 1
-            else {}
-        ),
-        **output.fields,
-    }
+    write_outputs(objects, record.tenant, encoded)
+    if isinstance(output, Encodings):
+        return {"variants": [describe(e, cfg) for e in encoded], **output.fields}
+    result = {**describe(encoded[0], cfg), **output.fields}
     if spec.inline:
-        result["data_base64"] = base64.b64encode(payload).decode()
+        result["data_base64"] = base64.b64encode(encoded[0].payload).decode()
     return result
 
 
@@ -308,23 +294,31 @@ def _run_leased(
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
         return
     _notify(done, dispatcher(cfg))
-    log.info(
-        "job %s succeeded in %.0f ms -> %s", job_id, elapsed, result.get("output", "(result only)")
-    )
+    log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed, _written(result))
 
 
 def _canceled_after_work(
     jobs: JobStore, objects: ObjectStore, record: JobRecord, result: dict[str, Any], charged: int
 ) -> None:
-    """A cancel that landed while the output was being written: if the work was already
+    """A cancel that landed while the outputs were being written: if the work was already
     paid for, the canceled job keeps its result (and says it was captured); otherwise the
-    output goes, so a canceled job never leaves one."""
+    outputs go, so a canceled job never leaves one."""
+    keys = [v["output"] for v in result.get("variants", [])] + (
+        [result["output"]] if "output" in result else []
+    )
     if charged:
         jobs.apply(record.id, lifecycle.keep_result(result))
-    elif "output" in result and _canceled(jobs, record.id):  # not a job another run ended:
-        objects.delete(tenant_key(record.tenant, result["output"]))  # its output is this key
+    elif keys and _canceled(jobs, record.id):  # not a job another run ended: its outputs
+        for key in keys:  # are these keys
+            objects.delete(tenant_key(record.tenant, key))
 
 
 def _canceled(jobs: JobStore, job_id: str) -> bool:
     current = jobs.get(job_id)
     return current is not None and current.status is JobStatus.CANCELED
+
+
+def _written(result: dict[str, Any]) -> str:
+    if "variants" in result:
+        return ", ".join(v["output"] for v in result["variants"])
+    return str(result.get("output", "(result only)"))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from jobs.pipeline import PipelineJob
 from jobs.registry import operation_of
+from jobs.spec import PipelineStep, TransformJob
 from worker.cancel import checkpoint
 from worker.ops import OpOutput
 from worker.picture import Picture
@@ -14,11 +16,13 @@ if TYPE_CHECKING:
     from imagefleet.settings import Settings
 
 
-def pipeline(inputs: list[Picture], spec: PipelineJob, cfg: Settings) -> OpOutput:
-    picture = inputs[0]
+def run_steps(
+    picture: Picture, steps: Sequence[PipelineStep], jobs: list[TransformJob], cfg: Settings
+) -> OpOutput:
+    """The steps, one after another, from `picture` (a pipeline's, or a variant's)."""
     quality: int | None = None
     reports: list[dict[str, Any]] = []
-    for step, job in zip(spec.steps, spec.step_jobs(), strict=True):
+    for step, job in zip(steps, jobs, strict=True):
         checkpoint()  # a canceled job stops between steps
         op = operation_of(step)
         output = op.load_handler()([picture], job, cfg)
@@ -37,3 +41,7 @@ def pipeline(inputs: list[Picture], spec: PipelineJob, cfg: Settings) -> OpOutpu
             }
         )
     return OpOutput(picture, {"steps": reports}, quality)
+
+
+def pipeline(inputs: list[Picture], spec: PipelineJob, cfg: Settings) -> OpOutput:
+    return run_steps(inputs[0], spec.steps, spec.step_jobs(), cfg)
