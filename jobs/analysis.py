@@ -1,11 +1,14 @@
-"""Specs of the operations that return facts, not images: metadata, dominant-color.
+"""Specs of the operations that return facts, not images: metadata, dominant-color, placeholder.
 
-Neither writes an image, so neither takes the output's fields (`output`, `format`,
-`quality`, `inline`)."""
+None writes an image, so none takes the output's fields (`output`, `format`, `quality`,
+`inline`)."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, ClassVar
+
+import msgspec
+from msgspec import Meta
 
 from jobs.declare import operation
 from jobs.pools import Pool
@@ -27,3 +30,30 @@ class DominantColorJob(ImageJob, tag="dominant-color", kw_only=True):
     """The most common colour (by clustering), as `{r, g, b}` and hex."""
 
     page: U32 = 0  # the page or frame measured (only ever one)
+
+
+# The sides of placeholder's working copy: ThumbHash's reference encodes at most 100x100.
+PLACEHOLDER_SIDE = 100
+ComponentCount = Annotated[int, Meta(ge=1, le=9)]
+
+
+class Components(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """BlurHash's cosine terms across (`x`) and down (`y`): 1 to 9 each."""
+
+    x: ComponentCount = 4
+    y: ComponentCount = 3
+
+
+@operation(Pool.CPU, Flat(200), example={"components": {"x": 4, "y": 3}})
+class PlaceholderJob(ImageJob, tag="placeholder", kw_only=True):
+    """Tiny placeholders of the upright image: `blurhash` (the BlurHash string, with
+    `components` terms across and down) and `thumbhash` (the ThumbHash bytes, base64). Both
+    are computed from one copy shrunk to fit 100x100 (area-averaged, alpha-weighted; JPEGs
+    shrink on load; tiny ones repeat pixels). ThumbHash keeps alpha; BlurHash has none, so
+    transparent parts take the visible pixels' average colour (as in ThumbHash's colours)."""
+
+    page: U32 = 0  # the page or frame measured (only ever one)
+    components: Components = Components()
+
+    def decode_scale(self, width: int, height: int) -> float:
+        return min(1.0, PLACEHOLDER_SIDE / max(width, height))

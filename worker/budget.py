@@ -37,6 +37,7 @@ BYTES_PER_PIXEL: dict[str, float] = {
     "contact-sheet": 17,  # the sheet + one cell: resampled and its float planes
     "metadata": 0,
     "dominant-color": 9,  # float alpha + one float plane, before the 256 px downsample
+    "placeholder": 5,  # one float plane at a time, before the 100 px downsample (measured 4)
 }
 # A pipeline holds the previous step's picture (one 8-bit RGBA frame) while a step runs.
 BYTES_PER_PIXEL["pipeline"] = max(BYTES_PER_PIXEL.values()) + 4
