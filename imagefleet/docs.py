@@ -62,8 +62,10 @@ COMMON_FIELDS = """Fields shared by many operations (each operation's section sa
 | `page` | page of a multi-page TIFF or PDF (or frame of an animation) to read | 0 |
 | `animated` | process every frame of an animated GIF/WebP (gif/webp stay animated) | false |
 | `output` | object key for the result | `jobs/<job id>/output.<ext>` |
-| `format` | `png`, `jpeg`, `webp`, `avif` or `jxl` | the input's format |
-| `quality` | 1–100, for lossy formats | 85 |
+| `format` | `png`, `jpeg`, `webp`, `avif`, `jxl`; `auto`: the smallest meeting `ssim` | input's |
+| `quality` | 1–100, for lossy formats; `auto`: the lowest meeting `ssim` | 85 |
+| `accept` | the formats `format: auto` chooses from (never JPEG for alpha) | all five |
+| `ssim` | `auto`'s target: mean SSIM of the output's luma against the picture | 0.98 |
 | `inline` | also return the output as `result.data_base64` | false |
 | `webhook_url` | where to deliver the job's end (see [api.md](api.md)) | the account's |
 
@@ -80,6 +82,8 @@ _SHARED = (
     "output",
     "format",
     "quality",
+    "accept",
+    "ssim",
     "inline",
     "webhook_url",
 )

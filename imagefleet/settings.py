@@ -130,6 +130,12 @@ class Settings:
         zero_is_default=True,
     )
     max_frames: int = setting("FLEET_MAX_FRAMES", 1000, "Most frames read from an animated input.")
+    max_variants: int = setting(
+        "FLEET_MAX_VARIANTS",
+        16,
+        "Most outputs of one `variants` job (at most 256); more is `400 VALIDATION_ERROR`.",
+        then=lambda n: max(1, min(256, n)),
+    )
     max_inline_bytes: int = setting(
         "FLEET_MAX_INLINE_BYTES", 4 * MiB, "Largest inline (base64) input, decoded."
     )

@@ -49,6 +49,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "max_megapixels",
             "max_work_megapixels",
             "max_frames",
+            "max_variants",
             "max_inline_bytes",
             "max_object_bytes",
         ),

@@ -41,6 +41,9 @@ BYTES_PER_PIXEL: dict[str, float] = {
 }
 # A pipeline holds the previous step's picture (one 8-bit RGBA frame) while a step runs.
 BYTES_PER_PIXEL["pipeline"] = max(BYTES_PER_PIXEL.values()) + 4
+# Variants run one pipeline at a time over the input, encoding each variant's picture as it
+# ends (its bytes are kept, not its raster); an `auto` encode's SSIM works in bands of rows.
+BYTES_PER_PIXEL["variants"] = BYTES_PER_PIXEL["pipeline"]
 
 
 def allowed(operation: str, pixels: int, sixteen_bit: bool = False) -> float:
