@@ -59,7 +59,7 @@ def blurhash(rgb: np.ndarray, x_components: int = 4, y_components: int = 3) -> s
     cos_x = np.cos(np.pi * np.outer(np.arange(x_components), np.arange(width)) / width)
     cos_y = np.cos(np.pi * np.outer(np.arange(y_components), np.arange(height)) / height)
     # factors[j, i] = sum over pixels of cos_y[j, y] * cos_x[i, x] * linear[y, x]
-    factors = np.einsum("jy,ix,yxc->jic", cos_y, cos_x, linear) / (width * height)
+    factors = np.einsum("jy,ix,yxc->jic", cos_y, cos_x, linear, optimize=True) / (width * height)
     factors = factors.reshape(-1, 3)
     factors[1:] *= 2  # the AC terms' normalisation
     dc, ac = factors[0], factors[1:]
@@ -84,7 +84,7 @@ def _dct_triangle(channel: np.ndarray, nx: int, ny: int) -> tuple[float, np.ndar
     xs, ys = np.arange(width) + 0.5, np.arange(height) + 0.5
     fx = np.cos(np.pi / width * np.outer([cx for cx, _ in terms], xs))
     fy = np.cos(np.pi / height * np.outer([cy for _, cy in terms], ys))
-    values = np.einsum("ty,yx,tx->t", fy, channel, fx) / (width * height)
+    values = np.einsum("ty,yx,tx->t", fy, channel, fx, optimize=True) / (width * height)
     dc, ac = float(values[0]), values[1:]
     scale = float(np.abs(ac).max()) if len(ac) else 0.0
     if scale:
