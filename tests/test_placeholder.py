@@ -280,15 +280,16 @@ def test_tiny_and_thin_images_keep_their_halves(size: tuple[int, int]) -> None:
         pixels[: height // 2], pixels[height // 2 :] = first, second
     fields = run(images.encode(pixels))
     thumb = thumbhash_pixels(fields["thumbhash"])[:, :, :3]
-    blur = blurhash_pixels(fields["blurhash"], 40, 40)
-    for decoded, bound in ((thumb, 45), (blur, 45)):
+    assert (thumb.shape[1] > thumb.shape[0]) == (width > height)
+    # 45: ThumbHash's decoder boosts chroma 1.25x, so a hard edge overshoots (measured
+    # <= 36); unrepeated, the 2x1 image came back 60 off, the 1x1 one 230 off.
+    for decoded in (thumb, blurhash_pixels(fields["blurhash"], 40, 40)):
         if width >= height:
-            assert (decoded.shape[1] > decoded.shape[0]) or decoded is blur
             a, b = decoded[:, : decoded.shape[1] // 4], decoded[:, -decoded.shape[1] // 4 :]
         else:
             a, b = decoded[: decoded.shape[0] // 4], decoded[-decoded.shape[0] // 4 :]
-        assert np.abs(a.mean(axis=(0, 1)) - first).max() <= bound, a.mean(axis=(0, 1))
-        assert np.abs(b.mean(axis=(0, 1)) - second).max() <= bound, b.mean(axis=(0, 1))
+        assert np.abs(a.mean(axis=(0, 1)) - first).max() <= 45, a.mean(axis=(0, 1))
+        assert np.abs(b.mean(axis=(0, 1)) - second).max() <= 45, b.mean(axis=(0, 1))
 
 
 @pytest.mark.parametrize("components", [(1, 1), (4, 3), (9, 2), (2, 9)])
