@@ -127,7 +127,32 @@ class _Progress:
         sys.stderr.flush()
 
 
+def _variants(path: str) -> list[dict[str, Any]]:
+    """A `--variants` file: a JSON list of variants, or an object with `variants`. Each
+    `output` names the file made per input: `{stem}` and `{name}` are the input's stem and
+    file name; an output with neither is prefixed `{stem}-` (`320.avif` -> `a-320.avif`)."""
+    loaded = json.loads(Path(path).read_text())
+    variants = loaded["variants"] if isinstance(loaded, dict) else loaded
+    if not isinstance(variants, list) or not all(isinstance(v, dict) for v in variants):
+        raise SystemExit(f"imagefleet: {path}: expected a list of variants (JSON objects)")
+    return variants
+
+
+def _quality(text: str) -> int | str:
+    return text if text == "auto" else int(text)
+
+
+def _variant_key(output: str, key: str) -> str:
+    where = PurePosixPath(key)
+    if "{stem}" not in output and "{name}" not in output:
+        output = "{stem}-" + output
+    return str(where.parent / output.format(stem=where.stem, name=where.name))
+
+
 def _batch_spec(args: argparse.Namespace, key: str) -> dict[str, Any]:
+    if args.variants is not None:
+        made = [{**v, "output": _variant_key(str(v.get("output", "")), key)} for v in args.variants]
+        return {"operation": "variants", "input": key, "variants": made}
     spec: dict[str, Any] = {"operation": args.op, "input": key}
     for name in ("width", "height", "fit", "format", "quality"):
         if getattr(args, name) is not None:
@@ -138,7 +163,13 @@ def _batch_spec(args: argparse.Namespace, key: str) -> dict[str, Any]:
 def _save(client: Client, job: JobResult, path: Path, out: Path) -> Path:
     """Save a job's output image, or its JSON result (metadata, dominant-color, ocr, ...),
     under the input's whole file name: `a.gif` -> `a.gif.webp`, `a.gif.json`. Names in one
-    directory are unique, so no output ever overwrites another."""
+    directory are unique, so no output ever overwrites another. A variants job's outputs
+    are saved under their keys' file names (`a-320.avif`), named after the input already."""
+    variants = (job.result or {}).get("variants") if job.ok else None
+    if variants:
+        for variant in variants:
+            client.download(variant["output"], out / PurePosixPath(variant["output"]).name)
+        return out / PurePosixPath(variants[-1]["output"]).name
     if job.output:
         target = out / f"{path.name}{PurePosixPath(job.output).suffix}"
         client.download(job.output, target)
@@ -248,8 +279,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int)
     p.add_argument("--height", type=int)
     p.add_argument("--fit", choices=["contain", "cover", "fill", "inside", "outside"])
-    p.add_argument("--format", choices=["png", "jpeg", "webp", "avif"])
-    p.add_argument("--quality", type=int)
+    p.add_argument("--format", choices=["png", "jpeg", "webp", "avif", "jxl", "auto"])
+    p.add_argument("--quality", type=_quality, help="1-100, or auto")
+    p.add_argument(
+        "--variants",
+        metavar="FILE",
+        type=_variants,
+        help="run one `variants` job per image from this JSON list of variants (each output"
+        " may use {stem} and {name}; else it is prefixed {stem}-); --op and the resize"
+        " options are then unused",
+    )
     p.add_argument(
         "--out",
         metavar="DIR",

@@ -7,6 +7,7 @@ test submits over HTTP and compares the quote with the capture.
 
 from __future__ import annotations
 
+import argparse
 import io
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from imagefleet import client_cli
+from imagefleet.client import Client
 from imagefleet.settings import load_settings
 from jobs.errors import FleetError
 from jobs.rasters import Raster, plan_of
@@ -254,3 +257,53 @@ def test_fleet_quote_equals_capture_and_outputs_exist(dir_fleet: Fleet, photo: b
         refused = client.post("/v1/jobs", json=_body(bad))
         assert refused.status_code == 400
         assert "$.variants[2].steps[0].width" in refused.json()["error"]["message"]
+
+
+@pytest.mark.fleet
+def test_cli_batch_writes_variants_and_the_client_runs_them(
+    dir_fleet: Fleet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    for i in range(2):
+        (src / f"img{i}.png").write_bytes(images.encode(images.photo_like(200, 100, seed=i)))
+    spec = tmp_path / "variants.json"
+    spec.write_text(
+        msgspec.json.encode(
+            [
+                {
+                    "output": "80.webp",
+                    "format": "webp",
+                    "steps": [{"operation": "resize", "width": 80}],
+                },
+                {"output": "{stem}-sq", "format": "auto", "quality": "auto", "ssim": 0.97},
+            ]
+        ).decode()
+    )
+    parser = argparse.ArgumentParser(prog="imagefleet")
+    client_cli.add_commands(parser.add_subparsers(dest="command", required=True))
+    prefix = f"vb-{new_job_id()[-8:]}"
+    argv = ["batch", "--url", dir_fleet.base_url, "--key", dir_fleet.api_key, str(src)]
+    args = parser.parse_args(
+        [*argv, "--variants", str(spec), "--out", str(out), "--prefix", prefix]
+    )
+    assert args.func(args) == 0, capsys.readouterr()
+    names = sorted(p.name for p in out.iterdir())
+    auto = sorted(n for n in names if "-sq." in n)
+    assert [n for n in names if n.endswith("-80.webp")] == ["img0-80.webp", "img1-80.webp"]
+    assert [n.split(".")[0] for n in auto] == ["img0-sq", "img1-sq"]
+    assert Image.open(out / "img0-80.webp").size == (80, 40)
+    assert Image.open(out / auto[0]).size == (200, 100)
+
+    with Client(dir_fleet.base_url, dir_fleet.api_key) as client:
+        job = _spec(
+            {
+                "operation": "variants",
+                "input": f"{prefix}/img1.png",
+                "variants": [{"output": f"{prefix}/c/one.png", "format": "png"}],
+            }
+        )
+        assert callable(getattr(client, "variants", None))  # named from the registry
+        done = client.run(job)
+        assert done.ok and done.result is not None
+        assert done.result["variants"][0]["output"] == f"{prefix}/c/one.png"
