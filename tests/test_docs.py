@@ -15,7 +15,14 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from imagefleet.docs import END, OPERATIONS_MD, START, operations_page, update_readme
+from imagefleet.docs import (
+    END,
+    FACTS_ONLY,
+    OPERATIONS_MD,
+    START,
+    operations_page,
+    update_readme,
+)
 from jobs.registry import OPERATIONS, decode_spec, operation_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,7 +81,9 @@ def test_every_section_names_exactly_the_fields_its_schema_has() -> None:
 
 def test_facts_only_operations_document_no_output_fields() -> None:
     sections = _sections(_committed())
-    for name in ("metadata", "dominant-color", "ocr"):
+    facts_only = {"metadata", "dominant-color", "ocr", "placeholder"}
+    for name in facts_only:
+        assert f"`{name}`" in FACTS_ONLY  # the introduction names it
         assert not {"output", "format", "quality", "inline"} & set(
             documented_fields(sections[name])
         ), name
