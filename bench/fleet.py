@@ -198,12 +198,76 @@ def resize_overhead(
     }
 
 
+VARIANT_OUTPUTS = [  # four web sizes of one photo, as a site would make them
+    ("v-320.webp", "webp", [{"operation": "resize", "width": 320, "fit": "inside"}]),
+    ("v-640.webp", "webp", [{"operation": "resize", "width": 640, "fit": "inside"}]),
+    ("v-1280.jpg", "jpeg", [{"operation": "resize", "width": 1280, "fit": "inside"}]),
+    ("v-sq.jpg", "jpeg", [{"operation": "resize", "width": 300, "height": 300}]),
+]
+
+
+def variants_vs_separate(fleet: Fleet, rounds: int = 6) -> dict[str, float]:
+    """One `variants` job making VARIANT_OUTPUTS against the same four outputs as four
+    `resize` jobs submitted at once (each decodes the photo again): the median
+    wall-clock time per set and the workers' CPU per set (the cpu pool and its children,
+    from /proc), in alternating rounds."""
+    one = {
+        "operation": "variants",
+        "input": "photo.jpg",
+        "variants": [
+            {"output": key, "format": fmt, "quality": 80, "steps": steps}
+            for key, fmt, steps in VARIANT_OUTPUTS
+        ],
+    }
+    separate = [  # the resize jobs a caller would send instead
+        {
+            **{k: v for k, v in steps[0].items() if k != "operation"},
+            "operation": "resize",
+            "input": "photo.jpg",
+            "output": f"s{key}",
+            "format": fmt,
+            "quality": 80,
+        }
+        for key, fmt, steps in VARIANT_OUTPUTS
+    ]
+
+    async def run(bodies: list[dict]) -> float:
+        async with httpx.AsyncClient(
+            base_url=fleet.base_url,
+            timeout=120,
+            headers={"Authorization": f"Bearer {fleet.api_key}"},
+        ) as client:
+            started = time.perf_counter()
+            replies = await asyncio.gather(
+                *[client.post("/v1/jobs?wait=60", json=b) for b in bodies]
+            )
+            assert all(r.json()["status"] == "succeeded" for r in replies), replies[0].text
+            return (time.perf_counter() - started) * 1000
+
+    timings: dict[str, list[float]] = {"variants": [], "separate": []}
+    cpu: dict[str, list[float]] = {"variants": [], "separate": []}
+    asyncio.run(run([one]))  # warm both paths
+    asyncio.run(run(separate))
+    for _ in range(rounds):
+        for name, bodies in (("variants", [one]), ("separate", separate)):
+            before = _fleet_cpu(fleet)["workers"]
+            timings[name].append(asyncio.run(run(bodies)))
+            cpu[name].append((_fleet_cpu(fleet)["workers"] - before) * 1000)
+    return {
+        "variants_ms": round(statistics.median(timings["variants"]), 1),
+        "separate_ms": round(statistics.median(timings["separate"]), 1),
+        "variants_cpu_ms": round(statistics.median(cpu["variants"]), 1),
+        "separate_cpu_ms": round(statistics.median(cpu["separate"]), 1),
+    }
+
+
 class FleetResults(TypedDict):
     small_job_latency: dict[str, float]
     resize: dict[str, float]
     gateway: dict[str, float]
     ocr_line_ms: float
     render_card_ms: float
+    variants: dict[str, float]
 
 
 def run(photo: bytes, tiny: bytes, line: bytes) -> FleetResults:
@@ -222,6 +286,7 @@ def run(photo: bytes, tiny: bytes, line: bytes) -> FleetResults:
                 render = pool_time(
                     client, {"operation": "from-html", "html": card, "width": 600, "height": 315}
                 )
+            variants = variants_vs_separate(fleet)
             overhead = resize_overhead(fleet, photo)
             gateway = gateway_rate(fleet)
         finally:
@@ -232,4 +297,5 @@ def run(photo: bytes, tiny: bytes, line: bytes) -> FleetResults:
         "gateway": gateway,
         "ocr_line_ms": ocr,
         "render_card_ms": render,
+        "variants": variants,
     }

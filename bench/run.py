@@ -1,8 +1,9 @@
 """`make bench`: prints a table and writes bench/results.json.
 
 Part 1 runs in this process pinned to one core (libvips and OpenCV told to use one
-thread), then part 1b decodes the formats of issue 16 on that core (bench/decode.py);
-parts 2-4 start a real local fleet on the machine's cores.
+thread), then part 1b decodes the formats of issue 16 on that core (bench/decode.py) and
+part 1c measures format and quality auto on the corpus photos (bench/auto.py); parts 2-4
+start a real local fleet on the machine's cores (with variants against separate jobs).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bench import decode, fleet, inprocess
+from bench import auto, decode, fleet, inprocess
 
 HERE = Path(__file__).resolve().parent
 CORPUS_PHOTO = HERE.parent.parent / "shared/corpus/images/2569067123_aca715a2ee_o.jpg"
@@ -79,6 +80,8 @@ def main() -> None:
     single = inprocess.run(photo)
     print("part 1b: decoding HEIC, JPEG XL, JPEG 2000, SVG and PDF, one core ...", flush=True)
     decoding = decode.run()
+    print("part 1c: format and quality auto on the corpus photos, one core ...", flush=True)
+    choosing = auto.run()
     os.sched_setaffinity(0, cores)
     print("parts 2-4: through a local fleet ...", flush=True)
     pooled = fleet.run(photo, _png(Image.new("RGB", (16, 16), "white")), _line())
@@ -91,6 +94,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {len(cores)} cores",
         "in_process_one_core": single,
         "decode_one_core": decoding,
+        "auto_one_core": choosing,
         "fleet": pooled,
         "resize_overhead": round(overhead, 3),
         "targets": TARGETS,
@@ -110,7 +114,9 @@ def main() -> None:
         f" {resize['pyvips_ssim_vs_lanczos']:9.4f}"
     )
     print_decoding(decoding)
+    auto.print_rows(choosing)
     gateway = pooled["gateway"]
+    variants = pooled["variants"]
     rows = [
         (
             "small job latency p50 / p99",
@@ -146,6 +152,16 @@ def main() -> None:
         (
             "  same server, empty /livez",
             f"{gateway['healthz_per_gateway_cpu_second']}/s per gateway CPU-second (the ceiling)",
+            "",
+        ),
+        (
+            "variants: 4 outputs, one job",
+            f"{variants['variants_ms']} ms, workers' CPU {variants['variants_cpu_ms']} ms",
+            "",
+        ),
+        (
+            "  the same as 4 pipeline jobs",
+            f"{variants['separate_ms']} ms, workers' CPU {variants['separate_cpu_ms']} ms",
             "",
         ),
         ("OCR one line, warm, in pool", f"{pooled['ocr_line_ms']} ms", ""),

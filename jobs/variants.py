@@ -112,6 +112,13 @@ class VariantsJob(ImageJob, tag="variants", kw_only=True):
         """Variant `index`'s steps as job specs reading the input (their plan and handler)."""
         return [step.job(self.input) for step in self.variants[index].steps]
 
+    def decode_scale(self, width: int, height: int) -> float:
+        """The largest scale any variant's first step needs (a JPEG decodes once at 1/2,
+        1/4 or 1/8 size when every variant starts by shrinking that far); 1 if any variant
+        re-encodes the input as it is."""
+        jobs = [self.step_jobs(i)[:1] for i in range(len(self.variants))]
+        return max(job[0].decode_scale(width, height) if job else 1.0 for job in jobs)
+
     def creates(self, inputs: list[Raster]) -> list[tuple[str, Raster]]:
         made: list[tuple[str, Raster]] = []
         for index in range(len(self.variants)):

@@ -307,3 +307,12 @@ def test_cli_batch_writes_variants_and_the_client_runs_them(
         done = client.run(job)
         assert done.ok and done.result is not None
         assert done.result["variants"][0]["output"] == f"{prefix}/c/one.png"
+
+
+def test_the_decode_shrinks_only_as_far_as_every_variant_allows() -> None:
+    # 320 and 1280 wide from 2560: the 1280 needs half size (a JPEG decodes at 1/2).
+    shrinking = _spec(
+        _body(VARIANTS[:2] + [{**VARIANTS[1], "steps": [{"operation": "resize", "width": 1280}]}])
+    )
+    assert shrinking.decode_scale(2560, 1920) == pytest.approx(0.5)
+    assert _spec(_body()).decode_scale(2560, 1920) == 1.0  # one variant re-encodes the input
