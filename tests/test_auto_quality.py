@@ -19,6 +19,7 @@ from jobs.errors import FleetError
 from jobs.registry import decode_spec
 from jobs.spec import TransformJob
 from tests import images
+from tests.fleet_harness import Fleet
 from worker import codec, quality
 from worker.formats import ensure_plugins
 from worker.outputs import Request, encode_output
@@ -202,3 +203,38 @@ def test_spec_takes_auto_and_refuses_contradictions() -> None:
     for fields, where in invalid:
         with pytest.raises(msgspec.ValidationError, match=f"`\\{where}`"):
             _spec(**fields)
+
+
+@pytest.mark.fleet
+def test_auto_through_the_fleet_names_the_key_format_and_quality(dir_fleet: Fleet) -> None:
+    photo = images.encode(images.photo_like(400, 300, seed=11), "JPEG", quality=95)
+    body = {
+        "operation": "resize",
+        "input": "auto-photo.jpg",
+        "width": 200,
+        "fit": "inside",
+        "output": "auto/small",
+        "format": "auto",
+        "quality": "auto",
+        "accept": ["webp", "jpeg"],
+        "ssim": 0.97,
+    }
+    with dir_fleet.client() as client:
+        assert client.put("/v1/objects/auto-photo.jpg", content=photo).status_code == 201
+        reply = client.post("/v1/jobs?wait=60", json=body)
+        assert reply.status_code == 200, reply.text
+        job = reply.json()
+        assert job["status"] == "succeeded", job
+        result = job["result"]
+        assert result["format"] in ("webp", "jpeg")
+        assert result["output"] == f"auto/small.{codec.extension(result['format'])}"
+        assert isinstance(result["quality"], int)
+        data = client.get(f"/v1/objects/{result['output']}").content
+        refused = client.post("/v1/jobs", json={**body, "format": "webp"})
+    assert refused.status_code == 400 and "$.accept" in refused.json()["error"]["message"]
+    image = _decoded(data)
+    assert image.size == (200, 150) and str(image.format).lower() == result["format"]
+    expected = (
+        Image.open(io.BytesIO(photo)).convert("RGB").resize((200, 150), Image.Resampling.LANCZOS)
+    )
+    assert images.mean_abs_diff(np.asarray(image.convert("RGB")), np.asarray(expected)) < 4

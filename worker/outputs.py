@@ -45,7 +45,7 @@ class Request:
         """The request a spec's output fields make (a TransformJob's or a variant's);
         `quality`: what the operation set (a pipeline's convert or compress step)."""
         stated = getattr(spec, "quality", DEFAULT_QUALITY)
-        chosen = "auto" if stated == "auto" else quality or stated
+        chosen = quality or stated  # a step's stated quality wins, as in a pipeline
         if getattr(spec, "format", None) == "auto" and stated is None:
             chosen = "auto"  # convert's `format: auto` with no quality: both chosen
         accept = getattr(spec, "accept", None)
@@ -160,7 +160,7 @@ def _choose(picture: Picture, fmt: str, request: Request, cfg: Settings) -> Enco
     first = picture.first
     sample = quality.proxy(first)
     whole = sample is first and len(picture.frames) == 1  # the proxy's encode is the output
-    best: tuple[int, str, quality.Found] | None = None
+    best: tuple[tuple[bool, int], str, quality.Found] | None = None
     for option in candidates(picture, fmt, request):
         encode = _encoder(picture, option, request, cfg)
         if option == "png" or request.quality != "auto":
@@ -169,8 +169,10 @@ def _choose(picture: Picture, fmt: str, request: Request, cfg: Settings) -> Enco
             found = quality.Found(q, len(payload), 1.0 if option == "png" else -1.0, payload)
         else:
             found = quality.search(sample, target, encode, _decoded, request.background)
-        if best is None or found.size < best[0]:
-            best = (found.size, option, found)
+        # A format that meets the target beats one that cannot even at quality 100.
+        rank = (request.quality == "auto" and found.ssim < target, found.size)
+        if best is None or rank < best[0]:
+            best = (rank, option, found)
     assert best is not None
     _, chosen, found = best
     q = found.quality
