@@ -12,7 +12,7 @@ import inspect
 import pkgutil
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, Union, cast
 
 import msgspec
 
@@ -127,3 +127,10 @@ def declared_operations(package: str = "jobs") -> list[Operation]:
             if other is not op:
                 raise TypeError(f"{op.name!r} is declared twice: {other.spec} and {op.spec}")
     return sorted(found.values(), key=lambda op: op.name)
+
+
+def step_union() -> Any:
+    """The tagged union of every operation's step form (pipeline and variants steps). Called
+    while jobs.pipeline or jobs.variants is half-imported: their own declarations are not
+    made yet, which is right, since neither is a step."""
+    return Union[tuple(op.step for op in declared_operations() if op.step is not None)]  # noqa: UP007

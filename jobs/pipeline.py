@@ -7,12 +7,12 @@ path (`$.steps[1].sigma`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-from jobs.declare import declared_operations, operation
+from jobs.declare import operation, step_union
 from jobs.pools import Pool
 from jobs.rasters import Raster, Stages, chain
 from jobs.spec import PipelineStep, TransformJob
@@ -21,8 +21,8 @@ MAX_STEPS = 10
 
 if TYPE_CHECKING:  # the checker sees the base class; msgspec decodes the tagged union
     Step = PipelineStep
-else:  # this module's own declaration is not made yet: it is not a step
-    Step = Union[tuple(op.step for op in declared_operations() if op.step is not None)]  # noqa: UP007
+else:
+    Step = step_union()
 
 
 @operation(

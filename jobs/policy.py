@@ -27,3 +27,6 @@ class Policy(Protocol):
 
     @property
     def render_max_side(self) -> int: ...  # from-html viewport and page sides
+
+    @property
+    def max_variants(self) -> int: ...  # outputs of one variants job

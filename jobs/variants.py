@@ -8,12 +8,12 @@ once per variant, plus every image the variants' steps create (the plan's `creat
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Union
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from msgspec import Meta
 
-from jobs.declare import declared_operations, operation
+from jobs.declare import operation, step_union
 from jobs.errors import ErrorCode, FleetError
 from jobs.pipeline import MAX_STEPS
 from jobs.pools import Pool
@@ -36,11 +36,9 @@ if TYPE_CHECKING:
     from jobs.policy import Policy
 
     Step = PipelineStep
-else:  # the pipeline's union of steps, made the same way: jobs.pipeline's own `Step` may
-    # not exist yet (declaring it imports this module while jobs.pipeline is half-imported)
-    Step = Union[tuple(op.step for op in declared_operations() if op.step is not None)]  # noqa: UP007
+else:
+    Step = step_union()
 
-DEFAULT_MAX_VARIANTS = 16  # FLEET_MAX_VARIANTS
 MOST_VARIANTS = 256  # the schema's own bound, whatever the setting
 
 
@@ -100,7 +98,7 @@ class VariantsJob(ImageJob, tag="variants", kw_only=True):
     variants: Annotated[list[Variant], Meta(min_length=1, max_length=MOST_VARIANTS)]
 
     def admit(self, cfg: Policy) -> None:
-        most = getattr(cfg, "max_variants", DEFAULT_MAX_VARIANTS)
+        most = cfg.max_variants
         if len(self.variants) > most:
             raise FleetError(
                 ErrorCode.VALIDATION_ERROR,

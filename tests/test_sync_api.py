@@ -43,7 +43,7 @@ def test_every_operation_through_the_synchronous_api(dir_fleet: Fleet, name: str
         assert image.size == (envelope["width"], envelope["height"])
         assert envelope["bytes"] == len(base64.b64decode(envelope["inline"]))
     else:
-        assert {"metadata", "dominant", "text", "blurhash"} & set(envelope), envelope
+        assert {"metadata", "dominant", "text", "blurhash", "variants"} & set(envelope), envelope
 
 
 def test_crop_left_top_and_job_errors_as_422(dir_fleet: Fleet) -> None:
