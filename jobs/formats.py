@@ -6,7 +6,7 @@ from typing import Literal
 
 from jobs.declare import operation
 from jobs.pools import Pool
-from jobs.spec import Quality, TransformJob
+from jobs.spec import QualityChoice, TransformJob
 
 
 @operation(Pool.CPU, example={"format": "webp", "quality": 82}, step=True)
@@ -18,14 +18,14 @@ class ConvertJob(TransformJob, tag="convert", kw_only=True):
     # Redeclared (so a pipeline step takes them): format required, and gif allowed;
     # quality None for 85 at the top level, the pipeline's in a step.
     format: Literal["png", "jpeg", "webp", "avif", "jxl", "gif", "auto"]  # type: ignore[assignment]
-    quality: Quality | None = None  # type: ignore[assignment]
+    quality: QualityChoice | None = None  # type: ignore[assignment]
 
 
 @operation(Pool.CPU, example={"quality": 70}, step=True)
 class CompressJob(TransformJob, tag="compress", kw_only=True):
     """Re-encode in the current format at `quality`."""
 
-    quality: Quality  # required here
+    quality: QualityChoice  # required here ("auto": the smallest file meeting `ssim`)
 
 
 @operation(Pool.CPU, example={}, step=True)

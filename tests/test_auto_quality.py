@@ -238,3 +238,33 @@ def test_auto_through_the_fleet_names_the_key_format_and_quality(dir_fleet: Flee
         Image.open(io.BytesIO(photo)).convert("RGB").resize((200, 150), Image.Resampling.LANCZOS)
     )
     assert images.mean_abs_diff(np.asarray(image.convert("RGB")), np.asarray(expected)) < 4
+
+
+@pytest.mark.fleet
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"operation": "convert", "format": "webp", "quality": "auto"},
+        {"operation": "compress", "quality": "auto"},
+        {
+            "operation": "pipeline",
+            "steps": [{"operation": "convert", "format": "webp", "quality": "auto"}],
+        },
+    ],
+    ids=["convert", "compress", "pipeline-step"],
+)
+def test_quality_auto_on_the_re_encoding_operations(dir_fleet: Fleet, body: dict) -> None:
+    """convert, compress and a pipeline's convert step take `quality: "auto"` too: the file
+    meets the default target (0.98) by an SSIM the test computes itself (scikit-image)."""
+    source = images.photo_like(320, 240, seed=5)
+    photo = images.encode(source, "JPEG", quality=95)
+    with dir_fleet.client() as client:
+        assert client.put("/v1/objects/auto-re.jpg", content=photo).status_code == 201
+        reply = client.post("/v1/jobs?wait=60", json={**body, "input": "auto-re.jpg"})
+        assert reply.status_code == 200, reply.text
+        result = reply.json()["result"]
+        assert isinstance(result["quality"], int) and 1 <= result["quality"] <= 100
+        data = client.get(f"/v1/objects/{result['output']}").content
+    decoded = np.asarray(_decoded(data).convert("RGB"))
+    original = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    assert reference_ssim(_luma(original), _luma(decoded)) >= 0.98 - 0.002

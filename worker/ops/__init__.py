@@ -20,4 +20,5 @@ from worker.picture import Picture
 class OpOutput:
     picture: Picture | None  # None: the result is facts only (no output object)
     fields: dict[str, Any] = field(default_factory=dict)  # merged into the job's result
-    quality: int | None = None  # overrides the spec's encode quality (pipeline steps)
+    # overrides the spec's encode quality (pipeline steps); "auto": searched (worker/outputs.py)
+    quality: int | str | None = None
