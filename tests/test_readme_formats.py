@@ -35,3 +35,30 @@ def test_formats_examples_state_the_drawn_sizes() -> None:
     assert at_density((100, 50), 300) == (417, 208)
     assert re.search(r"\(US Letter, 612x792 pt\) at 150 dpi, 1275x1650 px", comments)
     assert at_density((612, 792), 150) == (1275, 1650)
+
+
+def _bodies(block: str) -> list[str]:
+    """The JSON bodies of a jsonc block (`//` comment lines apart), one or several lines each."""
+    bodies, current = [], ""
+    for line in block.splitlines():
+        if line.startswith("//") or not line.strip():
+            continue
+        current += line
+        try:
+            json.loads(current)
+        except ValueError:
+            continue  # the body goes on
+        bodies.append(current)
+        current = ""
+    assert not current, f"an unfinished body: {current[:80]}"
+    return bodies
+
+
+def test_web_ready_examples_are_valid_specs() -> None:
+    text = README.read_text()
+    section = text[text.index("\n## Web-ready outputs\n") :]
+    block = section[section.index("```jsonc\n") + len("```jsonc\n") :]
+    names = []
+    for raw in _bodies(block[: block.index("\n```\n")]):
+        names.append(operation_of(decode_spec(raw.encode())).name)
+    assert names == ["variants", "placeholder"]
