@@ -29,7 +29,7 @@ from imagefleet.settings import load_settings  # noqa: E402
 from jobs.errors import FleetError  # noqa: E402
 from jobs.formats import ConvertJob  # noqa: E402
 from jobs.records import JobRecord, JobStatus, new_job_id, now  # noqa: E402
-from tests.images import photo_like  # noqa: E402
+from tests.images import pdf_of, photo_like  # noqa: E402
 from worker.inputs import decode_inputs  # noqa: E402
 
 CFG = load_settings()
@@ -96,18 +96,7 @@ def pdf() -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
     ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\n" % (len(objects) + 1))
-    out.write(b"startxref\n%d\n%%%%EOF\n" % xref)
-    return out.getvalue()
+    return pdf_of(objects)
 
 
 def fleet_decode(data: bytes, density: float | None = None) -> Callable[[], np.ndarray]:

@@ -17,6 +17,7 @@ from PIL import Image
 from billing.header import Header, header_of_bytes, read_header
 from billing.vector_header import SVG_PREFIX, svg_facts
 from tests.header_helpers import Counting, gradient
+from tests.images import pdf_of
 
 pillow_heif = pytest.importorskip("pillow_heif")
 pytest.importorskip("pillow_jxl")  # registers the JXL plugin with Pillow
@@ -262,19 +263,6 @@ def test_svgz_and_a_root_past_the_prefix_are_unreadable() -> None:
 
 
 # ---- PDF: every page's crop (else media) box in points, turned by /Rotate
-
-
-def pdf_of(objects: list[bytes]) -> bytes:
-    """A PDF with a correct cross-reference table; object 1 is the catalog."""
-    out, offsets = b"%PDF-1.7\n", []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    trailer = b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n"
-    return out + trailer % (len(objects) + 1, xref)
 
 
 HAND_PDF = pdf_of(

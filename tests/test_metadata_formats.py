@@ -23,7 +23,7 @@ from imagefleet.settings import load_settings
 from jobs.analysis import MetadataJob
 from jobs.records import JobRecord, JobStatus, new_job_id, now
 from tests.codec_helpers import needs_corpus, swapped_rg_profile
-from tests.images import CORPUS
+from tests.images import CORPUS, pdf_of
 from worker.inputs import decode_inputs
 from worker.ops.metadata import metadata, view_box
 
@@ -308,17 +308,7 @@ def rotated_pdf() -> bytes:
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 300 200] /CropBox [10 10 110 60]"
         b" /Rotate 90 >>",
     ]
-    out = io.BytesIO()
-    out.write(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 4\n0000000000 65535 f \n")
-    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
-    out.write(b"trailer\n<< /Size 4 /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % xref)
-    return out.getvalue()
+    return pdf_of(objects)
 
 
 def test_pdf_pages() -> None:

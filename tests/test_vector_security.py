@@ -24,6 +24,7 @@ import resvg_py
 from PIL import Image
 
 from jobs.errors import ErrorCode, FleetError
+from tests.images import pdf_of
 from worker import pdf, svg
 from worker.codec import Limits, decode
 
@@ -227,19 +228,7 @@ def make_pdf(content: bytes, catalog_extra: bytes = b"", extra_objects: tuple = 
         b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
         *extra_objects,
     ]
-    out = bytearray(b"%PDF-1.7\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
-        len(objects) + 1,
-        xref,
-    )
-    return bytes(out)
+    return pdf_of(objects)
 
 
 RED_BOX = b"1 0 0 rg 10 5 20 10 re f"
