@@ -49,20 +49,20 @@ def resize_throughput(fleet: Fleet, jobs: int = 120) -> float:
         "quality": 80,
     }
 
-    async def run() -> float:
-        async with httpx.AsyncClient(
-            base_url=fleet.base_url,
-            timeout=120,
-            headers={"Authorization": f"Bearer {fleet.api_key}"},
-        ) as client:
-            started = time.perf_counter()
-            replies = await asyncio.gather(
-                *[client.post("/v1/jobs?wait=60", json=body) for _ in range(jobs)]
-            )
-            assert all(r.json()["status"] == "succeeded" for r in replies)
-            return jobs / (time.perf_counter() - started)
+    return jobs / asyncio.run(_run_all(fleet, [body] * jobs))
 
-    return asyncio.run(run())
+
+async def _run_all(fleet: Fleet, bodies: list[dict]) -> float:
+    """Seconds for the fleet to end every job of `bodies`, sent at once, each succeeding."""
+    async with httpx.AsyncClient(
+        base_url=fleet.base_url,
+        timeout=120,
+        headers={"Authorization": f"Bearer {fleet.api_key}"},
+    ) as client:
+        started = time.perf_counter()
+        replies = await asyncio.gather(*[client.post("/v1/jobs?wait=60", json=b) for b in bodies])
+        assert all(r.json()["status"] == "succeeded" for r in replies), replies[0].text
+        return time.perf_counter() - started
 
 
 def _cpu_seconds(pid: int, with_reaped: bool = False) -> float:
@@ -231,27 +231,17 @@ def variants_vs_separate(fleet: Fleet, rounds: int = 6) -> dict[str, float]:
         for key, fmt, steps in VARIANT_OUTPUTS
     ]
 
-    async def run(bodies: list[dict]) -> float:
-        async with httpx.AsyncClient(
-            base_url=fleet.base_url,
-            timeout=120,
-            headers={"Authorization": f"Bearer {fleet.api_key}"},
-        ) as client:
-            started = time.perf_counter()
-            replies = await asyncio.gather(
-                *[client.post("/v1/jobs?wait=60", json=b) for b in bodies]
-            )
-            assert all(r.json()["status"] == "succeeded" for r in replies), replies[0].text
-            return (time.perf_counter() - started) * 1000
+    def run(bodies: list[dict]) -> float:
+        return asyncio.run(_run_all(fleet, bodies)) * 1000
 
     timings: dict[str, list[float]] = {"variants": [], "separate": []}
     cpu: dict[str, list[float]] = {"variants": [], "separate": []}
-    asyncio.run(run([one]))  # warm both paths
-    asyncio.run(run(separate))
+    run([one])  # warm both paths
+    run(separate)
     for _ in range(rounds):
         for name, bodies in (("variants", [one]), ("separate", separate)):
             before = _fleet_cpu(fleet)["workers"]
-            timings[name].append(asyncio.run(run(bodies)))
+            timings[name].append(run(bodies))
             cpu[name].append((_fleet_cpu(fleet)["workers"] - before) * 1000)
     return {
         "variants_ms": round(statistics.median(timings["variants"]), 1),
