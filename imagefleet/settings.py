@@ -159,6 +159,11 @@ class Settings:
         "Backpressure: while a pool's queue is this deep, submissions get `503 UNAVAILABLE`"
         " with `Retry-After`.",
     )
+    max_batch_jobs: int = setting(
+        "FLEET_MAX_BATCH_JOBS",
+        1_000,
+        "Jobs one `POST /v1/batches` may hold; a longer batch gets `400 VALIDATION_ERROR`.",
+    )
     soft_time_limit: int = setting(
         "FLEET_SOFT_TIME_LIMIT",
         0,

@@ -60,6 +60,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "job_ttl_seconds",
             "output_ttl_seconds",
             "max_queue_depth",
+            "max_batch_jobs",
             "soft_time_limit",
             "hard_time_limit",
             "max_attempts",
