@@ -83,8 +83,9 @@ class InputFacts(msgspec.Struct):
     header: tuple[str, int, int, int] | None = None  # format, width, height, frames read
 
 
-# Record fields the API never shows: the owner, the message that owns the run, what was quoted.
-INTERNAL_FIELDS = ("tenant", "task_id", "inputs")
+# Record fields the API never shows: the owner, the message that owns the run, what was quoted,
+# the batch (`GET /v1/batches/{id}` lists its own jobs).
+INTERNAL_FIELDS = ("tenant", "task_id", "inputs", "batch_id")
 
 
 class JobRecord(msgspec.Struct, kw_only=True):
@@ -106,6 +107,7 @@ class JobRecord(msgspec.Struct, kw_only=True):
     # same id and may run again; a duplicate message carries another and may not.
     task_id: str | None = None
     inputs: list[InputFacts] = msgspec.field(default_factory=list)  # in spec.sources() order
+    batch_id: str | None = None  # the batch that admitted it (jobs/batches.py counts its end)
 
     def public(self) -> dict[str, Any]:
         """The job object of the API: the record without its owner and internals."""

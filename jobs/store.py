@@ -10,6 +10,7 @@ import msgspec
 import redis
 from redis.client import Pipeline
 
+from jobs import batches
 from jobs.lifecycle import Transition, owes_work
 from jobs.records import JobRecord, JobStatus, now
 from jobs.registry import OPERATIONS
@@ -75,17 +76,23 @@ class JobStore:
     def create(self, record: JobRecord, message: tuple[str, bytes] | None = None) -> None:
         """Store a new job and, when given, its (queue, task message) in one transaction."""
         with self.redis.pipeline() as pipe:
-            pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
-            pipe.zadd(
-                f"imagefleet:jobs:{record.tenant}",
-                {record.id: int(record.created_at.timestamp() * 1_000_000)},
-            )
-            pipe.publish(events_channel(record.id), record.status.value)
-            pipe.hincrby(STATES, record.status.value, 1)
-            pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
-            if message is not None:
-                pipe.lpush(*message)
+            self.stage(pipe, record, message)
             pipe.execute()
+
+    def stage(
+        self, pipe: Pipeline, record: JobRecord, message: tuple[str, bytes] | None = None
+    ) -> None:
+        """A new job's writes, added to a transaction (a batch stages many in one)."""
+        pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
+        pipe.zadd(
+            f"imagefleet:jobs:{record.tenant}",
+            {record.id: int(record.created_at.timestamp() * 1_000_000)},
+        )
+        pipe.publish(events_channel(record.id), record.status.value)
+        pipe.hincrby(STATES, record.status.value, 1)
+        pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
+        if message is not None:
+            pipe.lpush(*message)
 
     def newest(
         self, tenant: str, limit: int, before: int | None = None, status: JobStatus | None = None
@@ -165,6 +172,8 @@ class JobStore:
                     if also is not None:
                         also(pipe, record)
                     pipe.publish(events_channel(job_id), record.status.value)
+                    if record.batch_id is not None:  # the batch counts its jobs' ends
+                        batches.on_change(pipe, before, record)
                     if record.status != before:
                         pipe.hincrby(STATES, before.value, -1)
                         pipe.hincrby(STATES, record.status.value, 1)
