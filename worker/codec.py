@@ -8,45 +8,43 @@ keeps 16-bit PNG at 16 bits, and reads every frame of an animation when asked.
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image, ImageCms
 
-from billing.header import Header, header_of_bytes
-from jobs.errors import ErrorCode, FleetError
+from billing.header import Header
 from jobs.rasters import BASE_DPI
 from worker import formats, vector
 from worker.encoding import CONTENT_TYPES, encode, extension
-from worker.formats import FROM_PILLOW
+from worker.header_facts import (
+    PRIMARY_IMAGE_ONLY,
+    Limits,
+    check_size,
+    corrupt_as_fleet_error,
+    icc_description,
+    open_image,
+    parse_failed,
+    png_bit_depth,
+)
 from worker.picture import Frame, Picture
 
 # Encoding lives in worker.encoding; callers reach both directions through this module.
-__all__ = ["CONTENT_TYPES", "Limits", "decode", "encode", "extension", "probe"]
-
-ORIENTATION_TAG = 0x0112
+__all__ = [
+    "CONTENT_TYPES",
+    "PRIMARY_IMAGE_ONLY",
+    "Limits",
+    "decode",
+    "encode",
+    "extension",
+    "probe",
+]
 
 _SRGB = ImageCms.createProfile("sRGB")
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_megapixels: float = 100.0
-    max_frames: int = 1000
-
-
-def _parse_failed(data: bytes, detail: str = "") -> FleetError:
-    return FleetError(
-        ErrorCode.IMAGE_PARSE_FAILED,
-        f"input ({len(data)} bytes) is not an image this fleet can decode"
-        f" ({formats.READABLE}){detail}",
-    )
 
 
 def _orient(frame: Frame, orientation: int) -> Frame:
@@ -64,22 +62,12 @@ def _orient(frame: Frame, orientation: int) -> Frame:
     return np.ascontiguousarray(change(frame)) if change else frame
 
 
-@functools.lru_cache(maxsize=32)  # decode asks twice per image; photos share profiles
-def _icc_description(icc: bytes | None) -> str | None:
-    if not icc:
-        return None
-    try:
-        return ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc))).strip()
-    except (OSError, ImageCms.PyCMSError):
-        return "unreadable profile"
-
-
 def _foreign_profile(mode: str, icc: bytes | None) -> bool:
     """Whether pixels need converting to sRGB through their ICC profile."""
     return (
         bool(icc)
         and mode in ("CMYK", "RGB", "RGBA")
-        and ("srgb" not in (_icc_description(icc) or "").lower())
+        and ("srgb" not in (icc_description(icc) or "").lower())
     )
 
 
@@ -152,14 +140,10 @@ def _frame_of(image: Image.Image) -> Frame:
     return np.asarray(image).copy()
 
 
-def _png_bit_depth(data: bytes) -> int:
-    return data[24] if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 25 else 8
-
-
 def _decode_16bit_png(data: bytes) -> Frame:
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None:
-        raise _parse_failed(data)
+        raise parse_failed(data)
     if array.ndim == 2:
         return np.repeat(array[:, :, None], 3, axis=2)
     if array.shape[2] == 2:  # grey + alpha
@@ -179,29 +163,9 @@ def _timeline(image: Image.Image, total: int) -> list[int]:
     return durations
 
 
-def _check_size(width: int, height: int, frames: int, limits: Limits) -> None:
-    megapixels = width * height * frames / 1e6
-    if megapixels > limits.max_megapixels or frames > limits.max_frames:
-        raise FleetError(
-            ErrorCode.IMAGE_TOO_LARGE,
-            f"input is {width}x{height} x {frames} frame(s) = {megapixels:.1f} MP; the"
-            f" limits are {limits.max_megapixels:g} MP and {limits.max_frames} frames",
-        )
-
-
-def _bit_depth(data: bytes, image: Image.Image) -> int:
-    """Bits per sample as stored (HEIF/JXL say so: a 10-bit HEIF decodes to 8 bits)."""
-    stored = image.info.get("bit_depth")
-    if image.format in ("HEIF", "JXL") and isinstance(stored, int):
-        return stored
-    if _png_bit_depth(data) == 16 or image.mode in ("I;16", "I"):
-        return 16
-    return 1 if image.mode == "1" else 8
-
-
 def _decode_vector(data: bytes, kind: str, limits: Limits, page: int, density: float) -> Picture:
     def check(width: int, height: int) -> None:
-        _check_size(width, height, 1, limits)
+        check_size(width, height, 1, limits)
 
     frame, source = vector.decode(data, kind, page, density, check)
     return Picture(
@@ -224,12 +188,7 @@ def probe(data: bytes) -> Header:
         with Image.open(io.BytesIO(data)) as image:
             return Header((image.format or "unknown").lower(), *image.size, 1)
     except Exception:  # parsers of hostile bytes raise anything
-        raise _parse_failed(data) from None
-
-
-# Formats whose header measures the primary image only (an image sequence in HEIF, an
-# animated JPEG XL): the worker reads that image, never more than was planned.
-PRIMARY_IMAGE_ONLY = frozenset({"HEIF", "JXL", "JPEG2000"})
+        raise parse_failed(data) from None
 
 
 def decode(
@@ -245,54 +204,17 @@ def decode(
     formats.ensure_plugins()
     if (kind := vector.kind(data)) is not None:
         return _decode_vector(data, kind, limits, page, density)
-    # Pillow's own bomb guard stays on as a second wall behind the planned limits.
-    Image.MAX_IMAGE_PIXELS = int(limits.max_megapixels * 1e6)
-    try:
-        image = Image.open(io.BytesIO(data))
-        width, height = image.size
-        _check_size(width, height, 1, limits)  # one frame first: before anything scans on
-        total = getattr(image, "n_frames", 1)  # (GIF: walks the file to count frames)
-        if image.format in PRIMARY_IMAGE_ONLY:
-            total = 1  # planned and billed as one image from the header: read only that one
-    except FleetError:
-        raise
-    except Image.DecompressionBombError:  # Pillow's wall: say what it saw, in our terms
-        header = header_of_bytes(data)
-        if header is not None:
-            _check_size(header.width, header.height, 1, limits)
-        raise FleetError(
-            ErrorCode.IMAGE_TOO_LARGE, f"input is over the {limits.max_megapixels:g} MP limit"
-        ) from None
-    except Exception:  # parsers of hostile bytes raise anything (fuzzing found several)
-        raise _parse_failed(data) from None
-    frames_used = total if animated else 1
-    _check_size(width, height, frames_used, limits)
-    if page >= total:
-        raise FleetError(
-            ErrorCode.PAGE_OUT_OF_RANGE, f"page {page} requested; the input has {total} page(s)"
-        )
-    fmt = FROM_PILLOW.get(image.format or "", "png")
-    try:
-        exif = image.getexif()
-        orientation = int(exif.get(ORIENTATION_TAG, 1) or 1)
-        declared = orientation  # what the file's EXIF says (what `metadata` reports)
-        if fmt == "heif":  # libheif turned the image already, where the file said how
-            declared = formats.heif_original_orientation(image)
-            orientation = formats.heif_exif_orientation(image)
-        icc = image.info.get("icc_profile")
-        source = {
-            "format": fmt,
-            "width": width,
-            "height": height,
-            "mode": image.mode,
-            "bit_depth": _bit_depth(data, image),
-            "orientation": declared,
-            "has_exif": len(exif) > 0,
-            "icc": _icc_description(icc),
-            "frames": total,
-            "loop": image.info.get("loop"),
-            **({"nclx": image.info.get("nclx_profile")} if fmt == "heif" else {}),
-        }
+    opened = open_image(data, limits, animated, page)
+    image, fmt, total, orientation, icc = (
+        opened.image,
+        opened.fmt,
+        opened.total,
+        opened.orientation,
+        opened.icc,
+    )
+    width, height = image.size
+    source = opened.source
+    with corrupt_as_fleet_error():
         scale, shrink = 1.0, 1
         frames: list[Frame]
         durations: list[int]
@@ -307,7 +229,7 @@ def decode(
             and not _foreign_profile("RGB", icc)
         ):
             frames, durations = [_jpeg_pixels(data, width, height, shrink)], [0]
-        elif fmt == "png" and _png_bit_depth(data) == 16 and image.mode not in ("I;16", "I"):
+        elif fmt == "png" and png_bit_depth(data) == 16 and image.mode not in ("I;16", "I"):
             frames, durations = [_decode_16bit_png(data)], []
         else:
             if shrink > 1:  # Pillow's draft rule picks the same 1/shrink size
@@ -319,14 +241,6 @@ def decode(
                 durations.append(int(image.info.get("duration", 0) or 0))
         if timeline and total > 1 and not animated:
             durations = _timeline(image, total)
-    except FleetError:
-        raise
-    except Image.DecompressionBombError as exc:  # a page or frame past the planned sizes
-        raise FleetError(ErrorCode.IMAGE_TOO_LARGE, f"input is too large ({exc})") from None
-    except Exception as exc:  # corrupt data: RuntimeError (AVIF), IndexError (GIF), ...
-        raise FleetError(
-            ErrorCode.IMAGE_PARSE_FAILED, f"input image is corrupt ({type(exc).__name__}: {exc})"
-        ) from None
     frames = [_orient(frame, orientation) for frame in frames]
     source["durations"] = durations if total > 1 else []
     return Picture(

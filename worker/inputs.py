@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from billing.header import Header, header_of_bytes
 from imagefleet.settings import Settings
+from jobs.analysis import MetadataJob
 from jobs.errors import ErrorCode, FleetError
 from jobs.rasters import BASE_DPI, Limits, Plan, Raster, plan_of
 from jobs.records import JobRecord
 from jobs.registry import OPERATIONS
 from jobs.spec import ImageJob, InputSource, input_key_of
 from storage import ObjectNotFound, ObjectStore, tenant_key
-from worker import codec
+from worker import codec, formats, vector
+from worker.header_facts import facts_picture
 from worker.picture import Picture
 
 
@@ -79,6 +81,12 @@ def plan_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> tuple
     return datas, plan
 
 
+def _header_facts(data: bytes, limits: codec.Limits, page: int) -> Picture | None:
+    """A raster input's facts from its header alone (SVG and PDF: drawn, as before)."""
+    formats.ensure_plugins()
+    return None if vector.kind(data) is not None else facts_picture(data, limits, page)
+
+
 def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[Picture]:
     """Every input decoded; vector ones (SVG, PDF pages) drawn at the density the plan used."""
     spec = record.spec
@@ -86,6 +94,10 @@ def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[
     pictures = []
     for index, data in enumerate(datas):
         density = spec.dpi(index) if isinstance(spec, ImageJob) else BASE_DPI
+        if index == 0 and isinstance(spec, MetadataJob) and not spec.animated:
+            if (facts := _header_facts(data, limits, spec.page)) is not None:
+                pictures.append(facts)  # what metadata reports, without decoding pixels
+                continue
         if index == 0 and isinstance(spec, ImageJob):  # page/animated apply to the main input
             every = spec.animated or spec.reads_all_pages
             pictures.append(
