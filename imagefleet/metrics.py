@@ -5,27 +5,37 @@ the Prometheus text format by `GET /metrics` together with the gateway's own cou
 from __future__ import annotations
 
 import redis
+from redis.client import Pipeline
 
 from imagefleet.redis_conn import texts
 from jobs.pools import Pool
 from jobs.store import STATES
 
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
-_DURATION = "imagefleet:metrics:job_seconds"
+# op|outcome|bound -> runs whose duration fell in that bucket alone (not cumulative: one
+# HINCRBY per run, summed at scrape time), op|outcome|sum -> their seconds.
+_DURATION = "imagefleet:metrics:job_seconds_by_bucket"
 _FAILURES = "imagefleet:metrics:failures"
 
 
-def job_finished(client: redis.Redis, op: str, seconds: float, code: str | None) -> None:
-    """Record one ended run: a duration histogram per (op, outcome), failures by code."""
+def _bucket(seconds: float) -> str:
+    return next((str(bound) for bound in BUCKETS if seconds <= bound), "+Inf")
+
+
+def add_run(pipe: Pipeline, op: str, seconds: float, code: str | None) -> None:
+    """Queue one ended run's metrics (two or three commands) on `pipe`: the runner adds
+    them to the transaction that ends the job, so they cost no round trip of their own."""
     outcome = "failed" if code else "succeeded"
+    pipe.hincrby(_DURATION, f"{op}|{outcome}|{_bucket(seconds)}", 1)
+    pipe.hincrbyfloat(_DURATION, f"{op}|{outcome}|sum", seconds)
+    if code:
+        pipe.hincrby(_FAILURES, f"{op}|{code}", 1)
+
+
+def job_finished(client: redis.Redis, op: str, seconds: float, code: str | None) -> None:
+    """Record one ended run on its own (a run whose end another run or a cancel made)."""
     with client.pipeline(transaction=False) as pipe:
-        for bound in BUCKETS:
-            if seconds <= bound:
-                pipe.hincrby(_DURATION, f"{op}|{outcome}|{bound}", 1)
-        pipe.hincrby(_DURATION, f"{op}|{outcome}|+Inf", 1)
-        pipe.hincrbyfloat(_DURATION, f"{op}|{outcome}|sum", seconds)
-        if code:
-            pipe.hincrby(_FAILURES, f"{op}|{code}", 1)
+        add_run(pipe, op, seconds, code)
         pipe.execute()
 
 
@@ -39,16 +49,18 @@ def render(client: redis.Redis, redis_broker: bool) -> str:
         "# HELP imagefleet_job_seconds Job run time in a worker, by operation and outcome.",
         "# TYPE imagefleet_job_seconds histogram",
     ]
-    durations = texts(client.hgetall(_DURATION))
-    for key in sorted(durations):
+    series: dict[tuple[str, str], dict[str, str]] = {}
+    for key, value in texts(client.hgetall(_DURATION)).items():
         op, outcome, bound = key.split("|")
+        series.setdefault((op, outcome), {})[bound] = value
+    for (op, outcome), values in sorted(series.items()):
         labels = dict(operation=op, outcome=outcome)
-        if bound == "sum":
-            lines.append(f"imagefleet_job_seconds_sum{_labels(**labels)} {durations[key]}")
-            continue
-        lines.append(f"imagefleet_job_seconds_bucket{_labels(**labels, le=bound)} {durations[key]}")
-        if bound == "+Inf":
-            lines.append(f"imagefleet_job_seconds_count{_labels(**labels)} {durations[key]}")
+        runs = 0  # cumulative, as Prometheus histograms are
+        for bound in [*map(str, BUCKETS), "+Inf"]:
+            runs += int(values.get(bound, 0))
+            lines.append(f"imagefleet_job_seconds_bucket{_labels(**labels, le=bound)} {runs}")
+        lines.append(f"imagefleet_job_seconds_sum{_labels(**labels)} {values.get('sum', 0)}")
+        lines.append(f"imagefleet_job_seconds_count{_labels(**labels)} {runs}")
     lines += [
         "# HELP imagefleet_job_failures_total Failed job runs by operation and code.",
         "# TYPE imagefleet_job_failures_total counter",

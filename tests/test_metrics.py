@@ -9,8 +9,9 @@ import re
 
 import httpx
 import numpy as np
+import redis
 
-from imagefleet import logs
+from imagefleet import logs, metrics
 from tests import images
 from tests.fleet_harness import Fleet
 
@@ -68,3 +69,24 @@ def test_json_log_lines_carry_the_job_id() -> None:
     assert first["job_id"] == "job_abc" and first["message"] == "resized 3 frames"
     assert first["level"] == "info" and first["logger"] == "imagefleet.worker"
     assert "job_id" not in second and second["level"] == "warning"
+
+
+def test_run_durations_render_as_a_cumulative_histogram(dir_fleet: Fleet) -> None:
+    """Each run adds to one bucket only (metrics.add_run); the scrape sums them up."""
+    client = redis.Redis.from_url(dir_fleet.redis_url)
+    op = "histogram-probe"
+    for seconds in (0.005, 0.2, 0.2, 500.0):
+        metrics.job_finished(client, op, seconds, None)
+    metrics.job_finished(client, op, 0.03, "TIMEOUT")
+    text = metrics.render(client, redis_broker=False)
+    ok = dict(operation=op, outcome="succeeded")
+    assert _value(text, "imagefleet_job_seconds_bucket", **ok, le="0.01") == 1
+    assert _value(text, "imagefleet_job_seconds_bucket", **ok, le="0.25") == 3
+    assert _value(text, "imagefleet_job_seconds_bucket", **ok, le="120.0") == 3
+    assert _value(text, "imagefleet_job_seconds_bucket", **ok, le="+Inf") == 4
+    assert _value(text, "imagefleet_job_seconds_count", **ok) == 4
+    assert _value(text, "imagefleet_job_seconds_sum", **ok) == 500.405
+    failed = dict(operation=op, outcome="failed")
+    assert _value(text, "imagefleet_job_seconds_bucket", **failed, le="0.025") == 0
+    assert _value(text, "imagefleet_job_seconds_bucket", **failed, le="0.05") == 1
+    assert _value(text, "imagefleet_job_failures_total", operation=op, code="TIMEOUT") == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -99,12 +100,21 @@ def _fail(
         )  # end are that run's, not ours
         return
     ledger.release(record.tenant, record.id, record.operation)
-    if record.started_at is not None:
-        seconds = (now() - record.started_at).total_seconds()
+    seconds = (now() - record.started_at).total_seconds() if record.started_at else None
+    if jobs.apply(record.id, lifecycle.fail(error), also=_run_metrics(record, seconds, error)):
+        _notify(record, dispatcher(cfg))
+    elif seconds is not None:  # ended by another run or a cancel: this run still counts
         metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
 
-    if jobs.apply(record.id, lifecycle.fail(error)) is not None:
-        _notify(record, dispatcher(cfg))
+
+def _run_metrics(
+    record: JobRecord, seconds: float | None, error: JobError | None = None
+) -> Callable[[Pipeline, JobRecord], None] | None:
+    """The run's metrics, written in the transaction that ends the job (no round trip)."""
+    if seconds is None:
+        return None
+    code = error.code if error else None
+    return lambda pipe, _: metrics.add_run(pipe, record.operation, seconds, code)
 
 
 def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
@@ -286,10 +296,15 @@ def _run_leased(
         return
 
     charged = _capture(ledger, record, cfg)  # money first: a rerun finds no hold
-    done = jobs.apply(job_id, lifecycle.succeed(result, record.billing, charged))
-    metrics.job_finished(jobs.redis, record.operation, time.monotonic() - started, None)
-    elapsed = (time.monotonic() - started) * 1000
+    seconds = time.monotonic() - started
+    done = jobs.apply(
+        job_id,
+        lifecycle.succeed(result, record.billing, charged),
+        also=_run_metrics(record, seconds),
+    )
+    elapsed = seconds * 1000
     if done is None:
+        metrics.job_finished(jobs.redis, record.operation, seconds, None)
         _canceled_after_work(jobs, objects, record, result, charged)
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
         return
