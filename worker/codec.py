@@ -15,7 +15,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 import simplejpeg
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFile
 
 from billing.header import Header
 from jobs.rasters import BASE_DPI
@@ -31,6 +31,7 @@ from worker.header_facts import (
     parse_failed,
     png_bit_depth,
 )
+from worker.jpeg_region import Window, decode_window
 from worker.picture import Frame, Picture
 
 # Encoding lives in worker.encoding; callers reach both directions through this module.
@@ -191,6 +192,20 @@ def probe(data: bytes) -> Header:
         raise parse_failed(data) from None
 
 
+def _cut(
+    data: bytes, image: ImageFile.ImageFile, window: Window | None, orientation: int
+) -> Image.Image | None:
+    """The upright `window` of a JPEG, decoded down to its last row only; None when there
+    is no window, it is not inside the image (the crop's error to report) or the stream
+    ends early (the full decode's error to report)."""
+    width, height = image.size
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    if window is None or window[0] + window[2] > width or window[1] + window[3] > height:
+        return None
+    return decode_window(data, image, window, orientation)
+
+
 def decode(
     data: bytes,
     limits: Limits,
@@ -199,8 +214,11 @@ def decode(
     timeline: bool = False,
     scale_for: Callable[[int, int], float] | None = None,
     density: float = BASE_DPI,
+    window: Window | None = None,
 ) -> Picture:
-    """`density`: the dpi an SVG or PDF page is drawn at (its declared size is at 72)."""
+    """`density`: the dpi an SVG or PDF page is drawn at (its declared size is at 72).
+    `window`: the upright box a crop keeps; a JPEG decodes only the rows it needs, and the
+    picture is that box (`source["window"]` says so)."""
     formats.ensure_plugins()
     if (kind := vector.kind(data)) is not None:
         return _decode_vector(data, kind, limits, page, density)
@@ -228,7 +246,12 @@ def decode(
             and image.mode == "RGB"  # (MPO: several pictures)
             and not _foreign_profile("RGB", icc)
         ):
-            frames, durations = [_jpeg_pixels(data, width, height, shrink)], [0]
+            cut = _cut(data, image, window, orientation) if shrink == 1 else None
+            if cut is not None and window is not None:
+                frames, source["window"] = [_frame_of(cut)], list(window)
+            else:
+                frames = [_jpeg_pixels(data, width, height, shrink)]
+            durations = [0]
         elif fmt == "png" and png_bit_depth(data) == 16 and image.mode not in ("I;16", "I"):
             frames, durations = [_decode_16bit_png(data)], []
         else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageCms
+from PIL import Image, ImageCms, ImageFile
 
 from billing.header import header_of_bytes
 from jobs.errors import ErrorCode, FleetError
@@ -44,7 +44,7 @@ class Limits:
 class Opened:
     """An input opened, checked and described; no pixel decoded yet."""
 
-    image: Image.Image
+    image: ImageFile.ImageFile
     fmt: str
     total: int  # frames or pages the file has (the primary image only: see above)
     orientation: int  # the EXIF turn still to apply to decoded pixels

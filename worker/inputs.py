@@ -11,6 +11,7 @@ from __future__ import annotations
 from billing.header import Header, header_of_bytes
 from imagefleet.settings import Settings
 from jobs.analysis import MetadataJob
+from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
 from jobs.rasters import BASE_DPI, Limits, Plan, Raster, plan_of
 from jobs.records import JobRecord
@@ -87,6 +88,12 @@ def _header_facts(data: bytes, limits: codec.Limits, page: int) -> Picture | Non
     return None if vector.kind(data) is not None else facts_picture(data, limits, page)
 
 
+def _window(spec: ImageJob) -> tuple[int, int, int, int] | None:
+    """The part of the image a crop keeps: only that is decoded where the format allows."""
+    rect = spec.rect if isinstance(spec, CropJob) else None
+    return None if rect is None else (rect.x, rect.y, rect.width, rect.height)
+
+
 def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[Picture]:
     """Every input decoded; vector ones (SVG, PDF pages) drawn at the density the plan used."""
     spec = record.spec
@@ -109,6 +116,7 @@ def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[
                     timeline=spec.reads_timeline,
                     scale_for=spec.decode_scale,
                     density=density,
+                    window=_window(spec),
                 )
             )
         else:

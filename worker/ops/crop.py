@@ -34,5 +34,9 @@ def choose_box(frame: Frame, spec: CropJob) -> tuple[g.Box, dict[str, Any]]:
 
 def crop(inputs: list[Picture], spec: CropJob, cfg: Settings) -> OpOutput:
     picture = inputs[0]
+    r = spec.rect
+    if r is not None and picture.source.get("window") == [r.x, r.y, r.width, r.height]:
+        # The codec decoded only this window (worker.jpeg_region), checked inside the image.
+        return OpOutput(picture, {"crop": g.Box(r.x, r.y, r.width, r.height).as_dict()})
     box, facts = choose_box(picture.first, spec)
     return OpOutput(picture.map(box.cut), {"crop": box.as_dict(), **facts})
