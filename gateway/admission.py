@@ -15,6 +15,7 @@ import logging
 import msgspec
 import redis
 
+from billing.ledger import HoldRefused
 from gateway.idempotency import Idempotency
 from gateway.keys import checked_key
 from gateway.quoting import Quote, quote
@@ -96,26 +97,57 @@ def _prepare(
     return spec
 
 
+def refusal(priced: Quote, name: str, refused: HoldRefused) -> FleetError:
+    """Why a hold was refused, as the job's error (a batch item's too)."""
+    amount, megapixels = priced.amount, priced.megapixels
+    if refused.disabled:
+        return FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
+    basis = f"{megapixels:g} MP" if megapixels is not None else f"flat price of {name}"
+    return FleetError(
+        ErrorCode.PAYMENT_REQUIRED,
+        f"this job costs {amount} micro-$ ({basis}); the account has"
+        f" {refused.available} micro-$ available",
+        details={
+            "price_micros": amount,
+            "megapixels": megapixels,
+            "balance_micros": refused.balance,
+            "available_micros": refused.available,
+        },
+    )
+
+
 def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> tuple[JobBilling, Quote]:
     priced = quote(ctx, tenant, spec)
     amount, megapixels, name = priced.amount, priced.megapixels, operation_of(spec).name
     refused = ctx.ledger.hold(tenant, job_id, amount, name, megapixels or 0.0)
     if refused is not None:
-        if refused.disabled:
-            raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
-        basis = f"{megapixels:g} MP" if megapixels is not None else f"flat price of {name}"
-        raise FleetError(
-            ErrorCode.PAYMENT_REQUIRED,
-            f"this job costs {amount} micro-$ ({basis}); the account has"
-            f" {refused.available} micro-$ available",
-            details={
-                "price_micros": amount,
-                "megapixels": megapixels,
-                "balance_micros": refused.balance,
-                "available_micros": refused.available,
-            },
-        )
+        raise refusal(priced, name, refused)
     return JobBilling(megapixels=megapixels, quoted_micros=amount), priced
+
+
+def new_record(
+    tenant: str,
+    job_id: str,
+    spec: JobSpec,
+    billing: JobBilling,
+    priced: Quote,
+    batch_id: str | None = None,
+) -> JobRecord:
+    """The record of a job admitted and held for, queued."""
+    created = now()
+    return JobRecord(
+        id=job_id,
+        tenant=tenant,
+        operation=operation_of(spec).name,
+        status=JobStatus.QUEUED,
+        spec=spec,
+        created_at=created,
+        updated_at=created,
+        billing=billing,
+        webhook=new_webhook(spec.webhook_url),
+        inputs=priced.inputs,
+        batch_id=batch_id,
+    )
 
 
 def _check_backlog(ctx: Context, queue: str) -> None:
@@ -153,19 +185,7 @@ def admit_job(
         spec = _prepare(ctx, tenant, job_id, spec, default_webhook)
         held = True  # from here a lost reply may hide a hold Redis made: release either way
         billing, priced = _hold(ctx, tenant, job_id, spec)
-        created = now()
-        record = JobRecord(
-            id=job_id,
-            tenant=tenant,
-            operation=operation_of(spec).name,
-            status=JobStatus.QUEUED,
-            spec=spec,
-            created_at=created,
-            updated_at=created,
-            billing=billing,
-            webhook=new_webhook(spec.webhook_url),
-            inputs=priced.inputs,
-        )
+        record = new_record(tenant, job_id, spec, billing, priced)
         try:
             ctx.dispatch.admit(ctx.jobs, record)  # recorded and sent, or withdrawn
         except QueueUnavailable:

@@ -14,6 +14,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import (
+    batches_api,
     events_api,
     jobs_api,
     meta,
@@ -113,6 +114,9 @@ ROUTES = [
     Route("/v1/jobs/{job_id}", jobs_api.cancel_job, methods=["DELETE"]),
     Route("/v1/jobs/{job_id}/webhook/redeliver", jobs_api.redeliver_webhook, methods=["POST"]),
     Route("/v1/jobs/{job_id}/events", events_api.job_events, methods=["GET"]),
+    Route("/v1/batches", batches_api.submit_batch, methods=["POST"]),
+    Route("/v1/batches/{batch_id}", batches_api.get_batch, methods=["GET"]),
+    Route("/v1/batches/{batch_id}/events", batches_api.batch_events, methods=["GET"]),
     Route("/v1/objects/{key:key}", objects_api.put_object, methods=["PUT"]),
     Route("/v1/objects/{key:key}", objects_api.get_object, methods=["GET"]),
     Route("/v1/operations", meta.list_operations, methods=["GET"]),

@@ -131,3 +131,43 @@ class Checks(msgspec.Struct):
 class Readiness(msgspec.Struct):
     ready: bool
     checks: Checks
+
+
+class BatchItem(msgspec.Struct, omit_defaults=True):
+    """One item of a batch, in the order sent: its job, or why it was not admitted (its
+    path prefixed `$.jobs[i]`)."""
+
+    job: str | UnsetType = UNSET
+    error: ErrorBody | UnsetType = UNSET
+
+
+class BatchAccepted(msgspec.Struct):
+    id: str
+    admitted: int
+    rejected: int
+    items: list[BatchItem]
+
+
+class BatchCounts(msgspec.Struct):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    canceled: int
+
+
+class BatchWebhook(msgspec.Struct):
+    url: str
+    state: Literal["pending", "retrying", "delivered", "refused", "failed"]
+
+
+class Batch(msgspec.Struct):
+    id: str
+    created_at: datetime
+    total: int  # items sent
+    admitted: int  # jobs made
+    rejected: int  # items refused
+    counts: BatchCounts  # the batch's jobs by state
+    done: bool  # every job of the batch ended
+    ended_at: datetime | None
+    webhook: BatchWebhook | UnsetType = UNSET  # sent once, when the batch is done

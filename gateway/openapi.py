@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 
 from gateway import bodies
+from gateway.openapi_batches import batch_paths
 from gateway.sync_api import CROP_RECT, FILE_FIELD
 from gateway.usage_api import LATEST
 from imagefleet.settings import Settings
@@ -33,6 +34,8 @@ _STRUCTS = {
     "operations": bodies.Operations,
     "health": bodies.Health,
     "readiness": bodies.Readiness,
+    "batch": bodies.Batch,
+    "batch_accepted": bodies.BatchAccepted,
 }
 _BYTES: dict[str, Any] = {"type": "string", "contentMediaType": "application/octet-stream"}
 _RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer"}}
@@ -265,6 +268,7 @@ def _paths(
                 },
             }
         },
+        **batch_paths(cfg, ref, spec_ref, _errors, _AUTHED),
         "/v1/image/{op}": {
             "post": {
                 "summary": "Run one operation and wait for its output",

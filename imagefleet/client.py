@@ -25,6 +25,8 @@ from imagefleet.client_requests import (
     ApiError,
     JobResult,
     Request,
+    batch_path,
+    batch_request,
     client_args,
     delays,
     jobs_request,
@@ -121,6 +123,32 @@ class Client(Operations[JobResult]):
         """Balance, holds and charges; `usage(**{"from": ..., "to": ...})` bounds the window."""
         return self._send(Request("GET", "/v1/usage", params or None))
 
+    def submit_batch(
+        self,
+        specs: list[JobSpec | Mapping[str, Any]],
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """Admit many jobs in one request: `{"id", "admitted", "rejected", "items"}`, each
+        item `{"job": id}` or `{"error": {code, message}}`, in the order of `specs`."""
+        return self._send(batch_request(specs, webhook_url, idempotency_key))
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        """The batch's jobs counted by state (`counts`), and `done` once all ended."""
+        return self._send(Request("GET", batch_path(batch_id)))
+
+    def wait_batch(self, batch_id: str, timeout: float = 600, poll: float = 0.2) -> dict[str, Any]:
+        """Poll until every job of the batch ended; TimeoutError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        for delay in delays(poll):
+            batch = self.get_batch(batch_id)
+            if batch["done"]:
+                return batch
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError(f"batch {batch_id} not done after {timeout} s")
+            time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def run(self, job: JobSpec, wait: bool = True) -> JobResult:
         submitted = self.submit(job, wait=SERVER_MAX_WAIT if wait else 0)
         return self.wait(submitted.id) if wait and not submitted.done else submitted
@@ -203,6 +231,30 @@ class AsyncClient(Operations[Awaitable[JobResult]]):
 
     async def usage(self, **params: Any) -> dict[str, Any]:
         return await self._send(Request("GET", "/v1/usage", params or None))
+
+    async def submit_batch(
+        self,
+        specs: list[JobSpec | Mapping[str, Any]],
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        return await self._send(batch_request(specs, webhook_url, idempotency_key))
+
+    async def get_batch(self, batch_id: str) -> dict[str, Any]:
+        return await self._send(Request("GET", batch_path(batch_id)))
+
+    async def wait_batch(
+        self, batch_id: str, timeout: float = 600, poll: float = 0.2
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        for delay in delays(poll):
+            batch = await self.get_batch(batch_id)
+            if batch["done"]:
+                return batch
+            if time.monotonic() + delay > deadline:
+                raise TimeoutError(f"batch {batch_id} not done after {timeout} s")
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def run(self, job: JobSpec, wait: bool = True) -> JobResult:
         submitted = await self.submit(job, wait=SERVER_MAX_WAIT if wait else 0)

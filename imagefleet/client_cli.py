@@ -182,20 +182,59 @@ def _save(client: Client, job: JobResult, path: Path, out: Path) -> Path:
 Outcome = tuple[JobResult | ApiError, Path | None]  # the job (or error) and the saved file
 
 
-def _batch_one(client: Client, args: argparse.Namespace, path: Path) -> Outcome:
-    """Upload, run and (with --out) save one image; errors come back, not raised."""
+def _guarded(work: Any) -> Any:
+    """Run `work()`; a failure comes back as an ApiError, not raised."""
     try:
-        key = str(PurePosixPath(args.prefix) / path.name)
-        client.upload(path, key)
-        job = client.submit(_batch_spec(args, key), wait=60)
-        if not job.done:
-            job = client.wait(job.id, timeout=args.timeout)
-        saved = _save(client, job, path, Path(args.out)) if args.out and job.ok else None
-        return job, saved
+        return work()
     except ApiError as exc:
-        return exc, None
+        return exc
     except (OSError, httpx.HTTPError) as exc:  # a wait timed out, the network, a file
-        return ApiError(None, "CLIENT_ERROR", f"{type(exc).__name__}: {exc}"), None
+        return ApiError(None, "CLIENT_ERROR", f"{type(exc).__name__}: {exc}")
+
+
+def _upload_one(client: Client, args: argparse.Namespace, path: Path) -> str | ApiError:
+    key = str(PurePosixPath(args.prefix) / path.name)
+
+    def upload() -> str:
+        client.upload(path, key)
+        return key
+
+    return _guarded(upload)
+
+
+def _finish_one(client: Client, args: argparse.Namespace, path: Path, job_id: str) -> Outcome:
+    """The ended job and (with --out) its saved output."""
+    job = _guarded(lambda: client.get(job_id))
+    if isinstance(job, ApiError) or not (args.out and job.ok):
+        return job, None
+    saved = _guarded(lambda: _save(client, job, path, Path(args.out)))
+    return (saved, None) if isinstance(saved, ApiError) else (job, saved)
+
+
+def _submitted(
+    client: Client, args: argparse.Namespace, keys: dict[Path, str]
+) -> dict[Path, str | ApiError]:
+    """Every uploaded file's job id (or the error its item answered), through
+    `POST /v1/batches` of up to --batch-size jobs each, waited for until done."""
+    found: dict[Path, str | ApiError] = {}
+    paths = list(keys)
+    for start in range(0, len(paths), max(1, args.batch_size)):
+        chunk = paths[start : start + max(1, args.batch_size)]
+        batch = _guarded(
+            lambda chunk=chunk: client.submit_batch([_batch_spec(args, keys[p]) for p in chunk])
+        )
+        if isinstance(batch, ApiError):
+            found.update(dict.fromkeys(chunk, batch))
+            continue
+        for path, item in zip(chunk, batch["items"], strict=True):
+            error = item.get("error")
+            found[path] = (
+                ApiError(None, error["code"], error["message"], item) if error else item["job"]
+            )
+        waited = _guarded(lambda batch=batch: client.wait_batch(batch["id"], args.timeout))
+        if isinstance(waited, ApiError):
+            found.update({p: waited for p in chunk if isinstance(found[p], str)})
+    return found
 
 
 def _failure(outcome: JobResult | ApiError) -> str | None:
@@ -219,18 +258,34 @@ def cmd_batch(args: argparse.Namespace) -> int:
         Path(args.out).mkdir(parents=True, exist_ok=True)
     outcomes: dict[Path, JobResult | ApiError] = {}
     progress = _Progress(len(files))
+
+    def done(path: Path, outcome: JobResult | ApiError, saved: Path | None = None) -> None:
+        outcomes[path] = outcome
+        failure = _failure(outcome)
+        progress.tick(
+            f"{path.name}: failed {failure}"
+            if failure
+            else f"{path.name}: succeeded" + (f" -> {saved}" if saved else "")
+        )
+
     with _client(args) as client, ThreadPoolExecutor(max(1, args.concurrency)) as pool:
         # httpx.Client is thread-safe: the threads share one connection pool.
-        futures = {pool.submit(_batch_one, client, args, path): path for path in files}
+        keys: dict[Path, str] = {}
+        uploaded = pool.map(lambda p: _upload_one(client, args, p), files)
+        for path, key in zip(files, uploaded, strict=True):
+            if isinstance(key, ApiError):
+                done(path, key)
+            else:
+                keys[path] = key
+        submitted = _submitted(client, args, keys)  # one request per --batch-size files
+        futures = {}
+        for path, job in submitted.items():
+            if isinstance(job, ApiError):
+                done(path, job)
+            else:
+                futures[pool.submit(_finish_one, client, args, path, job)] = path
         for future in as_completed(futures):
-            path = futures[future]
-            outcomes[path], saved = future.result()
-            failure = _failure(outcomes[path])
-            progress.tick(
-                f"{path.name}: failed {failure}"
-                if failure
-                else f"{path.name}: succeeded" + (f" -> {saved}" if saved else "")
-            )
+            done(futures[future], *future.result())
     failures = {
         path: failure
         for path, outcome in sorted(outcomes.items())
@@ -296,6 +351,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         " input file name (a.gif -> a.gif.webp; JSON results -> a.gif.json)",
     )
     p.add_argument("--prefix", default="batch", help="key prefix for uploads (default batch)")
-    p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--timeout", type=float, default=300, help="seconds per job (default 300)")
+    p.add_argument("--concurrency", type=int, default=4, help="uploads and downloads at once")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1000,
+        help="jobs per POST /v1/batches (default 1000, the fleet's default limit)",
+    )
+    p.add_argument(
+        "--timeout", type=float, default=300, help="seconds each batch may take (default 300)"
+    )
     p.set_defaults(func=cmd_batch)

@@ -112,6 +112,24 @@ def submit_request(
     )  # the server holds the reply `wait` s
 
 
+def batch_request(
+    specs: list[JobSpec | Mapping[str, Any]],
+    webhook_url: str | None,
+    idempotency_key: str | None,
+) -> Request:
+    """`POST /v1/batches`: the specs in order (the reply answers each: its job or error)."""
+    headers = {"Content-Type": "application/json"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    jobs = b",".join(spec_body(spec) for spec in specs)
+    extra = b',"webhook_url":' + json.dumps(webhook_url).encode() if webhook_url else b""
+    return Request("POST", "/v1/batches", None, b'{"jobs":[' + jobs + b"]" + extra + b"}", headers)
+
+
+def batch_path(batch_id: str) -> str:
+    return f"/v1/batches/{quote(batch_id)}"
+
+
 def object_path(key: str) -> str:
     return "/v1/objects/" + quote(key, safe="/")
 

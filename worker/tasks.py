@@ -17,9 +17,10 @@ from billing.ledger import Ledger
 from imagefleet.dispatch import DELIVER_WEBHOOK, RUN_JOB, app, dispatcher
 from imagefleet.redis_conn import connect, replicated_within
 from imagefleet.settings import settings
+from jobs.batches import DELIVER_BATCH_WEBHOOK
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
-from worker import runner, webhook_delivery
+from worker import batch_webhook, runner, webhook_delivery
 
 
 @cache
@@ -85,6 +86,14 @@ def deliver_webhook(job_id: str, attempt: int = 0) -> None:
     cfg = settings()
     _through_redis_outages(
         lambda: webhook_delivery.deliver(job_id, attempt, jobs, cfg, dispatcher(cfg)), jobs.redis
+    )
+
+
+@app.task(name=DELIVER_BATCH_WEBHOOK, ignore_result=True)
+def deliver_batch_webhook(batch_id: str, attempt: int = 0) -> None:
+    jobs, _, _ = _connections()
+    _through_redis_outages(
+        lambda: batch_webhook.deliver_batch(batch_id, attempt, jobs.redis, settings()), jobs.redis
     )
 
 

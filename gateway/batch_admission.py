@@ -1,0 +1,291 @@
+"""Batch admission: many job specs admitted in one request, each as `admit_job` would
+(gateway/admission.py: the same checks, quote and hold), with the costs paid once per batch:
+one authentication (the route's), each input's look-ups and header reads once
+(gateway/batch_objects.py), one quote per distinct spec, the holds in one pipeline (run in
+order, so each sees the ones before it), and every record and task message with the batch's
+hash in one transaction. An item that fails its checks or its hold is that item's error;
+the others are admitted. One Idempotency-Key covers the whole batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import logging
+import time
+import uuid
+from typing import Any
+
+import msgspec
+import redis
+
+from billing.accounts import Account
+from billing.ledger import HoldRefused, _keys
+from gateway import admission
+from gateway.batch_objects import BatchObjects
+from gateway.quoting import Quote, quote
+from gateway.services import Context
+from imagefleet.dispatch import RedisDispatch, app, redis_job_message
+from imagefleet.redis_conn import NotReplicated, text, wait_for_replicas
+from jobs import batches
+from jobs.errors import ErrorCode, FleetError
+from jobs.lifecycle import withdraw
+from jobs.pools import Pool
+from jobs.records import JobBilling, JobError, JobRecord, job_age_seconds, new_job_id, now
+from jobs.registry import decode_spec, operation_of
+from jobs.spec import JobSpec
+
+log = logging.getLogger("imagefleet.gateway")
+IDEM_TTL = 24 * 3600
+_encode = msgspec.json.Encoder().encode
+
+
+class BatchBody(msgspec.Struct, forbid_unknown_fields=True):
+    jobs: list[msgspec.Raw]
+    webhook_url: str | None = None
+
+
+def item_error(index: int, exc: FleetError) -> dict[str, Any]:
+    """An item's error, its path prefixed with the item's place in `$.jobs`."""
+    where = f"`$.jobs[{index}]"
+    message = (
+        exc.message.replace("`$", where)
+        if "`$" in exc.message
+        else (f"{exc.message} - at {where}`")
+    )
+    return {"error": {"code": exc.code.value, "message": message, **(exc.details or {})}}
+
+
+def decode_body(ctx: Context, body: bytes) -> BatchBody:
+    try:
+        batch = msgspec.json.decode(body, type=BatchBody)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    limit = ctx.settings.max_batch_jobs
+    if not 1 <= len(batch.jobs) <= limit:
+        raise FleetError(
+            ErrorCode.VALIDATION_ERROR,
+            f"a batch holds 1 to {limit} jobs (FLEET_MAX_BATCH_JOBS); this one has"
+            f" {len(batch.jobs)} - at `$.jobs`",
+        )
+    return batch
+
+
+class _Claim:
+    """The batch's Idempotency-Key (kept apart from the jobs' keys): the first request
+    claims it with its body's hash and the batch id; a replay finds that batch."""
+
+    def __init__(self, client: redis.Redis, tenant: str, key: str, digest: str) -> None:
+        if len(key) > 255:
+            raise FleetError(ErrorCode.VALIDATION_ERROR, "Idempotency-Key is at most 255 chars")
+        self.redis, self.digest = client, digest
+        self.key = f"imagefleet:idem-batch:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+    def take(self, batch_id: str) -> batches.Batch | None:
+        """None if this request now owns the key; else the batch the key already made."""
+        deadline = time.monotonic() + 10
+        while True:
+            if self.redis.set(self.key, f"{self.digest}:{batch_id}", nx=True, ex=IDEM_TTL):
+                return None
+            stored = self.redis.get(self.key)
+            if stored is not None:
+                digest, _, existing = text(stored).partition(":")
+                if digest != self.digest:
+                    raise FleetError(
+                        ErrorCode.IDEMPOTENCY_CONFLICT,
+                        "this Idempotency-Key was used with a different body",
+                    )
+                found = batches.load(self.redis, existing)
+                if found is not None:
+                    return found
+                if job_age_seconds(existing) > 30:  # its request died: take the key over
+                    self.redis.set(self.key, f"{self.digest}:{batch_id}", ex=IDEM_TTL)
+                    return None
+            if time.monotonic() > deadline:
+                raise FleetError(
+                    ErrorCode.UNAVAILABLE,
+                    "a request with this Idempotency-Key is still in progress",
+                )
+            time.sleep(0.02)
+
+    def release(self, batch_id: str) -> None:
+        stored = self.redis.get(self.key)
+        if stored is not None and text(stored).endswith(":" + batch_id):
+            self.redis.delete(self.key)
+
+
+def webhook_message(batch_id: str) -> bytes:
+    """The batch webhook's task message as Celery's Redis transport keeps it (as
+    imagefleet.dispatch.redis_job_message builds a job's), pushed by the transaction that
+    ends the batch's last job (jobs/batches.py)."""
+    task_id = str(uuid.uuid4())
+    task = app.amqp.as_task_v2(
+        task_id, batches.DELIVER_BATCH_WEBHOOK, args=[batch_id, 0], ignore_result=None
+    )
+    return _encode(
+        {
+            "body": base64.b64encode(_encode(task.body)).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": task.headers,
+            "properties": {
+                "correlation_id": task_id,
+                "reply_to": app.thread_oid,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": Pool.WEBHOOKS.value},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
+
+
+@dataclasses.dataclass
+class _Item:
+    job_id: str
+    spec: JobSpec
+    priced: Quote
+
+
+def _prepared(
+    ctx: Context, tenant: str, raws: list[msgspec.Raw], answers: list[dict[str, Any]]
+) -> dict[int, _Item]:
+    """Decode, check and quote every item; an item that fails is its error in `answers`."""
+    items: dict[int, _Item] = {}
+    quotes: dict[bytes, Quote] = {}
+    for index, raw in enumerate(raws):
+        job_id = new_job_id()
+        try:
+            try:
+                spec = decode_spec(bytes(raw))
+            except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+                raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+            # A batch's jobs keep their own webhook_url; the account's default goes to the
+            # batch's one webhook, not to each job.
+            spec = admission._prepare(ctx, tenant, job_id, spec)
+            shape = _encode(spec)
+            priced = quotes.get(shape) or quotes.setdefault(shape, quote(ctx, tenant, spec))
+        except FleetError as exc:
+            answers[index] = item_error(index, exc)
+            continue
+        items[index] = _Item(job_id, spec, priced)
+    return items
+
+
+def _hold_all(ctx: Context, tenant: str, items: dict[int, _Item], answers: list[Any]) -> None:
+    """Every hold in one pipeline, in item order; a refused item becomes its error."""
+    keys = _keys(tenant)
+    with ctx.redis.pipeline(transaction=False) as pipe:
+        for item in items.values():
+            amount, mp = item.priced.amount, item.priced.megapixels or 0.0
+            name = operation_of(item.spec).name
+            ctx.ledger._hold(keys=keys, args=[item.job_id, amount, name, f"{mp:.6f}"], client=pipe)
+        replies = pipe.execute()
+    for (index, item), (status, a, b) in zip(list(items.items()), replies, strict=True):
+        if status < 0:
+            refused = HoldRefused(balance=int(a), held=int(b), disabled=status == -2)
+            answers[index] = item_error(
+                index, admission.refusal(item.priced, operation_of(item.spec).name, refused)
+            )
+            del items[index]
+
+
+def _release_all(ctx: Context, tenant: str, items: dict[int, _Item]) -> None:
+    try:
+        for item in items.values():
+            ctx.ledger.release(tenant, item.job_id, operation_of(item.spec).name)
+    except redis.RedisError as exc:  # the sweeper releases the rest later
+        log.warning("cleanup after a failed batch admission failed: %s", exc)
+
+
+def _record_all(
+    ctx: Context, batch: batches.Batch, records: list[JobRecord], redis_broker: bool
+) -> None:
+    """The batch's hash, its records and (Redis broker) their task messages in one
+    transaction; any other broker gets the messages through Celery after it."""
+    message = webhook_message(batch.id) if redis_broker and batch.webhook_url else None
+    with ctx.redis.pipeline() as pipe:
+        batches.stage(pipe, batch, message, ctx.settings.job_ttl_seconds)
+        for record in records:
+            sent = redis_job_message(record.id, record.operation, ctx.settings)
+            ctx.jobs.stage(pipe, record, sent if redis_broker else None)
+        pipe.execute()
+    if not redis_broker:
+        for record in records:
+            try:
+                ctx.dispatch.job(record.id, record.operation)
+            except Exception as exc:  # broker down: the job ends visibly, as admit_job's
+                log.error("enqueue of %s failed: %s", record.id, exc)
+                error = JobError(ErrorCode.UNAVAILABLE.value, "the job queue is unavailable")
+                ctx.jobs.apply(record.id, withdraw(error))
+
+
+def admit_batch(
+    ctx: Context, account: Account, body: bytes, idem: tuple[str, str] | None
+) -> tuple[batches.Batch, bool]:
+    """Admit a batch's jobs; returns the batch and whether it is new (else a replay)."""
+    request = decode_body(ctx, body)
+    webhook_url = request.webhook_url or account.webhook_url
+    if request.webhook_url is not None:
+        admission._check_webhook(ctx, request.webhook_url)
+    batch_id = batches.new_batch_id()
+    claim = _Claim(ctx.redis, account.id, *idem) if idem is not None else None
+    if claim is not None and (existing := claim.take(batch_id)) is not None:
+        return existing, False
+    ctx = dataclasses.replace(ctx, objects=BatchObjects(ctx.objects))
+    answers: list[dict[str, Any]] = [{} for _ in request.jobs]
+    items: dict[int, _Item] = {}
+    try:
+        items = _prepared(ctx, account.id, request.jobs, answers)
+        for queue in {operation_of(item.spec).queue for item in items.values()}:
+            admission._check_backlog(ctx, queue)
+        _hold_all(ctx, account.id, items, answers)
+        records = []
+        for index, item in items.items():
+            billing = JobBilling(
+                megapixels=item.priced.megapixels, quoted_micros=item.priced.amount
+            )
+            records.append(
+                admission.new_record(
+                    account.id, item.job_id, item.spec, billing, item.priced, batch_id
+                )
+            )
+            answers[index] = {"job": item.job_id}
+        batch = batches.Batch(
+            id=batch_id,
+            tenant=account.id,
+            created_at=now().isoformat(),
+            items=_encode(answers),
+            admitted=len(records),
+            total=len(answers),
+            webhook_url=webhook_url,
+        )
+        _record_all(ctx, batch, records, isinstance(ctx.dispatch, RedisDispatch))
+        _replicated(ctx, records)
+    except BaseException:
+        _release_all(ctx, account.id, items)
+        if claim is not None:
+            claim.release(batch_id)
+        raise
+    if not batch.admitted:
+        batch.ended_at = batch.created_at
+    return batch, True
+
+
+def _replicated(ctx: Context, records: list[JobRecord]) -> None:
+    """As `Context.replicated`, once for the batch: unconfirmed, every job is withdrawn."""
+    cfg = ctx.settings
+    try:
+        wait_for_replicas(ctx.redis, cfg.redis_min_replicas, cfg.redis_wait_ms)
+    except NotReplicated as exc:
+        log.warning("batch of %d jobs not acknowledged: %s", len(records), exc)
+        error = JobError(ErrorCode.UNAVAILABLE.value, "no Redis replica confirmed the job")
+        for record in records:
+            ctx.jobs.apply(record.id, withdraw(error))
+        raise FleetError(
+            ErrorCode.UNAVAILABLE,
+            "the job store could not replicate the batch in time; retry",
+            headers={"Retry-After": "1"},
+        ) from None
