@@ -30,6 +30,7 @@ from jobs.formats import ConvertJob  # noqa: E402
 from jobs.geometry import ResizeJob  # noqa: E402
 from jobs.spec import ImageJob, Rect  # noqa: E402
 from worker import codec  # noqa: E402
+from worker.inputs import crop_window  # noqa: E402
 from worker.ops.convert import convert  # noqa: E402
 from worker.ops.crop import crop  # noqa: E402
 from worker.ops.resize import resize  # noqa: E402
@@ -64,7 +65,9 @@ def compare(
 
 def fleet_task(data: bytes, spec: ImageJob, op: Callable, fmt: str) -> Callable[[], bytes]:
     def run() -> bytes:
-        picture = codec.decode(data, LIMITS, scale_for=spec.decode_scale)
+        picture = codec.decode(
+            data, LIMITS, scale_for=spec.decode_scale, window=crop_window(spec)
+        )  # as worker.inputs decodes: a crop's window only
         out = op([picture], spec, CFG).picture
         return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
 

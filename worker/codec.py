@@ -265,6 +265,9 @@ def decode(
         if timeline and total > 1 and not animated:
             durations = _timeline(image, total)
     frames = [_orient(frame, orientation) for frame in frames]
+    if shrink > 1:  # shrunk on load: the frame's last row and column are part pixels
+        w, h = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+        source["extent"] = [w / shrink, h / shrink, frames[0].shape[1], frames[0].shape[0]]
     source["durations"] = durations if total > 1 else []
     return Picture(
         frames=frames,

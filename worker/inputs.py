@@ -88,7 +88,7 @@ def _header_facts(data: bytes, limits: codec.Limits, page: int) -> Picture | Non
     return None if vector.kind(data) is not None else facts_picture(data, limits, page)
 
 
-def _window(spec: ImageJob) -> tuple[int, int, int, int] | None:
+def crop_window(spec: ImageJob) -> tuple[int, int, int, int] | None:
     """The part of the image a crop keeps: only that is decoded where the format allows."""
     rect = spec.rect if isinstance(spec, CropJob) else None
     return None if rect is None else (rect.x, rect.y, rect.width, rect.height)
@@ -116,7 +116,7 @@ def decode_inputs(record: JobRecord, datas: list[bytes], cfg: Settings) -> list[
                     timeline=spec.reads_timeline,
                     scale_for=spec.decode_scale,
                     density=density,
-                    window=_window(spec),
+                    window=crop_window(spec),
                 )
             )
         else:
