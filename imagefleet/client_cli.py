@@ -12,9 +12,8 @@ from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import httpx
-
 from imagefleet.client import ApiError, Client, JobResult
+from imagefleet.client_batch import guarded, run_batches
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".bmp"}
@@ -182,16 +181,6 @@ def _save(client: Client, job: JobResult, path: Path, out: Path) -> Path:
 Outcome = tuple[JobResult | ApiError, Path | None]  # the job (or error) and the saved file
 
 
-def _guarded(work: Any) -> Any:
-    """Run `work()`; a failure comes back as an ApiError, not raised."""
-    try:
-        return work()
-    except ApiError as exc:
-        return exc
-    except (OSError, httpx.HTTPError) as exc:  # a wait timed out, the network, a file
-        return ApiError(None, "CLIENT_ERROR", f"{type(exc).__name__}: {exc}")
-
-
 def _upload_one(client: Client, args: argparse.Namespace, path: Path) -> str | ApiError:
     key = str(PurePosixPath(args.prefix) / path.name)
 
@@ -199,42 +188,16 @@ def _upload_one(client: Client, args: argparse.Namespace, path: Path) -> str | A
         client.upload(path, key)
         return key
 
-    return _guarded(upload)
+    return guarded(upload)
 
 
 def _finish_one(client: Client, args: argparse.Namespace, path: Path, job_id: str) -> Outcome:
     """The ended job and (with --out) its saved output."""
-    job = _guarded(lambda: client.get(job_id))
+    job = guarded(lambda: client.get(job_id))
     if isinstance(job, ApiError) or not (args.out and job.ok):
         return job, None
-    saved = _guarded(lambda: _save(client, job, path, Path(args.out)))
+    saved = guarded(lambda: _save(client, job, path, Path(args.out)))
     return (saved, None) if isinstance(saved, ApiError) else (job, saved)
-
-
-def _submitted(
-    client: Client, args: argparse.Namespace, keys: dict[Path, str]
-) -> dict[Path, str | ApiError]:
-    """Every uploaded file's job id (or the error its item answered), through
-    `POST /v1/batches` of up to --batch-size jobs each, waited for until done."""
-    found: dict[Path, str | ApiError] = {}
-    paths = list(keys)
-    for start in range(0, len(paths), max(1, args.batch_size)):
-        chunk = paths[start : start + max(1, args.batch_size)]
-        batch = _guarded(
-            lambda chunk=chunk: client.submit_batch([_batch_spec(args, keys[p]) for p in chunk])
-        )
-        if isinstance(batch, ApiError):
-            found.update(dict.fromkeys(chunk, batch))
-            continue
-        for path, item in zip(chunk, batch["items"], strict=True):
-            error = item.get("error")
-            found[path] = (
-                ApiError(None, error["code"], error["message"], item) if error else item["job"]
-            )
-        waited = _guarded(lambda batch=batch: client.wait_batch(batch["id"], args.timeout))
-        if isinstance(waited, ApiError):
-            found.update({p: waited for p in chunk if isinstance(found[p], str)})
-    return found
 
 
 def _failure(outcome: JobResult | ApiError) -> str | None:
@@ -277,7 +240,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
                 done(path, key)
             else:
                 keys[path] = key
-        submitted = _submitted(client, args, keys)  # one request per --batch-size files
+        specs = {path: _batch_spec(args, key) for path, key in keys.items()}
+        submitted = run_batches(client, specs, args.batch_size, args.timeout)
         futures = {}
         for path, job in submitted.items():
             if isinstance(job, ApiError):
