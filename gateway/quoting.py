@@ -34,18 +34,33 @@ def facts_of(stat: ObjectStat | None, header: Header | None) -> InputFacts:
     return InputFacts(bytes=stat.size, etag=stat.version, header=summary)
 
 
-def _header(ctx: Context, key: str, size: int | None, walk: bool) -> Header | None:
+# Headers already read, by (store, key, version, size, walk): an object's version changes
+# whenever it is written, so a hit is the header of these very bytes (inputs submitted
+# again and again skip their ranged reads). Bounded: emptied when full.
+_HEADERS: dict[tuple[int, str, str, int, bool], Header | None] = {}
+HEADERS_KEPT = 4096
+
+
+def _header(ctx: Context, key: str, stat: ObjectStat | None, walk: bool) -> Header | None:
     """The input's header through ranged reads. The object's size bounds every read: an
     SVG's root tag is read from a bounded prefix, a PDF whole (its page tree can be
     anywhere), so a PDF of unknown size is unreadable and held at the most."""
+    cached = (id(ctx.objects), key, stat.version, stat.size, walk) if stat else None
+    if cached in _HEADERS:
+        return _HEADERS[cached]
     try:
-        return read_header(
+        header = read_header(
             lambda offset, length: ctx.objects.get_range(key, offset, length),
-            size=size,
+            size=stat.size if stat else None,
             count_frames=walk,
         )
     except ObjectNotFound:  # deleted since it was checked: the worker will say so
         return None
+    if cached is not None:
+        if len(_HEADERS) >= HEADERS_KEPT:
+            _HEADERS.clear()
+        _HEADERS[cached] = header
+    return header
 
 
 def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
@@ -61,7 +76,7 @@ def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
     for index, (path, source) in enumerate(spec.sources()):
         key = tenant_key(tenant, input_key_of(source) or "")
         stat = ctx.objects.stat(key)  # one look-up: size for the reader, version to record
-        header = _header(ctx, key, stat.size if stat else None, spec.walks_pages(index))
+        header = _header(ctx, key, stat, spec.walks_pages(index))
         facts.append(facts_of(stat, header))
         if header is not None:
             rasters.append((path, spec.input_raster(index, header)))

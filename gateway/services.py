@@ -52,7 +52,7 @@ class Context:
             accounts.ledger,
             Authenticator(client, aclient, cfg.rate_limit),
             # no socket timeout: the subscription is quiet while nothing changes
-            JobEvents(connect_async(cfg.redis_url)),
+            JobEvents(connect_async(cfg.redis_url), reader=aclient),
             aclient,
             dispatcher(cfg),
         )

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from starlette.concurrency import run_in_threadpool
 
 from jobs.records import JobRecord, JobStatus
-from jobs.store import EVENTS_PREFIX, JobStore
+from jobs.store import EVENTS_PREFIX, JobStore, decode_record
 
 log = logging.getLogger("imagefleet.gateway")
 _TERMINAL = {s.value for s in JobStatus if s.terminal}
@@ -39,8 +39,9 @@ class Watch:
 
 
 class JobEvents:
-    def __init__(self, client: aioredis.Redis) -> None:
+    def __init__(self, client: aioredis.Redis, reader: aioredis.Redis | None = None) -> None:
         self.client = client
+        self.reader = reader  # watched jobs are read on the event loop with it, if given
         self.watches: dict[str, set[Watch]] = {}
         self.listening = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
@@ -79,6 +80,14 @@ class JobEvents:
         for watch in self.watches.get(job_id, ()):
             watch.status = status
             watch.changed.set()
+
+    async def read(self, jobs: JobStore, job_id: str) -> JobRecord | None:
+        """A watched job's record: on the event loop (no thread hop for one GET) when the
+        events have a reader client, else through the store in a thread."""
+        if self.reader is None:
+            return await run_in_threadpool(jobs.get, job_id)
+        raw = await self.reader.get(jobs._key(job_id))
+        return decode_record(raw) if raw is not None else None
 
     @asynccontextmanager
     async def watch(self, job_id: str) -> AsyncIterator[Watch]:
@@ -121,7 +130,7 @@ async def job_changes(
         while True:
             watch.changed.clear()
             async with events.calls():
-                record = await run_in_threadpool(jobs.get, job_id)
+                record = await events.read(jobs, job_id)
             yield record
             while True:
                 left = deadline - time.monotonic()
