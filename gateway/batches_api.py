@@ -6,6 +6,7 @@ streams' per-key slots and the gateway's one subscription: gateway/events_api.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -73,9 +74,10 @@ async def submit_batch(request: Request) -> Response:
     )
 
 
-async def _owned(request: Request) -> tuple[Context, batches.Batch]:
+async def _owned(request: Request, gate: bool = False) -> tuple[Context, batches.Batch]:
+    """The caller's batch; `gate`: pass the watchers' gate, as a stream's calls do."""
     ctx = context(request)
-    async with ctx.events.calls():
+    async with ctx.events.calls() if gate else contextlib.nullcontext():
         tenant = await authenticate(request)
         found = await run_in_threadpool(batches.load, ctx.redis, request.path_params["batch_id"])
     if found is None or found.tenant != tenant:  # 404, never 403: ids don't leak existence
@@ -120,6 +122,6 @@ async def _stream(ctx: Context, batch_id: str) -> AsyncIterator[bytes]:
 
 
 async def batch_events(request: Request) -> StreamingResponse:
-    ctx, batch = await _owned(request)
+    ctx, batch = await _owned(request, gate=True)
     free = SLOTS.take(batch.tenant, ctx.settings.max_event_streams_per_key)
     return _SlotStream(_stream(ctx, batch.id), free)
