@@ -208,9 +208,12 @@ def _record_all(
     message = webhook_message(batch.id) if redis_broker and batch.webhook_url else None
     with ctx.redis.pipeline() as pipe:
         batches.stage(pipe, batch, message, ctx.settings.job_ttl_seconds)
-        for record in records:
-            sent = redis_job_message(record.id, record.operation, ctx.settings)
-            ctx.jobs.stage(pipe, record, sent if redis_broker else None)
+        sent = (
+            [redis_job_message(r.id, r.operation, ctx.settings) for r in records]
+            if redis_broker
+            else None
+        )
+        ctx.jobs.stage_many(pipe, records, sent)
         pipe.execute()
     if not redis_broker:
         for record in records:

@@ -76,23 +76,40 @@ class JobStore:
     def create(self, record: JobRecord, message: tuple[str, bytes] | None = None) -> None:
         """Store a new job and, when given, its (queue, task message) in one transaction."""
         with self.redis.pipeline() as pipe:
-            self.stage(pipe, record, message)
+            pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
+            pipe.zadd(
+                f"imagefleet:jobs:{record.tenant}",
+                {record.id: int(record.created_at.timestamp() * 1_000_000)},
+            )
+            pipe.publish(events_channel(record.id), record.status.value)
+            pipe.hincrby(STATES, record.status.value, 1)
+            pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
+            if message is not None:
+                pipe.lpush(*message)
             pipe.execute()
 
-    def stage(
-        self, pipe: Pipeline, record: JobRecord, message: tuple[str, bytes] | None = None
+    def stage_many(
+        self, pipe: Pipeline, records: list[JobRecord], messages: list[tuple[str, bytes]] | None
     ) -> None:
-        """A new job's writes, added to a transaction (a batch stages many in one)."""
-        pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
+        """Many new jobs (a batch's, with their (queue, task message) pairs) added to a
+        transaction: `create`'s writes in a few commands, the indexes and counts taking every
+        job at once, each queue its messages in one LPUSH (in order: the first pushed is the
+        first taken), and no creation notice (nobody can watch an id not yet answered)."""
+        if not records:
+            return
+        for record in records:
+            pipe.set(self._key(record.id), _encoder.encode(record), ex=self.ttl, nx=True)
         pipe.zadd(
-            f"imagefleet:jobs:{record.tenant}",
-            {record.id: int(record.created_at.timestamp() * 1_000_000)},
+            f"imagefleet:jobs:{records[0].tenant}",
+            {r.id: int(r.created_at.timestamp() * 1_000_000) for r in records},
         )
-        pipe.publish(events_channel(record.id), record.status.value)
-        pipe.hincrby(STATES, record.status.value, 1)
-        pipe.zadd(ACTIVE, {record.id: record.created_at.timestamp()})
-        if message is not None:
-            pipe.lpush(*message)
+        pipe.hincrby(STATES, JobStatus.QUEUED.value, len(records))
+        pipe.zadd(ACTIVE, {r.id: r.created_at.timestamp() for r in records})
+        queues: dict[str, list[bytes]] = {}
+        for queue, message in messages or ():
+            queues.setdefault(queue, []).append(message)
+        for queue, sent in queues.items():
+            pipe.lpush(queue, *sent)
 
     def newest(
         self, tenant: str, limit: int, before: int | None = None, status: JobStatus | None = None
