@@ -217,3 +217,16 @@ def test_the_cli_batch_submits_batches(
         if (batch := accounts.redis.hgetall(batch_key))[b"tenant"] == name.encode()
     ]
     assert sorted(int(b[b"total"]) for b in owned) == [1, 3]
+
+
+def test_a_batch_of_only_bad_items_is_done_at_once(
+    tenant: tuple[Accounts, str, httpx.Client],
+) -> None:
+    _, _, client = tenant
+    body = client.post("/v1/batches", json={"jobs": [{"operation": "nope"}]}).json()
+    assert (body["admitted"], body["rejected"]) == (0, 1)
+    assert body["items"][0]["error"]["code"] == "VALIDATION_ERROR"
+    batch = client.get(f"/v1/batches/{body['id']}").json()
+    assert batch["done"] is True and sum(batch["counts"].values()) == 0
+    with client.stream("GET", f"/v1/batches/{body['id']}/events") as stream:
+        assert "event: done" in stream.read().decode()
