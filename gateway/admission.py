@@ -1,7 +1,8 @@
 """Admission: the use case that turns a decoded job spec into an accepted, paid-for,
 queued job, or refuses it with a documented code before anything is charged. No HTTP here:
-`POST /v1/jobs`, `POST /v1/image/{op}` and any later front door (batches, payments) call
-`admit_job` with the caller's tenant.
+`POST /v1/jobs`, `POST /v1/image/{op}` and any later front door (payments) call
+`admit_job` with the caller's tenant; `POST /v1/batches` runs the same steps over many specs
+(gateway/batch_admission.py: `_prepare`, `refusal`, `new_record`, `_check_backlog`).
 
 Steps: backpressure, the Idempotency-Key claim, the spec's own checks against the operator's
 config, the webhook address, inputs (inline bytes stored, named objects checked), the quote
