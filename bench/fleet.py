@@ -13,10 +13,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import TypedDict
 
+import cv2
 import httpx
+import redis
 
 from bench import inprocess
+from jobs.geometry import ResizeJob
 from tests.fleet_harness import Fleet, process_table, start_fleet
+from worker.ops.resize import resize
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -94,6 +98,15 @@ def _fleet_cpu(fleet: Fleet) -> dict[str, float]:
     }
 
 
+def _redis_commands(fleet: Fleet) -> int:
+    """Commands Redis has run so far (`INFO commandstats`; a script's own calls count)."""
+    client = redis.Redis.from_url(fleet.redis_url)
+    try:
+        return sum(int(row["calls"]) for row in client.info("commandstats").values())
+    finally:
+        client.close()
+
+
 def _request_rate(
     fleet: Fleet,
     send: Callable[[httpx.AsyncClient], Awaitable[httpx.Response]],
@@ -133,17 +146,24 @@ def _request_rate(
     }
 
 
-def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 32) -> dict[str, float]:
-    """Job submissions, and beside them the same server answering its emptiest route
-    (`/livez`): the ceiling any route of this HTTP stack can reach per core."""
+def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 16) -> dict[str, float]:
+    """Job submissions from `concurrency` keep-alive clients; the same jobs submitted with
+    `?wait` (the gateway also waits for each end and answers it); and the same server
+    answering its emptiest route (`/livez`): the ceiling any route of this HTTP stack can
+    reach per core."""
     body = {"operation": "metadata", "input": "tiny.png"}
     jobs = _request_rate(fleet, lambda c: c.post("/v1/jobs", json=body), 202, seconds, concurrency)
+    waited = _request_rate(
+        fleet, lambda c: c.post("/v1/jobs?wait=60", json=body), 200, seconds, concurrency
+    )
     empty = _request_rate(fleet, lambda c: c.get("/livez"), 200, seconds, concurrency)
     return {
         "submissions_per_s": jobs["per_s"],
         "p99_ms": jobs["p99_ms"],
         "per_gateway_cpu_second": jobs["per_gateway_cpu_second"],
+        "waited_per_gateway_cpu_second": waited["per_gateway_cpu_second"],
         "healthz_per_gateway_cpu_second": empty["per_gateway_cpu_second"],
+        "clients": concurrency,
     }
 
 
@@ -160,6 +180,20 @@ def pool_time(client: httpx.Client, body: dict, runs: int = 15) -> float:
     return round(statistics.median(durations), 1)
 
 
+def _in_process_cpu_ms(photo: bytes, runs: int = 30) -> float:
+    """CPU time of one in-process resize in this process (CPU against the fleet's CPU:
+    unlike a rate, it does not move when other work shares the cores)."""
+    cv2.setNumThreads(1)
+    task = inprocess.fleet_task(
+        photo, ResizeJob(input="x", width=720, fit="inside"), resize, "jpeg"
+    )
+    task()  # warm
+    started = time.process_time()
+    for _ in range(runs):
+        task()
+    return (time.process_time() - started) / runs * 1000
+
+
 def resize_overhead(
     fleet: Fleet, photo: bytes, rounds: int = 3, jobs: int = 120
 ) -> dict[str, float]:
@@ -169,14 +203,18 @@ def resize_overhead(
       load generator and the gateway sharing the same two cores;
     - CPU per job: what the workers and Redis spend per job (the queue and storage path)
       against one in-process resize, and the gateway's own CPU per job apart (the HTTP
-      edge, which scales on its own replicas)."""
+      edge, which scales on its own replicas); and beside the in-process rate, one resize's
+      CPU time in this process (`cpu_overhead`: CPU against CPU, steadier than the rate when
+      other work shares the cores);
+    - Redis commands per job (`INFO commandstats`), the gateway's and the workers'."""
     processes = len(os.sched_getaffinity(0))  # the cpu pool runs one process per core
     rows: list[dict[str, float]] = []
     for _ in range(rounds):
         local = inprocess.parallel_resize_rate(photo, processes)
-        before = _fleet_cpu(fleet)
+        local_cpu_ms = _in_process_cpu_ms(photo)
+        before, commands = _fleet_cpu(fleet), _redis_commands(fleet)
         through = resize_throughput(fleet, jobs)
-        after = _fleet_cpu(fleet)
+        after, commands = _fleet_cpu(fleet), _redis_commands(fleet) - commands
         per_job = {k: (after[k] - before[k]) / jobs * 1000 for k in after}
         local_ms = processes / local * 1000  # every in-process worker is busy throughout
         rows.append(
@@ -188,6 +226,9 @@ def resize_overhead(
                 "worker_and_redis_ms": per_job["workers"] + per_job["redis"],
                 "gateway_ms": per_job["gateway"],
                 "overhead": (per_job["workers"] + per_job["redis"]) / local_ms - 1,
+                "redis_commands_per_job": commands / jobs,  # the gateway's and the workers'
+                "in_process_cpu_ms": local_cpu_ms,
+                "cpu_overhead": (per_job["workers"] + per_job["redis"]) / local_cpu_ms - 1,
             }
         )
     middle = sorted(rows, key=lambda row: row["overhead"])[len(rows) // 2]  # one round's
