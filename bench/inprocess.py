@@ -30,10 +30,13 @@ from jobs.formats import ConvertJob  # noqa: E402
 from jobs.geometry import ResizeJob  # noqa: E402
 from jobs.spec import ImageJob, Rect  # noqa: E402
 from worker import codec  # noqa: E402
+from worker.header_facts import facts_picture  # noqa: E402
 from worker.inputs import crop_window  # noqa: E402
 from worker.ops.convert import convert  # noqa: E402
 from worker.ops.crop import crop  # noqa: E402
+from worker.ops.metadata import describe  # noqa: E402
 from worker.ops.resize import resize  # noqa: E402
+from worker.picture import Picture  # noqa: E402
 
 LIMITS = codec.Limits()
 CFG = load_settings()  # the handlers' third argument
@@ -72,6 +75,24 @@ def fleet_task(data: bytes, spec: ImageJob, op: Callable, fmt: str) -> Callable[
         return codec.encode(out, fmt, 80, None, avif_speed=8, webp_method=4)
 
     return run
+
+
+def _header_facts(data: bytes) -> Picture:
+    picture = facts_picture(data, LIMITS)  # what a metadata job reads (worker.inputs)
+    assert picture is not None
+    return picture
+
+
+def _vips_header(data: bytes) -> dict[str, object]:
+    """libvips' lazy open: the same facts from the header, no pixels decoded."""
+    image = pyvips.Image.new_from_buffer(data, "")
+    fields = set(image.get_fields())
+    return {
+        "size": (image.width, image.height, image.bands, image.format, image.interpretation),
+        "orientation": image.get("orientation") if "orientation" in fields else 1,
+        "icc": len(image.get("icc-profile-data")) if "icc-profile-data" in fields else 0,
+        "exif": "exif-data" in fields,
+    }
 
 
 def _resize_for(data: bytes, seconds: float, start: Event, out: Queue[float]) -> None:
@@ -121,6 +142,10 @@ def run(data: bytes) -> dict[str, dict[str, float]]:
                 .crop(100, 50, 800, 600)
                 .jpegsave_buffer(Q=80)
             ),
+        ),
+        "metadata (header facts)": (
+            lambda: describe(_header_facts(data)),
+            lambda: _vips_header(data),
         ),
         "convert to webp q80": (
             fleet_task(data, ConvertJob(input="x", format="webp"), convert, "webp"),
