@@ -7,6 +7,7 @@ and each format plugin's own) and of the codec's own decoders (libjpeg-turbo, Op
 from __future__ import annotations
 
 import io
+import zlib
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any
@@ -124,6 +125,15 @@ def _inputs() -> dict[str, bytes]:
         "webp animated": save(
             *_frames("RGBA", 3, [40, 70, 110])[:1], "WEBP", **_frames("RGBA", 3, [40, 70, 110])[1]
         ),
+        "png animated": save(
+            *_frames("RGBA", 3, [40, 70, 110])[:1], "PNG", **_frames("RGBA", 3, [40, 70, 110])[1]
+        ),
+        "mpo": save(
+            *_frames("RGB", 2, [0, 0])[:1],
+            "MPO",
+            save_all=True,
+            append_images=_frames("RGB", 2, [0, 0])[1]["append_images"],
+        ),
         "gif": save(Image.fromarray(rgb).convert("P"), "GIF"),
         "gif animated": save(
             *_frames("P", 4, [30, 60, 90, 120])[:1], "GIF", **_frames("P", 4, [30, 60, 90, 120])[1]
@@ -172,10 +182,16 @@ def test_headers_give_the_full_decode_facts(name: str, pixel_decodes: list[str])
     assert pixel_decodes, "the counter did not see the full decode"  # the observable works
 
 
-def test_apng_falls_back_to_a_full_decode() -> None:
-    """APNG frames build on one another: their timing is read by decoding, as before."""
+def test_a_frame_count_the_blocks_do_not_match_decodes() -> None:
+    """An APNG whose acTL counts more frames than its fcTL chunks: the durations the
+    header gives would be short, so the facts come from a full decode."""
     image, options = _frames("RGB", 3, [40, 70, 110])
-    assert facts_picture(save(image, "PNG", **options), LIMITS) is None
+    data = save(image, "PNG", **options)
+    at = data.index(b"acTL")  # type, then num_frames and num_plays, then the CRC
+    body = b"acTL" + (4).to_bytes(4, "big") + data[at + 8 : at + 12]
+    lying = data[:at] + body + zlib.crc32(body).to_bytes(4, "big") + data[at + 16 :]
+    assert Image.open(io.BytesIO(lying)).n_frames == 4
+    assert facts_picture(lying, LIMITS) is None
 
 
 @pytest.mark.skipif(not CORPUS_FILES, reason="shared corpus not present")

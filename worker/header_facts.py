@@ -224,9 +224,18 @@ def _webp_durations(data: bytes) -> list[int]:
     return durations
 
 
+def _apng_durations(data: bytes) -> list[int]:
+    """Every APNG frame's delay from its fcTL chunk, as Pillow computes it (num/den s)."""
+    durations = []
+    for kind, payload in _png_chunks(data):
+        if kind == b"fcTL" and len(payload) >= 24:
+            num, den = struct.unpack(">HH", payload[20:24])
+            durations.append(int(num / (den or 100) * 1000))
+    return durations
+
+
 def _durations(data: bytes, opened: Opened) -> list[int] | None:
-    """Frame durations without decoding a frame, or None where the format needs one (APNG
-    composes each frame on the last)."""
+    """Frame durations without decoding a frame, or None where the format needs one."""
     image, total = opened.image, opened.total
     if total <= 1:
         return []
@@ -236,7 +245,10 @@ def _durations(data: bytes, opened: Opened) -> list[int] | None:
     if image.format == "WEBP":
         durations = _webp_durations(data)
         return durations if len(durations) == total else None
-    if image.format == "TIFF":  # pages, not an animation: no durations to read
+    if image.format == "PNG":
+        durations = _apng_durations(data)
+        return durations if len(durations) == total else None
+    if image.format in ("TIFF", "MPO"):  # pages or pictures, not an animation: no durations
         return [0] * total
     return None
 
