@@ -190,7 +190,7 @@ def test_a_frame_count_the_blocks_do_not_match_decodes() -> None:
     at = data.index(b"acTL")  # type, then num_frames and num_plays, then the CRC
     body = b"acTL" + (4).to_bytes(4, "big") + data[at + 8 : at + 12]
     lying = data[:at] + body + zlib.crc32(body).to_bytes(4, "big") + data[at + 16 :]
-    assert Image.open(io.BytesIO(lying)).n_frames == 4
+    assert getattr(Image.open(io.BytesIO(lying)), "n_frames", 1) == 4
     assert facts_picture(lying, LIMITS) is None
 
 
