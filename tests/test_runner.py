@@ -6,6 +6,7 @@ directory store.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from jobs.records import JobRecord, JobStatus, new_job_id, now
 from jobs.spec import Rect
 from jobs.store import JobStore
 from storage import ObjectStore, open_store, tenant_key
+from storage.local import DirectoryStore
 from tests import images
 from tests.fleet_harness import Fleet
 from worker import lease
@@ -233,3 +235,30 @@ def test_an_input_deleted_after_submission_fails_cleanly(parts: Parts, tmp_path:
     record = jobs.get(job_id)
     assert record is not None and record.status == JobStatus.FAILED
     assert record.error is not None and record.error.code == "INPUT_NOT_FOUND"
+
+
+class _CancelOnRead(DirectoryStore):
+    """A real directory store; reading the job's input cancels the job (a cancel that lands
+    a moment after the run started, before the record is read again between steps)."""
+
+    def __init__(self, root: Path, jobs: JobStore) -> None:
+        super().__init__(root)
+        self.jobs, self.job_id = jobs, ""
+
+    def get(self, key: str) -> bytes:
+        assert self.jobs.apply(self.job_id, lifecycle.CANCEL) is not None
+        return super().get(key)
+
+
+def test_a_job_canceled_as_it_starts_writes_nothing(
+    parts: Parts, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    jobs, _ = parts
+    store = _CancelOnRead(tmp_path / "objects", jobs)
+    store.job_id = job_id = _record(jobs)
+    with caplog.at_level(logging.INFO, logger="imagefleet.worker"):
+        run_job(job_id, jobs, store, load_settings())
+    assert "was canceled while running; stopped before writing anything" in caplog.text
+    record = jobs.get(job_id)
+    assert record is not None and record.status is JobStatus.CANCELED and record.result is None
+    assert store.size(tenant_key("t", f"jobs/{job_id}/output.png")) is None

@@ -41,6 +41,11 @@ def _timed_out() -> JobError:
     return JobError(ErrorCode.TIMEOUT.value, "the job exceeded its time limit")
 
 
+# Between steps, a running job re-reads its record (canceled? still this run's?) at most
+# this often, in seconds; before writing it always does.
+LOOK_EVERY = 0.25
+
+
 class _Duplicate(Exception):
     """This message is a second copy of the job's work while a live run owns it."""
 
@@ -142,7 +147,7 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
         encoded = [encode_output(output.picture, request, cfg, f"jobs/{record.id}/output")]
     else:
         return output.fields
-    checkpoint()  # a job canceled by now writes nothing
+    checkpoint(before_writing=True)  # a job canceled by now writes nothing
     write_outputs(objects, record.tenant, encoded)
     if isinstance(output, Encodings):
         return {"variants": [describe(e, cfg) for e in encoded], **output.fields}
@@ -246,15 +251,21 @@ def _run_leased(
     started = time.monotonic()
     log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
     stopped_because = ""
+    looked = started  # the record was read to start the run
 
-    def stop() -> bool:
+    def stop(before_writing: bool) -> bool:
         # Checked between steps and before writing. Canceled; or this run is no longer the
         # job's: its lease could not be renewed for a whole term (it stalled, or lost
         # Redis) and a resent copy may own the job, or another run took or ended it.
-        nonlocal stopped_because
+        # Between steps the record is read again only LOOK_EVERY after the last read (a
+        # short job reads it once more, before writing; a cancel costs a moment's work).
+        nonlocal stopped_because, looked
         if beat.lost:
             stopped_because = "lost its lease"
             return True
+        if not before_writing and time.monotonic() - looked < LOOK_EVERY:
+            return False
+        looked = time.monotonic()
         now_record = jobs.get(job_id)
         if now_record is None or now_record.status is JobStatus.CANCELED:
             stopped_because = "was canceled"
