@@ -85,10 +85,11 @@ def test_outside_the_image_is_still_the_crops_error() -> None:
     assert caught.value.code == ErrorCode.CROP_OUT_OF_BOUNDS
 
 
-def test_truncated_jpeg_fails_as_before() -> None:
+@pytest.mark.parametrize("y", [0, 250])  # rows the cut file has, and rows it lacks
+def test_truncated_jpeg_fails_as_before(y: int) -> None:
     data = images.encode(images.photo_like(400, 300), "JPEG")
     with pytest.raises(FleetError) as caught:
-        crop_job(data[: len(data) // 2], 0, 250, 50, 40)
+        crop_job(data[: len(data) // 2], 0, y, 50, 40)
     assert caught.value.code == ErrorCode.IMAGE_PARSE_FAILED
 
 

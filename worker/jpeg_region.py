@@ -52,7 +52,11 @@ def decode_rows(data: bytes, image: ImageFile.ImageFile, rows: int) -> Image.Ima
 def decode_window(
     data: bytes, image: ImageFile.ImageFile, window: Window, orientation: int
 ) -> Image.Image | None:
-    """The stored box behind the upright `window`, still stored (the codec turns it)."""
+    """The stored box behind the upright `window`, still stored (the codec turns it).
+    None for a file without its end marker: a truncated JPEG fails as a whole (the full
+    decode's strict error), even where the window's rows are all there."""
+    if not data.endswith(b"\xff\xd9"):
+        return None
     x, y, w, h = stored_window(window, orientation, *image.size)
     rows = decode_rows(data, image, y + h)
     return None if rows is None else rows.crop((x, y, x + w, y + h))
