@@ -66,6 +66,14 @@ def grant(pipe: Pipeline, job_id: str, attempt: int, seconds: float) -> None:
     pipe.zadd(INDEX, {job_id: time.time() + seconds})
 
 
+def release_in(pipe: Pipeline, job_id: str) -> None:
+    """Queue a run's release of its lease in the transaction that ends its job, once the
+    record read in that transaction still names the run's attempt: every new run bumps the
+    attempt as it takes the lease (worker/runner.py _start), so a lease there is this run's."""
+    pipe.delete(key(job_id))
+    pipe.zrem(INDEX, job_id)
+
+
 def expired(client: redis.Redis) -> list[str]:
     """Jobs whose lease should have run out by now (the sweeper checks each one's key)."""
     members = cast(list[bytes], client.zrangebyscore(INDEX, "-inf", time.time()))  # no scores
@@ -88,6 +96,7 @@ class Heartbeat:
         self.client, self.job_id, self.attempt, self.seconds = client, job_id, attempt, seconds
         self.renewed = time.monotonic()  # granted just before, in the run's start
         self.taken = False  # a renewal found the lease gone, or another run's
+        self.released = False  # the run's end released the lease (release_in)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {job_id}", daemon=True)
         self._renew = client.register_script(_RENEW)
@@ -107,6 +116,8 @@ class Heartbeat:
     ) -> None:
         self._stop.set()
         self._thread.join(self.seconds)
+        if self.released:
+            return
         try:
             self.client.register_script(_RELEASE)(
                 keys=[key(self.job_id), INDEX], args=[self.attempt, self.job_id]

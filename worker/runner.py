@@ -311,8 +311,9 @@ def _run_leased(
     done = jobs.apply(
         job_id,
         lifecycle.succeed(result, record.billing, charged),
-        also=_run_metrics(record, seconds),
+        also=_ending(record, seconds),
     )
+    beat.released = done is not None and done.attempts == record.attempts  # in that end
     elapsed = seconds * 1000
     if done is None:
         metrics.job_finished(jobs.redis, record.operation, seconds, None)
@@ -321,6 +322,18 @@ def _run_leased(
         return
     _notify(done, dispatcher(cfg))
     log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed, _written(result))
+
+
+def _ending(record: JobRecord, seconds: float) -> Callable[[Pipeline, JobRecord], None]:
+    """A finished run's writes in the transaction that ends its job: its metrics, and its
+    lease's release while the record still names its attempt (no round trip for either)."""
+
+    def writes(pipe: Pipeline, ended: JobRecord) -> None:
+        metrics.add_run(pipe, record.operation, seconds, None)
+        if ended.attempts == record.attempts:
+            lease.release_in(pipe, record.id)
+
+    return writes
 
 
 def _canceled_after_work(
