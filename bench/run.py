@@ -135,6 +135,13 @@ def main() -> None:
             "overhead <= 15%",
         ),
         (
+            "  the same, CPU against CPU",
+            f"{pooled_resize['in_process_cpu_ms']:.1f} ms of one in-process resize's CPU:"
+            f" overhead {pooled_resize['cpu_overhead']:.0%};"
+            f" {pooled_resize['redis_commands_per_job']:.0f} Redis commands per job",
+            "",
+        ),
+        (
             "resize jobs through the fleet",
             f"{pooled_resize['fleet_per_s']:.1f}/s vs"
             f" {pooled_resize['in_process_per_s']:.1f}/s in {pooled_resize['processes']}"
@@ -152,6 +159,12 @@ def main() -> None:
             f" p99 {gateway['p99_ms']} ms; {gateway['per_gateway_cpu_second']}/s per"
             " gateway CPU-second",
             ">= 1500/s per core",
+        ),
+        (
+            "  the same jobs with ?wait",
+            f"{gateway['waited_per_gateway_cpu_second']}/s per gateway CPU-second"
+            f" ({gateway['clients']} keep-alive clients, as above)",
+            "no costlier than a submission",
         ),
         (
             "  same server, empty /livez",
