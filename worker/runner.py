@@ -106,20 +106,10 @@ def _fail(
         return
     ledger.release(record.tenant, record.id, record.operation)
     seconds = (now() - record.started_at).total_seconds() if record.started_at else None
-    if jobs.apply(record.id, lifecycle.fail(error), also=_run_metrics(record, seconds, error)):
+    if jobs.apply(record.id, lifecycle.fail(error), also=_ending(record, seconds, error)):
         _notify(record, dispatcher(cfg))
     elif seconds is not None:  # ended by another run or a cancel: this run still counts
         metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
-
-
-def _run_metrics(
-    record: JobRecord, seconds: float | None, error: JobError | None = None
-) -> Callable[[Pipeline, JobRecord], None] | None:
-    """The run's metrics, written in the transaction that ends the job (no round trip)."""
-    if seconds is None:
-        return None
-    code = error.code if error else None
-    return lambda pipe, _: metrics.add_run(pipe, record.operation, seconds, code)
 
 
 def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
@@ -324,13 +314,16 @@ def _run_leased(
     log.info("job %s succeeded in %.0f ms -> %s", job_id, elapsed, _written(result))
 
 
-def _ending(record: JobRecord, seconds: float) -> Callable[[Pipeline, JobRecord], None]:
-    """A finished run's writes in the transaction that ends its job: its metrics, and its
-    lease's release while the record still names its attempt (no round trip for either)."""
+def _ending(
+    record: JobRecord, seconds: float | None, error: JobError | None = None
+) -> Callable[[Pipeline, JobRecord], None]:
+    """A run's writes in the transaction that ends its job (no round trip for either): its
+    metrics, and a finished run's lease release while the record names its attempt."""
 
     def writes(pipe: Pipeline, ended: JobRecord) -> None:
-        metrics.add_run(pipe, record.operation, seconds, None)
-        if ended.attempts == record.attempts:
+        if seconds is not None:
+            metrics.add_run(pipe, record.operation, seconds, error.code if error else None)
+        if error is None and ended.attempts == record.attempts:
             lease.release_in(pipe, record.id)
 
     return writes
