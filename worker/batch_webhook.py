@@ -6,20 +6,16 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 
 import msgspec
 import redis
 
 from billing.accounts import Accounts
-from imagefleet.addresses import Refused, check_address
 from imagefleet.dispatch import app
 from imagefleet.settings import Settings
 from jobs import batches
 from jobs.pools import Pool
-from jobs.records import WebhookState
-from worker.webhook_delivery import JITTER, retry_delay
-from worker.webhooks import Outcome, post, sign
+from worker.webhook_delivery import JITTER, retry_delay, signed_attempt
 
 log = logging.getLogger("imagefleet.webhooks")
 
@@ -34,29 +30,7 @@ def deliver_batch(batch_id: str, attempt: int, client: redis.Redis, cfg: Setting
     url = batch.webhook_url
     body = msgspec.json.encode({"type": "batch.done", "batch": batch.public()})
     msg_id = f"msg_{batch_id}_done"  # the same id on every retry
-    timestamp = int(time.time())
-    refused = False
-    try:
-        host, ip, port = check_address(url, cfg.webhook_allow_loopback, cfg.webhook_allow_private)
-        signature = sign(account.webhook_secret, msg_id, timestamp, body)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature,
-        }
-        outcome = post(url, body, headers, ip, port, host)
-    except Refused as exc:
-        outcome, refused = Outcome(None, 0.0, f"refused: {exc}"), True
-    last = outcome.ok or refused or attempt + 1 >= cfg.webhook_attempts
-    state = (
-        WebhookState.DELIVERED
-        if outcome.ok
-        else WebhookState.REFUSED
-        if refused
-        else WebhookState.FAILED
-        if last
-        else WebhookState.RETRYING
-    )
+    _, state, last = signed_attempt(url, body, msg_id, account.webhook_secret, attempt, cfg)
     batches.note_webhook(client, batch_id, state.value)
     log.info("batch webhook %s attempt %d -> %s", batch_id, attempt + 1, state)
     if not last:

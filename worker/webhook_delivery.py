@@ -28,6 +28,30 @@ def retry_delay(cfg: Settings, attempt: int, jitter: float) -> float:
     return cfg.webhook_base_delay * 2**attempt * jitter
 
 
+def signed_attempt(
+    url: str, body: bytes, msg_id: str, secret: str, attempt: int, cfg: Settings
+) -> tuple[Outcome, WebhookState, bool]:
+    """One Standard Webhooks POST to a checked address (a job's end, a batch's end): what
+    came back, the webhook's state after it, and whether it was the last attempt."""
+    timestamp = int(time.time())
+    try:
+        host, ip, port = check_address(url, cfg.webhook_allow_loopback, cfg.webhook_allow_private)
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": sign(secret, msg_id, timestamp, body),
+        }
+        outcome, refused = post(url, body, headers, ip, port, host), False
+    except Refused as exc:
+        outcome, refused = Outcome(None, 0.0, f"refused: {exc}"), True
+    last = outcome.ok or refused or attempt + 1 >= cfg.webhook_attempts
+    if outcome.ok:
+        return outcome, WebhookState.DELIVERED, True
+    if refused:
+        return outcome, WebhookState.REFUSED, True
+    return outcome, WebhookState.FAILED if last else WebhookState.RETRYING, last
+
+
 def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings, dispatch: Dispatch) -> None:
     record = jobs.get(job_id)
     url = record.spec.webhook_url if record else None
@@ -38,34 +62,7 @@ def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings, dispatch: 
         return
     body = msgspec.json.encode(record.public())
     msg_id = f"msg_{job_id}_{record.status.value}"  # the same id on every retry of one event
-    timestamp = int(time.time())
-    refused = False
-    try:
-        host, ip, port = check_address(url, cfg.webhook_allow_loopback, cfg.webhook_allow_private)
-        outcome = post(
-            url,
-            body,
-            {
-                "webhook-id": msg_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(account.webhook_secret, msg_id, timestamp, body),
-            },
-            ip,
-            port,
-            host,
-        )
-    except Refused as exc:
-        outcome, refused = Outcome(None, 0.0, f"refused: {exc}"), True
-    last = outcome.ok or refused or attempt + 1 >= cfg.webhook_attempts
-    state = (
-        WebhookState.DELIVERED
-        if outcome.ok
-        else WebhookState.REFUSED
-        if refused
-        else WebhookState.FAILED
-        if last
-        else WebhookState.RETRYING
-    )
+    outcome, state, last = signed_attempt(url, body, msg_id, account.webhook_secret, attempt, cfg)
     delivery = Delivery(
         at=time.time(),
         attempt=attempt + 1,
