@@ -96,6 +96,16 @@ class HoldRefused:
         return self.balance - self.held
 
 
+def _refusal(reply: list[int]) -> HoldRefused | None:
+    """The hold script's answer: held (None), short of credit, or a disabled account."""
+    status, a, b = reply
+    if status == -1:
+        return HoldRefused(balance=int(a), held=int(b))
+    if status == -2:
+        return HoldRefused(balance=0, held=0, disabled=True)
+    return None
+
+
 class Ledger:
     def __init__(self, client: redis.Redis, durable: Callable[[], None] | None = None) -> None:
         """`durable`: called after each capture, returns once the capture is safe (on the
@@ -113,14 +123,19 @@ class Ledger:
         self, account: str, job_id: str, amount: int, op: str, megapixels: float
     ) -> HoldRefused | None:
         """Hold `amount` for a job (None), or say why not. Holding twice is a no-op."""
-        status, a, b = self._hold(
-            keys=_keys(account), args=[job_id, amount, op, f"{megapixels:.6f}"]
-        )
-        if status == -1:
-            return HoldRefused(balance=int(a), held=int(b))
-        if status == -2:
-            return HoldRefused(balance=0, held=0, disabled=True)
-        return None
+        reply = self._hold(keys=_keys(account), args=[job_id, amount, op, f"{megapixels:.6f}"])
+        return _refusal(reply)
+
+    def hold_many(
+        self, account: str, holds: list[tuple[str, int, str, float]]
+    ) -> list[HoldRefused | None]:
+        """`hold` for (job id, amount, op, megapixels) of one account, in order, in one
+        round trip (a batch): each sees the holds before it."""
+        keys = _keys(account)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, amount, op, megapixels in holds:
+                self._hold(keys=keys, args=[job_id, amount, op, f"{megapixels:.6f}"], client=pipe)
+            return [_refusal(reply) for reply in pipe.execute()]
 
     def capture(self, account: str, job_id: str, actual: int, op: str, megapixels: float) -> int:
         """Charge min(actual, held) and return it. Without a hold (a rerun) nothing moves and

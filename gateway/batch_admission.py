@@ -9,25 +9,22 @@ the others are admitted. One Idempotency-Key covers the whole batch.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import hashlib
 import logging
 import time
-import uuid
 from typing import Any
 
 import msgspec
 import redis
 
 from billing.accounts import Account
-from billing.ledger import HoldRefused, _keys
 from gateway import admission
 from gateway.batch_objects import BatchObjects
 from gateway.quoting import Quote, quote
 from gateway.services import Context
-from imagefleet.dispatch import RedisDispatch, app, redis_job_message
-from imagefleet.redis_conn import NotReplicated, text, wait_for_replicas
+from imagefleet.dispatch import RedisDispatch, redis_job_message, redis_task_message
+from imagefleet.redis_conn import text
 from jobs import batches
 from jobs.errors import ErrorCode, FleetError
 from jobs.lifecycle import withdraw
@@ -115,33 +112,6 @@ class _Claim:
             self.redis.delete(self.key)
 
 
-def webhook_message(batch_id: str) -> bytes:
-    """The batch webhook's task message as Celery's Redis transport keeps it (as
-    imagefleet.dispatch.redis_job_message builds a job's), pushed by the transaction that
-    ends the batch's last job (jobs/batches.py)."""
-    task_id = str(uuid.uuid4())
-    task = app.amqp.as_task_v2(
-        task_id, batches.DELIVER_BATCH_WEBHOOK, args=[batch_id, 0], ignore_result=None
-    )
-    return _encode(
-        {
-            "body": base64.b64encode(_encode(task.body)).decode(),
-            "content-encoding": "utf-8",
-            "content-type": "application/json",
-            "headers": task.headers,
-            "properties": {
-                "correlation_id": task_id,
-                "reply_to": app.thread_oid,
-                "delivery_mode": 2,
-                "delivery_info": {"exchange": "", "routing_key": Pool.WEBHOOKS.value},
-                "priority": 0,
-                "body_encoding": "base64",
-                "delivery_tag": str(uuid.uuid4()),
-            },
-        }
-    )
-
-
 @dataclasses.dataclass
 class _Item:
     job_id: str
@@ -176,16 +146,18 @@ def _prepared(
 
 def _hold_all(ctx: Context, tenant: str, items: dict[int, _Item], answers: list[Any]) -> None:
     """Every hold in one pipeline, in item order; a refused item becomes its error."""
-    keys = _keys(tenant)
-    with ctx.redis.pipeline(transaction=False) as pipe:
-        for item in items.values():
-            amount, mp = item.priced.amount, item.priced.megapixels or 0.0
-            name = operation_of(item.spec).name
-            ctx.ledger._hold(keys=keys, args=[item.job_id, amount, name, f"{mp:.6f}"], client=pipe)
-        replies = pipe.execute()
-    for (index, item), (status, a, b) in zip(list(items.items()), replies, strict=True):
-        if status < 0:
-            refused = HoldRefused(balance=int(a), held=int(b), disabled=status == -2)
+    holds = [
+        (
+            item.job_id,
+            item.priced.amount,
+            operation_of(item.spec).name,
+            item.priced.megapixels or 0.0,
+        )
+        for item in items.values()
+    ]
+    refusals = ctx.ledger.hold_many(tenant, holds)
+    for (index, item), refused in zip(list(items.items()), refusals, strict=True):
+        if refused is not None:
             answers[index] = item_error(
                 index, admission.refusal(item.priced, operation_of(item.spec).name, refused)
             )
@@ -205,7 +177,11 @@ def _record_all(
 ) -> None:
     """The batch's hash, its records and (Redis broker) their task messages in one
     transaction; any other broker gets the messages through Celery after it."""
-    message = webhook_message(batch.id) if redis_broker and batch.webhook_url else None
+    message = (
+        redis_task_message(batches.DELIVER_BATCH_WEBHOOK, [batch.id, 0], Pool.WEBHOOKS)
+        if redis_broker and batch.webhook_url
+        else None
+    )
     with ctx.redis.pipeline() as pipe:
         batches.stage(pipe, batch, message, ctx.settings.job_ttl_seconds)
         sent = (
@@ -266,7 +242,7 @@ def admit_batch(
             webhook_url=webhook_url,
         )
         _record_all(ctx, batch, records, isinstance(ctx.dispatch, RedisDispatch))
-        _replicated(ctx, records)
+        ctx.replicated(*records)  # on a replica before 202 (Sentinel): else 503, withdrawn
     except BaseException:
         _release_all(ctx, account.id, items)
         if claim is not None:
@@ -275,20 +251,3 @@ def admit_batch(
     if not batch.admitted:
         batch.ended_at = batch.created_at
     return batch, True
-
-
-def _replicated(ctx: Context, records: list[JobRecord]) -> None:
-    """As `Context.replicated`, once for the batch: unconfirmed, every job is withdrawn."""
-    cfg = ctx.settings
-    try:
-        wait_for_replicas(ctx.redis, cfg.redis_min_replicas, cfg.redis_wait_ms)
-    except NotReplicated as exc:
-        log.warning("batch of %d jobs not acknowledged: %s", len(records), exc)
-        error = JobError(ErrorCode.UNAVAILABLE.value, "no Redis replica confirmed the job")
-        for record in records:
-            ctx.jobs.apply(record.id, withdraw(error))
-        raise FleetError(
-            ErrorCode.UNAVAILABLE,
-            "the job store could not replicate the batch in time; retry",
-            headers={"Retry-After": "1"},
-        ) from None

@@ -57,8 +57,8 @@ class Context:
             dispatcher(cfg),
         )
 
-    def replicated(self, record: JobRecord) -> None:
-        """Before a new job is acknowledged: its record and hold are on
+    def replicated(self, *records: JobRecord) -> None:
+        """Before new jobs are acknowledged (one, or a batch's): records and holds are on
         FLEET_REDIS_MIN_REPLICAS replicas (1 on Sentinel), so a failover cannot lose a job
         that was answered 202. If not, the job ends UNAVAILABLE (no worker runs it) and the
         caller gets 503 with Retry-After; the admission's cleanup releases the hold and the
@@ -67,12 +67,13 @@ class Context:
         try:
             wait_for_replicas(self.redis, cfg.redis_min_replicas, cfg.redis_wait_ms)
         except NotReplicated as exc:
-            log.warning("job %s not acknowledged: %s", record.id, exc)
+            log.warning("%d new job(s) not acknowledged: %s", len(records), exc)
             error = JobError(
                 ErrorCode.UNAVAILABLE.value,
                 "no Redis replica confirmed the job; it was not accepted",
             )
-            self.jobs.apply(record.id, withdraw(error))
+            for record in records:
+                self.jobs.apply(record.id, withdraw(error))
             raise FleetError(
                 ErrorCode.UNAVAILABLE,
                 "the job store could not replicate the job in time; retry",

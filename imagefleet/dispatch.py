@@ -112,25 +112,14 @@ def _run_job_template(soft: int, hard: int) -> Any:
     )  # as send_task does
 
 
-def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, bytes]:
-    """The job's task message as Celery's Redis transport keeps it (an entry of the list
-    named after the queue). Celery builds the message (`as_task_v2`); only the per-job ids
-    and kombu's envelope are written here, and tests/test_enqueue.py holds it to what
-    `send_task` pushes with the pinned celery and kombu."""
-    queue = OPERATIONS[operation].queue
-    template = _run_job_template(*time_limits(operation, cfg))
-    task_id = str(uuid.uuid4())
-    body: tuple[list[str], dict[str, Any], Any] = ([job_id], {}, template.body[2])
+def _redis_entry(body: Any, headers: dict[str, Any], task_id: str, queue: str) -> bytes:
+    """kombu's envelope around a Celery message, as its Redis transport keeps it (an entry
+    of the list named after the queue)."""
     envelope = {
         "body": base64.b64encode(_json.encode(body)).decode(),
         "content-encoding": "utf-8",
         "content-type": "application/json",
-        "headers": {
-            **template.headers,
-            "id": task_id,
-            "root_id": task_id,
-            "argsrepr": repr([job_id]),
-        },
+        "headers": headers,
         "properties": {
             "correlation_id": task_id,
             "reply_to": app.thread_oid,
@@ -141,4 +130,26 @@ def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, 
             "delivery_tag": str(uuid.uuid4()),
         },
     }
-    return queue, _json.encode(envelope)
+    return _json.encode(envelope)
+
+
+def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, bytes]:
+    """The job's task message as Celery's Redis transport keeps it, for the gateway to push
+    in the transaction that records the job. Celery builds the message (`as_task_v2`, once
+    per time limits); only the per-job ids and kombu's envelope are written here, and
+    tests/test_enqueue.py holds it to what `send_task` pushes with the pinned celery and
+    kombu."""
+    queue = OPERATIONS[operation].queue
+    template = _run_job_template(*time_limits(operation, cfg))
+    task_id = str(uuid.uuid4())
+    body: tuple[list[str], dict[str, Any], Any] = ([job_id], {}, template.body[2])
+    headers = {**template.headers, "id": task_id, "root_id": task_id, "argsrepr": repr([job_id])}
+    return queue, _redis_entry(body, headers, task_id, queue)
+
+
+def redis_task_message(task: str, args: list[Any], queue: str) -> bytes:
+    """Any task's message as Celery's Redis transport keeps it (e.g. a batch's webhook,
+    pushed by the transaction that ends the batch's last job: jobs/batches.py)."""
+    task_id = str(uuid.uuid4())
+    message = app.amqp.as_task_v2(task_id, task, args=args, ignore_result=None)
+    return _redis_entry(message.body, message.headers, task_id, queue)
