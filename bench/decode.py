@@ -28,8 +28,7 @@ from bench.inprocess import compare  # noqa: E402
 from imagefleet.settings import load_settings  # noqa: E402
 from jobs.errors import FleetError  # noqa: E402
 from jobs.formats import ConvertJob  # noqa: E402
-from jobs.records import JobRecord, JobStatus, new_job_id, now  # noqa: E402
-from tests.images import pdf_of, photo_like  # noqa: E402
+from tests.images import pdf_of, photo_like, running_record  # noqa: E402
 from worker.inputs import decode_inputs  # noqa: E402
 
 CFG = load_settings()
@@ -101,16 +100,7 @@ def pdf() -> bytes:
 
 def fleet_decode(data: bytes, density: float | None = None) -> Callable[[], np.ndarray]:
     """The runner's decode of a convert job's input (header planning is not included)."""
-    created = now()
-    record = JobRecord(
-        id=new_job_id(),
-        tenant="bench",
-        operation="convert",
-        status=JobStatus.RUNNING,
-        spec=ConvertJob(input="in", format="png", density=density),
-        created_at=created,
-        updated_at=created,
-    )
+    record = running_record(ConvertJob(input="in", format="png", density=density), "bench")
     return lambda: decode_inputs(record, [data], CFG)[0].first
 
 

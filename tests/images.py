@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -97,3 +98,20 @@ def pdf_of(objects: list[bytes]) -> bytes:
         xref,
     )
     return bytes(out)
+
+
+def running_record(spec: Any, tenant: str = "t") -> Any:
+    """A job record of `spec`, running: what the worker's decode_inputs and handlers take
+    (tests and the decode bench call them as the runner does)."""
+    from jobs.records import JobRecord, JobStatus, new_job_id, now
+
+    created = now()
+    return JobRecord(
+        id=new_job_id(),
+        tenant=tenant,
+        operation=spec.__struct_config__.tag,
+        status=JobStatus.RUNNING,
+        spec=spec,
+        created_at=created,
+        updated_at=created,
+    )

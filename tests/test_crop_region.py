@@ -12,10 +12,9 @@ import pytest
 from imagefleet.settings import load_settings
 from jobs.crop import CropJob
 from jobs.errors import ErrorCode, FleetError
-from jobs.records import JobRecord, JobStatus, new_job_id, now
 from jobs.spec import Rect
 from tests import images
-from tests.images import CORPUS
+from tests.images import CORPUS, running_record
 from worker import codec
 from worker.header_facts import Limits, open_image
 from worker.inputs import decode_inputs
@@ -29,16 +28,7 @@ PHOTO = CORPUS / "2569067123_aca715a2ee_o.jpg"
 def crop_job(data: bytes, x: int, y: int, width: int, height: int) -> tuple[np.ndarray, Any]:
     """The runner's path: decode_inputs for a crop record, then the handler."""
     spec = CropJob(input="in", rect=Rect(x=x, y=y, width=width, height=height))
-    created = now()
-    record = JobRecord(
-        id=new_job_id(),
-        tenant="t",
-        operation="crop",
-        status=JobStatus.RUNNING,
-        spec=spec,
-        created_at=created,
-        updated_at=created,
-    )
+    record = running_record(spec)
     pictures = decode_inputs(record, [data], CFG)
     output = crop(pictures, spec, CFG)
     assert output.picture is not None

@@ -21,9 +21,8 @@ from PIL import Image
 
 from imagefleet.settings import load_settings
 from jobs.analysis import MetadataJob
-from jobs.records import JobRecord, JobStatus, new_job_id, now
 from tests.codec_helpers import needs_corpus, swapped_rg_profile
-from tests.images import CORPUS, pdf_of
+from tests.images import CORPUS, pdf_of, running_record
 from worker.inputs import decode_inputs
 from worker.ops.metadata import metadata, view_box
 
@@ -52,16 +51,7 @@ COMMON = {
 def meta(data: bytes, **spec: Any) -> dict[str, Any]:
     """The runner's decode of a metadata job's input, then the handler."""
     job = MetadataJob(input="in", **spec)
-    created = now()
-    record = JobRecord(
-        id=new_job_id(),
-        tenant="t",
-        operation="metadata",
-        status=JobStatus.RUNNING,
-        spec=job,
-        created_at=created,
-        updated_at=created,
-    )
+    record = running_record(job)
     output = metadata(decode_inputs(record, [data], CFG), job, CFG)
     assert output.picture is None and set(output.fields) == {"metadata"}
     json.dumps(output.fields)  # plain JSON types only
