@@ -34,9 +34,9 @@ from imagefleet import procs
 from tests import images
 from tests.chaos_checks import Report, check
 from tests.fleet_harness import Fleet, process_table, start_fleet
+from tests.fleet_helpers import wait_all_ended
 from tests.receiver import Receiver
 
-TERMINAL = ("succeeded", "failed", "canceled")
 KILLED_POOLS = ("cpu", "ocr", "webhooks")
 
 # (weight, job body without webhook, what a valid output must measure: (w, h) or None)
@@ -143,26 +143,6 @@ def _submit(
     return None
 
 
-def _wait_all(client: httpx.Client, ids: list[str], timeout: float) -> dict[str, dict]:
-    ended: dict[str, dict] = {}
-    deadline = time.monotonic() + timeout
-    while len(ended) < len(ids) and time.monotonic() < deadline:
-        for job_id in ids:
-            if job_id in ended:
-                continue
-            try:
-                job = client.get(f"/v1/jobs/{job_id}").json()
-            except (httpx.TransportError, ValueError):
-                break
-            webhook = job.get("webhook") or {}
-            if job.get("status") in TERMINAL and (  # and its webhook settled, either way
-                webhook.get("state") not in ("pending", "retrying")
-            ):
-                ended[job_id] = job
-        time.sleep(0.5)
-    return ended
-
-
 def run(
     jobs: int,
     kill_every: float,
@@ -225,7 +205,9 @@ def run(
             with ThreadPoolExecutor(submitters) as pool:
                 list(pool.map(one, range(jobs)))
             say(f"chaos: {report.accepted} accepted; waiting for every job to end")
-            ended = _wait_all(http, list(expected), timeout=120 + jobs * 0.5)
+            ended = wait_all_ended(
+                http, list(expected), timeout=120 + jobs * 0.5, webhooks_settled=True
+            )
             killer.stopped.set()
             for job_id in expected:
                 if job_id not in ended:

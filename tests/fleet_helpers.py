@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import uuid
 from typing import Any
 
@@ -11,6 +12,8 @@ import httpx
 import numpy as np
 
 from tests import images
+
+TERMINAL = ("succeeded", "failed", "canceled")
 
 
 def upload_examples(client: httpx.Client) -> None:
@@ -61,3 +64,28 @@ def send_task_probe(connection: Any, client: Any) -> bytes:
     client.delete(f"_kombu.binding.{probe}", f"_kombu.binding_permanent.{probe}")
     assert isinstance(theirs, bytes)
     return theirs
+
+
+def wait_all_ended(
+    client: httpx.Client, ids: list[str], timeout: float, webhooks_settled: bool = False
+) -> dict[str, dict[str, Any]]:
+    """The jobs of `ids` that ended within `timeout` (polled through the API; a poll that
+    fails starts the round again), and with `webhooks_settled` only those whose webhook
+    was delivered or given up on too."""
+    ended: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while len(ended) < len(ids) and time.monotonic() < deadline:
+        for job_id in ids:
+            if job_id in ended:
+                continue
+            try:
+                job = client.get(f"/v1/jobs/{job_id}").json()
+            except (httpx.TransportError, ValueError):
+                break
+            webhook = job.get("webhook") or {}
+            if job.get("status") in TERMINAL and not (
+                webhooks_settled and webhook.get("state") in ("pending", "retrying")
+            ):
+                ended[job_id] = job
+        time.sleep(0.5)
+    return ended

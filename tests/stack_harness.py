@@ -22,10 +22,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from deploy import stack
 from imagefleet import procs
+from tests.fleet_helpers import TERMINAL
 
 Say = Callable[[str], None]
 
-TERMINAL = ("succeeded", "failed", "canceled")
 # A webhook receiver, run in a container from the fleet image on the stack's network: every
 # POST is one JSON line (headers and body) in /tmp/hooks.jsonl, answered 204.
 RECEIVER = r"""

@@ -27,7 +27,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests import images
-from tests.stack_harness import TERMINAL, Stack, api_client, docker, text_png
+from tests.fleet_helpers import wait_all_ended
+from tests.stack_harness import Stack, api_client, docker, text_png
 from tests.stack_session import say_to
 
 pytestmark = pytest.mark.fleet  # starts its own servers
@@ -254,19 +255,7 @@ def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
         faulter.join(timeout=180)
         job_ids = sorted(set(run.keys.values()))
         say(f"faults: {len(job_ids)} jobs accepted in {submitted_in:.0f} s; waiting for all to end")
-        ended: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + 900
-        while len(ended) < len(job_ids) and time.monotonic() < deadline:
-            for job_id in job_ids:
-                if job_id in ended:
-                    continue
-                try:
-                    job = client.get(f"/v1/jobs/{job_id}").json()
-                except (httpx.TransportError, ValueError):
-                    break
-                if job.get("status") in TERMINAL:
-                    ended[job_id] = job
-            time.sleep(0.5)
+        ended = wait_all_ended(client, job_ids, timeout=900)
         wall = time.monotonic() - started
         listed = _all_jobs(client)
     books = _ledger(fleet_stack, name)
@@ -323,9 +312,9 @@ def test_fault_run_every_accepted_job_ends_once_and_the_books_balance(
     resends: dict[str, float] = {}
     sweeper_log = fleet_stack.logs(fleet_stack.container("sweeper"), tail=100_000)
     for job_id, killed_at in run.victim_jobs.items():
-        job = ended.get(job_id)
-        if job and _seconds(job["started_at"]) > killed_at:
-            reruns[job_id] = _seconds(job["started_at"]) - killed_at
+        rerun = ended.get(job_id)
+        if rerun and _seconds(rerun["started_at"]) > killed_at:
+            reruns[job_id] = _seconds(rerun["started_at"]) - killed_at
         for line in sweeper_log.splitlines():
             if job_id in line and "sending it again" in line and line.startswith("{"):
                 resends.setdefault(job_id, _seconds(json.loads(line)["ts"]) - killed_at)
