@@ -178,7 +178,7 @@ def admit_job(
     _check_backlog(ctx, operation_of(spec).queue)
     job_id = new_job_id()
     if idem is not None:
-        existing = Idempotency(ctx.redis, ctx.jobs).claim(tenant, idem[0], idem[1], job_id)
+        existing = Idempotency(ctx.redis, ctx.jobs.get).claim(tenant, idem[0], idem[1], job_id)
         if existing is not None:
             return existing, False
     held = False
@@ -200,7 +200,7 @@ def admit_job(
             if held:
                 ctx.ledger.release(tenant, job_id, operation_of(spec).name)
             if idem is not None:
-                Idempotency(ctx.redis, ctx.jobs).release(tenant, idem[0], job_id)
+                Idempotency(ctx.redis, ctx.jobs.get).release(tenant, idem[0], job_id)
         except redis.RedisError as exc:  # Redis is away: the sweeper releases the hold later
             log.warning("cleanup after a failed admission of %s failed: %s", job_id, exc)
         raise

@@ -10,9 +10,7 @@ the others are admitted. One Idempotency-Key covers the whole batch.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import time
 from typing import Any
 
 import msgspec
@@ -21,20 +19,19 @@ import redis
 from billing.accounts import Account
 from gateway import admission
 from gateway.batch_objects import BatchObjects
+from gateway.idempotency import Idempotency
 from gateway.quoting import Quote, quote
 from gateway.services import Context
 from imagefleet.dispatch import RedisDispatch, redis_job_message, redis_task_message
-from imagefleet.redis_conn import text
 from jobs import batches
 from jobs.errors import ErrorCode, FleetError
 from jobs.lifecycle import withdraw
 from jobs.pools import Pool
-from jobs.records import JobBilling, JobError, JobRecord, job_age_seconds, new_job_id, now
+from jobs.records import JobBilling, JobError, JobRecord, new_job_id, now
 from jobs.registry import decode_spec, operation_of
 from jobs.spec import JobSpec
 
 log = logging.getLogger("imagefleet.gateway")
-IDEM_TTL = 24 * 3600
 _encode = msgspec.json.Encoder().encode
 
 
@@ -69,47 +66,11 @@ def decode_body(ctx: Context, body: bytes) -> BatchBody:
     return batch
 
 
-class _Claim:
-    """The batch's Idempotency-Key (kept apart from the jobs' keys): the first request
-    claims it with its body's hash and the batch id; a replay finds that batch."""
-
-    def __init__(self, client: redis.Redis, tenant: str, key: str, digest: str) -> None:
-        if len(key) > 255:
-            raise FleetError(ErrorCode.VALIDATION_ERROR, "Idempotency-Key is at most 255 chars")
-        self.redis, self.digest = client, digest
-        self.key = f"imagefleet:idem-batch:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
-
-    def take(self, batch_id: str) -> batches.Batch | None:
-        """None if this request now owns the key; else the batch the key already made."""
-        deadline = time.monotonic() + 10
-        while True:
-            if self.redis.set(self.key, f"{self.digest}:{batch_id}", nx=True, ex=IDEM_TTL):
-                return None
-            stored = self.redis.get(self.key)
-            if stored is not None:
-                digest, _, existing = text(stored).partition(":")
-                if digest != self.digest:
-                    raise FleetError(
-                        ErrorCode.IDEMPOTENCY_CONFLICT,
-                        "this Idempotency-Key was used with a different body",
-                    )
-                found = batches.load(self.redis, existing)
-                if found is not None:
-                    return found
-                if job_age_seconds(existing) > 30:  # its request died: take the key over
-                    self.redis.set(self.key, f"{self.digest}:{batch_id}", ex=IDEM_TTL)
-                    return None
-            if time.monotonic() > deadline:
-                raise FleetError(
-                    ErrorCode.UNAVAILABLE,
-                    "a request with this Idempotency-Key is still in progress",
-                )
-            time.sleep(0.02)
-
-    def release(self, batch_id: str) -> None:
-        stored = self.redis.get(self.key)
-        if stored is not None and text(stored).endswith(":" + batch_id):
-            self.redis.delete(self.key)
+def _claims(ctx: Context) -> Idempotency[batches.Batch]:
+    """Batches' Idempotency-Keys, kept apart from the jobs' (a replay finds the batch)."""
+    return Idempotency(
+        ctx.redis, lambda batch_id: batches.load(ctx.redis, batch_id), "imagefleet:idem-batch:"
+    )
 
 
 @dataclasses.dataclass
@@ -210,8 +171,10 @@ def admit_batch(
     if request.webhook_url is not None:
         admission._check_webhook(ctx, request.webhook_url)
     batch_id = batches.new_batch_id()
-    claim = _Claim(ctx.redis, account.id, *idem) if idem is not None else None
-    if claim is not None and (existing := claim.take(batch_id)) is not None:
+    existing = (
+        _claims(ctx).claim(account.id, idem[0], idem[1], batch_id) if idem is not None else None
+    )
+    if existing is not None:
         return existing, False
     ctx = dataclasses.replace(ctx, objects=BatchObjects(ctx.objects))
     answers: list[dict[str, Any]] = [{} for _ in request.jobs]
@@ -245,8 +208,8 @@ def admit_batch(
         ctx.replicated(*records)  # on a replica before 202 (Sentinel): else 503, withdrawn
     except BaseException:
         _release_all(ctx, account.id, items)
-        if claim is not None:
-            claim.release(batch_id)
+        if idem is not None:
+            _claims(ctx).release(account.id, idem[0], batch_id)
         raise
     if not batch.admitted:
         batch.ended_at = batch.created_at

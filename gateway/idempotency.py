@@ -9,19 +9,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 import redis
 
 from imagefleet.redis_conn import text
 from jobs.errors import ErrorCode, FleetError
-from jobs.records import JobRecord, job_age_seconds
-from jobs.store import JobStore
+from jobs.records import job_age_seconds
 
 TTL_SECONDS = 24 * 3600
 # A claim this old whose job was never recorded belongs to a request that died (its gateway
 # lost Redis or crashed mid-admission); a retry may take the key over.
 ABANDONED_SECONDS = 30
 _PREFIX = "imagefleet:idem:"
+Made = TypeVar("Made")  # what a key makes: a job record, a batch
 
 
 def body_hash(body: bytes) -> str:
@@ -33,16 +35,22 @@ def body_hash(body: bytes) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Idempotency:
-    def __init__(self, client: redis.Redis, jobs: JobStore) -> None:
+class Idempotency(Generic[Made]):
+    """Keys of one kind: a job's (`Idempotency(redis, jobs.get)`), or a batch's, kept apart
+    under their own prefix. `find` looks up what a key made, by its id."""
+
+    def __init__(
+        self, client: redis.Redis, find: Callable[[str], Made | None], prefix: str = _PREFIX
+    ) -> None:
         self.redis = client
-        self.jobs = jobs
+        self.find = find
+        self.prefix = prefix
 
     def _key(self, tenant: str, key: str) -> str:
-        return _PREFIX + tenant + ":" + hashlib.sha256(key.encode()).hexdigest()
+        return self.prefix + tenant + ":" + hashlib.sha256(key.encode()).hexdigest()
 
-    def claim(self, tenant: str, key: str, digest: str, job_id: str) -> JobRecord | None:
-        """None if this request now owns the key; else the job the key already made."""
+    def claim(self, tenant: str, key: str, digest: str, job_id: str) -> Made | None:
+        """None if this request now owns the key; else what the key already made."""
         if len(key) > 255:
             raise FleetError(ErrorCode.VALIDATION_ERROR, "Idempotency-Key is at most 255 chars")
         deadline = time.monotonic() + 10
@@ -59,9 +67,9 @@ class Idempotency:
                         ErrorCode.IDEMPOTENCY_CONFLICT,
                         "this Idempotency-Key was used with a different body",
                     )
-                record = self.jobs.get(existing)
-                if record is not None:
-                    return record
+                made = self.find(existing)
+                if made is not None:
+                    return made
                 if job_age_seconds(existing) > ABANDONED_SECONDS and self._take_over(
                     tenant, key, stored, f"{digest}:{job_id}"
                 ):

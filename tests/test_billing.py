@@ -205,7 +205,7 @@ def test_a_key_claimed_by_a_request_that_died_is_taken_over(dir_fleet: Fleet) ->
     body = {"operation": "metadata", "input": "a.png"}
     stamp = int((time.time() - ABANDONED_SECONDS - 5) * 1000)
     lost_job = f"job_{stamp:012x}{'cd' * 10}"
-    claims = Idempotency(accounts.redis, JobStore(accounts.redis, 60))
+    claims = Idempotency(accounts.redis, JobStore(accounts.redis, 60).get)
     raw = httpx.Request("POST", "/", json=body).content
     accounts.redis.set(claims._key(name, "order-3"), f"{body_hash(raw)}:{lost_job}")
     with dir_fleet.client(key) as client:
