@@ -11,12 +11,14 @@ from the inputs' headers, the hold, the record, dispatch, and replication before
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import msgspec
 import redis
 
 from billing.ledger import HoldRefused
+from gateway.admission_objects import AdmissionObjects
 from gateway.idempotency import Idempotency
 from gateway.keys import checked_key
 from gateway.quoting import Quote, quote
@@ -176,6 +178,8 @@ def admit_job(
     """Claim the idempotency key, validate, resolve inputs, quote, hold, record and dispatch
     the job. Returns the job and whether it is new. Anything refused here is charged nothing."""
     _check_backlog(ctx, operation_of(spec).queue)
+    # Each input looked up once: its check below and its quote share the look-up.
+    ctx = dataclasses.replace(ctx, objects=AdmissionObjects(ctx.objects))
     job_id = new_job_id()
     if idem is not None:
         existing = Idempotency(ctx.redis, ctx.jobs.get).claim(tenant, idem[0], idem[1], job_id)

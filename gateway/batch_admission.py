@@ -1,7 +1,7 @@
 """Batch admission: many job specs admitted in one request, each as `admit_job` would
 (gateway/admission.py: the same checks, quote and hold), with the costs paid once per batch:
 one authentication (the route's), each input's look-ups and header reads once
-(gateway/batch_objects.py), one quote per distinct spec, the holds in one pipeline (run in
+(gateway/admission_objects.py), one quote per distinct spec, the holds in one pipeline (run in
 order, so each sees the ones before it), and every record and task message with the batch's
 hash in one transaction. An item that fails its checks or its hold is that item's error;
 the others are admitted. One Idempotency-Key covers the whole batch.
@@ -18,7 +18,7 @@ import redis
 
 from billing.accounts import Account
 from gateway import admission
-from gateway.batch_objects import BatchObjects
+from gateway.admission_objects import AdmissionObjects
 from gateway.idempotency import Idempotency
 from gateway.quoting import Quote, quote
 from gateway.services import Context
@@ -176,7 +176,7 @@ def admit_batch(
     )
     if existing is not None:
         return existing, False
-    ctx = dataclasses.replace(ctx, objects=BatchObjects(ctx.objects))
+    ctx = dataclasses.replace(ctx, objects=AdmissionObjects(ctx.objects))
     answers: list[dict[str, Any]] = [{} for _ in request.jobs]
     items: dict[int, _Item] = {}
     try:

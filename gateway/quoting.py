@@ -45,7 +45,8 @@ def _header(ctx: Context, key: str, stat: ObjectStat | None, walk: bool) -> Head
     """The input's header through ranged reads. The object's size bounds every read: an
     SVG's root tag is read from a bounded prefix, a PDF whole (its page tree can be
     anywhere), so a PDF of unknown size is unreadable and held at the most."""
-    cached = (id(ctx.objects), key, stat.version, stat.size, walk) if stat else None
+    store = getattr(ctx.objects, "store", ctx.objects)  # the store under an admission's view
+    cached = (id(store), key, stat.version, stat.size, walk) if stat else None
     if cached in _HEADERS:
         return _HEADERS[cached]
     try:

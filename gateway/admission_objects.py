@@ -1,6 +1,7 @@
-"""A batch's view of the object store: each input's look-ups and header reads are made once
-per batch, however many of its jobs name that input (a thousand thumbnails of one photo
-cost one stat and one header read). Writes go straight through."""
+"""One admission's view of the object store: each input is looked up once, however often
+the admission asks (the input's check, then its quote; a batch's thousand thumbnails of one
+photo). Header reads are cached across admissions by gateway/quoting.py, keyed by the
+object's version. Writes go straight through."""
 
 from __future__ import annotations
 
@@ -10,11 +11,10 @@ from storage import ObjectStore
 from storage.base import ObjectStat
 
 
-class BatchObjects:
+class AdmissionObjects:
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
         self._stats: dict[str, ObjectStat | None] = {}
-        self._ranges: dict[tuple[str, int, int], bytes] = {}
 
     def stat(self, key: str) -> ObjectStat | None:
         if key not in self._stats:
@@ -26,10 +26,7 @@ class BatchObjects:
         return found.size if found is not None else None
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
-        at = (key, offset, length)
-        if at not in self._ranges:
-            self._ranges[at] = self.store.get_range(key, offset, length)
-        return self._ranges[at]
+        return self.store.get_range(key, offset, length)
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
         self._stats.pop(key, None)
