@@ -270,10 +270,10 @@ def facts_picture(data: bytes, limits: Limits, page: int = 0) -> Picture | None:
     """A metadata job's input read from its header only: every `Picture.source` fact a
     full decode reports, with a placeholder frame (no memory) of the upright size, channels
     and type. None where a fact needs pixels: the caller decodes as before."""
-    opened = open_image(data, limits, animated=False, page=page, headers_only=True)
-    image = opened.image
     if page > 0:
         return None  # another page's own size and mode: read as the decode reads it
+    opened = open_image(data, limits, animated=False, page=page, headers_only=True)
+    image = opened.image
     with corrupt_as_fleet_error():
         shape = _placeholder_shape(data, image)
         durations = _durations(data, opened)

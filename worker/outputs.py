@@ -20,7 +20,7 @@ from storage import ObjectStore, tenant_key
 from worker import codec, quality
 from worker.formats import ensure_plugins
 from worker.ops import OpOutput
-from worker.picture import Frame, Picture
+from worker.picture import Frame, Picture, max_value
 
 if TYPE_CHECKING:
     from imagefleet.settings import Settings
@@ -144,7 +144,7 @@ def candidates(picture: Picture, fmt: str, request: Request) -> list[str]:
     if len(picture.frames) > 1 and "webp" in allowed:
         return ["webp"]  # the one accepted format that keeps the frames
     first = picture.first
-    opaque = 65535 if first.dtype == np.uint16 else 255
+    opaque = max_value(first)
     if first.shape[2] == 4 and bool((first[:, :, 3] < opaque).any()):
         allowed = [f for f in allowed if f != "jpeg"] or ["png"]  # alpha never goes to JPEG
     lossy = [f for f in allowed if f != "png"]

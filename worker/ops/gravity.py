@@ -174,10 +174,3 @@ def placed(
         box = around_faces(size, width, height, found) if found else attention(frame, width, height)
         return box, {"faces": [f.as_dict() for f in found]}
     return center(size, width, height), {}
-
-
-def window(
-    frame: Frame, gravity: str, width: int, height: int, fx: float = 0.5, fy: float = 0.5
-) -> Box:
-    """The `width x height` window that `gravity` picks (CROP_OUT_OF_BOUNDS if too big)."""
-    return placed(frame, gravity, width, height, fx, fy)[0]

@@ -27,6 +27,7 @@ import numpy as np
 
 from jobs.analysis import PLACEHOLDER_SIDE, PlaceholderJob
 from worker.ops import OpOutput
+from worker.ops.composite import match_dtype
 from worker.picture import Frame, Picture, filter_planes
 from worker.placeholders import blurhash, thumbhash
 
@@ -54,8 +55,7 @@ def working_copy(frame: Frame) -> np.ndarray:
         frame = filter_planes(
             frame, lambda plane, _: cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
         )
-    if frame.dtype == np.uint16:
-        frame = np.rint(frame / 257.0).astype(np.uint8)
+    frame = match_dtype(frame, np.dtype(np.uint8))
     if frame.shape[2] == 3:
         frame = np.dstack([frame, np.full(frame.shape[:2], 255, np.uint8)])
     if scale >= 2.0:  # the long side ends in 51..100
