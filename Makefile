@@ -18,7 +18,7 @@ OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
 STACK_PACKAGES := docker.io docker-compose debootstrap
 DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
-  redis-sentinel $(STACK_PACKAGES)
+  redis-sentinel golang-go $(STACK_PACKAGES)
 
 .PHONY: run test lint docs bench chaos load deps system-deps stack-deps stack stack-down clean
 .PHONY: test-unit check
