@@ -171,6 +171,21 @@ def gateway_rate(fleet: Fleet, seconds: float = 3.0, concurrency: int = 16) -> d
     }
 
 
+def batch_rate(fleet: Fleet, batches: int = 3, size: int = 1000) -> dict[str, float]:
+    """Jobs admitted per second of the gateway's CPU when they come as `POST /v1/batches` of
+    `size` (one authentication, one look-up per distinct input, pipelined holds and records),
+    beside the single submissions of `gateway_rate`."""
+    body = {"jobs": [{"operation": "metadata", "input": "tiny.png"}] * size}
+    with fleet.client() as client:
+        client.timeout = httpx.Timeout(120)
+        cpu_before = _fleet_cpu(fleet)["gateway"]
+        for _ in range(batches):
+            reply = client.post("/v1/batches", json=body).raise_for_status().json()
+            assert reply["admitted"] == size, reply.get("items", [{}])[0]
+        cpu = _fleet_cpu(fleet)["gateway"] - cpu_before
+    return {"batch_jobs_per_gateway_cpu_second": round(batches * size / cpu, 1), "size": size}
+
+
 def pool_time(client: httpx.Client, body: dict, runs: int = 15) -> float:
     """Median in-pool time (started -> finished) of a warm job, in ms."""
     _submit_wait(client, body)  # warm: engine loaded, browser launched
@@ -326,6 +341,7 @@ def run(photo: bytes, tiny: bytes, line: bytes) -> FleetResults:
             variants = variants_vs_separate(fleet)
             overhead = resize_overhead(fleet, photo)
             gateway = gateway_rate(fleet)
+            gateway.update(batch_rate(fleet))
         finally:
             fleet.stop()
     return {

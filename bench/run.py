@@ -173,6 +173,12 @@ def main() -> None:
             "no costlier than a submission",
         ),
         (
+            "  the same jobs in batches",
+            f"{gateway['batch_jobs_per_gateway_cpu_second']}/s per gateway CPU-second"
+            f" (POST /v1/batches of {gateway['size']:.0f})",
+            ">= 5000/s per core",
+        ),
+        (
             "  same server, empty /livez",
             f"{gateway['healthz_per_gateway_cpu_second']}/s per gateway CPU-second (the ceiling)",
             "",
