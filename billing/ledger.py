@@ -24,7 +24,8 @@ if existing then return {1, tonumber(existing), 0} end
 local balance = tonumber(redis.call('HGET', KEYS[1], 'balance') or '0')
 local held = tonumber(redis.call('HGET', KEYS[1], 'held') or '0')
 local amount = tonumber(ARGV[2])
-if balance - held < amount then return {-1, balance, held} end
+-- ARGV[5] = '1': an x402 authorization backs the hold, not the balance
+if ARGV[5] ~= '1' and balance - held < amount then return {-1, balance, held} end
 redis.call('HINCRBY', KEYS[1], 'held', amount)
 redis.call('HSET', KEYS[2], ARGV[1], amount)
 redis.call('XADD', KEYS[3], '*', 'kind', 'hold', 'job', ARGV[1], 'op', ARGV[3], 'mp', ARGV[4],
@@ -66,8 +67,8 @@ return tonumber(held_amount)
 _CREDIT = """
 redis.call('HINCRBY', KEYS[1], 'balance', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'credited', ARGV[1])
-redis.call('XADD', KEYS[3], '*', 'kind', 'credit', 'job', '', 'op', '', 'mp', '0',
-           'amount', ARGV[1])
+redis.call('XADD', KEYS[3], '*', 'kind', ARGV[2], 'job', ARGV[3], 'op', '', 'mp', '0',
+           'amount', ARGV[1], 'ref', ARGV[4])
 return 1
 """
 
@@ -156,7 +157,17 @@ class Ledger:
         return int(self.redis.hget(f"{PREFIX}captures:{account}", job_id) or 0)
 
     def credit(self, account: str, amount: int) -> None:
-        self._credit(keys=_keys(account), args=[amount])
+        self._credit(keys=_keys(account), args=[amount, "credit", "", ""])
+
+    def authorize(self, account: str, job_id: str, amount: int, op: str, megapixels: float) -> None:
+        """Hold `amount` for a job paid by an x402 authorization: the payer's signed
+        transfer, not a balance, backs it, so the capture takes the balance below zero
+        until `settled` brings it back."""
+        self._hold(keys=_keys(account), args=[job_id, amount, op, f"{megapixels:.6f}", "1"])
+
+    def settled(self, account: str, job_id: str, amount: int, transaction: str) -> None:
+        """An x402 authorization was settled on chain: the money the capture counted is in."""
+        self._credit(keys=_keys(account), args=[amount, "settlement", job_id, transaction])
 
     def open_holds(self, account: str) -> dict[str, int]:
         # undecoded replies (the fleet's clients): bytes, where redis-py says bytes | str

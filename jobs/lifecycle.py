@@ -5,11 +5,12 @@
     queued | running -> canceled
 
 Billing follows: held at submission, captured on success, released on failure or cancel
-(a cancel that lands after the capture keeps the charge). The webhook block records each
-delivery attempt on an ended job. Each transition names the states it may start from;
-`JobStore.apply` applies it atomically, or not at all when the job is in another state (a
-task that runs twice, or a job canceled meanwhile, never flips an ended job). The gateway,
-the runner and the webhook deliverer change jobs only through these.
+(a cancel that lands after the capture keeps the charge). An x402 payment follows the same
+way: authorized at submission, settled after a success, left unsettled otherwise. The
+webhook block records each delivery attempt on an ended job. Each transition names the
+states it may start from; `JobStore.apply` applies it atomically, or not at all when the job
+is in another state (a task that runs twice, or a job canceled meanwhile, never flips an
+ended job). The gateway, the runner and the webhook deliverer change jobs only through these.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jobs.records import (
     JobError,
     JobRecord,
     JobStatus,
+    PaymentState,
     Webhook,
     WebhookState,
     now,
@@ -68,12 +70,19 @@ def succeed(result: dict[str, Any], billing: JobBilling, charged: int) -> Transi
     return Transition("succeed", (JobStatus.RUNNING,), end)
 
 
+def _unpaid(record: JobRecord) -> None:
+    """No charge: the hold went back, and an x402 authorization will never be settled."""
+    record.billing.state = BillingState.RELEASED
+    if record.payment is not None and record.payment.state.open:
+        record.payment.state = PaymentState.UNSETTLED
+
+
 def _failed(error: JobError) -> Callable[[JobRecord], None]:
     def end(record: JobRecord) -> None:
         record.status = JobStatus.FAILED
         record.error = error
         record.finished_at = now()
-        record.billing.state = BillingState.RELEASED
+        _unpaid(record)
 
     return end
 
@@ -92,7 +101,7 @@ def withdraw(error: JobError) -> Transition:
 def _cancel(record: JobRecord) -> None:
     record.status = JobStatus.CANCELED
     record.finished_at = now()
-    record.billing.state = BillingState.RELEASED
+    _unpaid(record)
 
 
 # The caller canceled: a running job's worker stops at its next checkpoint and keeps nothing.
@@ -105,6 +114,8 @@ def keep_charge(charged: int) -> Transition:
     def keep(record: JobRecord) -> None:
         record.billing.state = BillingState.CAPTURED
         record.billing.charged_micros = charged
+        if record.payment is not None and record.payment.state is PaymentState.UNSETTLED:
+            record.payment.state = PaymentState.AUTHORIZED  # paid for: it is settled too
 
     return Transition("keep_charge", (JobStatus.CANCELED,), keep)
 
@@ -116,6 +127,38 @@ def keep_result(result: dict[str, Any]) -> Transition:
         record.result = result
 
     return Transition("keep_result", (JobStatus.CANCELED,), keep)
+
+
+def settled(transaction: str) -> Transition:
+    """A succeeded job's x402 authorization was settled on chain."""
+
+    def note(record: JobRecord) -> None:
+        if record.payment is not None and record.payment.state.open:
+            record.payment.state = PaymentState.SETTLED
+            record.payment.transaction = transaction
+
+    return Transition("settled", (JobStatus.SUCCEEDED, JobStatus.CANCELED), note)
+
+
+def settlement_refused(reason: str) -> Transition:
+    """The facilitator would not settle a succeeded job's authorization (say, the payer
+    spent the funds meanwhile): the job keeps its result, the operator sees why."""
+
+    def note(record: JobRecord) -> None:
+        if record.payment is not None and record.payment.state.open:  # a settle raced it
+            record.payment.state = PaymentState.REFUSED
+            record.payment.error = reason
+
+    return Transition("settlement_refused", (JobStatus.SUCCEEDED, JobStatus.CANCELED), note)
+
+
+def owes_settlement(record: JobRecord) -> bool:
+    """A captured job whose x402 authorization is not settled yet."""
+    return (
+        record.payment is not None
+        and record.payment.state.open
+        and record.billing.state is BillingState.CAPTURED
+    )
 
 
 def new_webhook(url: str | None) -> Webhook | None:
@@ -136,7 +179,8 @@ def record_delivery(url: str, delivery: Delivery, state: WebhookState) -> Transi
 
 
 def owes_work(record: JobRecord) -> bool:
-    """Not ended yet, or ended with a webhook not yet settled: the sweeper watches it."""
-    if not record.status.terminal:
+    """Not ended yet, or ended with a webhook or a payment not yet settled: the sweeper
+    watches it."""
+    if not record.status.terminal or owes_settlement(record):
         return True
     return record.webhook is not None and not record.webhook.state.settled

@@ -75,6 +75,32 @@ class Webhook(msgspec.Struct):
     deliveries: list[Delivery] = msgspec.field(default_factory=list)
 
 
+class PaymentState(StrEnum):
+    AUTHORIZED = "authorized"  # verified at submission: the signed authorization is the hold
+    SETTLED = "settled"  # the job succeeded and the transfer is on chain
+    UNSETTLED = "unsettled"  # failed or canceled: the authorization is never used
+    REFUSED = "refused"  # the job succeeded but the facilitator would not settle
+
+    @property
+    def open(self) -> bool:
+        return self is PaymentState.AUTHORIZED
+
+
+class Payment(msgspec.Struct):
+    """An x402 payment (gateway/x402_api.py): the payer's signed transfer authorization
+    stands for the hold; settling it is the capture, and only a success is settled."""
+
+    network: str
+    asset: str
+    payer: str
+    pay_to: str
+    amount_micros: int
+    nonce: str
+    state: PaymentState = PaymentState.AUTHORIZED
+    transaction: str | None = None  # the settlement's transaction hash
+    error: str | None = None  # why the facilitator refused to settle
+
+
 class InputFacts(msgspec.Struct):
     """An input as it was quoted: the worker refuses (INPUT_CHANGED) to run on anything else."""
 
@@ -84,8 +110,8 @@ class InputFacts(msgspec.Struct):
 
 
 # Record fields the API never shows: the owner, the message that owns the run, what was quoted,
-# the batch (`GET /v1/batches/{id}` lists its own jobs).
-INTERNAL_FIELDS = ("tenant", "task_id", "inputs", "batch_id")
+# the batch (`GET /v1/batches/{id}` lists its own jobs), the x402 authorization to settle.
+INTERNAL_FIELDS = ("tenant", "task_id", "inputs", "batch_id", "payment_header")
 
 
 class JobRecord(msgspec.Struct, kw_only=True):
@@ -108,6 +134,8 @@ class JobRecord(msgspec.Struct, kw_only=True):
     task_id: str | None = None
     inputs: list[InputFacts] = msgspec.field(default_factory=list)  # in spec.sources() order
     batch_id: str | None = None  # the batch that admitted it (jobs/batches.py counts its end)
+    payment: Payment | None = None  # paid with x402 instead of an account's balance
+    payment_header: str | None = None  # the X-PAYMENT value that settles it
 
     def public(self) -> dict[str, Any]:
         """The job object of the API: the record without its owner and internals."""
