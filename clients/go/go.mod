@@ -1,0 +1,3 @@
+module github.com/imagefleet/imagefleet-go
+
+go 1.19
