@@ -109,6 +109,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+@needs_server
+def cmd_x402_dev(args: argparse.Namespace) -> int:
+    from imagefleet.x402_dev import run_dev
+
+    cfg = settings()
+    var_dir = Path(args.var_dir).resolve() if args.var_dir else cfg.var_dir
+    return run_dev(
+        var_dir, args.host, args.port, name=cfg.x402_token_name, version=cfg.x402_token_version
+    )
+
+
 def cmd_docs(args: argparse.Namespace) -> int:
     from imagefleet.docs import operations_markdown, update_readme
     from imagefleet.settings_doc import write_reference
@@ -171,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("retention", help="delete job outputs past FLEET_OUTPUT_TTL_SECONDS")
     p.add_argument("action", choices=["sweep"])
     p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser(
+        "x402-dev",
+        help="a local EVM with a USDC-like token, a funded payer and an x402 facilitator",
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8402)
+    p.add_argument("--var-dir", help="where x402-payer.json goes (default FLEET_VAR_DIR)")
+    p.set_defaults(func=cmd_x402_dev)
 
     p = sub.add_parser("docs", help="print the operation reference (from the registry)")
     p.add_argument("--readme", help="rewrite the generated section of this README instead")

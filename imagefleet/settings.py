@@ -12,6 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
+from imagefleet.x402_dev import payer_value
+
 MiB = 1024 * 1024
 DAY = 24 * 3600
 DEFAULT_OCR_LANGS = "eng spa fra deu ita por nld pol rus chi_sim"
@@ -60,6 +62,19 @@ def _prices(env: Mapping[str, str]) -> dict[str, int]:
                 op = name[len("FLEET_PRICE_") : -len(suffix)].lower().replace("_", "-")
                 prices[f"{op}.{suffix[1:].lower()}"] = _parse(int, name, value)
     return prices
+
+
+def _x402_mode(value: str) -> str:
+    if value.lower() not in ("off", "dev", "on"):
+        raise SettingError(f"FLEET_X402 must be off, dev or on, got {value!r}")
+    return value.lower()
+
+
+def _x402_dev(key: str, otherwise: str, text: str) -> Derived:
+    """With FLEET_X402=dev, what `imagefleet x402-dev` wrote to var/x402-payer.json."""
+    return Derived(
+        lambda v: (v["x402"] == "dev" and payer_value(v["var_dir"], key)) or otherwise, text
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -281,6 +296,47 @@ class Settings:
         1_000_000_000,
         "The dev account's starting credit, in micros.",
         note="($1,000)",
+    )
+    # x402: pay per call with a signed stablecoin transfer instead of an API key's credit.
+    x402: str = setting(
+        "FLEET_X402",
+        "off",
+        "x402 payments (`X-PAYMENT`): `off`, `on` (verified and settled by"
+        " `FLEET_X402_FACILITATOR_URL`) or `dev` (`imagefleet up` runs `imagefleet x402-dev`:"
+        " a local chain, token, funded payer and facilitator).",
+        then=_x402_mode,
+    )
+    x402_pay_to: str = setting(
+        "FLEET_X402_PAY_TO",
+        _x402_dev("payTo", "", "none; `dev`: the local payee"),
+        "The address x402 payments go to.",
+    )
+    x402_network: str = setting(
+        "FLEET_X402_NETWORK",
+        _x402_dev("network", "base", "`base`; `dev`: the local chain"),
+        "The chain: an x402 network name (`base`, `base-sepolia`) or `eip155:<chain id>`.",
+    )
+    x402_asset: str = setting(
+        "FLEET_X402_ASSET",
+        _x402_dev(
+            "asset",
+            "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913",
+            "`0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913` (USDC on Base); `dev`: the local token",
+        ),
+        "The EIP-3009 token paid in (6 decimals: one unit is one micro).",
+    )
+    x402_facilitator_url: str = setting(
+        "FLEET_X402_FACILITATOR_URL",
+        _x402_dev("facilitatorUrl", "", "none; `dev`: the local facilitator"),
+        "The x402 facilitator that verifies and settles payments (`/verify`, `/settle`).",
+    )
+    x402_token_name: str = setting(
+        "FLEET_X402_TOKEN_NAME",
+        "USD Coin",
+        "The token's EIP-712 domain name (USDC on Base Sepolia: `USDC`).",
+    )
+    x402_token_version: str = setting(
+        "FLEET_X402_TOKEN_VERSION", "2", "The token's EIP-712 domain version."
     )
     # Webhooks.
     webhook_attempts: int = setting("FLEET_WEBHOOK_ATTEMPTS", 6, "Webhook tries.")

@@ -79,6 +79,18 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("Billing", ("prices", "dev_credit_micros")),
     (
+        "x402 (pay per call)",
+        (
+            "x402",
+            "x402_pay_to",
+            "x402_network",
+            "x402_asset",
+            "x402_facilitator_url",
+            "x402_token_name",
+            "x402_token_version",
+        ),
+    ),
+    (
         "Webhooks",
         (
             "webhook_attempts",
