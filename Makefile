@@ -18,7 +18,7 @@ OCR_LANGS := eng spa fra deu ita por nld pol rus chi-sim
 STACK_PACKAGES := docker.io docker-compose debootstrap
 DEBIAN_PACKAGES := redis-server python3-venv tesseract-ocr \
   $(addprefix tesseract-ocr-,$(OCR_LANGS)) chromium fonts-dejavu-core fonts-noto-cjk \
-  redis-sentinel golang-go $(STACK_PACKAGES)
+  redis-sentinel golang-go nodejs npm $(STACK_PACKAGES)
 
 .PHONY: run test lint docs bench chaos load deps system-deps stack-deps stack stack-down clean
 .PHONY: test-unit check
@@ -70,6 +70,8 @@ define install_missing
 	    docker.io) command -v docker >/dev/null && command -v dockerd >/dev/null && continue;; \
 	    docker-compose) { command -v docker-compose || docker compose version; } \
 	      >/dev/null 2>&1 && continue;; \
+	    nodejs) command -v node >/dev/null && continue;; \
+	    npm) command -v npx >/dev/null && continue;; \
 	  esac; \
 	  [ "$$(dpkg-query -W -f='$${db:Status-Status}' $$pkg 2>/dev/null)" = installed ] || \
 	    missing="$$missing $$pkg"; \

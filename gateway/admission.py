@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 
 import msgspec
 import redis
@@ -27,7 +28,7 @@ from imagefleet.addresses import Refused, check_address
 from imagefleet.dispatch import QueueUnavailable
 from jobs.errors import ErrorCode, FleetError
 from jobs.lifecycle import new_webhook
-from jobs.records import JobBilling, JobRecord, JobStatus, new_job_id, now
+from jobs.records import JobBilling, JobRecord, JobStatus, Payment, new_job_id, now
 from jobs.registry import operation_of
 from jobs.spec import InputRef, InputSource, JobSpec
 from storage import tenant_key
@@ -119,11 +120,28 @@ def refusal(priced: Quote, name: str, refused: HoldRefused) -> FleetError:
     )
 
 
-def _hold(ctx: Context, tenant: str, job_id: str, spec: JobSpec) -> tuple[JobBilling, Quote]:
+@dataclass(frozen=True)
+class Authorized:
+    """An x402 payment verified for the job (gateway/x402_api.py): it stands for the hold."""
+
+    payment: Payment
+    header: str  # the X-PAYMENT value the settlement sends
+
+
+def _hold(
+    ctx: Context, tenant: str, job_id: str, spec: JobSpec, paid: Authorized | None
+) -> tuple[JobBilling, Quote]:
     priced = quote(ctx, tenant, spec)
     amount, megapixels, name = priced.amount, priced.megapixels, operation_of(spec).name
-    refused = ctx.ledger.hold(tenant, job_id, amount, name, megapixels or 0.0)
-    if refused is not None:
+    if paid is not None:
+        if amount > paid.payment.amount_micros:  # (the quote was made from these bytes)
+            raise FleetError(
+                ErrorCode.PAYMENT_REQUIRED,
+                f"this job costs {amount} micro-$; the payment authorizes"
+                f" {paid.payment.amount_micros}",
+            )
+        ctx.ledger.authorize(tenant, job_id, amount, name, megapixels or 0.0)
+    elif (refused := ctx.ledger.hold(tenant, job_id, amount, name, megapixels or 0.0)) is not None:
         raise refusal(priced, name, refused)
     return JobBilling(megapixels=megapixels, quoted_micros=amount), priced
 
@@ -174,9 +192,11 @@ def admit_job(
     spec: JobSpec,
     idem: tuple[str, str] | None,
     default_webhook: str | None = None,
+    paid: Authorized | None = None,
 ) -> tuple[JobRecord, bool]:
-    """Claim the idempotency key, validate, resolve inputs, quote, hold, record and dispatch
-    the job. Returns the job and whether it is new. Anything refused here is charged nothing."""
+    """Claim the idempotency key, validate, resolve inputs, quote, hold (or, `paid`, take
+    the x402 authorization for the hold), record and dispatch the job. Returns the job and
+    whether it is new. Anything refused here is charged nothing."""
     _check_backlog(ctx, operation_of(spec).queue)
     # Each input looked up once: its check below and its quote share the look-up.
     ctx = dataclasses.replace(ctx, objects=AdmissionObjects(ctx.objects))
@@ -189,8 +209,10 @@ def admit_job(
     try:
         spec = _prepare(ctx, tenant, job_id, spec, default_webhook)
         held = True  # from here a lost reply may hide a hold Redis made: release either way
-        billing, priced = _hold(ctx, tenant, job_id, spec)
+        billing, priced = _hold(ctx, tenant, job_id, spec, paid)
         record = new_record(tenant, job_id, spec, billing, priced)
+        if paid is not None:
+            record.payment, record.payment_header = paid.payment, paid.header
         try:
             ctx.dispatch.admit(ctx.jobs, record)  # recorded and sent, or withdrawn
         except QueueUnavailable:

@@ -9,16 +9,27 @@ from contextlib import aclosing
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from gateway.admission import admit_job
 from gateway.context import Context, admitted, api_key, authenticate, context
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
 from gateway.watch import job_changes
+from gateway.x402_api import (
+    PAYER,
+    Unpaid,
+    admit_paid,
+    is_payer,
+    paying,
+    payment_of,
+    settlement_header,
+)
 from jobs import lifecycle
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobRecord, JobStatus
 from jobs.registry import decode_spec
+from jobs.spec import JobSpec
 
 log = logging.getLogger("imagefleet.gateway")
 
@@ -58,10 +69,7 @@ def _submit(
 ) -> tuple[JobRecord, bool]:
     """Authenticate, decode and admit: one thread hop for all of a submission's blocking calls."""
     account = admitted(ctx.authenticator.check_blocking(key))
-    try:
-        spec = decode_spec(body)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+    spec = _decoded(body)
     idem = (idempotency_key, body_hash(body)) if idempotency_key else None
     record, new = admit_job(ctx, account.id, spec, idem, account.webhook_url)
     if new:
@@ -75,12 +83,42 @@ def _submit(
     return record, new
 
 
-async def submit_job(request: Request) -> JSONResponse:
-    key = api_key(request)
+def _decoded(body: bytes) -> JobSpec:
+    try:
+        return decode_spec(body)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise FleetError(ErrorCode.VALIDATION_ERROR, str(exc)) from None
+
+
+async def _submit_paid(request: Request, ctx: Context, wait: float, body: bytes) -> Response:
+    """`POST /v1/jobs` paid with x402 (gateway/x402_api.py): 402 until a payment pays."""
+    try:
+        record = await run_in_threadpool(
+            admit_paid, ctx, _decoded(body), payment_of(request), "/v1/jobs"
+        )
+    except Unpaid as unpaid:
+        return unpaid.response()
+    log.info("job %s %s queued for %s", record.id, record.operation, record.tenant)
+    headers = {"Location": f"/v1/jobs/{record.id}"}
+    ended = await wait_for_end(ctx, record.id, wait) if wait > 0 else None
+    if ended is None or not ended.status.terminal:
+        return JSONResponse((ended or record).public(), status_code=202, headers=headers)
+    if ended.status is JobStatus.SUCCEEDED:
+        settlement = await run_in_threadpool(settlement_header, ctx, ended.id)
+        if settlement:
+            headers["X-PAYMENT-RESPONSE"] = settlement
+        ended = await run_in_threadpool(ctx.jobs.get, ended.id) or ended
+    return JSONResponse(ended.public(), status_code=200, headers=headers)
+
+
+async def submit_job(request: Request) -> Response:
     ctx = context(request)
     wait = _wait_seconds(request, ctx)
     # Inline base64 grows 4/3; leave room for the other fields.
     body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
+    if paying(request, ctx):
+        return await _submit_paid(request, ctx, wait, body)
+    key = api_key(request)
     record, new = await run_in_threadpool(
         _submit, ctx, key, body, request.headers.get("idempotency-key")
     )
@@ -175,8 +213,10 @@ async def list_jobs(request: Request) -> JSONResponse:
 
 
 async def get_job(request: Request) -> JSONResponse:
-    tenant = await authenticate(request)
-    record = await run_in_threadpool(context(request).jobs.get, request.path_params["job_id"])
-    if record is None or record.tenant != tenant:  # 404, never 403: ids don't leak existence
-        raise FleetError(ErrorCode.NOT_FOUND, "no such job")
+    ctx = context(request)
+    # A payer has no key: their job is reachable by its (unguessable) id alone.
+    tenant = PAYER if paying(request, ctx) else await authenticate(request)
+    record = await run_in_threadpool(ctx.jobs.get, request.path_params["job_id"])
+    if record is None or not (record.tenant == tenant or is_payer(tenant, record.tenant)):
+        raise FleetError(ErrorCode.NOT_FOUND, "no such job")  # 404, never 403: no leaks
     return JSONResponse(record.public())

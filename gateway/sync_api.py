@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
+from starlette.responses import Response
 
 from gateway.admission import admit_job
 from gateway.context import Context, authenticate, context
@@ -17,9 +18,11 @@ from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
 from gateway.jobs_api import wait_for_end
 from gateway.signing import signed_url
+from gateway.x402_api import Unpaid, admit_paid, paying, payment_of, settlement_header
 from jobs.errors import HTTP_STATUS, ErrorCode, FleetError
 from jobs.records import JobRecord, JobStatus
 from jobs.registry import OPERATIONS, decode_spec
+from jobs.spec import JobSpec
 from storage import tenant_key
 
 # The image-tools spec's names for job-spec fields, declared once: `file` is the input, and
@@ -49,27 +52,35 @@ def caller_message(op: str, message: str) -> str:
     return message
 
 
-def _admit(
-    ctx: Context,
-    tenant: str,
-    op: str,
-    raw: bytes,
-    idempotency_key: str | None,
-    webhook_url: str | None,
-) -> JobRecord:
+def _spec(op: str, raw: bytes) -> JobSpec:
     try:
         fields = msgspec.json.decode(raw)
         if not isinstance(fields, dict):
             raise msgspec.ValidationError("the body is a JSON object - at `$`")
-        spec = decode_spec(msgspec.json.encode(job_body(op, fields)))
+        return decode_spec(msgspec.json.encode(job_body(op, fields)))
     except RecursionError:
         raise FleetError(
             ErrorCode.VALIDATION_ERROR, "the JSON is nested too deeply - at `$`"
         ) from None
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise FleetError(ErrorCode.VALIDATION_ERROR, caller_message(op, str(exc))) from None
+
+
+def _admit(
+    ctx: Context,
+    tenant: str | None,
+    op: str,
+    raw: bytes,
+    idempotency_key: str | None,
+    webhook_url: str | None,
+    payment: str | None,
+) -> JobRecord:
+    """Admit with the account's credit, or (no tenant) with an x402 payment."""
+    spec = _spec(op, raw)
     idem = (idempotency_key, body_hash(raw)) if idempotency_key else None
     try:
+        if tenant is None:
+            return admit_paid(ctx, spec, payment, f"/v1/image/{op}")
         return admit_job(ctx, tenant, spec, idem, webhook_url)[0]
     except FleetError as exc:
         raise FleetError(
@@ -100,22 +111,27 @@ def _envelope(ctx: Context, record: JobRecord) -> dict[str, Any]:
     return envelope
 
 
-async def run_image_op(request: Request) -> JSONResponse:
-    tenant = await authenticate(request)
+async def run_image_op(request: Request) -> Response:
     ctx = context(request)
+    paid = paying(request, ctx)  # no API key, x402 on: the caller pays per call
+    tenant = None if paid else await authenticate(request)
     op = request.path_params["op"]
     if op not in OPERATIONS:
         raise FleetError(ErrorCode.NOT_FOUND, f"no operation {op!r}; see GET /v1/operations")
     raw = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
-    record = await run_in_threadpool(
-        _admit,
-        ctx,
-        tenant,
-        op,
-        raw,
-        request.headers.get("idempotency-key"),
-        request.state.account.webhook_url,
-    )
+    try:
+        record = await run_in_threadpool(
+            _admit,
+            ctx,
+            tenant,
+            op,
+            raw,
+            request.headers.get("idempotency-key"),
+            None if paid else request.state.account.webhook_url,
+            payment_of(request),
+        )
+    except Unpaid as unpaid:
+        return unpaid.response()
     ended = await wait_for_end(ctx, record.id, ctx.settings.sync_timeout)
     if ended is None or not ended.status.terminal:  # still running: poll the job instead
         return JSONResponse(
@@ -134,4 +150,7 @@ async def run_image_op(request: Request) -> JSONResponse:
             {"error": {"code": error[0], "message": caller_message(op, error[1])}, "job": ended.id},
             status_code=status,
         )
-    return JSONResponse(await run_in_threadpool(_envelope, ctx, ended))
+    headers = {}
+    if paid and (settlement := await run_in_threadpool(settlement_header, ctx, ended.id)):
+        headers["X-PAYMENT-RESPONSE"] = settlement
+    return JSONResponse(await run_in_threadpool(_envelope, ctx, ended), headers=headers)

@@ -30,6 +30,7 @@ from jobs.store import JobStore
 
 RUN_JOB = "imagefleet.run_job"
 DELIVER_WEBHOOK = "imagefleet.deliver_webhook"
+SETTLE_PAYMENT = "imagefleet.settle_payment"
 
 app = Celery("imagefleet", include=["worker.tasks"])  # the tasks load in workers only
 app.config_from_object("imagefleet.celeryconfig")
@@ -59,6 +60,9 @@ class Dispatch(Protocol):
     def webhook(self, job_id: str, attempt: int = 0, countdown: float = 0) -> None:
         """Deliver (or retry) an ended job's webhook from the webhooks pool."""
 
+    def settle(self, job_id: str, attempt: int = 0, countdown: float = 0) -> None:
+        """Settle (or retry settling) a succeeded job's x402 payment from the webhooks pool."""
+
 
 class CeleryDispatch:
     """Any broker, through Celery's publish (tasks carry ids, never image bytes)."""
@@ -79,6 +83,11 @@ class CeleryDispatch:
     def webhook(self, job_id: str, attempt: int = 0, countdown: float = 0) -> None:
         app.send_task(
             DELIVER_WEBHOOK, args=[job_id, attempt], queue=Pool.WEBHOOKS, countdown=countdown
+        )
+
+    def settle(self, job_id: str, attempt: int = 0, countdown: float = 0) -> None:
+        app.send_task(
+            SETTLE_PAYMENT, args=[job_id, attempt], queue=Pool.WEBHOOKS, countdown=countdown
         )
 
     def admit(self, jobs: JobStore, record: JobRecord) -> None:

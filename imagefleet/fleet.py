@@ -14,6 +14,7 @@ from billing.accounts import Accounts, new_api_key
 from imagefleet import procs
 from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
+from imagefleet.x402_dev import PAYER_FILE
 from jobs.pools import Pool
 from storage import open_store
 
@@ -113,6 +114,13 @@ def up(cfg: Settings) -> int:
         procs.wait_until(lambda: bool(client.ping()), 20, "redis")
         key = ensure_dev_key(cfg, client)
 
+        if cfg.x402 == "dev":  # a local chain, token, payer and facilitator (x402_dev.py)
+            payer_file = cfg.var_dir / PAYER_FILE
+            payer_file.unlink(missing_ok=True)  # its presence must mean this run's
+            port = procs.free_port()
+            fleet.spawn("x402-dev", [*me, "x402-dev", "--port", str(port)], env)
+            procs.wait_until(lambda: stopping or payer_file.exists(), 90, "x402-dev")
+            _say(f"x402 (dev): facilitator on 127.0.0.1:{port}; payer in {_relative(payer_file)}")
         fleet.spawn("gateway", [*me, "gateway"], env)
         for pool in Pool:
             fleet.spawn(f"worker-{pool}", [*me, "worker", "--pool", pool], env)

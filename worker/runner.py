@@ -148,6 +148,8 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
 
 
 def _notify(record: JobRecord, dispatch: Dispatch) -> None:
+    if lifecycle.owes_settlement(record):  # an x402 payment: settled from the webhooks pool
+        dispatch.settle(record.id)
     if record.spec.webhook_url:
         dispatch.webhook(record.id)
 

@@ -25,7 +25,7 @@ from billing.ledger import Ledger
 from imagefleet.dispatch import Dispatch, dispatcher
 from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
-from jobs.lifecycle import owes_work
+from jobs.lifecycle import owes_settlement, owes_work
 from jobs.records import JobRecord, JobStatus, WebhookState, job_age_seconds, now
 from jobs.store import JobStore
 from worker import lease
@@ -97,6 +97,11 @@ def _sweep_job(
         dispatch.job(job_id, record.operation)
         jobs.touch(job_id)
         swept.requeued += 1
+    elif owes_settlement(record):
+        log.warning("job %s owes its x402 settlement; sending it again", job_id)
+        dispatch.settle(job_id)
+        jobs.touch(job_id)
+        swept.webhooks += 1
     elif record.webhook is not None and record.status.terminal and _webhook_overdue(record, cfg):
         log.warning(
             "job %s webhook %s with no delivery on its way; sending it again",

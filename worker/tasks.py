@@ -14,13 +14,13 @@ from celery.exceptions import TimeLimitExceeded
 from celery.signals import task_failure, worker_process_init, worker_process_shutdown
 
 from billing.ledger import Ledger
-from imagefleet.dispatch import DELIVER_WEBHOOK, RUN_JOB, app, dispatcher
+from imagefleet.dispatch import DELIVER_WEBHOOK, RUN_JOB, SETTLE_PAYMENT, app, dispatcher
 from imagefleet.redis_conn import connect, replicated_within
 from imagefleet.settings import settings
 from jobs.batches import DELIVER_BATCH_WEBHOOK
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
-from worker import batch_webhook, runner, webhook_delivery
+from worker import batch_webhook, runner, settlement, webhook_delivery
 
 
 @cache
@@ -94,6 +94,15 @@ def deliver_batch_webhook(batch_id: str, attempt: int = 0) -> None:
     jobs, _, _ = _connections()
     _through_redis_outages(
         lambda: batch_webhook.deliver_batch(batch_id, attempt, jobs.redis, settings()), jobs.redis
+    )
+
+
+@app.task(name=SETTLE_PAYMENT, ignore_result=True)
+def settle_payment(job_id: str, attempt: int = 0) -> None:
+    jobs, _, ledger = _connections()
+    cfg = settings()
+    _through_redis_outages(
+        lambda: settlement.settle(job_id, attempt, jobs, ledger, cfg, dispatcher(cfg)), jobs.redis
     )
 
 
