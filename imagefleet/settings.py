@@ -6,45 +6,20 @@ how the variable is parsed. docs/configuration.md is generated from these declar
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from functools import cache
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
+from imagefleet.setting_fields import Derived, Setting, SettingError, parse, setting
 from imagefleet.x402_dev import payer_value
+
+__all__ = ["Derived", "Setting", "SettingError", "Settings", "load_settings", "settings"]
 
 MiB = 1024 * 1024
 DAY = 24 * 3600
 DEFAULT_OCR_LANGS = "eng spa fra deu ita por nld pol rus chi_sim"
-
-
-class SettingError(ValueError):
-    """A variable set to something its setting cannot read: the message names both."""
-
-
-@dataclass(frozen=True)
-class Derived:
-    """A default computed from the settings declared before it (`values`, by field name)."""
-
-    compute: Callable[[dict[str, Any]], Any]
-    text: str  # the default in words, for the reference
-
-
-@dataclass(frozen=True)
-class Setting:
-    env: str
-    default: Any  # a value, or Derived
-    doc: str
-    note: str = ""  # beside the default in the reference, e.g. "(compose sets 1)"
-    then: Callable[[Any], Any] | None = None  # applied to the value read or defaulted
-    zero_is_default: bool = False  # 0 stands for the (derived) default too
-    read: Callable[[Mapping[str, str]], Any] | None = None  # not one variable (prices)
-
-
-def setting(env: str, default: Any, doc: str, **more: Any) -> Any:
-    """A `Settings` field: read from `env`, `default` when unset or empty."""
-    return field(metadata={"setting": Setting(env, default, doc, **more)})
 
 
 def _local_redis(values: dict[str, Any]) -> str:
@@ -60,7 +35,7 @@ def _prices(env: Mapping[str, str]) -> dict[str, int]:
         for suffix in ("_PER_MP_MICROS", "_FLAT_MICROS"):
             if name.startswith("FLEET_PRICE_") and name.endswith(suffix) and value != "":
                 op = name[len("FLEET_PRICE_") : -len(suffix)].lower().replace("_", "-")
-                prices[f"{op}.{suffix[1:].lower()}"] = _parse(int, name, value)
+                prices[f"{op}.{suffix[1:].lower()}"] = parse(int, name, value)
     return prices
 
 
@@ -380,21 +355,6 @@ SETTINGS: dict[str, tuple[Setting, Any]] = {
 }
 
 
-def _parse(kind: Any, name: str, raw: str) -> Any:
-    """A variable's text as its setting's type; a clear error naming both if it is not one."""
-    if kind is bool:
-        return raw == "1"  # flags: "1" is on, anything else off
-    if kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            expected = "an integer" if kind is int else "a number"
-            raise SettingError(f"{name} must be {expected}, got {raw!r}") from None
-    if get_origin(kind) is tuple:
-        return tuple(raw.split())  # words, space-separated
-    return kind(raw)  # str, Path
-
-
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Every setting from `environ` (default: the process environment)."""
     env = os.environ if environ is None else environ
@@ -404,7 +364,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if decl.read is not None:
             value = decl.read(env)
         elif raw != "":
-            value = _parse(kind, decl.env, raw)
+            value = parse(kind, decl.env, raw)
         else:
             value = None
         if value is None or (decl.zero_is_default and value == 0):
