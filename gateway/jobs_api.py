@@ -21,9 +21,11 @@ from gateway.x402_api import (
     Unpaid,
     admit_paid,
     is_payer,
+    paid_view,
     paying,
     payment_of,
-    settlement_header,
+    settled_headers,
+    settlement,
 )
 from jobs import lifecycle
 from jobs.errors import ErrorCode, FleetError
@@ -104,11 +106,9 @@ async def _submit_paid(request: Request, ctx: Context, wait: float, body: bytes)
     if ended is None or not ended.status.terminal:
         return JSONResponse((ended or record).public(), status_code=202, headers=headers)
     if ended.status is JobStatus.SUCCEEDED:
-        settlement = await run_in_threadpool(settlement_header, ctx, ended.id)
-        if settlement:
-            headers["X-PAYMENT-RESPONSE"] = settlement
+        headers.update(settled_headers(await run_in_threadpool(settlement, ctx, ended.id)))
         ended = await run_in_threadpool(ctx.jobs.get, ended.id) or ended
-    return JSONResponse(ended.public(), status_code=200, headers=headers)
+    return JSONResponse(await run_in_threadpool(paid_view, ctx, ended), headers=headers)
 
 
 async def submit_job(request: Request) -> Response:
@@ -219,4 +219,6 @@ async def get_job(request: Request) -> JSONResponse:
     record = await run_in_threadpool(ctx.jobs.get, request.path_params["job_id"])
     if record is None or not (record.tenant == tenant or is_payer(tenant, record.tenant)):
         raise FleetError(ErrorCode.NOT_FOUND, "no such job")  # 404, never 403: no leaks
+    if tenant == PAYER:
+        return JSONResponse(await run_in_threadpool(paid_view, ctx, record))
     return JSONResponse(record.public())

@@ -18,7 +18,7 @@ from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
 from gateway.jobs_api import wait_for_end
 from gateway.signing import signed_url
-from gateway.x402_api import Unpaid, admit_paid, paying, payment_of, settlement_header
+from gateway.x402_api import Unpaid, admit_paid, paying, payment_of, settled_headers, settlement
 from jobs.errors import HTTP_STATUS, ErrorCode, FleetError
 from jobs.records import JobRecord, JobStatus
 from jobs.registry import OPERATIONS, decode_spec
@@ -151,6 +151,17 @@ async def run_image_op(request: Request) -> Response:
             status_code=status,
         )
     headers = {}
-    if paid and (settlement := await run_in_threadpool(settlement_header, ctx, ended.id)):
-        headers["X-PAYMENT-RESPONSE"] = settlement
+    if paid:  # the output is handed over only once the payment is settled
+        answer = await run_in_threadpool(settlement, ctx, ended.id)
+        if answer is None or not answer.success:
+            reason = answer.error_reason if answer else "the settlement did not complete"
+            return JSONResponse(
+                {
+                    "error": {"code": "PAYMENT_REQUIRED", "message": f"not settled: {reason}"},
+                    "job": ended.id,
+                },
+                status_code=402,
+                headers=settled_headers(answer),
+            )
+        headers = settled_headers(answer)
     return JSONResponse(await run_in_threadpool(_envelope, ctx, ended), headers=headers)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import time
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -37,13 +37,14 @@ from billing.x402_verify import refusal
 from gateway.admission import Authorized, _prepare, admit_job
 from gateway.quoting import Quote, quote
 from gateway.services import Context
+from gateway.signing import signed_url
 from imagefleet.dispatch import time_limits
 from imagefleet.payments import PAYER_PREFIX, required, settle_job, tenant_of
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobRecord, Payment, PaymentState, new_job_id
 from jobs.registry import operation_of
 from jobs.spec import InputRef, JobSpec
-from storage import ObjectStore
+from storage import ObjectStore, tenant_key
 from storage.base import ObjectStat
 
 NONCES = "imagefleet:x402:nonce:"  # + asset:payer:nonce -> the job it bought
@@ -201,28 +202,46 @@ def admit_paid(ctx: Context, spec: JobSpec, header: str | None, resource: str) -
             ctx.redis.delete(claim)
 
 
-def settlement_header(ctx: Context, job_id: str, patience: float = 60.0) -> str | None:
-    """`X-PAYMENT-RESPONSE` for a succeeded paid job, settling it here unless the webhooks
-    pool is already at it (then its outcome is waited for). None if it does not settle in
-    time (the pool goes on trying; the job shows the outcome)."""
+def paid_view(ctx: Context, record: JobRecord) -> dict[str, Any]:
+    """A payer's job as its keyless reader sees it: once the payment is settled, each output
+    comes with a signed `output_url` (a payer has no key to GET /v1/objects with)."""
+    body = record.public()
+    settled_ = record.payment is not None and record.payment.state is PaymentState.SETTLED
+    result = body.get("result") or {}
+    if settled_:
+        for output in [result, *result.get("variants", [])]:
+            if "output" in output:
+                key = tenant_key(record.tenant, output["output"])
+                output["output_url"], _ = signed_url(
+                    ctx, "GET", key, ctx.settings.signed_url_seconds
+                )
+    return body
+
+
+def settlement(ctx: Context, job_id: str, patience: float = 60.0) -> SettlementResponse | None:
+    """The settlement of a succeeded paid job (what `X-PAYMENT-RESPONSE` carries), made here
+    unless the webhooks pool is already at it (then its outcome is waited for). None if it
+    does not settle in time (the pool goes on trying; the job shows the outcome)."""
     deadline = time.monotonic() + patience
     while True:
         record, answer = settle_job(ctx.jobs, ctx.ledger, ctx.settings, job_id)
         if answer is not None:
-            return payment_response_header(answer)
+            return answer
         payment = record.payment if record is not None else None
         if payment is None or payment.state is PaymentState.UNSETTLED:
             return None
         if not payment.state.open:
-            return payment_response_header(
-                SettlementResponse(
-                    success=payment.state is PaymentState.SETTLED,
-                    transaction=payment.transaction or "",
-                    network=payment.network,
-                    payer=payment.payer,
-                    error_reason=payment.error,
-                )
+            return SettlementResponse(
+                success=payment.state is PaymentState.SETTLED,
+                transaction=payment.transaction or "",
+                network=payment.network,
+                payer=payment.payer,
+                error_reason=payment.error,
             )
         if time.monotonic() > deadline:
             return None
         time.sleep(0.2)
+
+
+def settled_headers(answer: SettlementResponse | None) -> dict[str, str]:
+    return {"X-PAYMENT-RESPONSE": payment_response_header(answer)} if answer else {}

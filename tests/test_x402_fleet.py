@@ -182,6 +182,7 @@ def test_a_failed_job_is_never_settled(fleet: Fleet, payer: dict[str, Any], phot
     assert "X-PAYMENT-RESPONSE" not in reply.headers
     job = httpx.get(f"{fleet.base_url}/v1/jobs/{reply.json()['job']}", timeout=10).json()
     assert job["payment"]["state"] == "unsettled" and job["billing"]["charged_micros"] == 0
+    assert job["result"] is None
     time.sleep(1)  # the webhooks pool has nothing to settle either
     assert (_balance(payer, payer["address"]), _balance(payer, payer["payTo"])) == before
 
@@ -205,6 +206,9 @@ def test_an_async_paid_job_is_settled_by_the_pool(
         time.sleep(0.2)
     assert job["status"] == "succeeded" and job["payment"]["state"] == "settled"
     assert job["result"]["width"] == 320
+    # Settled: the keyless reader gets a signed URL for the output (a payer has no key).
+    output = httpx.get(job["result"]["output_url"], timeout=30).raise_for_status().content
+    assert decode(output).shape[1] == 320
     # The payer's job is theirs alone: an account's key does not find it.
     with fleet.client() as client:
         assert client.get(f"/v1/jobs/{job_id}").status_code == 404
