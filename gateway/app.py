@@ -15,12 +15,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import (
     batches_api,
+    console_api,
     events_api,
     jobs_api,
     meta,
     metrics_api,
     objects_api,
     openapi,
+    pools_api,
     sync_api,
     uploads_api,
     usage_api,
@@ -120,11 +122,14 @@ ROUTES = [
     Route("/v1/objects/{key:key}", objects_api.put_object, methods=["PUT"]),
     Route("/v1/objects/{key:key}", objects_api.get_object, methods=["GET"]),
     Route("/v1/operations", meta.list_operations, methods=["GET"]),
+    Route("/v1/pools", pools_api.list_pools, methods=["GET"]),
     Route("/openapi.json", meta.openapi, methods=["GET"]),
     Route("/healthz", meta.healthz, methods=["GET"]),
     Route("/livez", meta.livez, methods=["GET"]),
     Route("/readyz", meta.readyz, methods=["GET"]),
     Route("/metrics", metrics_api.metrics_endpoint, methods=["GET"]),
+    Route("/console", console_api.console_page, methods=["GET"]),
+    Route("/console/{file}", console_api.console_file, methods=["GET"]),
 ]
 
 

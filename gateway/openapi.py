@@ -10,8 +10,9 @@ from typing import Any
 
 import msgspec
 
-from gateway import bodies
+from gateway import bodies, pools_api
 from gateway.openapi_batches import batch_paths
+from gateway.openapi_console import console_paths
 from gateway.sync_api import CROP_RECT, FILE_FIELD
 from gateway.usage_api import LATEST
 from imagefleet.settings import Settings
@@ -32,6 +33,7 @@ _STRUCTS = {
     "signed": bodies.SignedUpload,
     "usage": bodies.Usage,
     "operations": bodies.Operations,
+    "pools": pools_api.Pools,
     "health": bodies.Health,
     "readiness": bodies.Readiness,
     "batch": bodies.Batch,
@@ -378,6 +380,7 @@ def _paths(
                 },
             }
         },
+        **console_paths(ref, _errors, _AUTHED),
         "/openapi.json": {
             "get": {**public, "responses": {"200": _json("this document", {"type": "object"})}}
         },
