@@ -29,6 +29,7 @@ from gateway import (
 )
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
+from gateway.openapi_x402 import with_x402
 from imagefleet.settings import Settings, settings
 from jobs.errors import ErrorCode, FleetError
 
@@ -146,5 +147,5 @@ def create_app(cfg: Settings | None = None) -> Starlette:
     )
     cfg = cfg or settings()
     app.state.context = Context.build(cfg)
-    app.state.openapi = openapi.openapi_document(cfg)
+    app.state.openapi = with_x402(openapi.openapi_document(cfg), cfg)
     return app

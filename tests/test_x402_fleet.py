@@ -228,3 +228,17 @@ def test_the_account_path_is_unchanged_beside_x402(fleet: Fleet, photo: bytes) -
         timeout=30,
     )
     assert bad.status_code == 401
+
+
+def test_the_openapi_document_offers_x402_beside_the_key(fleet: Fleet, photo: bytes) -> None:
+    document = httpx.get(f"{fleet.base_url}/openapi.json", timeout=10).json()
+    assert document["components"]["securitySchemes"]["x402"]["name"] == "X-PAYMENT"
+    route = document["paths"]["/v1/image/{op}"]["post"]
+    assert {"x402": []} in route["security"] and {"bearer": []} in route["security"]
+    assert "X-PAYMENT-RESPONSE" in route["responses"]["200"]["headers"]
+    # A real challenge has every field the documented schema requires.
+    schema = document["components"]["schemas"]["PaymentRequired"]
+    challenge = httpx.post(f"{fleet.base_url}/v1/image/resize", json=_body(photo), timeout=60)
+    assert set(schema["required"]) <= set(challenge.json())
+    item = document["components"]["schemas"]["PaymentRequirements"]
+    assert set(item["required"]) <= set(challenge.json()["accepts"][0])
