@@ -13,14 +13,19 @@ import msgspec
 from gateway import bodies, pools_api
 from gateway.openapi_batches import batch_paths
 from gateway.openapi_console import console_paths
+from gateway.openapi_parts import AUTHED as _AUTHED
+from gateway.openapi_parts import REF as _REF
+from gateway.openapi_parts import RETRY_AFTER as _RETRY_AFTER
+from gateway.openapi_parts import errors as _errors
+from gateway.openapi_parts import event as _event
+from gateway.openapi_parts import json_reply as _json
+from gateway.openapi_parts import param as _param
 from gateway.sync_api import CROP_RECT, FILE_FIELD
 from gateway.usage_api import LATEST
 from imagefleet.settings import Settings
-from jobs.errors import HTTP_STATUS
 from jobs.records import INTERNAL_FIELDS, JobRecord, JobStatus
 from jobs.registry import OPERATIONS, AnyJobSpec
 
-_REF = "#/components/schemas/{name}"
 _STRUCTS = {
     "job": JobRecord,
     "jobs": bodies.JobList,
@@ -40,60 +45,6 @@ _STRUCTS = {
     "batch_accepted": bodies.BatchAccepted,
 }
 _BYTES: dict[str, Any] = {"type": "string", "contentMediaType": "application/octet-stream"}
-_RETRY_AFTER = {"description": "seconds to wait", "schema": {"type": "integer"}}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    """Error replies: each status with the codes (jobs/errors.py) that answer with it."""
-    replies = {}
-    for status in statuses:
-        codes = ", ".join(f"`{c.value}`" for c, s in HTTP_STATUS.items() if s == status)
-        reply: dict[str, Any] = {
-            "description": codes or "an error",
-            "content": {
-                "application/json": {"schema": {"$ref": _REF.format(name="ErrorEnvelope")}}
-            },
-        }
-        if status == 429:
-            reply["headers"] = {"Retry-After": {**_RETRY_AFTER, "required": True}}
-        if status == 503:
-            reply["headers"] = {"Retry-After": _RETRY_AFTER}
-        replies[str(status)] = reply
-    return replies
-
-
-# Every authenticated route: no or a bad key, over the key's rate, Redis or storage away.
-_AUTHED = (401, 429, 503)
-
-
-def _json(description: str, ref: dict[str, Any], **headers: dict[str, Any]) -> dict[str, Any]:
-    reply: dict[str, Any] = {"description": description}
-    reply["content"] = {"application/json": {"schema": ref}}
-    if headers:
-        reply["headers"] = headers
-    return reply
-
-
-def _event(job: dict[str, Any]) -> dict[str, Any]:
-    """One server-sent event of gateway/events_api.py (keep-alive comments are not events)."""
-    return {
-        "type": "object",
-        "properties": {
-            "event": {"enum": [s.value for s in JobStatus]},
-            "id": {"type": "string", "description": "the job's `updated_at`"},
-            "data": {
-                "type": "string",
-                "contentMediaType": "application/json",
-                "contentSchema": job,
-            },
-        },
-        "required": ["event", "id", "data"],
-    }
-
-
-def _param(where: str, name: str, schema: dict[str, Any], description: str = "") -> dict:
-    param = {"name": name, "in": where, "schema": schema, "required": where == "path"}
-    return {**param, "description": description} if description else param
 
 
 def _job_schema(components: dict[str, Any]) -> None:

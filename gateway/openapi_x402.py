@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from billing.x402 import PaymentRequired
+from gateway.openapi_parts import REF
 from imagefleet.settings import Settings
 
 PAID_ROUTES = (("/v1/jobs", "post"), ("/v1/image/{op}", "post"))
@@ -30,9 +31,7 @@ def with_x402(document: dict[str, Any], cfg: Settings) -> dict[str, Any]:
     """`document` with the x402 alternatives added, when payments are on."""
     if cfg.x402 == "off":
         return document
-    (challenge,), components = msgspec.json.schema_components(
-        [PaymentRequired], ref_template="#/components/schemas/{name}"
-    )
+    (challenge,), components = msgspec.json.schema_components([PaymentRequired], ref_template=REF)
     document["components"]["schemas"].update(components)
     document["components"]["securitySchemes"]["x402"] = SCHEME
     paths = document["paths"]
