@@ -3,7 +3,17 @@
 Both clients share request building and response parsing (imagefleet/client_requests.py);
 only the transport and the sleeps differ. `run(job)` takes any spec (`fleet.run(CropJob(...))`);
 each operation also has a named method (`fleet.crop(CropJob(...))`), made from the registry
-(imagefleet/client_operations.py).
+(imagefleet/client_operations.py); `image(op, **fields)` is the synchronous route.
+
+Paying per call with x402 instead of an API key (docs/payments.md): give `payer_key=` (an
+EVM private key, hex) and no `api_key`. A `402` challenge is then answered once, signed
+with that key, and the paid job's `JobResult.settlement` (or `ImageResult.settlement`) is
+the decoded `X-PAYMENT-RESPONSE`. A payer's inputs travel inline, and its outputs come
+inline from `image()` or as `result["output_url"]` (signed) once the job is settled:
+
+    with Client("http://127.0.0.1:8080", payer_key=key) as fleet:
+        answer = fleet.image("resize", file=Path("photo.jpg").read_bytes(), width=400)
+        answer.data, answer.settlement.transaction
 """
 
 from __future__ import annotations
@@ -23,12 +33,14 @@ from imagefleet.client_requests import (
     SERVER_MAX_WAIT,
     TERMINAL,
     ApiError,
+    ImageResult,
     JobResult,
     Request,
     batch_path,
     batch_request,
     client_args,
     delays,
+    image_request,
     jobs_request,
     object_path,
     parse,
@@ -37,6 +49,7 @@ from imagefleet.client_requests import (
     submit_request,
 )
 from imagefleet.client_webhooks import WebhookVerificationError, verify_webhook
+from imagefleet.client_x402 import PayerKeyError, challenge_of, paid, payer_address
 from jobs.spec import JobSpec
 
 __all__ = [
@@ -45,20 +58,60 @@ __all__ = [
     "ApiError",
     "AsyncClient",
     "Client",
+    "ImageResult",
     "JobResult",
+    "PayerKeyError",
     "WebhookVerificationError",
     "verify_webhook",
 ]
 
 
-class Client(Operations[JobResult]):
-    """Blocking client. `with Client(url, key) as fleet: fleet.run(CropJob(...))`."""
+def _payer(api_key: str | None, payer_key: str | None) -> str | None:
+    """The payer's address (checking the key), None without a payer key."""
+    if payer_key is None:
+        return None
+    if api_key:
+        raise ValueError("give an api_key or a payer_key: a request with a key is never paid")
+    return payer_address(payer_key)
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 60) -> None:
+
+def _ended(job: JobResult) -> bool:
+    return job.done and not job.settling
+
+
+def _state(job: JobResult) -> str:
+    return "settling its payment" if job.settling else job.status
+
+
+class Client(Operations[JobResult]):
+    """Blocking client. `with Client(url, key) as fleet: fleet.run(CropJob(...))`.
+
+    `payer_key=` (instead of `api_key`) pays each job with x402: the module's docstring."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 60,
+        *,
+        payer_key: str | None = None,
+    ) -> None:
         self.timeout = timeout
+        self.payer = _payer(api_key, payer_key)  # the address that pays, with a payer key
+        self._payer_key = payer_key
         self._http = httpx.Client(**client_args(base_url, api_key, timeout))
 
     def _send(self, req: Request, raw: bool = False) -> Any:
+        return parse(self._exchange(req), raw)
+
+    def _exchange(self, req: Request) -> httpx.Response:
+        """The reply to `req`; with a payer key, an x402 challenge is paid once."""
+        resp = self._request(req)
+        if self._payer_key and (challenge := challenge_of(resp)) is not None:
+            resp = self._request(paid(req, self._payer_key, challenge))
+        return resp
+
+    def _request(self, req: Request) -> httpx.Response:
         for attempt in range(RETRIES_429 + 1):
             resp = self._http.request(
                 req.method,
@@ -72,28 +125,35 @@ class Client(Operations[JobResult]):
             if delay is None:
                 break
             time.sleep(delay)
-        return parse(resp, raw)
+        return resp
 
     def submit(
         self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None, wait: float = 0
     ) -> JobResult:
         """Enqueue a job; with `wait`, the server holds the reply up to that many seconds."""
-        return JobResult.from_dict(
-            self._send(submit_request(spec, idempotency_key, wait, self.timeout))
+        return JobResult.from_response(
+            self._exchange(submit_request(spec, idempotency_key, wait, self.timeout))
         )
+
+    def image(self, op: str, **fields: Any) -> ImageResult:
+        """`POST /v1/image/{op}`: run one operation and answer with its output, inline
+        (`.data`) or as a signed `outputUrl`. Fields are the route's (`file` is the input;
+        a `bytes` value goes inline): `image("resize", file=data, width=400)`."""
+        return ImageResult.from_response(self._exchange(image_request(op, fields, self.timeout)))
 
     def get(self, job_id: str) -> JobResult:
         return JobResult.from_dict(self._send(Request("GET", f"/v1/jobs/{quote(job_id)}")))
 
     def wait(self, job_id: str, timeout: float = 120, poll: float = 0.1) -> JobResult:
-        """Poll until the job ends; TimeoutError after `timeout` seconds."""
+        """Poll until the job ends (a paid job: and its payment is settled or refused);
+        TimeoutError after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         for delay in delays(poll):
             job = self.get(job_id)
-            if job.done:
+            if _ended(job):
                 return job
             if time.monotonic() + delay > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+                raise TimeoutError(f"job {job_id} still {_state(job)} after {timeout} s")
             time.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -151,7 +211,7 @@ class Client(Operations[JobResult]):
 
     def run(self, job: JobSpec, wait: bool = True) -> JobResult:
         submitted = self.submit(job, wait=SERVER_MAX_WAIT if wait else 0)
-        return self.wait(submitted.id) if wait and not submitted.done else submitted
+        return self.wait(submitted.id) if wait and not _ended(submitted) else submitted
 
     def close(self) -> None:
         self._http.close()
@@ -166,11 +226,29 @@ class Client(Operations[JobResult]):
 class AsyncClient(Operations[Awaitable[JobResult]]):
     """The same API as `Client`, as coroutines (and `jobs()` as an async iterator)."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float = 60,
+        *,
+        payer_key: str | None = None,
+    ) -> None:
         self.timeout = timeout
+        self.payer = _payer(api_key, payer_key)
+        self._payer_key = payer_key
         self._http = httpx.AsyncClient(**client_args(base_url, api_key, timeout))
 
     async def _send(self, req: Request, raw: bool = False) -> Any:
+        return parse(await self._exchange(req), raw)
+
+    async def _exchange(self, req: Request) -> httpx.Response:
+        resp = await self._request(req)
+        if self._payer_key and (challenge := challenge_of(resp)) is not None:
+            resp = await self._request(paid(req, self._payer_key, challenge))
+        return resp
+
+    async def _request(self, req: Request) -> httpx.Response:
         for attempt in range(RETRIES_429 + 1):
             resp = await self._http.request(
                 req.method,
@@ -184,13 +262,18 @@ class AsyncClient(Operations[Awaitable[JobResult]]):
             if delay is None:
                 break
             await asyncio.sleep(delay)
-        return parse(resp, raw)
+        return resp
 
     async def submit(
         self, spec: JobSpec | Mapping[str, Any], idempotency_key: str | None = None, wait: float = 0
     ) -> JobResult:
-        return JobResult.from_dict(
-            await self._send(submit_request(spec, idempotency_key, wait, self.timeout))
+        return JobResult.from_response(
+            await self._exchange(submit_request(spec, idempotency_key, wait, self.timeout))
+        )
+
+    async def image(self, op: str, **fields: Any) -> ImageResult:
+        return ImageResult.from_response(
+            await self._exchange(image_request(op, fields, self.timeout))
         )
 
     async def get(self, job_id: str) -> JobResult:
@@ -200,10 +283,10 @@ class AsyncClient(Operations[Awaitable[JobResult]]):
         deadline = time.monotonic() + timeout
         for delay in delays(poll):
             job = await self.get(job_id)
-            if job.done:
+            if _ended(job):
                 return job
             if time.monotonic() + delay > deadline:
-                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+                raise TimeoutError(f"job {job_id} still {_state(job)} after {timeout} s")
             await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -258,7 +341,7 @@ class AsyncClient(Operations[Awaitable[JobResult]]):
 
     async def run(self, job: JobSpec, wait: bool = True) -> JobResult:
         submitted = await self.submit(job, wait=SERVER_MAX_WAIT if wait else 0)
-        return await self.wait(submitted.id) if wait and not submitted.done else submitted
+        return await self.wait(submitted.id) if wait and not _ended(submitted) else submitted
 
     async def aclose(self) -> None:
         await self._http.aclose()

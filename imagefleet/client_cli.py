@@ -1,4 +1,5 @@
-"""Client-side commands: `imagefleet submit | status | upload | batch`, over the HTTP API."""
+"""Client-side commands: `imagefleet submit | status | upload | batch`, over the HTTP API.
+`submit --pay-with-key` pays with x402 instead of an API key (imagefleet/client_pay_cli.py)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,23 @@ from typing import Any
 
 from imagefleet.client import ApiError, Client, JobResult
 from imagefleet.client_batch import guarded, run_batches
+from imagefleet.client_pay_cli import (
+    add_payer_option,
+    download_paid,
+    payer_key,
+    paying_client,
+    payment_line,
+)
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".bmp"}
 
 
-def _client(args: argparse.Namespace) -> Client:
+def _client(args: argparse.Namespace, payer: str | None = None) -> Client:
+    """The client of a command: with an API key, or (`payer`) paying with x402."""
     url = args.url or os.environ.get("FLEET_PUBLIC_URL") or DEFAULT_URL
+    if payer is not None:
+        return paying_client(url, args, payer)
     key = args.key or os.environ.get("FLEET_API_KEY")
     if not key:
         key_file = Path(os.environ.get("FLEET_VAR_DIR", "var")) / "dev-api-key"
@@ -59,18 +70,25 @@ def _api_error(exc: ApiError) -> int:
 
 def cmd_submit(args: argparse.Namespace) -> int:
     spec = json.loads(Path(args.job).read_text())
-    with _client(args) as client:
+    payer = payer_key(args)
+    with _client(args, payer) as client:
         try:
-            wait = args.wait or args.download is not None  # downloading needs the output
+            # Downloading needs the output; a payment is shown once the job is settled.
+            wait = args.wait or args.download is not None or payer is not None
             job = client.submit(spec, args.idempotency_key, wait=60 if wait else 0)
-            if wait and not job.done:
+            if wait and (not job.done or job.settling):
                 job = client.wait(job.id, timeout=args.timeout)
             print(json.dumps(job.raw, indent=2) if args.json else _line(job))
+            if payer is not None:
+                print(payment_line(job), file=sys.stderr if args.json else sys.stdout)
             if job.status == "failed":
                 print(f"failed: {(job.error or {}).get('code')}", file=sys.stderr)
                 return 1
             if args.download is not None and job.ok and job.output:
-                client.download(job.output, args.download)
+                if payer is not None:
+                    download_paid(job, args.download)
+                else:
+                    client.download(job.output, args.download)
                 print(f"downloaded {job.output} -> {args.download}", file=sys.stderr)
         except ApiError as exc:
             return _api_error(exc)
@@ -280,6 +298,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--idempotency-key")
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     p.add_argument("--json", action="store_true", help="print the whole job object")
+    add_payer_option(p)
     p.set_defaults(func=cmd_submit)
 
     p = sub.add_parser("status", parents=[conn], help="show one job")

@@ -1,12 +1,14 @@
 """The HTTP API as requests and replies, for both clients: what each call sends (`Request`),
 how a reply is read (`parse`: an error reply raises `ApiError`), the job object
-(`JobResult`), and the waits (429 retries, polling back-off). No transport here."""
+(`JobResult`), the synchronous route's answer (`ImageResult`), and the waits (429 retries,
+polling back-off). No transport here."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,11 +16,14 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
+from billing.x402 import SettlementResponse, decode_payment_response
 from jobs.spec import JobSpec
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 SERVER_MAX_WAIT = 60  # the gateway holds `?wait=` at most this long
 RETRIES_429 = 5
+SETTLE_PATIENCE = 60  # the gateway waits this long for a paid job's settlement
+PAYMENT_RESPONSE = "X-PAYMENT-RESPONSE"
 
 
 class ApiError(Exception):
@@ -31,9 +36,35 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.body = status, code, message, body or {}
 
 
+def settlement_of(resp: httpx.Response) -> SettlementResponse | None:
+    """The decoded `X-PAYMENT-RESPONSE` of a reply (an x402 settlement), if it has one."""
+    header = resp.headers.get(PAYMENT_RESPONSE)
+    return decode_payment_response(header) if header else None
+
+
+def _recorded_settlement(job: dict[str, Any]) -> SettlementResponse | None:
+    """A paid job's settlement as its `payment` records it, once settled or refused."""
+    payment = job.get("payment")
+    if not isinstance(payment, dict) or payment.get("state") not in ("settled", "refused"):
+        return None
+    return SettlementResponse(
+        success=payment["state"] == "settled",
+        transaction=payment.get("transaction") or "",
+        network=payment.get("network", ""),
+        payer=payment.get("payer", ""),
+        error_reason=payment.get("error"),
+    )
+
+
 @dataclass
 class JobResult:
-    """A job object from the API, with typed access to the fields callers use most."""
+    """A job object from the API, with typed access to the fields callers use most.
+
+    A job paid with x402 (a client with `payer_key=`) has `payment` (its state:
+    `authorized`, then `settled` or `refused` once it succeeded, `unsettled` if it did not)
+    and, once settled or refused, `settlement`: the x402 settlement (`success`,
+    `transaction`, `network`, `payer`, `error_reason`), from the reply's
+    `X-PAYMENT-RESPONSE` or the job's record."""
 
     id: str
     operation: str
@@ -42,6 +73,7 @@ class JobResult:
     error: dict[str, Any] | None
     billing: dict[str, Any]
     raw: dict[str, Any] = field(repr=False)
+    settlement: SettlementResponse | None = None
 
     @classmethod
     def from_dict(cls, job: dict[str, Any]) -> JobResult:
@@ -53,7 +85,26 @@ class JobResult:
             job.get("error"),
             job.get("billing") or {},
             job,
+            _recorded_settlement(job),
         )
+
+    @classmethod
+    def from_response(cls, resp: httpx.Response) -> JobResult:
+        """The job of a reply (ApiError for an error reply), with its settlement header."""
+        job = cls.from_dict(parse(resp))
+        header = settlement_of(resp)
+        return replace(job, settlement=header) if header is not None else job
+
+    @property
+    def payment(self) -> dict[str, Any] | None:
+        """The x402 payment of a paid job (`state`, `transaction`, ...); None otherwise."""
+        return self.raw.get("payment")
+
+    @property
+    def settling(self) -> bool:
+        """Succeeded and paid with x402, its settlement still to come (the fleet's webhooks
+        pool settles it): `wait` goes on until it is settled or refused."""
+        return self.ok and (self.payment or {}).get("state") == "authorized"
 
     @property
     def ok(self) -> bool:
@@ -86,6 +137,52 @@ class Request:
     timeout: float | None = None  # None: the client's default
 
 
+@dataclass
+class ImageResult:
+    """The answer of `POST /v1/image/{op}` (`Client.image`): `envelope` is the reply's JSON
+    (`job`, then `inline` base64 or a signed `outputUrl` with `format`, `width`, `height`,
+    `bytes`; a facts operation's fields; or `{"job", "status": "running"}` when the job
+    outlasted the fleet's sync timeout: `wait(result.job)`), `settlement` the x402
+    settlement of a paid call."""
+
+    envelope: dict[str, Any]
+    settlement: SettlementResponse | None = None
+
+    @classmethod
+    def from_response(cls, resp: httpx.Response) -> ImageResult:
+        return cls(parse(resp), settlement_of(resp))
+
+    @property
+    def job(self) -> str:
+        return str(self.envelope["job"])
+
+    @property
+    def running(self) -> bool:
+        return self.envelope.get("status") == "running"
+
+    @property
+    def data(self) -> bytes | None:
+        """The output's bytes when they came inline (else fetch `envelope["outputUrl"]`)."""
+        inline = self.envelope.get("inline")
+        return base64.b64decode(inline) if inline is not None else None
+
+
+def image_request(op: str, fields: Mapping[str, Any], default_timeout: float) -> Request:
+    """`POST /v1/image/{op}`; a `bytes` field goes inline (`{"inline": "<base64>"}`)."""
+    body = {
+        name: {"inline": base64.b64encode(value).decode()} if isinstance(value, bytes) else value
+        for name, value in fields.items()
+    }
+    return Request(
+        "POST",
+        f"/v1/image/{quote(op)}",
+        None,
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+        default_timeout + SERVER_MAX_WAIT + SETTLE_PATIENCE,  # the run, then the settlement
+    )
+
+
 def spec_body(spec: JobSpec | Mapping[str, Any]) -> bytes:
     if isinstance(spec, JobSpec):
         return msgspec.json.encode(spec)  # tagged with "operation" by the struct config
@@ -108,8 +205,8 @@ def submit_request(
         {"wait": wait} if wait else None,
         spec_body(spec),
         headers,
-        default_timeout + wait,
-    )  # the server holds the reply `wait` s
+        default_timeout + wait + (SETTLE_PATIENCE if wait else 0),
+    )  # the server holds the reply `wait` s (and a paid job's settlement)
 
 
 def batch_request(
@@ -158,11 +255,17 @@ def retry_after(resp: httpx.Response, attempt: int) -> float | None:
 
 
 def parse(resp: httpx.Response, raw: bool = False) -> Any:
+    """The reply's JSON (or bytes with `raw`); ApiError for an error reply. An x402 `402`
+    challenge (`{"x402Version", "error", "accepts"}`) is `PAYMENT_REQUIRED` with the
+    challenge's reason (`invalid_exact_evm_nonce_already_used: ...`) as its message."""
     if resp.status_code >= 400:
         try:
             body = resp.json()
             err = body["error"]
-            code, message = err.get("code", "UNKNOWN"), err.get("message", "")
+            if isinstance(err, str) and "x402Version" in body:
+                code, message = "PAYMENT_REQUIRED", err
+            else:
+                code, message = err.get("code", "UNKNOWN"), err.get("message", "")
         except (ValueError, KeyError, TypeError, AttributeError):
             body, code, message = {}, f"HTTP_{resp.status_code}", resp.text[:500]
         raise ApiError(resp.status_code, code, message, body)
@@ -177,9 +280,10 @@ def delays(poll: float) -> Iterator[float]:
         delay = min(delay * 1.5, 2.0)
 
 
-def client_args(base_url: str, api_key: str, timeout: float) -> dict[str, Any]:
+def client_args(base_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:
+    """httpx's arguments; without a key, no `Authorization` (an x402 payer has none)."""
     return {
         "base_url": base_url.rstrip("/"),
         "timeout": timeout,
-        "headers": {"Authorization": f"Bearer {api_key}"},
+        "headers": {"Authorization": f"Bearer {api_key}"} if api_key else {},
     }
