@@ -130,6 +130,13 @@ OTHER_VARIABLES = (
         "The API key of the client commands (their `--key` wins).",
     ),
     Other(
+        ("FLEET_X402_PAYER_KEY",),
+        "none",
+        "The x402 payer key of `imagefleet submit`, hex or a file holding it (x402-dev's"
+        " `var/x402-payer.json`): the job is paid instead of billed to a key (its"
+        " `--pay-with-key` wins; [payments.md](payments.md)).",
+    ),
+    Other(
         ("FLEET_S3_ACCESS_KEY", "FLEET_S3_SECRET_KEY"),
         "none",
         "The S3 store's keys when `FLEET_STORAGE_URL` holds none (kept apart, they need no"
