@@ -48,7 +48,9 @@ def b64(document: Any) -> str:
     return base64.b64encode(raw).decode()
 
 
-GOOD = x402.encode_payment(authorize(PAYER.key, NEED))
+# Made once, at collection: valid for a year, so a test that reads it late in a long suite
+# (CI ran it 10 minutes after collection) still finds it inside its window.
+GOOD = x402.encode_payment(authorize(PAYER.key, NEED, valid_for=365 * 24 * 3600))
 GOOD_JSON = json.loads(base64.b64decode(GOOD))
 
 
