@@ -371,6 +371,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             default = decl.default
             value = default.compute(values) if isinstance(default, Derived) else default
         values[name] = decl.then(value) if decl.then is not None else value
+    if values["x402"] == "on" and not (values["x402_pay_to"] and values["x402_facilitator_url"]):
+        raise SettingError("FLEET_X402=on needs FLEET_X402_PAY_TO and FLEET_X402_FACILITATOR_URL")
     return Settings(**values)
 
 
