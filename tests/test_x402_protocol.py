@@ -155,9 +155,9 @@ def test_any_authorization_strings_are_refused_not_raised(changes: dict[str, str
         assert found is not None
 
 
-def _eip712_digest(authorization: x402.Authorization, chain: int, asset: str) -> bytes:
-    """EIP-712 by hand: keccak(0x1901 || domainSeparator || hashStruct(message))."""
-    domain = keccak(
+def _domain_separator(chain: int, asset: str) -> bytes:
+    """The token's EIP-712 domain separator ("USD Coin", version "2"), by hand."""
+    return keccak(
         encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
             [
@@ -172,6 +172,11 @@ def _eip712_digest(authorization: x402.Authorization, chain: int, asset: str) ->
             ],
         )
     )
+
+
+def _eip712_digest(authorization: x402.Authorization, chain: int, asset: str) -> bytes:
+    """EIP-712 by hand: keccak(0x1901 || domainSeparator || hashStruct(message))."""
+    domain = _domain_separator(chain, asset)
     struct = keccak(
         encode(
             ["bytes32", "address", "address", "uint256", "uint256", "uint256", "bytes32"],
@@ -203,21 +208,7 @@ def test_the_signature_is_over_the_eip712_digest_computed_by_hand() -> None:
 
 def test_the_deployed_token_has_the_same_domain_and_typehash() -> None:
     chain = DevChain("USD Coin", "2")
-    domain = keccak(
-        encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [
-                keccak(
-                    text="EIP712Domain(string name,string version,uint256 chainId,"
-                    "address verifyingContract)"
-                ),
-                keccak(text="USD Coin"),
-                keccak(text="2"),
-                chain.chain_id,
-                chain.asset,
-            ],
-        )
-    )
+    domain = _domain_separator(chain.chain_id, chain.asset)
     out = chain.tester.call(
         {
             "from": chain.operator,
@@ -312,8 +303,18 @@ def test_x402_settings_are_off_by_default_and_read_the_dev_payer(tmp_path: Path)
     dev = load_settings({**env, "FLEET_X402": "DEV"})
     assert (dev.x402, dev.x402_pay_to, dev.x402_network) == ("dev", "0x" + "cd" * 20, "eip155:7")
     assert dev.x402_facilitator_url == "http://127.0.0.1:8402"
-    on = load_settings({**env, "FLEET_X402": "on", "FLEET_X402_NETWORK": "base-sepolia"})
-    assert (on.x402_pay_to, on.x402_network, on.x402_facilitator_url) == ("", "base-sepolia", "")
+    with pytest.raises(SettingError):  # `on` reads no dev file: it needs its payee and facilitator
+        load_settings({**env, "FLEET_X402": "on", "FLEET_X402_NETWORK": "base-sepolia"})
+    payee, facilitator = "0x" + "ef" * 20, "http://127.0.0.1:9"
+    on = load_settings(
+        {**env, "FLEET_X402": "on", "FLEET_X402_NETWORK": "base-sepolia",
+         "FLEET_X402_PAY_TO": payee, "FLEET_X402_FACILITATOR_URL": facilitator}
+    )  # fmt: skip
+    assert (on.x402_pay_to, on.x402_network, on.x402_facilitator_url) == (
+        payee,
+        "base-sepolia",
+        facilitator,
+    )
     assert on.x402_asset == ASSET and (on.x402_token_name, on.x402_token_version) == (
         "USD Coin",
         "2",
