@@ -21,6 +21,7 @@ from gateway.x402_api import (
     Unpaid,
     admit_paid,
     is_payer,
+    limit_keyless,
     paid_view,
     paying,
     payment_of,
@@ -114,9 +115,12 @@ async def _submit_paid(request: Request, ctx: Context, wait: float, body: bytes)
 async def submit_job(request: Request) -> Response:
     ctx = context(request)
     wait = _wait_seconds(request, ctx)
+    paid = paying(request, ctx)  # no API key, x402 on: the caller pays per call
+    if paid:
+        await limit_keyless(request, ctx)
     # Inline base64 grows 4/3; leave room for the other fields.
     body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
-    if paying(request, ctx):
+    if paid:
         return await _submit_paid(request, ctx, wait, body)
     key = api_key(request)
     record, new = await run_in_threadpool(

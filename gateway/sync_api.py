@@ -18,7 +18,15 @@ from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
 from gateway.jobs_api import wait_for_end
 from gateway.signing import signed_url
-from gateway.x402_api import Unpaid, admit_paid, paying, payment_of, settled_headers, settlement
+from gateway.x402_api import (
+    Unpaid,
+    admit_paid,
+    limit_keyless,
+    paying,
+    payment_of,
+    settled_headers,
+    settlement,
+)
 from jobs.errors import HTTP_STATUS, ErrorCode, FleetError
 from jobs.records import JobRecord, JobStatus
 from jobs.registry import OPERATIONS, decode_spec
@@ -115,6 +123,8 @@ async def run_image_op(request: Request) -> Response:
     ctx = context(request)
     paid = paying(request, ctx)  # no API key, x402 on: the caller pays per call
     tenant = None if paid else await authenticate(request)
+    if paid:
+        await limit_keyless(request, ctx)
     op = request.path_params["op"]
     if op not in OPERATIONS:
         raise FleetError(ErrorCode.NOT_FOUND, f"no operation {op!r}; see GET /v1/operations")

@@ -19,9 +19,11 @@ import hashlib
 import time
 from typing import Any, BinaryIO
 
+from redis.commands.core import AsyncScript
 from starlette.requests import Request
 from starlette.responses import Response
 
+from billing.ratelimit import TAKE_TOKEN_LUA
 from billing.x402 import (
     NONCE_USED,
     PaymentRequirements,
@@ -62,6 +64,32 @@ def is_payer(reader: str, owner: str) -> bool:
 def paying(request: Request, ctx: Context) -> bool:
     """Whether this request goes the x402 way: payments on, and no API key."""
     return ctx.settings.x402 != "off" and "authorization" not in request.headers
+
+
+_TAKE = TAKE_TOKEN_LUA + "return take(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
+_SCRIPTS: dict[int, AsyncScript] = {}  # by client: registered once per connection pool
+
+
+async def limit_keyless(request: Request, ctx: Context) -> None:
+    """A keyless request has no key to rate-limit by: each client address gets a bucket of
+    FLEET_X402_RATE_LIMIT a second (429 with Retry-After past it), before its body is read."""
+    script = _SCRIPTS.get(id(ctx.aredis))
+    if script is None:
+        script = _SCRIPTS[id(ctx.aredis)] = ctx.aredis.register_script(_TAKE)
+    address = request.client.host if request.client else "unknown"
+    bucket = f"imagefleet:rate:x402:{address}"
+    wait_ms = int(await script(keys=[bucket], args=[ctx.settings.x402_rate_limit, _now_ms()]))
+    if wait_ms:
+        seconds = max(1, -(-wait_ms // 1000))
+        raise FleetError(
+            ErrorCode.RATE_LIMITED,
+            f"too many requests without a key from {address}; retry in {seconds} s",
+            headers={"Retry-After": str(seconds)},
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def payment_of(request: Request) -> str | None:

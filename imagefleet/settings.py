@@ -313,6 +313,13 @@ class Settings:
     x402_token_version: str = setting(
         "FLEET_X402_TOKEN_VERSION", "2", "The token's EIP-712 domain version."
     )
+    x402_rate_limit: float = setting(
+        "FLEET_X402_RATE_LIMIT",
+        10.0,
+        "Keyless (x402) job requests per second per client address (bursts of twice that):"
+        " they have no key to limit by. Behind a proxy, let uvicorn trust its"
+        " `X-Forwarded-For` (`FORWARDED_ALLOW_IPS`), else all callers share one address.",
+    )
     # Webhooks.
     webhook_attempts: int = setting("FLEET_WEBHOOK_ATTEMPTS", 6, "Webhook tries.")
     webhook_base_delay: float = setting(

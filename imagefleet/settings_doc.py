@@ -88,6 +88,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "x402_facilitator_url",
             "x402_token_name",
             "x402_token_version",
+            "x402_rate_limit",
         ),
     ),
     (

@@ -173,6 +173,7 @@ def start_fleet(var_dir: Path, extra_env: dict[str, str] | None = None) -> Fleet
         FLEET_OCR_CONCURRENCY="1",
         FLEET_LOG_LEVEL="INFO",
         FLEET_RATE_LIMIT="1000",  # the rate-limit test sets its own account's rate
+        FLEET_X402_RATE_LIMIT="1000",  # keyless callers: all tests share 127.0.0.1
         FLEET_WEBHOOK_BASE_DELAY="0.2",
         FLEET_WEBHOOK_ATTEMPTS="4",
     )

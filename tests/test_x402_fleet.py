@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -242,3 +243,24 @@ def test_the_openapi_document_offers_x402_beside_the_key(fleet: Fleet, photo: by
     assert set(schema["required"]) <= set(challenge.json())
     item = document["components"]["schemas"]["PaymentRequirements"]
     assert set(item["required"]) <= set(challenge.json()["accepts"][0])
+
+
+def test_keyless_callers_are_rate_limited_by_address(tmp_path: Path, photo: bytes) -> None:
+    """Without a key there is no account to limit: each client address has a bucket (here 1
+    a second, bursts of 2), answered 429 with Retry-After before the body is read, while a
+    caller with a key goes on."""
+    slow = start_fleet(tmp_path / "var", {"FLEET_X402": "dev", "FLEET_X402_RATE_LIMIT": "1"})
+    try:
+        replies = [
+            httpx.post(f"{slow.base_url}/v1/image/resize", json=_body(photo), timeout=60)
+            for _ in range(5)
+        ]
+        codes = [r.status_code for r in replies]
+        assert codes[:2] == [402, 402] and 429 in codes[2:], codes
+        limited = next(r for r in replies if r.status_code == 429)
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert limited.json()["error"]["code"] == "RATE_LIMITED"
+        with slow.client() as client:
+            assert client.post("/v1/image/resize", json=_body(photo, width=64)).status_code == 200
+    finally:
+        slow.stop()
