@@ -18,6 +18,7 @@ import redis
 from billing.ledger import Ledger
 from tests import images
 from tests.fleet_harness import Fleet, descendants, process_table, start_fleet, wait_for_job
+from worker import lease
 
 pytestmark = pytest.mark.fleet  # starts its own servers
 
@@ -130,3 +131,29 @@ def test_a_job_longer_than_its_lease_on_a_live_worker_runs_once(short_lease_flee
     assert f"job {job_id} is running under another message" not in log
     assert "lost its lease" not in log
     assert _charges(fleet, job_id) == ["hold", "capture"]
+
+
+@pytest.mark.parametrize("ending", [True, False])
+def test_a_lease_released_by_its_runs_own_end_is_not_a_lost_lease(
+    dir_fleet: Fleet, ending: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The transaction that ends a job releases its lease; a renewal that lands after it,
+    before the run stops its heartbeat, finds the lease gone. That is the run's own release
+    (no warning, nothing taken), whereas a lease gone while the run is not ending was lost."""
+    client = redis.Redis.from_url(dir_fleet.redis_url)
+    job_id = f"job_lease_race_{ending}"
+    with client.pipeline() as pipe:
+        lease.grant(pipe, job_id, 1, 0.3)
+        pipe.execute()
+    with lease.Heartbeat(client, job_id, 1, 0.3) as beat:
+        time.sleep(0.25)  # renewed twice: every 0.1 s
+        beat.ending = ending
+        with client.pipeline() as pipe:
+            lease.release_in(pipe, job_id)  # as the ending transaction does
+            pipe.execute()
+        time.sleep(0.35)  # at least two more beats
+        assert beat.taken is not ending
+    lost = [
+        r for r in caplog.records if "lost its lease" in r.getMessage() and job_id in r.getMessage()
+    ]
+    assert bool(lost) is not ending

@@ -97,6 +97,7 @@ class Heartbeat:
         self.renewed = time.monotonic()  # granted just before, in the run's start
         self.taken = False  # a renewal found the lease gone, or another run's
         self.released = False  # the run's end released the lease (release_in)
+        self.ending = False  # the run's end is being written: a lease found gone is its release
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {job_id}", daemon=True)
         self._renew = client.register_script(_RENEW)
@@ -142,6 +143,8 @@ class Heartbeat:
                 log.warning("job %s: lease not renewed (%s)", self.job_id, error)
                 continue
             if not kept:
+                if self.ending:  # the ending transaction released it: nothing was lost
+                    return
                 self.taken = True
                 log.warning(
                     "job %s: attempt %d lost its lease; it stops at its next step",

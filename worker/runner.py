@@ -106,6 +106,8 @@ def _fail(
         return
     ledger.release(record.tenant, record.id, record.operation)
     seconds = (now() - record.started_at).total_seconds() if record.started_at else None
+    if beat is not None:
+        beat.ending = True
     if jobs.apply(record.id, lifecycle.fail(error), also=_ending(record, seconds, error)):
         _notify(record, dispatcher(cfg))
     elif seconds is not None:  # ended by another run or a cancel: this run still counts
@@ -300,6 +302,7 @@ def _run_leased(
 
     charged = _capture(ledger, record, cfg)  # money first: a rerun finds no hold
     seconds = time.monotonic() - started
+    beat.ending = True  # the end below releases the lease: a renewal may find it gone
     done = jobs.apply(
         job_id,
         lifecycle.succeed(result, record.billing, charged),
