@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -314,6 +315,20 @@ def encode_payment(payment: PaymentPayload) -> str:
 def payment_response_header(response: SettlementResponse) -> str:
     """`X-PAYMENT-RESPONSE`: base64 JSON `{success, transaction, network, payer}`."""
     return base64.b64encode(msgspec.json.encode(response)).decode()
+
+
+def recorded_settlement(payment: object) -> SettlementResponse | None:
+    """A paid job's settlement as its `payment` (the job object's) records it, once settled
+    or refused; None before, for a payment never to be settled, or without a payment."""
+    if not isinstance(payment, Mapping) or payment.get("state") not in ("settled", "refused"):
+        return None
+    return SettlementResponse(
+        success=payment["state"] == "settled",
+        transaction=payment.get("transaction") or "",
+        network=payment.get("network", ""),
+        payer=payment.get("payer", ""),
+        error_reason=payment.get("error"),
+    )
 
 
 def decode_payment_response(header: str) -> SettlementResponse:

@@ -27,13 +27,18 @@ def admitted(found: tuple[Account | None, int]) -> Account:
     if account is None:
         raise FleetError(ErrorCode.UNAUTHORIZED, "unknown or disabled API key")
     if wait_ms:
-        seconds = max(1, -(-wait_ms // 1000))
-        raise FleetError(
-            ErrorCode.RATE_LIMITED,
-            f"too many requests; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+        raise rate_limited(wait_ms, "too many requests")
     return account
+
+
+def rate_limited(wait_ms: int, what: str) -> FleetError:
+    """429 for a bucket that has a token again in `wait_ms`: Retry-After in whole seconds."""
+    seconds = max(1, -(-wait_ms // 1000))
+    return FleetError(
+        ErrorCode.RATE_LIMITED,
+        f"{what}; retry in {seconds} s",
+        headers={"Retry-After": str(seconds)},
+    )
 
 
 async def authenticate(request: Request) -> str:

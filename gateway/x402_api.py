@@ -19,6 +19,7 @@ import hashlib
 import time
 from typing import Any, BinaryIO
 
+import msgspec
 from redis.commands.core import AsyncScript
 from starlette.requests import Request
 from starlette.responses import Response
@@ -33,10 +34,12 @@ from billing.x402 import (
     decode_payment,
     payment_required_header,
     payment_response_header,
+    recorded_settlement,
 )
 from billing.x402_facilitator_client import FacilitatorClient, FacilitatorError
 from billing.x402_verify import refusal
 from gateway.admission import Authorized, _prepare, admit_job
+from gateway.context import rate_limited
 from gateway.quoting import Quote, quote
 from gateway.services import Context
 from gateway.signing import signed_url
@@ -80,12 +83,7 @@ async def limit_keyless(request: Request, ctx: Context) -> None:
     bucket = f"imagefleet:rate:x402:{address}"
     wait_ms = int(await script(keys=[bucket], args=[ctx.settings.x402_rate_limit, _now_ms()]))
     if wait_ms:
-        seconds = max(1, -(-wait_ms // 1000))
-        raise FleetError(
-            ErrorCode.RATE_LIMITED,
-            f"too many requests without a key from {address}; retry in {seconds} s",
-            headers={"Retry-After": str(seconds)},
-        )
+        raise rate_limited(wait_ms, f"too many requests without a key from {address}")
 
 
 def _now_ms() -> int:
@@ -258,14 +256,8 @@ def settlement(ctx: Context, job_id: str, patience: float = 60.0) -> SettlementR
         payment = record.payment if record is not None else None
         if payment is None or payment.state is PaymentState.UNSETTLED:
             return None
-        if not payment.state.open:
-            return SettlementResponse(
-                success=payment.state is PaymentState.SETTLED,
-                transaction=payment.transaction or "",
-                network=payment.network,
-                payer=payment.payer,
-                error_reason=payment.error,
-            )
+        if not payment.state.open:  # settled or refused by the webhooks pool meanwhile
+            return recorded_settlement(msgspec.to_builtins(payment))
         if time.monotonic() > deadline:
             return None
         time.sleep(0.2)

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from billing.x402 import SettlementResponse, decode_payment_response
+from billing.x402 import SettlementResponse, decode_payment_response, recorded_settlement
 from jobs.spec import JobSpec
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
@@ -40,20 +40,6 @@ def settlement_of(resp: httpx.Response) -> SettlementResponse | None:
     """The decoded `X-PAYMENT-RESPONSE` of a reply (an x402 settlement), if it has one."""
     header = resp.headers.get(PAYMENT_RESPONSE)
     return decode_payment_response(header) if header else None
-
-
-def _recorded_settlement(job: dict[str, Any]) -> SettlementResponse | None:
-    """A paid job's settlement as its `payment` records it, once settled or refused."""
-    payment = job.get("payment")
-    if not isinstance(payment, dict) or payment.get("state") not in ("settled", "refused"):
-        return None
-    return SettlementResponse(
-        success=payment["state"] == "settled",
-        transaction=payment.get("transaction") or "",
-        network=payment.get("network", ""),
-        payer=payment.get("payer", ""),
-        error_reason=payment.get("error"),
-    )
 
 
 @dataclass
@@ -85,7 +71,7 @@ class JobResult:
             job.get("error"),
             job.get("billing") or {},
             job,
-            _recorded_settlement(job),
+            recorded_settlement(job.get("payment")),
         )
 
     @classmethod
