@@ -173,6 +173,28 @@ def test_every_bad_payment_is_refused_before_any_work(
     assert _balance(payer, payer["address"]) == before
 
 
+def test_a_hostile_keyless_request_is_refused_before_it_is_priced(
+    fleet: Fleet, payer: dict[str, Any], photo: bytes
+) -> None:
+    """No challenge (so nothing to pay for) for work the fleet would refuse an account: a
+    tiny input asking for a huge output, an object key reaching into some namespace, another
+    page of a one-page image; and no job, no stored input, no money moved."""
+    tiny = encode(photo_like(8, 8), "png")
+    cases = [
+        ({**_body(tiny), "width": 60000, "height": 60000, "fit": "fill"}, 422, "IMAGE_TOO_LARGE"),
+        ({"file": {"inputKey": "photo.jpg"}, "width": 100}, 400, "VALIDATION_ERROR"),
+        ({"file": "../dev/photo.jpg", "width": 100}, 400, "VALIDATION_ERROR"),
+    ]
+    before = _balance(payer, payer["address"])
+    objects = sorted(p.name for p in fleet.var_dir.rglob("*") if "x402" in str(p))
+    for body, status, code in cases:
+        reply = httpx.post(f"{fleet.base_url}/v1/image/resize", json=body, timeout=60)
+        assert (reply.status_code, reply.json()["error"]["code"]) == (status, code), reply.text
+        assert "PAYMENT-REQUIRED" not in reply.headers
+    assert sorted(p.name for p in fleet.var_dir.rglob("*") if "x402" in str(p)) == objects
+    assert _balance(payer, payer["address"]) == before
+
+
 def test_a_failed_job_is_never_settled(fleet: Fleet, payer: dict[str, Any], photo: bytes) -> None:
     broken = photo[: len(photo) // 3]  # a PNG header promising 2000x1500, then nothing
     body = _body(broken)
