@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     UNSUPPORTED_LANG = "UNSUPPORTED_LANG"
     HTML_TOO_LARGE = "HTML_TOO_LARGE"
     RATE_LIMITED = "RATE_LIMITED"
+    HEADERS_TOO_LARGE = "HEADERS_TOO_LARGE"  # request headers over the gateway's limit
     UNAVAILABLE = "UNAVAILABLE"
     # Job-only codes (a job ends `failed` with these; no request returns them).
     INPUT_NOT_FOUND = "INPUT_NOT_FOUND"
@@ -31,6 +32,8 @@ class ErrorCode(StrEnum):
     PAGE_OUT_OF_RANGE = "PAGE_OUT_OF_RANGE"
     TIMEOUT = "TIMEOUT"
     WORKER_LOST = "WORKER_LOST"
+    POISON_JOB = "POISON_JOB"  # the job itself killed or hung its worker, twice
+    OUTPUT_CONFLICT = "OUTPUT_CONFLICT"  # an output key that is a folder (or inside a file)
     INTERNAL_ERROR = "INTERNAL_ERROR"
 
 
@@ -49,12 +52,15 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.UNSUPPORTED_LANG: 422,
     ErrorCode.HTML_TOO_LARGE: 422,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.HEADERS_TOO_LARGE: 431,
     ErrorCode.UNAVAILABLE: 503,
     ErrorCode.INPUT_NOT_FOUND: 422,
     ErrorCode.INPUT_CHANGED: 422,
     ErrorCode.PAGE_OUT_OF_RANGE: 422,
     ErrorCode.TIMEOUT: 422,
     ErrorCode.WORKER_LOST: 422,
+    ErrorCode.POISON_JOB: 422,
+    ErrorCode.OUTPUT_CONFLICT: 422,
     ErrorCode.INTERNAL_ERROR: 422,
 }
 
