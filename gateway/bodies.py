@@ -35,6 +35,7 @@ class JobList(msgspec.Struct):
 class Redelivery(msgspec.Struct):
     job: str
     webhook: Literal["queued"]
+    redeliveries_left: int  # of FLEET_WEBHOOK_REDELIVERIES for this job
 
 
 class SyncOutput(msgspec.Struct, rename="camel"):

@@ -15,6 +15,7 @@ from gateway.admission import admit_job
 from gateway.context import Context, admitted, api_key, authenticate, context
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
+from gateway.redelivery import take_redelivery
 from gateway.watch import job_changes
 from gateway.x402_api import (
     PAYER,
@@ -161,7 +162,7 @@ def _cancel(ctx: Context, tenant: str, job_id: str) -> JobRecord:
     return canceled
 
 
-def _redeliver(ctx: Context, tenant: str, job_id: str) -> dict[str, str]:
+def _redeliver(ctx: Context, tenant: str, job_id: str) -> dict[str, str | int]:
     record = ctx.jobs.get(job_id)
     if record is None or record.tenant != tenant:
         raise FleetError(ErrorCode.NOT_FOUND, "no such job")
@@ -172,8 +173,9 @@ def _redeliver(ctx: Context, tenant: str, job_id: str) -> dict[str, str]:
             ErrorCode.VALIDATION_ERROR,
             "the job has not ended yet; its webhook is sent when it does",
         )
+    left = take_redelivery(ctx.jobs.redis, tenant, job_id, ctx.settings)
     ctx.dispatch.webhook(job_id)
-    return {"job": job_id, "webhook": "queued"}
+    return {"job": job_id, "webhook": "queued", "redeliveries_left": left}
 
 
 async def redeliver_webhook(request: Request) -> JSONResponse:

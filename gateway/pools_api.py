@@ -19,7 +19,7 @@ from jobs.registry import OPERATIONS
 class PoolDepth(msgspec.Struct):
     name: Pool
     queued: int | None  # tasks waiting in the pool's queue; null off a Redis broker
-    operations: list[str]  # what runs on it (the webhooks pool delivers webhooks)
+    operations: list[str]  # what runs on it (webhooks and payments: none, they deliver)
 
 
 class Pools(msgspec.Struct):

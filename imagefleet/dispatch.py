@@ -61,7 +61,8 @@ class Dispatch(Protocol):
         """Deliver (or retry) an ended job's webhook from the webhooks pool."""
 
     def settle(self, job_id: str, attempt: int = 0, countdown: float = 0) -> None:
-        """Settle (or retry settling) a succeeded job's x402 payment from the webhooks pool."""
+        """Settle (or retry settling) a succeeded job's x402 payment from the payments pool
+        (its own queue: never behind webhook deliveries)."""
 
 
 class CeleryDispatch:
@@ -87,7 +88,7 @@ class CeleryDispatch:
 
     def settle(self, job_id: str, attempt: int = 0, countdown: float = 0) -> None:
         app.send_task(
-            SETTLE_PAYMENT, args=[job_id, attempt], queue=Pool.WEBHOOKS, countdown=countdown
+            SETTLE_PAYMENT, args=[job_id, attempt], queue=Pool.PAYMENTS, countdown=countdown
         )
 
     def admit(self, jobs: JobStore, record: JobRecord) -> None:

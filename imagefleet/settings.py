@@ -327,6 +327,31 @@ class Settings:
         5.0,
         "The first webhook retry delay in seconds (doubling, with jitter).",
     )
+    webhook_timeout: float = setting(
+        "FLEET_WEBHOOK_TIMEOUT",
+        10.0,
+        "Seconds one webhook attempt may take in all: connect, send and the whole answer (a"
+        " receiver that answers a byte at a time is cut off at it); then it is retried.",
+    )
+    webhook_tenant_slots: int = setting(
+        "FLEET_WEBHOOK_TENANT_SLOTS",
+        4,
+        "Webhook attempts one account may have under way at once, across the fleet; its"
+        " other deliveries wait their turn, so slow receivers never hold every slot of the"
+        " `webhooks` pool.",
+        then=lambda n: max(1, n),
+    )
+    webhook_redeliveries: int = setting(
+        "FLEET_WEBHOOK_REDELIVERIES",
+        5,
+        "`POST /v1/jobs/{id}/webhook/redeliver` calls one job takes; past it `429 RATE_LIMITED`.",
+    )
+    webhook_redeliver_rate: float = setting(
+        "FLEET_WEBHOOK_REDELIVER_RATE",
+        0.5,
+        "Redeliveries per second per account (bursts of twice that, at least one); past it"
+        " `429 RATE_LIMITED` with `Retry-After`.",
+    )
     webhook_allow_loopback: bool = setting(
         "FLEET_WEBHOOK_ALLOW_LOOPBACK",
         False,

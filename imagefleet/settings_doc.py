@@ -96,6 +96,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "webhook_attempts",
             "webhook_base_delay",
+            "webhook_timeout",
+            "webhook_tenant_slots",
+            "webhook_redeliveries",
+            "webhook_redeliver_rate",
             "webhook_allow_loopback",
             "webhook_allow_private",
         ),
@@ -122,7 +126,8 @@ OTHER_VARIABLES = (
     Other(
         tuple(f"FLEET_{pool.name}_CONCURRENCY" for pool in Pool),
         ", ".join(_processes(pool) for pool in Pool),
-        "Processes of `imagefleet worker --pool <pool>` (its `--concurrency` wins), for the"
+        "Processes of `imagefleet worker --pool <pool>` (threads on `webhooks` and `payments`,"
+        " which wait on the network; its `--concurrency` wins), for the"
         f" pools {', '.join(f'`{pool.value}`' for pool in Pool)}.",
     ),
     Other(

@@ -86,10 +86,10 @@ def test_pools_answer_each_queue_depth_and_what_runs_there(dir_fleet: Fleet) -> 
     with dir_fleet.client() as client:
         pools = client.get("/v1/pools").json()["pools"]
         ops = client.get("/v1/operations").json()["operations"]
-    assert [p["name"] for p in pools] == ["cpu", "ocr", "render", "webhooks"]
+    assert [p["name"] for p in pools] == ["cpu", "ocr", "render", "webhooks", "payments"]
     for pool in pools:
         assert pool["operations"] == sorted(o["name"] for o in ops if o["queue"] == pool["name"])
-    assert pools[-1]["operations"] == []  # webhooks: deliveries, no operation
+    assert pools[-2]["operations"] == pools[-1]["operations"] == []  # webhooks, settlements
     # Celery's Redis queues, read directly, one after the other: equal while the fleet is
     # idle between tests, as it is here.
     depths = {p["name"]: p["queued"] for p in pools}

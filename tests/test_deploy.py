@@ -70,6 +70,7 @@ def test_every_service_is_built_here_from_a_local_dockerfile(rendered: dict) -> 
         "worker-ocr",
         "worker-render",
         "worker-webhooks",
+        "worker-payments",
         "sweeper",
         "flower",
     }
@@ -87,7 +88,7 @@ def test_every_service_is_built_here_from_a_local_dockerfile(rendered: dict) -> 
 
 def test_one_image_runs_every_pool_and_the_gateway_replicas(rendered: dict) -> None:
     services = rendered["services"]
-    for pool in ("cpu", "ocr", "render", "webhooks"):
+    for pool in ("cpu", "ocr", "render", "webhooks", "payments"):
         assert services[f"worker-{pool}"]["command"][-2:] == ["--pool", pool]
         assert services[f"worker-{pool}"]["image"] == services["gateway"]["image"]
     assert services["gateway"]["deploy"]["replicas"] == 2

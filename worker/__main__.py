@@ -32,6 +32,7 @@ def run_pool(pool: Pool, concurrency: int | None) -> None:
             f"{pool.value}-{os.getpid()}@%h",
             "-c",
             str(processes),
+            *(["--pool", "threads"] if pool.waits else []),  # deliveries wait, not compute
             "--loglevel",
             cfg.log_level,
             "--without-gossip",

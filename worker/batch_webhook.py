@@ -16,6 +16,7 @@ from imagefleet.settings import Settings
 from jobs import batches
 from jobs.pools import Pool
 from worker.webhook_delivery import JITTER, retry_delay, signed_attempt
+from worker.webhook_slots import tenant_slot, turn_delay
 
 log = logging.getLogger("imagefleet.webhooks")
 
@@ -30,14 +31,21 @@ def deliver_batch(batch_id: str, attempt: int, client: redis.Redis, cfg: Setting
     url = batch.webhook_url
     body = msgspec.json.encode({"type": "batch.done", "batch": batch.public()})
     msg_id = f"msg_{batch_id}_done"  # the same id on every retry
-    _, state, last = signed_attempt(url, body, msg_id, account.webhook_secret, attempt, cfg)
+    with tenant_slot(client, batch.tenant, cfg) as free:
+        if not free:  # the account's share of the pool is under way: a turn, not an attempt
+            _send(batch_id, attempt, turn_delay(cfg))
+            return
+        _, state, last = signed_attempt(url, body, msg_id, account.webhook_secret, attempt, cfg)
     batches.note_webhook(client, batch_id, state.value)
     log.info("batch webhook %s attempt %d -> %s", batch_id, attempt + 1, state)
     if not last:
-        delay = retry_delay(cfg, attempt, random.uniform(*JITTER))
-        app.send_task(
-            batches.DELIVER_BATCH_WEBHOOK,
-            args=[batch_id, attempt + 1],
-            queue=Pool.WEBHOOKS,
-            countdown=delay,
-        )
+        _send(batch_id, attempt + 1, retry_delay(cfg, attempt, random.uniform(*JITTER)))
+
+
+def _send(batch_id: str, attempt: int, countdown: float) -> None:
+    app.send_task(
+        batches.DELIVER_BATCH_WEBHOOK,
+        args=[batch_id, attempt],
+        queue=Pool.WEBHOOKS,
+        countdown=countdown,
+    )

@@ -15,6 +15,7 @@ from imagefleet.settings import Settings
 from jobs.lifecycle import record_delivery
 from jobs.records import Delivery, WebhookState
 from jobs.store import JobStore
+from worker.webhook_slots import tenant_slot, turn_delay
 from worker.webhooks import Outcome, post, sign
 
 log = logging.getLogger("imagefleet.webhooks")
@@ -41,7 +42,8 @@ def signed_attempt(
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(secret, msg_id, timestamp, body),
         }
-        outcome, refused = post(url, body, headers, ip, port, host), False
+        outcome = post(url, body, headers, ip, port, host, cfg.webhook_timeout)
+        refused = False
     except Refused as exc:
         outcome, refused = Outcome(None, 0.0, f"refused: {exc}"), True
     last = outcome.ok or refused or attempt + 1 >= cfg.webhook_attempts
@@ -62,7 +64,14 @@ def deliver(job_id: str, attempt: int, jobs: JobStore, cfg: Settings, dispatch: 
         return
     body = msgspec.json.encode(record.public())
     msg_id = f"msg_{job_id}_{record.status.value}"  # the same id on every retry of one event
-    outcome, state, last = signed_attempt(url, body, msg_id, account.webhook_secret, attempt, cfg)
+    with tenant_slot(jobs.redis, record.tenant, cfg) as free:
+        if not free:  # the account's share of the pool is under way: a turn, not an attempt
+            jobs.touch(job_id)  # its delivery is carried: the sweeper need not resend it
+            dispatch.webhook(job_id, attempt, countdown=turn_delay(cfg))
+            return
+        outcome, state, last = signed_attempt(
+            url, body, msg_id, account.webhook_secret, attempt, cfg
+        )
     delivery = Delivery(
         at=time.time(),
         attempt=attempt + 1,

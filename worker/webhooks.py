@@ -1,6 +1,8 @@
 """Webhook deliveries: Standard Webhooks signatures and one POST to a checked address
 (imagefleet/addresses.py). The connection goes to the address that was checked (no second
-lookup an attacker could answer differently), and redirects are not followed.
+lookup an attacker could answer differently), and redirects are not followed. One attempt
+has one deadline for all of it (connect, send, the whole response): a receiver that answers
+a byte at a time keeps each read inside a socket timeout, so a watchdog shuts the socket.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hmac
 import http.client
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -34,17 +37,67 @@ class Outcome:
         return self.status is not None and 200 <= self.status < 300
 
 
-class _PinnedHTTPS(http.client.HTTPSConnection):
+class Watchdog:
+    """Shuts an attempt's socket when its deadline passes, which wakes whatever read or
+    write blocks on it; `fired` says the attempt ended by the deadline."""
+
+    def __init__(self, seconds: float) -> None:
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.fired = False
+        self.timer = threading.Timer(seconds, self.fire)
+        self.timer.daemon = True
+
+    def watch(self, sock: socket.socket) -> None:
+        with self.lock:
+            self.sock = sock
+            if self.fired:
+                _shut(sock)
+
+    def fire(self) -> None:
+        with self.lock:
+            self.fired = True
+            if self.sock is not None:
+                _shut(self.sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # closed already
+
+
+class _Pinned(http.client.HTTPConnection):
+    """HTTP to a checked IP, its socket under the attempt's watchdog."""
+
+    def __init__(self, ip: str, port: int, watchdog: Watchdog, timeout: float) -> None:
+        super().__init__(ip, port, timeout=timeout)
+        self.watchdog = watchdog
+
+    def raw_socket(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.watchdog.watch(sock)
+        return sock
+
+    def connect(self) -> None:
+        self.sock = self.raw_socket()
+
+
+class _PinnedHTTPS(_Pinned):
     """HTTPS to a checked IP, with the certificate verified for the URL's host name."""
 
-    def __init__(self, ip: str, port: int, hostname: str, timeout: float) -> None:
+    default_port = http.client.HTTPS_PORT
+
+    def __init__(
+        self, ip: str, port: int, hostname: str, watchdog: Watchdog, timeout: float
+    ) -> None:
+        super().__init__(ip, port, watchdog, timeout)
         self.tls = ssl.create_default_context()
-        super().__init__(ip, port, timeout=timeout, context=self.tls)
         self.hostname = hostname
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        self.sock = self.tls.wrap_socket(sock, server_hostname=self.hostname)
+        self.sock = self.tls.wrap_socket(self.raw_socket(), server_hostname=self.hostname)
 
 
 def host_header(url: str) -> str:
@@ -59,16 +112,19 @@ def post(
     ip: str,
     port: int,
     host: str,
-    timeout: float = 10.0,
+    deadline: float = 10.0,
 ) -> Outcome:
+    """One POST that ends within `deadline` seconds, answered or not."""
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.monotonic()
-    conn: http.client.HTTPConnection
+    watchdog = Watchdog(deadline)
+    conn: _Pinned
     if parts.scheme == "https":
-        conn = _PinnedHTTPS(ip, port, host, timeout)
+        conn = _PinnedHTTPS(ip, port, host, watchdog, deadline)
     else:
-        conn = http.client.HTTPConnection(ip, port, timeout=timeout)
+        conn = _Pinned(ip, port, watchdog, deadline)
+    watchdog.timer.start()
     try:
         conn.request(
             "POST",
@@ -83,12 +139,14 @@ def post(
         )
         response = conn.getresponse()
         response.read(64 * 1024)
-        return Outcome(
-            response.status,
-            (time.monotonic() - started) * 1000,
-            None if 200 <= response.status < 300 else f"HTTP {response.status}",
-        )
+        status = response.status
+        error = None if 200 <= status < 300 else f"HTTP {status}"
     except (OSError, http.client.HTTPException) as exc:
-        return Outcome(None, (time.monotonic() - started) * 1000, f"{type(exc).__name__}: {exc}")
+        status, error = None, f"{type(exc).__name__}: {exc}"
     finally:
+        watchdog.timer.cancel()
         conn.close()
+    elapsed = time.monotonic() - started
+    if watchdog.fired or elapsed >= deadline:  # what was read by then does not count
+        return Outcome(None, elapsed * 1000, f"timed out: no whole answer within {deadline:g} s")
+    return Outcome(status, elapsed * 1000, error)
