@@ -27,6 +27,7 @@ import httpx
 from imagefleet.addresses import Refused, check_address
 from tests import hostile_inputs as inputs
 from tests import hostile_measure as measure
+from tests import hostile_webhook_attacks
 from tests.fleet_harness import Fleet, wait_for_job
 from tests.hostile_inputs import SLOW, SLOWER, TINY, grayscale, on_tiny, put
 from tests.hostile_measure import Row, error_of, post_job, run_job, wait_running
@@ -327,6 +328,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ),
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
+    *hostile_webhook_attacks.ATTACKS,  # issue 25: the webhooks pool
 ]
 
 
