@@ -153,9 +153,9 @@ def test_slow_receivers_hold_only_their_tenants_share(
         assert job["webhook"]["state"] == "failed" and len(deliveries) == ATTEMPTS, deliveries
         for delivery in deliveries:
             assert delivery["status"] is None and "timed out" in delivery["error"], delivery
-            assert DEADLINE * 1000 - 100 <= delivery["latency_ms"] < (DEADLINE + 5) * 1000
+            assert DEADLINE * 1000 - 100 <= delivery["latency_ms"] < (DEADLINE + 10) * 1000
     for opened, closed in log.closed():
-        assert closed - opened < DEADLINE + 8, "a connection outlived the attempt's deadline"
+        assert closed - opened < DEADLINE + 15, "a connection outlived the attempt's deadline"
 
     # A's attempts (dripping, silent, redelivered) never took more than A's share.
     assert 1 <= a_at_once <= SLOTS, a_at_once
