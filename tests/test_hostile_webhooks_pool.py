@@ -27,8 +27,8 @@ from tests.hostile_inputs import black_png, grayscale, put
 from tests.receiver import Receiver
 from tests.slow_receivers import Connections, SlowReceiver
 from worker.webhook_slots import slots_key, tenant_slot
+from worker.webhooks import post
 
-pytestmark = pytest.mark.fleet
 DEADLINE = 10.0  # FLEET_WEBHOOK_TIMEOUT
 SLOTS = 2  # FLEET_WEBHOOK_TENANT_SLOTS: of 4 threads, so A alone can never hold them all
 PER_JOB = 3  # FLEET_WEBHOOK_REDELIVERIES
@@ -186,3 +186,24 @@ def test_an_accounts_slots_are_shared_across_workers_and_freed(fleet: Fleet) -> 
     with tenant_slot(client, a, cfg) as one, tenant_slot(client, a, cfg) as two:
         assert one and two
     assert client.zcard(slots_key(a)) == 0
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_the_deadline_holds_in_every_phase_of_an_attempt(scheme: str) -> None:
+    """Before the answer (a silent receiver), during it (a byte at a time) and, on HTTPS,
+    during the TLS handshake (the silent receiver never says hello): each attempt ends at
+    its deadline, timed out."""
+    log = Connections()
+    receivers = [SlowReceiver(log, drip=0.5), SlowReceiver(log, drip=None)]
+    try:
+        for receiver in receivers:
+            url = receiver.url.replace("http:", f"{scheme}:")
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
+            began = time.monotonic()
+            outcome = post(url, b"{}", {}, "127.0.0.1", port, "127.0.0.1", deadline=2.0)
+            seconds = time.monotonic() - began
+            assert outcome.status is None and "timed out" in str(outcome.error), outcome
+            assert 2.0 <= seconds < 12.0  # the drip's whole answer takes 24 s
+    finally:
+        for receiver in receivers:
+            receiver.stop()
