@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,11 +47,17 @@ class Connections:
 
 
 class SlowReceiver:
-    """Reads each request, then sends ANSWER a byte every `drip` seconds (None: never a
-    byte), until the sender closes the connection."""
+    """Reads each request (over TLS with `tls`), then sends `answer` a byte every `drip`
+    seconds (None: never a byte), until the sender closes the connection."""
 
-    def __init__(self, connections: Connections, drip: float | None) -> None:
-        self.connections, self.drip = connections, drip
+    def __init__(
+        self,
+        connections: Connections,
+        drip: float | None,
+        answer: bytes = ANSWER,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.connections, self.drip, self.answer, self.tls = connections, drip, answer, tls
         self.server = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/hook"
         self.stopped = False
@@ -67,8 +74,10 @@ class SlowReceiver:
     def _serve(self, conn: socket.socket) -> None:
         span = self.connections.open()
         try:
+            if self.tls is not None:  # a quick handshake: the drip comes after it
+                conn = self.tls.wrap_socket(conn, server_side=True)
             conn.recv(65536)  # the request (small: a job's JSON)
-            for byte in ANSWER if self.drip else iter(int, 1):  # silent: wait forever
+            for byte in self.answer if self.drip else iter(int, 1):  # silent: wait forever
                 readable, _, _ = select.select([conn], [], [], self.drip or 1.0)
                 if self.stopped or (readable and not conn.recv(65536)):
                     return  # the sender hung up, or this receiver stops

@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +28,7 @@ from imagefleet.x402_payer import payment_header
 from tests.fleet_harness import Fleet, start_fleet, wait_for_job
 from tests.hostile_inputs import black_png, grayscale, put
 from tests.receiver import Receiver
-from tests.slow_receivers import Connections, SlowReceiver
+from tests.slow_receivers import ANSWER, Connections, SlowReceiver
 from worker.webhook_slots import slots_key, tenant_slot
 from worker.webhooks import post
 
@@ -188,22 +191,71 @@ def test_an_accounts_slots_are_shared_across_workers_and_freed(fleet: Fleet) -> 
     assert client.zcard(slots_key(a)) == 0
 
 
-@pytest.mark.parametrize("scheme", ["http", "https"])
-def test_the_deadline_holds_in_every_phase_of_an_attempt(scheme: str) -> None:
-    """Before the answer (a silent receiver), during it (a byte at a time) and, on HTTPS,
-    during the TLS handshake (the silent receiver never says hello): each attempt ends at
-    its deadline, timed out."""
-    log = Connections()
-    receivers = [SlowReceiver(log, drip=0.5), SlowReceiver(log, drip=None)]
+# A TLS handshake record of 80 bytes, sent a byte at a time: a TLS client waits for all of
+# it, each read well inside its socket timeout.
+SLOW_HELLO = b"\x16\x03\x03\x00\x50" + b"\x02" * 80
+
+
+@pytest.mark.parametrize(
+    ("scheme", "drip", "answer"),
+    [
+        ("http", None, b""),  # never answers
+        ("http", 0.5, ANSWER),  # answers a byte at a time: 24 s in all
+        ("https", None, b""),  # never says hello
+        ("https", 0.5, SLOW_HELLO),  # says hello a byte at a time: 42 s in all
+    ],
+)
+def test_the_deadline_holds_in_every_phase_of_an_attempt(
+    scheme: str, drip: float | None, answer: bytes
+) -> None:
+    """Before the answer, during it, and on HTTPS during the TLS handshake: each attempt
+    ends at its deadline, recorded as timed out."""
+    receiver = SlowReceiver(Connections(), drip=drip, answer=answer)
     try:
-        for receiver in receivers:
-            url = receiver.url.replace("http:", f"{scheme}:")
+        url = receiver.url.replace("http:", f"{scheme}:")
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        began = time.monotonic()
+        outcome = post(url, b"{}", {}, "127.0.0.1", port, "127.0.0.1", deadline=2.0)
+        seconds = time.monotonic() - began
+    finally:
+        receiver.stop()
+    assert outcome.status is None and "timed out" in str(outcome.error), outcome
+    assert 2.0 <= seconds < 12.0
+
+
+@pytest.fixture
+def trusted_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ssl.SSLContext:
+    """A server context whose self-signed certificate for 127.0.0.1 the deliverer trusts
+    (OpenSSL's default trust store follows SSL_CERT_FILE)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    return server
+
+
+def test_the_deadline_holds_over_tls_after_the_handshake(trusted_tls: ssl.SSLContext) -> None:
+    """A receiver with a certificate the fleet trusts, dripping its answer once the TLS
+    session is up: cut at the deadline too; the same receiver answering at once is
+    delivered (so the certificate is trusted, and the cut is the deadline's)."""
+    for drip, expected in ((0.5, None), (0.001, 204)):
+        receiver = SlowReceiver(Connections(), drip=drip, tls=trusted_tls)
+        try:
+            url = receiver.url.replace("http:", "https:")
             port = int(url.rsplit(":", 1)[1].split("/")[0])
             began = time.monotonic()
             outcome = post(url, b"{}", {}, "127.0.0.1", port, "127.0.0.1", deadline=2.0)
             seconds = time.monotonic() - began
-            assert outcome.status is None and "timed out" in str(outcome.error), outcome
-            assert 2.0 <= seconds < 12.0  # the drip's whole answer takes 24 s
-    finally:
-        for receiver in receivers:
+        finally:
             receiver.stop()
+        assert outcome.status == expected, outcome
+        if expected is None:
+            assert "timed out" in str(outcome.error) and 2.0 <= seconds < 12.0

@@ -62,8 +62,8 @@ class Watchdog:
 
 
 def _shut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
+    try:  # the socket's own shutdown, under TLS too (not the TLS close, which would block)
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
     except OSError:
         pass  # closed already
 
@@ -97,7 +97,12 @@ class _PinnedHTTPS(_Pinned):
         self.hostname = hostname
 
     def connect(self) -> None:
-        self.sock = self.tls.wrap_socket(self.raw_socket(), server_hostname=self.hostname)
+        sock = self.tls.wrap_socket(
+            self.raw_socket(), server_hostname=self.hostname, do_handshake_on_connect=False
+        )
+        self.watchdog.watch(sock)  # the TLS socket owns the connection now: watch it instead
+        sock.do_handshake()
+        self.sock = sock
 
 
 def host_header(url: str) -> str:
