@@ -50,3 +50,44 @@ def resize_price(fleet: Fleet, width: int, height: int) -> int:
     price = next(o for o in operations if o["name"] == "resize")["price"]
     megapixels = max(1.0, width * height / 1e6)
     return math.ceil(price["per_mp_micros"] * megapixels)
+
+
+def fund(payer: dict[str, Any], to: str, amount: int) -> str:
+    """Move `amount` micros from the dev payer to `to` with a real transfer settled at the
+    dev facilitator (the dev payer signs it); its transaction."""
+    from billing.x402 import requirements
+    from billing.x402_facilitator_client import FacilitatorClient
+    from imagefleet.x402_payer import authorize
+
+    asked = requirements(
+        amount=amount,
+        pay_to=to,
+        asset=payer["asset"],
+        network=payer["network"],
+        resource="urn:test:funding",
+        description="test funding",
+        max_timeout_seconds=600,
+        token_name=payer["name"],
+        token_version=payer["version"],
+    )
+    with FacilitatorClient(payer["facilitatorUrl"]) as facilitator:
+        settled = facilitator.settle(authorize(payer["privateKey"], asked), asked)
+    assert settled.success, settled
+    return settled.transaction
+
+
+def chain_time(payer: dict[str, Any]) -> int:
+    """The dev chain's latest block time, over its JSON-RPC (`eth_getBlockByNumber`)."""
+    from billing.x402_rpc import call
+
+    block = call(payer["rpcUrl"], "eth_getBlockByNumber", ["latest", False])
+    assert isinstance(block, dict)
+    return int(block["timestamp"], 16)
+
+
+def operation_price(fleet: Fleet, operation: str, width: int, height: int) -> int:
+    """A per-MP operation's price for a width x height input, from GET /v1/operations."""
+    with fleet.client() as client:
+        operations = client.get("/v1/operations").raise_for_status().json()["operations"]
+    price = next(o for o in operations if o["name"] == operation)["price"]
+    return math.ceil(price["per_mp_micros"] * max(1.0, width * height / 1e6))
