@@ -16,7 +16,6 @@ SDK as the client (v2 unless said), balances read on chain:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 import time
@@ -28,10 +27,6 @@ import pytest
 import redis
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from x402 import x402Client
-from x402.http.clients.httpx import x402AsyncTransport
-from x402.mechanisms.evm import EthAccountSigner
-from x402.mechanisms.evm.exact import register_exact_evm_client
 
 from billing.x402 import decode_challenge, requirements
 from billing.x402_chain import DevChain
@@ -51,11 +46,11 @@ from tests.x402_helpers import (
     fund,
     operation_price,
     payer_of,
+    sdk_post,
 )
 
 pytestmark = pytest.mark.fleet
 WIDTH, HEIGHT = 1200, 900
-Hook = Callable[[Any], None]
 
 
 @pytest.fixture(scope="module")
@@ -81,27 +76,6 @@ def funded(fleet: Fleet, amount: int) -> LocalAccount:
     account: LocalAccount = Account.create()
     fund(payer_of(fleet), account.address, amount)
     return account
-
-
-def sdk_post(
-    account: LocalAccount, requests: list[tuple[str, dict[str, Any]]], hook: Hook | None = None
-) -> list[httpx.Response]:
-    """POST each (url, body) at once, each through its own SDK client paying from `account`
-    (`hook` sees each payment the SDK signs, before it is sent)."""
-
-    async def one(url: str, body: dict[str, Any]) -> httpx.Response:
-        client = x402Client()
-        register_exact_evm_client(client, EthAccountSigner(account))
-        client.set_spend_controls({"allowed_assets": True})  # the dev token
-        if hook is not None:
-            client.on_after_payment_creation(hook)
-        async with httpx.AsyncClient(transport=x402AsyncTransport(client), timeout=180) as http:
-            return await http.post(url, json=body)
-
-    async def every() -> list[httpx.Response]:
-        return list(await asyncio.gather(*(one(url, body) for url, body in requests)))
-
-    return asyncio.run(every())
 
 
 def _store(fleet: Fleet) -> JobStore:

@@ -5,15 +5,18 @@ published price, independently of the gateway's quote."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.fleet_harness import Fleet, start_fleet
+
+Hook = Callable[[Any], None]
 
 # 1.92 MP: above the 1 MP minimum, so a shrink bills exactly its input's megapixels.
 WIDTH, HEIGHT = 1600, 1200
@@ -91,3 +94,29 @@ def operation_price(fleet: Fleet, operation: str, width: int, height: int) -> in
         operations = client.get("/v1/operations").raise_for_status().json()["operations"]
     price = next(o for o in operations if o["name"] == operation)["price"]
     return math.ceil(price["per_mp_micros"] * max(1.0, width * height / 1e6))
+
+
+def sdk_post(
+    account: Any, requests: list[tuple[str, dict[str, Any]]], hook: Hook | None = None
+) -> list[httpx.Response]:
+    """POST each (url, body) at once, each through its own SDK client paying from `account`
+    (`hook` sees each payment the SDK signs, before it is sent)."""
+
+    from x402 import x402Client
+    from x402.http.clients.httpx import x402AsyncTransport
+    from x402.mechanisms.evm import EthAccountSigner
+    from x402.mechanisms.evm.exact import register_exact_evm_client
+
+    async def one(url: str, body: dict[str, Any]) -> httpx.Response:
+        client = x402Client()
+        register_exact_evm_client(client, EthAccountSigner(account))
+        client.set_spend_controls({"allowed_assets": True})  # the dev token
+        if hook is not None:
+            client.on_after_payment_creation(hook)
+        async with httpx.AsyncClient(transport=x402AsyncTransport(client), timeout=180) as http:
+            return await http.post(url, json=body)
+
+    async def every() -> list[httpx.Response]:
+        return list(await asyncio.gather(*(one(url, body) for url, body in requests)))
+
+    return asyncio.run(every())
