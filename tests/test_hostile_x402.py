@@ -28,11 +28,12 @@ import redis
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from billing import x402_wallet as wallet
 from billing.x402 import decode_challenge, requirements
 from billing.x402_chain import DevChain
 from billing.x402_facilitator import Facilitator
 from billing.x402_facilitator_client import FacilitatorClient
-from billing.x402_wallet import claim_suffix
+from billing.x402_wallet import Authorization, claim_suffix
 from imagefleet.payments import SETTLING, tenant_of
 from imagefleet.x402_payer import CLOCK_SKEW, authorize, payment_header
 from jobs.records import JobRecord
@@ -262,3 +263,32 @@ def test_the_dev_chain_mines_at_the_clocks_time_before_a_transfer() -> None:
     settled = facilitator.settle(payment, asked)
     assert settled["success"], settled
     assert chain.timestamp() >= int(later) and chain.balance_of(payer.address) == 0
+
+
+def test_the_wallet_ledger_counts_open_authorizations_until_settled_or_expired(
+    x402_fleet: Fleet,
+) -> None:
+    """billing/x402_wallet.py on the fleet's Redis, for a token of its own (no other test's)."""
+    client = redis.Redis.from_url(x402_fleet.redis_url)
+    asset, payer, now = "0x" + "a1" * 20, Account.create().address, int(time.time())
+
+    def authorization(nonce: str, amount: int, valid_for: int = 600) -> Authorization:
+        return Authorization(asset, payer, "0x" + nonce * 64, amount, now + valid_for)
+
+    first, second, third = authorization("1", 600), authorization("2", 400), authorization("3", 1)
+    assert wallet.claim(client, first, 1000, now, "job_a") == wallet.Claim(True, False, 0)
+    assert wallet.claim(client, second, 1000, now, "job_b") == wallet.Claim(True, False, 600)
+    assert wallet.claim(client, third, 1000, now, "job_c") == wallet.Claim(False, False, 1000)
+    assert wallet.claim(client, first, 10**9, now, "again") == wallet.Claim(False, True, 0)
+    assert client.get(first.claim_key) == b"job_a"
+    wallet.close(client, asset, payer, first.nonce)  # settled: its funds are spent, not held
+    assert wallet.claim(client, third, 401, now, "job_c").claimed
+    wallet.unclaim(client, third)  # an admission that failed: the nonce may be sent again
+    assert client.get(third.claim_key) is None
+    # An authorization past its validBefore can never be settled: it holds nothing.
+    expiring = authorization("4", 1000, valid_for=5)
+    assert not wallet.claim(client, expiring, 1000, now, "job_d").claimed  # 400 still open
+    wallet.close(client, asset, payer, second.nonce)
+    assert wallet.claim(client, expiring, 1000, now, "job_d").claimed
+    late = authorization("5", 1000)
+    assert wallet.claim(client, late, 1000, now + 6, "job_e") == wallet.Claim(True, False, 0)
