@@ -1,9 +1,11 @@
 """x402, pay per call over HTTP 402: the `exact` scheme on EVM chains (an EIP-712-signed
 EIP-3009 `TransferWithAuthorization` of a USDC-like token). The protocol's shapes:
 
-the 402 challenge (v1 JSON body, v2 `PAYMENT-REQUIRED` header), the payer's `X-PAYMENT` /
-`PAYMENT-SIGNATURE` header read into a `PaymentPayload` (hostile input gives a `Refusal`,
-never an exception), a facilitator request's parts, and the `X-PAYMENT-RESPONSE` header.
+the 402 challenge (v1 JSON body, v2 `PAYMENT-REQUIRED` header), the payer's `X-PAYMENT` (v1)
+/ `PAYMENT-SIGNATURE` (v2) header read into a `PaymentPayload` (hostile input gives a
+`Refusal`, never an exception), a facilitator request's parts, and the settlement header
+(`X-PAYMENT-RESPONSE` in v1, `PAYMENT-RESPONSE` in v2). Networks: v1 names them (`base`), v2
+by CAIP-2 (`eip155:8453`); the names are the official SDK's (x402.mechanisms.evm.v1).
 Refusal reasons are the x402 facilitators' codes. The signature and the checks on a payment
 are in billing/x402_verify.py. Pure and settings-free: values come as arguments.
 
@@ -39,18 +41,42 @@ BAD_SIGNATURE = "invalid_exact_evm_payload_signature"
 NONCE_USED = "invalid_exact_evm_nonce_already_used"
 INSUFFICIENT_FUNDS = "insufficient_funds"
 
-# x402 v1 network names and their chain ids; v2 names networks by CAIP-2 (`eip155:8453`).
+# The headers of each version: the payment, the settlement.
+PAYMENT_HEADER = {1: "X-PAYMENT", 2: "PAYMENT-SIGNATURE"}
+RESPONSE_HEADER = {1: "X-PAYMENT-RESPONSE", 2: "PAYMENT-RESPONSE"}
+
+# The dev chain (eth-tester's py-evm chain id) has no x402 name: v1 calls it this, and an SDK
+# payer adds it to the SDK's name table (docs/payments.md).
+DEV_NETWORK, DEV_CHAIN_ID = "imagefleet-dev", 131277322940537
+# x402 v1 network names and their chain ids, as the official SDK (2.25) maps them; v2 names
+# networks by CAIP-2 (`eip155:8453`).
 NETWORKS = {
     "base": 8453,
     "base-sepolia": 84532,
-    "avalanche": 43114,
-    "avalanche-fuji": 43113,
+    "ethereum": 1,
     "polygon": 137,
     "polygon-amoy": 80002,
+    "avalanche": 43114,
+    "avalanche-fuji": 43113,
+    "abstract": 2741,
+    "abstract-testnet": 11124,
+    "iotex": 4689,
     "sei": 1329,
     "sei-testnet": 1328,
-    "iotex": 4689,
+    "peaq": 3338,
+    "story": 1513,
+    "educhain": 656476,
+    "skale-base-sepolia": 1444673419,
+    "megaeth": 4326,
+    "monad": 143,
+    "monad-testnet": 10143,
+    "stable": 988,
+    "stable-testnet": 2201,
+    "celo": 42220,
+    "flare": 14,
+    DEV_NETWORK: DEV_CHAIN_ID,
 }
+_NAMES = {chain: name for name, chain in NETWORKS.items()}
 ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 UINT = re.compile(r"[0-9]{1,78}")  # a uint256 in decimal (range checked where read)
 
@@ -167,6 +193,12 @@ def caip2(network: str) -> str:
     return f"eip155:{known}" if known is not None else network
 
 
+def v1_name(network: str) -> str:
+    """`eip155:8453` -> `base`: the v1 name of a chain (a chain with none keeps its CAIP-2)."""
+    known = chain_id(network)
+    return _NAMES.get(known, network) if known is not None else network
+
+
 def requirements(
     *,
     amount: int,
@@ -180,10 +212,11 @@ def requirements(
     token_version: str,
     mime_type: str = "application/json",
 ) -> PaymentRequirements:
-    """The `exact` requirements for one call costing `amount` atomic units (micros)."""
+    """The `exact` requirements (v1's form, its network named) for one call costing `amount`
+    atomic units (micros); `resource` is the call's absolute URL."""
     return PaymentRequirements(
         scheme=SCHEME,
-        network=network,
+        network=v1_name(network),
         max_amount_required=str(amount),
         resource=resource,
         description=description,
@@ -233,24 +266,25 @@ def payment_required_header(accepts: list[PaymentRequirements], error: str) -> s
     return base64.b64encode(msgspec.json.encode(document)).decode()
 
 
-def _b64json(header: str | bytes) -> bytes | Refusal:
+def _b64json(header: str | bytes, name: str) -> bytes | Refusal:
     text = header.decode("latin-1") if isinstance(header, bytes) else header
     text = text.strip()
     if not text:
-        return Refusal(INVALID_PAYLOAD, "the payment header is empty")
+        return Refusal(INVALID_PAYLOAD, f"the {name} header is empty")
     if len(text) > MAX_HEADER_CHARS:
-        return Refusal(INVALID_PAYLOAD, f"the payment header is over {MAX_HEADER_CHARS} chars")
+        return Refusal(INVALID_PAYLOAD, f"the {name} header is over {MAX_HEADER_CHARS} chars")
     try:
         return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        return Refusal(INVALID_PAYLOAD, "the payment header is not base64")
+        return Refusal(INVALID_PAYLOAD, f"the {name} header is not base64")
 
 
-def decode_payment(header: str | bytes | None) -> PaymentPayload | Refusal:
-    """`X-PAYMENT` (v1) or `PAYMENT-SIGNATURE` (v2): base64 of the payment payload JSON."""
+def decode_payment(header: str | bytes | None, name: str = "payment") -> PaymentPayload | Refusal:
+    """`X-PAYMENT` (v1) or `PAYMENT-SIGNATURE` (v2): base64 of the payment payload JSON
+    (`name`: the header it came in, for the refusal's sentence)."""
     if header is None:
-        return Refusal(INVALID_PAYLOAD, "no payment header")
-    raw = _b64json(header)
+        return Refusal(INVALID_PAYLOAD, f"no {name} header")
+    raw = _b64json(header, name)
     if isinstance(raw, Refusal):
         return raw
     try:
@@ -313,7 +347,8 @@ def encode_payment(payment: PaymentPayload) -> str:
 
 
 def payment_response_header(response: SettlementResponse) -> str:
-    """`X-PAYMENT-RESPONSE`: base64 JSON `{success, transaction, network, payer}`."""
+    """`X-PAYMENT-RESPONSE` (v1) / `PAYMENT-RESPONSE` (v2): base64 JSON `{success,
+    transaction, network, payer}`."""
     return base64.b64encode(msgspec.json.encode(response)).decode()
 
 
@@ -332,7 +367,7 @@ def recorded_settlement(payment: object) -> SettlementResponse | None:
 
 
 def decode_payment_response(header: str) -> SettlementResponse:
-    """The payer reads `X-PAYMENT-RESPONSE`; ValueError if it is not one."""
+    """The payer reads `X-PAYMENT-RESPONSE` / `PAYMENT-RESPONSE`; ValueError if not one."""
     try:
         return _RESPONSE.decode(base64.b64decode(header, validate=True))
     except (binascii.Error, msgspec.DecodeError) as exc:

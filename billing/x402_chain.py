@@ -5,12 +5,18 @@ Every state change is a real transaction in a real block: minting, and settling 
 with EIP-3009 `transferWithAuthorization`, sent and paid for by the operator (the deployer,
 one of eth-tester's funded accounts), so the payer needs no ether. One lock serialises the
 chain: eth-tester is not thread-safe, and a settlement's check and send must not interleave.
+
+The chain's clock follows `clock` (the wall clock): py-evm stamps a block with the time its
+parent was mined, so an idle chain's next block would be minutes behind. Before a transfer
+is dry-run or sent, an empty block is mined at the current time if the chain lags.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +55,11 @@ def load_artefact(path: Path = ARTEFACT) -> dict[str, Any]:
 class DevChain:
     """A fresh chain with FleetUSD deployed; `name` and `version` make its EIP-712 domain."""
 
-    def __init__(self, name: str = "USD Coin", version: str = "2") -> None:
+    def __init__(
+        self, name: str = "USD Coin", version: str = "2", clock: Callable[[], float] = time.time
+    ) -> None:
         self._lock = threading.RLock()
+        self._clock = clock
         backend = PyEVMBackend()
         self.tester = EthereumTester(backend)  # tests look inside too
         self.chain_id: int = backend.chain.chain_id
@@ -75,15 +84,27 @@ class DevChain:
             raise ChainError(f"transaction {tx_hash} reverted")
         return receipt
 
-    def _call(self, data: str) -> bytes:
+    def _call(self, data: str, to: str | None = None) -> bytes:
         with self._lock:
-            out = self.tester.call({"from": self.operator, "to": self.asset, "data": data})
+            out = self.tester.call({"from": self.operator, "to": to or self.asset, "data": data})
         return bytes.fromhex(out.removeprefix("0x"))
+
+    def eth_call(self, to: str, data: str) -> str:
+        """A read-only call of any contract (the dev RPC's `eth_call`), its output as 0x hex."""
+        return "0x" + self._call(data, to_checksum_address(to)).hex()
 
     def timestamp(self) -> int:
         """The latest block's time (it can run ahead of the clock: one second per block)."""
         with self._lock:
             return int(self.tester.get_block_by_number("latest")["timestamp"])
+
+    def keep_time(self) -> None:
+        """Mine an empty block at the clock's time if the chain is behind it, so what runs
+        next sees the time of now, not of the last block (an idle chain's clock stands still)."""
+        with self._lock:
+            now = int(self._clock())
+            if now > int(self.tester.get_block_by_number("pending")["timestamp"]):
+                self.tester.time_travel(now)
 
     def mint(self, to: str, value: int) -> str:
         """Mint `value` atomic units to `to` (the operator only); the transaction hash."""
@@ -119,6 +140,7 @@ class DevChain:
 
     def simulate_transfer(self, authorization: Authorization, signature: str) -> str | None:
         """Why the token would refuse this transfer now (its revert reason), or None."""
+        self.keep_time()
         try:
             self._call(self._transfer_data(authorization, signature))
         except TransactionFailed as exc:

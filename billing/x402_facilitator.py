@@ -11,7 +11,9 @@ It speaks the facilitator API every x402 server calls:
 - `GET /supported` -> `{kinds: [{x402Version, scheme, network}]}`.
 
 `balances=True` adds the dev-only `GET /balances/{address}` (tests and docs show balances
-move). Chain calls are blocking: they run in the thread pool, one at a time (the chain's lock).
+move) and `POST /rpc`, the few Ethereum JSON-RPC methods the gateway reads the chain with
+(`eth_call`, `eth_chainId`, `eth_blockNumber`, `eth_getBlockByNumber`: billing/x402_rpc.py).
+Chain calls are blocking: they run in the thread pool, one at a time (the chain's lock).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from eth_tester.exceptions import TransactionFailed
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -42,6 +45,7 @@ from billing.x402 import (
     chain_id,
     payment_from_json,
     requirements_from_json,
+    v1_name,
 )
 from billing.x402_chain import ChainError, DevChain
 from billing.x402_verify import refusal
@@ -176,7 +180,10 @@ def create_app(
         return JSONResponse(await run_in_threadpool(facilitator.settle, *parsed))
 
     async def supported(request: Request) -> JSONResponse:
-        kinds = [{"x402Version": v, "scheme": SCHEME, "network": chain.network} for v in (1, 2)]
+        kinds = [
+            {"x402Version": 1, "scheme": SCHEME, "network": v1_name(chain.network)},
+            {"x402Version": 2, "scheme": SCHEME, "network": chain.network},
+        ]
         return JSONResponse({"kinds": kinds})
 
     async def balance(request: Request) -> JSONResponse:
@@ -188,6 +195,20 @@ def create_app(
             {"address": address, "balance": held, "asset": chain.asset, "network": chain.network}
         )
 
+    async def rpc(request: Request) -> JSONResponse:
+        body = await request.body()
+        try:
+            document = msgspec.json.decode(body[:MAX_BODY_BYTES])
+            ident, method, params = document.get("id"), document["method"], document["params"]
+            result = await run_in_threadpool(_rpc, chain, method, params)
+        except (msgspec.DecodeError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            error = {"code": -32602, "message": f"not a request this dev RPC answers: {exc}"}
+            return JSONResponse({"jsonrpc": "2.0", "id": None, "error": error})
+        except TransactionFailed as exc:
+            error = {"code": 3, "message": f"execution reverted: {exc}"}
+            return JSONResponse({"jsonrpc": "2.0", "id": ident, "error": error})
+        return JSONResponse({"jsonrpc": "2.0", "id": ident, "result": result})
+
     routes = [
         Route("/verify", verify, methods=["POST"]),
         Route("/settle", settle, methods=["POST"]),
@@ -195,4 +216,19 @@ def create_app(
     ]
     if balances:
         routes.append(Route("/balances/{address}", balance, methods=["GET"]))
+        routes.append(Route("/rpc", rpc, methods=["POST"]))
     return Starlette(routes=routes)
+
+
+def _rpc(chain: DevChain, method: str, params: list[Any]) -> Any:
+    """The dev RPC's methods (ValueError for any other)."""
+    if method == "eth_chainId":
+        return hex(chain.chain_id)
+    if method == "eth_blockNumber":
+        return hex(chain.tester.get_block_by_number("latest")["number"])
+    if method == "eth_getBlockByNumber":
+        block = chain.tester.get_block_by_number(params[0])
+        return {"number": hex(block["number"]), "timestamp": hex(block["timestamp"])}
+    if method == "eth_call":
+        return chain.eth_call(params[0]["to"], params[0]["data"])
+    raise ValueError(f"method {method!r}")

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from billing.x402 import PaymentPayload, PaymentRequirements, SettlementResponse
+from billing.x402 import PaymentPayload, PaymentRequirements, SettlementResponse, to_v2
 
 VERIFY_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 SETTLE_TIMEOUT = httpx.Timeout(60.0, connect=3.0)  # a transaction to be mined
@@ -42,10 +42,12 @@ class Supported(msgspec.Struct, frozen=True):
 
 
 def request_body(payment: PaymentPayload, required: PaymentRequirements) -> dict[str, Any]:
+    """The facilitator API's body, its requirements in the payment's version's form."""
+    asked = msgspec.to_builtins(required if payment.x402_version == 1 else to_v2(required))
     return {
         "x402Version": payment.x402_version,
         "paymentPayload": payment.wire(),
-        "paymentRequirements": msgspec.to_builtins(required),
+        "paymentRequirements": asked,
     }
 
 

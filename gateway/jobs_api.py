@@ -95,20 +95,23 @@ def _decoded(body: bytes) -> JobSpec:
 
 
 async def _submit_paid(request: Request, ctx: Context, wait: float, body: bytes) -> Response:
-    """`POST /v1/jobs` paid with x402 (gateway/x402_api.py): 402 until a payment pays."""
+    """`POST /v1/jobs` paid with x402 (gateway/x402_api.py): 402 until a payment pays. The
+    job's result shows once its payment is settled (`paid_view`)."""
+    presented = payment_of(request)
     try:
-        record = await run_in_threadpool(
-            admit_paid, ctx, _decoded(body), payment_of(request), "/v1/jobs"
-        )
+        record = await run_in_threadpool(admit_paid, ctx, _decoded(body), presented, "/v1/jobs")
     except Unpaid as unpaid:
         return unpaid.response()
+    assert presented is not None  # admitted: it was paid
     log.info("job %s %s queued for %s", record.id, record.operation, record.tenant)
     headers = {"Location": f"/v1/jobs/{record.id}"}
     ended = await wait_for_end(ctx, record.id, wait) if wait > 0 else None
     if ended is None or not ended.status.terminal:
-        return JSONResponse((ended or record).public(), status_code=202, headers=headers)
+        view = await run_in_threadpool(paid_view, ctx, ended or record)
+        return JSONResponse(view, status_code=202, headers=headers)
     if ended.status is JobStatus.SUCCEEDED:
-        headers.update(settled_headers(await run_in_threadpool(settlement, ctx, ended.id)))
+        answer = await run_in_threadpool(settlement, ctx, ended.id)
+        headers.update(settled_headers(answer, presented))
         ended = await run_in_threadpool(ctx.jobs.get, ended.id) or ended
     return JSONResponse(await run_in_threadpool(paid_view, ctx, ended), headers=headers)
 

@@ -1,6 +1,7 @@
 """The x402 side of the OpenAPI document (gateway/x402_api.py): with payments on, the job
-routes take `X-PAYMENT` instead of a key, a `402` may be the x402 challenge, a paid
-answer carries `X-PAYMENT-RESPONSE`, and a payer's job is read by its id without a key."""
+routes take `X-PAYMENT` (v1) or `PAYMENT-SIGNATURE` (v2) instead of a key, a `402` may be the
+x402 challenge, a paid answer carries `X-PAYMENT-RESPONSE` (v1) or `PAYMENT-RESPONSE` (v2),
+and a payer's job is read by its id without a key."""
 
 from __future__ import annotations
 
@@ -22,9 +23,11 @@ SCHEME = {
 }
 SETTLED = {
     "description": "base64 JSON `{success, transaction, network, payer}`: the settlement of"
-    " the payment (x402 only)",
+    " the payment (x402 only; `X-PAYMENT-RESPONSE` answers an `X-PAYMENT`, `PAYMENT-RESPONSE`"
+    " a `PAYMENT-SIGNATURE`)",
     "schema": {"type": "string"},
 }
+SETTLED_HEADERS = ("X-PAYMENT-RESPONSE", "PAYMENT-RESPONSE")
 
 
 def with_x402(document: dict[str, Any], cfg: Settings) -> dict[str, Any]:
@@ -45,6 +48,7 @@ def with_x402(document: dict[str, Any], cfg: Settings) -> dict[str, Any]:
             "content": {"application/json": {"schema": {"anyOf": [challenge, error]}}},
         }
         answered = operation["responses"]["200"]
-        answered.setdefault("headers", {})["X-PAYMENT-RESPONSE"] = SETTLED
+        for header in SETTLED_HEADERS:
+            answered.setdefault("headers", {})[header] = SETTLED
     paths["/v1/jobs/{job_id}"]["get"]["security"] = [{"bearer": []}, {}]  # a payer's, by id
     return document

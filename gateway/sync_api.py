@@ -19,6 +19,7 @@ from gateway.idempotency import body_hash
 from gateway.jobs_api import wait_for_end
 from gateway.signing import signed_url
 from gateway.x402_api import (
+    Presented,
     Unpaid,
     admit_paid,
     limit_keyless,
@@ -81,7 +82,7 @@ def _admit(
     raw: bytes,
     idempotency_key: str | None,
     webhook_url: str | None,
-    payment: str | None,
+    payment: Presented | None,
 ) -> JobRecord:
     """Admit with the account's credit, or (no tenant) with an x402 payment."""
     spec = _spec(op, raw)
@@ -129,6 +130,7 @@ async def run_image_op(request: Request) -> Response:
     if op not in OPERATIONS:
         raise FleetError(ErrorCode.NOT_FOUND, f"no operation {op!r}; see GET /v1/operations")
     raw = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
+    presented = payment_of(request)
     try:
         record = await run_in_threadpool(
             _admit,
@@ -138,7 +140,7 @@ async def run_image_op(request: Request) -> Response:
             raw,
             request.headers.get("idempotency-key"),
             None if paid else request.state.account.webhook_url,
-            payment_of(request),
+            presented,
         )
     except Unpaid as unpaid:
         return unpaid.response()
@@ -161,7 +163,7 @@ async def run_image_op(request: Request) -> Response:
             status_code=status,
         )
     headers = {}
-    if paid:  # the output is handed over only once the payment is settled
+    if paid and presented is not None:  # the output is handed over once the payment settled
         answer = await run_in_threadpool(settlement, ctx, ended.id)
         if answer is None or not answer.success:
             reason = answer.error_reason if answer else "the settlement did not complete"
@@ -171,7 +173,7 @@ async def run_image_op(request: Request) -> Response:
                     "job": ended.id,
                 },
                 status_code=402,
-                headers=settled_headers(answer),
+                headers=settled_headers(answer, presented),
             )
-        headers = settled_headers(answer)
+        headers = settled_headers(answer, presented)
     return JSONResponse(await run_in_threadpool(_envelope, ctx, ended), headers=headers)

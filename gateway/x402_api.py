@@ -6,10 +6,13 @@ prices (gateway/quoting.py) from the header of the inline input, which is read i
 an unpaid request stores nothing and runs nothing. With `X-PAYMENT` (or v2's
 `PAYMENT-SIGNATURE`) the authorization is checked here (billing/x402_verify.py: scheme,
 network, asset, payee, amount, validity window, signature), its nonce claimed once in Redis
-(so one authorization never buys two jobs, raced or not), and the facilitator asked to
-verify it (the payer's balance, the nonce on chain), all before the job is admitted under
+together with its amount counted against the wallet's balance on chain beside what the
+wallet has authorized and not settled (billing/x402_wallet.py: one authorization never buys
+two jobs, nor two authorizations the same funds, raced or not), and the facilitator asked
+to verify it (the nonce on chain, a dry run), all before the job is admitted under
 the payer's namespace `x402-<address>` with the authorization standing for the hold. Only
-a success is settled (imagefleet/payments.py).
+a success is settled (imagefleet/payments.py), and nothing of a job is shown to its payer
+before it is: the result (inline data, output URL, facts) waits for the settlement.
 """
 
 from __future__ import annotations
@@ -24,9 +27,13 @@ from redis.commands.core import AsyncScript
 from starlette.requests import Request
 from starlette.responses import Response
 
+from billing import x402_wallet as wallet
 from billing.ratelimit import TAKE_TOKEN_LUA
 from billing.x402 import (
+    INSUFFICIENT_FUNDS,
     NONCE_USED,
+    PAYMENT_HEADER,
+    RESPONSE_HEADER,
     PaymentRequirements,
     Refusal,
     SettlementResponse,
@@ -37,6 +44,7 @@ from billing.x402 import (
     recorded_settlement,
 )
 from billing.x402_facilitator_client import FacilitatorClient, FacilitatorError
+from billing.x402_rpc import RpcError, token_balance
 from billing.x402_verify import refusal
 from gateway.admission import Authorized, _prepare, admit_job
 from gateway.context import rate_limited
@@ -44,7 +52,8 @@ from gateway.quoting import Quote, quote
 from gateway.services import Context
 from gateway.signing import signed_url
 from imagefleet.dispatch import time_limits
-from imagefleet.payments import PAYER_PREFIX, required, settle_job, tenant_of
+from imagefleet.payments import PAYER_PREFIX, required, resource_url, settle_job, tenant_of
+from imagefleet.settings import Settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.records import JobRecord, Payment, PaymentState, new_job_id
 from jobs.registry import operation_of
@@ -52,7 +61,6 @@ from jobs.spec import InputRef, JobSpec
 from storage import ObjectStore, tenant_key
 from storage.base import ObjectStat
 
-NONCES = "imagefleet:x402:nonce:"  # + asset:payer:nonce -> the job it bought
 QUOTING = "x402-quote"  # the namespace an unpaid request's inline input is read under
 
 
@@ -90,23 +98,45 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def payment_of(request: Request) -> str | None:
-    return request.headers.get("x-payment") or request.headers.get("payment-signature")
+@dataclasses.dataclass(frozen=True)
+class Presented:
+    """A payment as it came: the x402 version its header speaks and the header's value."""
+
+    version: int
+    value: str
+
+    @property
+    def header(self) -> str:
+        return PAYMENT_HEADER[self.version]
+
+
+def payment_of(request: Request) -> Presented | None:
+    """`PAYMENT-SIGNATURE` (v2) or `X-PAYMENT` (v1), the v2 one first."""
+    for version in (2, 1):
+        value = request.headers.get(PAYMENT_HEADER[version])
+        if value is not None:
+            return Presented(version, value)
+    return None
 
 
 class Unpaid(Exception):
-    """The 402 answer: what the call costs and why what came (if anything) does not pay."""
+    """The 402 answer: what the call costs and why what came (None: nothing) does not pay.
+    The v1 body and the v2 header each name their own payment header when none came."""
 
-    def __init__(self, asked: PaymentRequirements, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, asked: PaymentRequirements, reason: str | None) -> None:
+        super().__init__(reason or "no payment")
         self.asked, self.reason = asked, reason
 
+    def error(self, version: int) -> str:
+        return self.reason or f"{PAYMENT_HEADER[version]} header is required"
+
     def response(self) -> Response:
+        required = payment_required_header([self.asked], self.error(2))
         return Response(
-            challenge_body([self.asked], self.reason),
+            challenge_body([self.asked], self.error(1)),
             status_code=402,
             media_type="application/json",
-            headers={"PAYMENT-REQUIRED": payment_required_header([self.asked], self.reason)},
+            headers={"PAYMENT-REQUIRED": required},
         )
 
 
@@ -173,18 +203,39 @@ def _priced(ctx: Context, spec: JobSpec) -> Quote:
     return quote(view, QUOTING, prepared)
 
 
-def _nonce_key(ctx: Context, payer: str, nonce: str) -> str:
-    return f"{NONCES}{ctx.settings.x402_asset.lower()}:{payer.lower()}:{nonce.lower()}"
+def _unavailable(what: str) -> FleetError:
+    return FleetError(
+        ErrorCode.UNAVAILABLE, f"{what} is unreachable; retry", headers={"Retry-After": "5"}
+    )
 
 
-def admit_paid(ctx: Context, spec: JobSpec, header: str | None, resource: str) -> JobRecord:
+def _claim(ctx: Context, asked: PaymentRequirements, paid: wallet.Authorization) -> None:
+    """Claim the nonce and count the amount against the wallet's balance (Unpaid if not)."""
+    cfg: Settings = ctx.settings
+    try:
+        balance = token_balance(cfg.x402_rpc_url, cfg.x402_asset, paid.payer)
+    except RpcError:
+        raise _unavailable("the chain's RPC endpoint (the payer's balance)") from None
+    got = wallet.claim(ctx.redis, paid, balance, int(time.time()), "admitting")
+    if got.reused:
+        raise Unpaid(asked, f"{NONCE_USED}: this authorization has already paid for a job")
+    if not got.claimed:
+        raise Unpaid(
+            asked,
+            f"{INSUFFICIENT_FUNDS}: {paid.payer} holds {balance}, of which {got.open} is"
+            f" already authorized to jobs not settled yet; this payment asks {paid.amount}",
+        )
+
+
+def admit_paid(ctx: Context, spec: JobSpec, presented: Presented | None, path: str) -> JobRecord:
     """Admit a payer's job, or raise Unpaid (402) before anything is stored or run."""
     _inline_only(spec)
     op = operation_of(spec).name
+    resource = resource_url(ctx.settings, path)
     asked = required(ctx.settings, op, _priced(ctx, spec).amount, resource)
-    if header is None:
-        raise Unpaid(asked, "X-PAYMENT header is required")
-    payment = decode_payment(header)
+    if presented is None:
+        raise Unpaid(asked, None)
+    payment = decode_payment(presented.value, presented.header)
     if isinstance(payment, Refusal):
         raise Unpaid(asked, f"{payment.reason}: {payment.detail}")
     _, hard = time_limits(op, ctx.settings)
@@ -192,17 +243,21 @@ def admit_paid(ctx: Context, spec: JobSpec, header: str | None, resource: str) -
     if refused is not None:
         raise Unpaid(asked, f"{refused.reason}: {refused.detail}")
     authorization = payment.payload.authorization
-    claim = _nonce_key(ctx, authorization.from_, authorization.nonce)
-    expiry = max(60, int(authorization.valid_before) - int(time.time()) + 3600)
-    if not ctx.redis.set(claim, "admitting", nx=True, ex=expiry):
-        raise Unpaid(asked, f"{NONCE_USED}: this authorization has already paid for a job")
+    paid = wallet.Authorization(
+        asset=ctx.settings.x402_asset,
+        payer=authorization.from_,
+        nonce=authorization.nonce,
+        amount=int(authorization.value),
+        valid_before=int(authorization.valid_before),
+    )
+    _claim(ctx, asked, paid)
     admitted = False
     try:
         with FacilitatorClient(ctx.settings.x402_facilitator_url) as facilitator:
             verdict = facilitator.verify(payment, asked)
         if not verdict.is_valid:
             raise Unpaid(asked, f"{verdict.invalid_reason}: the facilitator refused the payment")
-        paid = Authorized(
+        authorized = Authorized(
             Payment(
                 network=ctx.settings.x402_network,
                 asset=ctx.settings.x402_asset,
@@ -211,57 +266,73 @@ def admit_paid(ctx: Context, spec: JobSpec, header: str | None, resource: str) -
                 amount_micros=int(authorization.value),
                 nonce=authorization.nonce,
             ),
-            header,
+            presented.value,
         )
-        record, _ = admit_job(ctx, tenant_of(authorization.from_), spec, None, None, paid)
+        record, _ = admit_job(ctx, tenant_of(authorization.from_), spec, None, None, authorized)
         admitted = True
-        ctx.redis.set(claim, record.id, xx=True, keepttl=True)
+        ctx.redis.set(paid.claim_key, record.id, xx=True, keepttl=True)
         return record
     except FacilitatorError:
-        raise FleetError(
-            ErrorCode.UNAVAILABLE,
-            "the payment facilitator is unreachable; retry",
-            headers={"Retry-After": "5"},
-        ) from None
+        raise _unavailable("the payment facilitator") from None
     finally:
         if not admitted:  # refused or failed before the job: the authorization is unused
-            ctx.redis.delete(claim)
+            wallet.unclaim(ctx.redis, paid)
+
+
+# Why a payer's succeeded job shows no result yet, or never will (docs/payments.md).
+WITHHELD = {
+    PaymentState.AUTHORIZED: "payment_pending: the result is handed over once the payment"
+    " is settled",
+    PaymentState.REFUSED: "payment_refused: the payment could not be settled, so the"
+    " result is not handed over and its outputs were deleted",
+}
+
+
+def is_settled(record: JobRecord) -> bool:
+    return record.payment is not None and record.payment.state is PaymentState.SETTLED
 
 
 def paid_view(ctx: Context, record: JobRecord) -> dict[str, Any]:
-    """A payer's job as its keyless reader sees it: once the payment is settled, each output
-    comes with a signed `output_url` (a payer has no key to GET /v1/objects with)."""
+    """A payer's job as its keyless reader sees it: the result only once the payment is
+    settled (`result_withheld` says why not), then each output with a signed `output_url`
+    (a payer has no key to GET /v1/objects with)."""
     body = record.public()
-    settled_ = record.payment is not None and record.payment.state is PaymentState.SETTLED
+    if not is_settled(record):
+        if body.get("result") is not None:
+            body["result"] = None
+            state = record.payment.state if record.payment else PaymentState.AUTHORIZED
+            body["result_withheld"] = WITHHELD.get(state, WITHHELD[PaymentState.AUTHORIZED])
+        return body
     result = body.get("result") or {}
-    if settled_:
-        for output in [result, *result.get("variants", [])]:
-            if "output" in output:
-                key = tenant_key(record.tenant, output["output"])
-                output["output_url"], _ = signed_url(
-                    ctx, "GET", key, ctx.settings.signed_url_seconds
-                )
+    for output in [result, *result.get("variants", [])]:
+        if "output" in output:
+            key = tenant_key(record.tenant, output["output"])
+            output["output_url"], _ = signed_url(ctx, "GET", key, ctx.settings.signed_url_seconds)
     return body
 
 
 def settlement(ctx: Context, job_id: str, patience: float = 60.0) -> SettlementResponse | None:
-    """The settlement of a succeeded paid job (what `X-PAYMENT-RESPONSE` carries), made here
-    unless the webhooks pool is already at it (then its outcome is waited for). None if it
-    does not settle in time (the pool goes on trying; the job shows the outcome)."""
+    """The settlement of a succeeded paid job (what `PAYMENT-RESPONSE` carries), made here
+    unless the payments pool is already at it (then its outcome is waited for). None if
+    it does not settle in time (the pool goes on trying; the job shows the outcome)."""
     deadline = time.monotonic() + patience
     while True:
-        record, answer = settle_job(ctx.jobs, ctx.ledger, ctx.settings, job_id)
+        record, answer = settle_job(ctx.jobs, ctx.objects, ctx.ledger, ctx.settings, job_id)
         if answer is not None:
             return answer
         payment = record.payment if record is not None else None
         if payment is None or payment.state is PaymentState.UNSETTLED:
             return None
-        if not payment.state.open:  # settled or refused by the webhooks pool meanwhile
+        if not payment.state.open:  # settled or refused by the payments pool meanwhile
             return recorded_settlement(msgspec.to_builtins(payment))
         if time.monotonic() > deadline:
             return None
         time.sleep(0.2)
 
 
-def settled_headers(answer: SettlementResponse | None) -> dict[str, str]:
-    return {"X-PAYMENT-RESPONSE": payment_response_header(answer)} if answer else {}
+def settled_headers(answer: SettlementResponse | None, presented: Presented) -> dict[str, str]:
+    """The settlement header of the payment's version: `PAYMENT-RESPONSE` (v2) or
+    `X-PAYMENT-RESPONSE` (v1)."""
+    if answer is None:
+        return {}
+    return {RESPONSE_HEADER[presented.version]: payment_response_header(answer)}

@@ -23,7 +23,7 @@ TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 SERVER_MAX_WAIT = 60  # the gateway holds `?wait=` at most this long
 RETRIES_429 = 5
 SETTLE_PATIENCE = 60  # the gateway waits this long for a paid job's settlement
-PAYMENT_RESPONSE = "X-PAYMENT-RESPONSE"
+PAYMENT_RESPONSE, PAYMENT_RESPONSE_V2 = "X-PAYMENT-RESPONSE", "PAYMENT-RESPONSE"
 
 
 class ApiError(Exception):
@@ -37,8 +37,9 @@ class ApiError(Exception):
 
 
 def settlement_of(resp: httpx.Response) -> SettlementResponse | None:
-    """The decoded `X-PAYMENT-RESPONSE` of a reply (an x402 settlement), if it has one."""
-    header = resp.headers.get(PAYMENT_RESPONSE)
+    """The decoded settlement header of a reply (`PAYMENT-RESPONSE` for a v2 payment,
+    `X-PAYMENT-RESPONSE` for v1), if it has one."""
+    header = resp.headers.get(PAYMENT_RESPONSE) or resp.headers.get(PAYMENT_RESPONSE_V2)
     return decode_payment_response(header) if header else None
 
 

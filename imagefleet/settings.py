@@ -305,6 +305,12 @@ class Settings:
         _x402_dev("facilitatorUrl", "", "none; `dev`: the local facilitator"),
         "The x402 facilitator that verifies and settles payments (`/verify`, `/settle`).",
     )
+    x402_rpc_url: str = setting(
+        "FLEET_X402_RPC_URL",
+        _x402_dev("rpcUrl", "", "none; `dev`: the local chain's"),
+        "The chain's JSON-RPC endpoint: the gateway reads a payer's token balance there"
+        " (`eth_call`) to count what the wallet has authorized and not settled against it.",
+    )
     x402_token_name: str = setting(
         "FLEET_X402_TOKEN_NAME",
         "USD Coin",
@@ -405,6 +411,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         values[name] = decl.then(value) if decl.then is not None else value
     if values["x402"] == "on" and not (values["x402_pay_to"] and values["x402_facilitator_url"]):
         raise SettingError("FLEET_X402=on needs FLEET_X402_PAY_TO and FLEET_X402_FACILITATOR_URL")
+    if values["x402"] == "on" and not values["x402_rpc_url"]:
+        raise SettingError(
+            "FLEET_X402=on needs FLEET_X402_RPC_URL: concurrent payments from one wallet are"
+            " counted against its balance on chain"
+        )
     return Settings(**values)
 
 

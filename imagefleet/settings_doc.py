@@ -86,6 +86,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "x402_network",
             "x402_asset",
             "x402_facilitator_url",
+            "x402_rpc_url",
             "x402_token_name",
             "x402_token_version",
             "x402_rate_limit",

@@ -3,8 +3,8 @@ process (billing/x402_chain.py), deploys FleetUSD, mints 100 USDC to a fresh pay
 facilitator (billing/x402_facilitator.py, plus `GET /balances/{address}`) with uvicorn on
 loopback, and then writes `<var>/x402-payer.json`:
 
-    {"privateKey", "address", "chainId", "network", "asset", "payTo", "facilitatorUrl",
-     "name", "version", "funded"}
+    {"privateKey", "address", "chainId", "network", "networkV1", "asset", "payTo",
+     "facilitatorUrl", "rpcUrl", "name", "version", "funded"}
 
 and prints one ready line. The file is written once the facilitator answers, so its presence
 means ready. The chain lives in memory: a restart is a new chain, token and payer.
@@ -48,6 +48,7 @@ def prepare(name: str, version: str, facilitator_url: str) -> tuple[Any, dict[st
     """The chain with its token, a funded payer and a payee: (chain, the payer document)."""
     from eth_account import Account
 
+    from billing.x402 import v1_name
     from billing.x402_chain import DevChain
 
     chain = DevChain(name, version)
@@ -58,9 +59,11 @@ def prepare(name: str, version: str, facilitator_url: str) -> tuple[Any, dict[st
         "address": payer.address,
         "chainId": chain.chain_id,
         "network": chain.network,
+        "networkV1": v1_name(chain.network),
         "asset": chain.asset,
         "payTo": payee.address,
         "facilitatorUrl": facilitator_url,
+        "rpcUrl": f"{facilitator_url}/rpc",
         "name": name,
         "version": version,
         "funded": FUNDED_MICROS,

@@ -142,12 +142,15 @@ def settled(transaction: str) -> Transition:
 
 def settlement_refused(reason: str) -> Transition:
     """The facilitator would not settle a succeeded job's authorization (say, the payer
-    spent the funds meanwhile): the job keeps its result, the operator sees why."""
+    spent the funds meanwhile): the operator sees why; the inline output is dropped (the
+    stored ones are deleted by the settler), as it was never paid for."""
 
     def note(record: JobRecord) -> None:
         if record.payment is not None and record.payment.state.open:  # a settle raced it
             record.payment.state = PaymentState.REFUSED
             record.payment.error = reason
+            if record.result is not None:
+                record.result.pop("data_base64", None)
 
     return Transition("settlement_refused", (JobStatus.SUCCEEDED, JobStatus.CANCELED), note)
 

@@ -31,10 +31,11 @@ from tests import hostile_webhook_attacks
 from tests.fleet_harness import Fleet, wait_for_job
 from tests.hostile_inputs import SLOW, SLOWER, TINY, grayscale, on_tiny, put
 from tests.hostile_measure import Row, error_of, post_job, run_job, wait_running
+from tests.hostile_x402_rows import idle_chain_payment, six_payments_two_prices
 
 WATCHDOG_SECONDS = 10 * 60
 JOB_TIMEOUT = [120.0]  # seconds a job may take after its POST; cut if the warm-up job fails
-FLEET_ENV = {"FLEET_CPU_CONCURRENCY": "1"}
+FLEET_ENV = {"FLEET_CPU_CONCURRENCY": "1", "FLEET_X402": "dev"}  # x402: the 25.x rows
 # The issue's slow job (10 x blur on 3000x2000, "~13 s" before) now takes ~2 s on one
 # process: enough for attack 6 (checked), too short to cancel mid-run. Attacks 12 and 16
 # use the same steps on a 6000x6000 JPEG (36 MP: 360 MP of work), ~12 s here.
@@ -329,6 +330,8 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
     *hostile_webhook_attacks.ATTACKS,  # issue 25: the webhooks pool
+    ("25.4a x402: 6 paid jobs at once, wallet holds 2 prices", six_payments_two_prices),
+    ("25.4b x402: paid valid from now-5 s, dev chain idle 15 s", idle_chain_payment),
 ]
 
 

@@ -125,6 +125,18 @@ def test_the_python_example_pays_twice(
     assert balances(payer) == (before[0] - 2 * price, before[1] + 2 * price)
 
 
+def test_the_sdk_example_pays_once_with_the_official_sdk(
+    x402_fleet: Fleet, workdir: Path, payer: dict[str, Any], price: int
+) -> None:
+    (code,) = blocks("Paying with the official x402 SDK", "python")
+    before = balances(payer)
+    done = _run([sys.executable, "-c", _for(x402_fleet, code)], workdir)
+    status, success, transaction = done.stdout.strip().split()
+    assert (status, success) == ("200", "True") and re.fullmatch(r"0x[0-9a-f]{64}", transaction)
+    assert decode((workdir / "small.jpg").read_bytes()).shape[:2] == (300, 400)
+    assert balances(payer) == (before[0] - price, before[1] + price)
+
+
 def test_the_cli_example_pays_once(
     x402_fleet: Fleet, workdir: Path, payer: dict[str, Any], price: int
 ) -> None:
@@ -133,6 +145,8 @@ def test_the_cli_example_pays_once(
     done = _run(["bash", "-euo", "pipefail", "-c", _for(x402_fleet, code)], workdir)
     job_line, paid_line = done.stdout.strip().splitlines()
     assert " succeeded resize " in job_line and "(320x240)" in job_line
-    assert paid_line.startswith(f"paid ${price / 1e6:.6f} from {payer['address']}: transaction 0x")
+    # The address in any case: the gateway's settlement or the pool's (recorded lower case).
+    paid = f"paid ${price / 1e6:.6f} from {payer['address']}: transaction 0x"
+    assert paid_line.lower().startswith(paid.lower())
     assert decode((workdir / "small.jpg").read_bytes()).shape[:2] == (240, 320)
     assert balances(payer) == (before[0] - price, before[1] + price)

@@ -196,11 +196,20 @@ def test_the_cli_answers_a_bad_value_with_one_line(tmp_path: Path) -> None:
 def test_x402_on_names_what_it_still_needs() -> None:
     with pytest.raises(SettingError, match="FLEET_X402_PAY_TO and FLEET_X402_FACILITATOR_URL"):
         load_settings({"FLEET_X402": "on", "FLEET_X402_PAY_TO": "0x" + "ab" * 20})
+    with pytest.raises(SettingError, match="FLEET_X402_RPC_URL"):  # the wallets' balances
+        load_settings(
+            {
+                "FLEET_X402": "on",
+                "FLEET_X402_PAY_TO": "0x" + "ab" * 20,
+                "FLEET_X402_FACILITATOR_URL": "http://127.0.0.1:9",
+            }
+        )
     ready = load_settings(
         {
             "FLEET_X402": "on",
             "FLEET_X402_PAY_TO": "0x" + "ab" * 20,
             "FLEET_X402_FACILITATOR_URL": "http://127.0.0.1:9",
+            "FLEET_X402_RPC_URL": "http://127.0.0.1:9/rpc",
         }
     )
     assert ready.x402 == "on" and ready.x402_network == "base"

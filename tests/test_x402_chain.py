@@ -122,7 +122,8 @@ def test_a_signed_payment_verifies_settles_and_moves_balances_on_chain(dev: Dev)
     assert (verdict.is_valid, verdict.payer) == (True, payer.address)
     settled = dev.facilitator.settle(payment, need)
     assert settled.success, settled
-    assert (settled.payer, settled.network) == (payer.address, dev.chain.network)
+    # a v1 payment: the settlement names the chain as v1 does (the dev chain's v1 name)
+    assert (settled.payer, settled.network) == (payer.address, x402.DEV_NETWORK)
 
     assert balance(dev.chain, payer.address) == 1_000_000 - PRICE
     assert balance(dev.chain, payee) == PRICE
@@ -319,7 +320,7 @@ def test_the_malleable_twin_of_a_good_signature_is_refused_here_and_on_chain(dev
 def test_supported_names_the_chain(dev: Dev) -> None:
     kinds = dev.facilitator.supported().kinds
     assert {(k.x402_version, k.scheme, k.network) for k in kinds} == {
-        (1, "exact", dev.chain.network),
+        (1, "exact", x402.DEV_NETWORK),  # v1 names networks; v2 by CAIP-2
         (2, "exact", dev.chain.network),
     }
 

@@ -83,10 +83,12 @@ def test_the_challenge_asks_the_account_paths_quote_from_the_header(
     assert int(asked["maxAmountRequired"]) == expected
     assert account.json()["billing"]["quoted_micros"] == expected  # the same quote
     assert asked["scheme"] == "exact" and asked["payTo"] == payer["payTo"]
-    assert asked["asset"] == payer["asset"] and asked["network"] == payer["network"]
+    assert asked["asset"] == payer["asset"] and asked["network"] == payer["networkV1"]
     assert asked["extra"] == {"name": payer["name"], "version": payer["version"]}
+    assert asked["resource"] == f"{fleet.base_url}/v1/image/resize"  # an absolute URL
     v2 = json.loads(base64.b64decode(reply.headers["PAYMENT-REQUIRED"]))
     assert v2["x402Version"] == 2 and v2["accepts"][0]["amount"] == str(expected)
+    assert v2["accepts"][0]["network"] == payer["network"]  # v2: CAIP-2
 
 
 def test_a_paid_call_is_served_and_settled_on_chain(

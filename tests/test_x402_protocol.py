@@ -308,7 +308,8 @@ def test_x402_settings_are_off_by_default_and_read_the_dev_payer(tmp_path: Path)
     payee, facilitator = "0x" + "ef" * 20, "http://127.0.0.1:9"
     on = load_settings(
         {**env, "FLEET_X402": "on", "FLEET_X402_NETWORK": "base-sepolia",
-         "FLEET_X402_PAY_TO": payee, "FLEET_X402_FACILITATOR_URL": facilitator}
+         "FLEET_X402_PAY_TO": payee, "FLEET_X402_FACILITATOR_URL": facilitator,
+         "FLEET_X402_RPC_URL": "http://127.0.0.1:9/rpc"}
     )  # fmt: skip
     assert (on.x402_pay_to, on.x402_network, on.x402_facilitator_url) == (
         payee,

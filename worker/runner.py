@@ -150,7 +150,7 @@ def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str
 
 
 def _notify(record: JobRecord, dispatch: Dispatch) -> None:
-    if lifecycle.owes_settlement(record):  # an x402 payment: settled from the webhooks pool
+    if lifecycle.owes_settlement(record):  # an x402 payment: settled from the payments pool
         dispatch.settle(record.id)
     if record.spec.webhook_url:
         dispatch.webhook(record.id)

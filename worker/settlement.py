@@ -1,4 +1,4 @@
-"""The webhooks pool settles succeeded jobs' x402 payments (imagefleet/payments.py): a
+"""The `payments` pool settles succeeded jobs' x402 payments (imagefleet/payments.py): a
 facilitator out of reach is retried with the webhooks' backoff; after the last attempt the
 sweeper sends the job again later, since the job still owes its settlement."""
 
@@ -13,16 +13,23 @@ from imagefleet.dispatch import Dispatch
 from imagefleet.payments import settle_job
 from imagefleet.settings import Settings
 from jobs.store import JobStore
+from storage import ObjectStore
 from worker.webhook_delivery import JITTER, retry_delay
 
 log = logging.getLogger("imagefleet.worker")
 
 
 def settle(
-    job_id: str, attempt: int, jobs: JobStore, ledger: Ledger, cfg: Settings, dispatch: Dispatch
+    job_id: str,
+    attempt: int,
+    jobs: JobStore,
+    objects: ObjectStore,
+    ledger: Ledger,
+    cfg: Settings,
+    dispatch: Dispatch,
 ) -> None:
     try:
-        settle_job(jobs, ledger, cfg, job_id)
+        settle_job(jobs, objects, ledger, cfg, job_id)
     except FacilitatorError as exc:
         if attempt + 1 >= cfg.webhook_attempts:
             log.warning(

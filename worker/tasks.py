@@ -99,10 +99,11 @@ def deliver_batch_webhook(batch_id: str, attempt: int = 0) -> None:
 
 @app.task(name=SETTLE_PAYMENT, ignore_result=True)
 def settle_payment(job_id: str, attempt: int = 0) -> None:
-    jobs, _, ledger = _connections()
+    jobs, objects, ledger = _connections()
     cfg = settings()
     _through_redis_outages(
-        lambda: settlement.settle(job_id, attempt, jobs, ledger, cfg, dispatcher(cfg)), jobs.redis
+        lambda: settlement.settle(job_id, attempt, jobs, objects, ledger, cfg, dispatcher(cfg)),
+        jobs.redis,
     )
 
 
