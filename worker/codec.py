@@ -22,6 +22,7 @@ from jobs.rasters import BASE_DPI
 from worker import formats, vector
 from worker.encoding import CONTENT_TYPES, encode, extension
 from worker.header_facts import (
+    INTERRUPTS,
     PRIMARY_IMAGE_ONLY,
     Limits,
     check_size,
@@ -188,6 +189,8 @@ def probe(data: bytes) -> Header:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Header((image.format or "unknown").lower(), *image.size, 1)
+    except INTERRUPTS:
+        raise
     except Exception:  # parsers of hostile bytes raise anything
         raise parse_failed(data) from None
 
