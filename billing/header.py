@@ -13,7 +13,9 @@ at the first PDF seen). The budget rules:
   total cap but reads in small pieces;
 - SVG reads a bounded prefix, vector_header.SVG_PREFIX (256 KiB): the root tag must end in it;
 - PDF reads the whole object, bounded by its size (the caller's object limit); a PDF of
-  unknown size is unreadable.
+  unknown size is unreadable;
+- every walk stops after ranged.MAX_STEPS field reads (2^20, ~0.2 s): past that the header
+  is unreadable (the quote holds the most), not a walk cut short.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from contextlib import suppress
 
 from billing import codestreams, isobmff, vector_header
 from billing.header_types import Header
-from billing.ranged import FAR, Read, Src, Stop
+from billing.ranged import FAR, Exhausted, Read, Src, Stop
 
 __all__ = ["Header", "Read", "header_of_bytes", "read_header"]
 
@@ -217,7 +219,7 @@ def read_header(
     try:
         parse = _sniff(src)
         found = parse(src, count_frames) if parse else None
-    except Stop:
+    except (Stop, Exhausted):
         return None
     # A zero side means the header lies or defers to later data (JPEG DNL): nothing to price.
     return found if found and found.width > 0 and found.height > 0 and found.frames > 0 else None
