@@ -27,8 +27,8 @@ class Stop(Exception):
 
 
 class Exhausted(Exception):
-    """The walk took MAX_STEPS reads: unreadable, even inside a walk that keeps what it saw
-    on a Stop (a truncated animation), since what it saw is not the whole image."""
+    """The walk took MAX_STEPS reads: read_header refuses the input. Not a Stop, which a
+    walk may take as the end of a truncated animation and keep what it saw."""
 
 
 class Src:

@@ -24,7 +24,9 @@ class Quote:
 
 
 def rule_for(ctx: Context, op: Operation) -> BillingRule:
-    return configured(op.name, op.billing, ctx.settings.prices)
+    return configured(
+        op.name, op.billing, ctx.settings.prices, ctx.settings.flat_price_max_megapixels
+    )
 
 
 def facts_of(stat: ObjectStat | None, header: Header | None) -> InputFacts:
@@ -86,6 +88,6 @@ def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
         plan = plan_of(spec, rasters, len(rasters) if op.bills_all_inputs else 1)
         plan.check(Limits.of(ctx.settings))
         megapixels = plan.megapixels()
-    if isinstance(rule, Flat):
-        return Quote(None, rule.price(0), facts)
+    if isinstance(rule, Flat) and not (rule.metered and spec.decodes_pixels):
+        return Quote(None, rule.price(0), facts)  # flat at any size
     return Quote(megapixels, rule.price(megapixels), facts)

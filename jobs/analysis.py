@@ -15,8 +15,14 @@ from jobs.pools import Pool
 from jobs.prices import Flat
 from jobs.spec import U32, ImageJob
 
+# Each megapixel a flat read decodes past FLEET_FLAT_PRICE_MAX_MEGAPIXELS: a third of the
+# per-MP operations' 300 (these decode, none encodes; docs/billing.md has the figures).
+OVER_CEILING_PER_MP = 100
+# dominant-color measures a copy that fits this square (a JPEG shrinks on load to it).
+DOMINANT_SIDE = 256
 
-@operation(Pool.CPU, Flat(500), example={})
+
+@operation(Pool.CPU, Flat(500, OVER_CEILING_PER_MP), example={})
 class MetadataJob(ImageJob, tag="metadata", kw_only=True):
     """Dimensions, format, colour, alpha, depth, orientation, EXIF/ICC presence, frames."""
 
@@ -24,12 +30,20 @@ class MetadataJob(ImageJob, tag="metadata", kw_only=True):
     animated: bool = False  # decode every frame: their durations and loop count
     reads_timeline: ClassVar[bool] = True
 
+    @property
+    def decodes_pixels(self) -> bool:
+        # The header tells the first page's facts; every frame or a later page is decoded.
+        return self.animated or self.page > 0
 
-@operation(Pool.CPU, Flat(200), example={})
+
+@operation(Pool.CPU, Flat(200, OVER_CEILING_PER_MP), example={})
 class DominantColorJob(ImageJob, tag="dominant-color", kw_only=True):
     """The most common colour (by clustering), as `{r, g, b}` and hex."""
 
     page: U32 = 0  # the page or frame measured (only ever one)
+
+    def decode_scale(self, width: int, height: int) -> float:
+        return min(1.0, DOMINANT_SIDE / max(width, height))
 
 
 # The sides of placeholder's working copy: ThumbHash's reference encodes at most 100x100.
@@ -44,7 +58,7 @@ class Components(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     y: ComponentCount = 3
 
 
-@operation(Pool.CPU, Flat(200), example={"components": {"x": 4, "y": 3}})
+@operation(Pool.CPU, Flat(200, OVER_CEILING_PER_MP), example={"components": {"x": 4, "y": 3}})
 class PlaceholderJob(ImageJob, tag="placeholder", kw_only=True):
     """Tiny placeholders of the upright image: `blurhash` (the BlurHash string, with
     `components` terms across and down) and `thumbhash` (the ThumbHash bytes, base64). Both

@@ -28,6 +28,9 @@ class PageSizes(Protocol):
     """What a header tells of an input's pages (billing.header.Header is one)."""
 
     @property
+    def format(self) -> str: ...
+
+    @property
     def frames(self) -> int: ...
 
     @property
