@@ -26,6 +26,7 @@ import httpx
 
 from imagefleet.addresses import Refused, check_address
 from tests import hostile_inputs as inputs
+from tests import hostile_limits_report as limits
 from tests import hostile_measure as measure
 from tests.fleet_harness import Fleet, wait_for_job
 from tests.hostile_inputs import SLOW, SLOWER, TINY, grayscale, on_tiny, put
@@ -327,6 +328,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ),
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
+    *limits.ATTACKS,  # issue 25's smaller ones: seeks, flat reads, header walks, served objects
 ]
 
 

@@ -55,7 +55,7 @@ def test_a_gif_page_is_planned_as_every_frame_its_seek_decodes() -> None:
     header = header_of_bytes(many_frames_gif(50, 200, 100), count_frames=True)
     assert header is not None and header.frames == 50
     spec = _spec({"operation": "grayscale", "input": "a.gif", "page": 9})
-    raster = spec.input_raster(0, header)  # type: ignore[attr-defined]
+    raster = spec.input_raster(0, header)
     assert (raster.width, raster.height, raster.frames) == (200, 100, 10)
 
 
