@@ -13,6 +13,7 @@ from msgspec import Meta
 from jobs.declare import operation
 from jobs.pools import Pool
 from jobs.prices import Flat
+from jobs.rasters import PageSizes, Raster, dct_shrink
 from jobs.spec import U32, ImageJob
 
 # Each megapixel a flat read decodes past FLEET_FLAT_PRICE_MAX_MEGAPIXELS: a third of the
@@ -36,8 +37,21 @@ class MetadataJob(ImageJob, tag="metadata", kw_only=True):
         return self.animated or self.page > 0
 
 
+class ShrinkingRead(ImageJob, kw_only=True):
+    """A read of a small working copy: a JPEG decodes at 1/2, 1/4 or 1/8 size where that
+    still covers it (jobs.rasters.dct_shrink, as the codec decodes), and that is metered."""
+
+    def metered_raster(self, index: int, header: PageSizes) -> Raster:
+        raster = self.input_raster(index, header)
+        if index > 0 or header.format != "jpeg":
+            return raster
+        width, height = raster.width, raster.height
+        shrink = dct_shrink(width, height, self.decode_scale(width, height))
+        return Raster(-(-width // shrink), -(-height // shrink), raster.frames)
+
+
 @operation(Pool.CPU, Flat(200, OVER_CEILING_PER_MP), example={})
-class DominantColorJob(ImageJob, tag="dominant-color", kw_only=True):
+class DominantColorJob(ShrinkingRead, tag="dominant-color", kw_only=True):
     """The most common colour (by clustering), as `{r, g, b}` and hex."""
 
     page: U32 = 0  # the page or frame measured (only ever one)
@@ -59,7 +73,7 @@ class Components(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 @operation(Pool.CPU, Flat(200, OVER_CEILING_PER_MP), example={"components": {"x": 4, "y": 3}})
-class PlaceholderJob(ImageJob, tag="placeholder", kw_only=True):
+class PlaceholderJob(ShrinkingRead, tag="placeholder", kw_only=True):
     """Tiny placeholders of the upright image: `blurhash` (the BlurHash string, with
     `components` terms across and down) and `thumbhash` (the ThumbHash bytes, base64). Both
     are computed from one copy shrunk to fit 100x100 (area-averaged, alpha-weighted; JPEGs

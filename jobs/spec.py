@@ -150,6 +150,10 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
         """What decoding input `index` creates: its first page, unless the spec says."""
         return Raster(*header.page_size(0))
 
+    def metered_raster(self, index: int, header: PageSizes) -> Raster:
+        """What billing meters of input `index`: its input raster, unless the spec says."""
+        return self.input_raster(index, header)
+
 
 # Formats whose page N is reached by decoding frames 0 to N (Pillow's GIF, WebP and APNG
 # seeks): reading it is planned, limited and billed as those N + 1 frames.

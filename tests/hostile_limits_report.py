@@ -1,9 +1,10 @@
 """Issue 25's "smaller" attacks as rows of tests/hostile_report.py (ATTACKS), each with the
-CPU seconds the gateway and the cpu pool spent on it in its details. Run alone, against
-this checkout or another one's code (the fleet runs `--code DIR` on its PYTHONPATH; the
-attacks and the measuring stay this checkout's), for before/after figures:
+CPU seconds the gateway and the cpu pool spent on it in its details. Run alone for
+before/after figures: the fleet runs the code of the checkout it is started in (`python -m`
+puts the working directory first), the attacks and the measuring are this checkout's:
 
-    .venv/bin/python -m tests.hostile_limits_report [--code /path/to/other/checkout]
+    .venv/bin/python -m tests.hostile_limits_report                 # this checkout's fleet
+    cd OTHER && PYTHONPATH=THIS THIS/.venv/bin/python THIS/tests/hostile_limits_report.py
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tests import hostile_measure as measure
 from tests.fleet_harness import Fleet, descendants, process_table
 from tests.hostile_inputs import put
 from tests.hostile_measure import Row
-from tests.limits_inputs import flat_png, many_frames_gif, sub_block_gif
+from tests.limits_inputs import blocky_jpeg, flat_png, many_frames_gif, sub_block_gif
 
 JOB_TIMEOUT = 150.0
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -34,11 +35,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
-def _cpu(fleet: Fleet) -> tuple[float, float]:
-    """CPU seconds so far of the gateway and of the cpu pool's processes."""
+def _cpu(fleet: Fleet) -> dict[int, float]:
+    """CPU seconds so far of the gateway (key 0) and of each cpu pool process."""
     table = process_table()
     pool = [p for p in descendants(fleet.child.pid, table) if "--pool cpu" in table[p][1]]
-    return _cpu_seconds(fleet.gateway_pid()), sum(_cpu_seconds(p) for p in pool)
+    return {0: _cpu_seconds(fleet.gateway_pid()), **{p: _cpu_seconds(p) for p in pool}}
+
+
+def _spent(before: dict[int, float], after: dict[int, float]) -> tuple[float, float]:
+    """(gateway, cpu pool) CPU seconds between two readings; a pool child recycled in
+    between takes its time with it (the pool figure is then a lower bound)."""
+    pool = sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items() if pid != 0)
+    return after[0] - before[0], pool
 
 
 def job_attack(
@@ -50,12 +58,10 @@ def job_attack(
         data = build()
         put(client, key, data)
         row.details.append(f"input {len(data):,} bytes")
-        gateway, pool = _cpu(fleet)
+        before = _cpu(fleet)
         row.run(client, body, JOB_TIMEOUT)
-        gateway_after, pool_after = _cpu(fleet)
-        row.details.append(
-            f"CPU: gateway {gateway_after - gateway:.2f} s, cpu pool {pool_after - pool:.2f} s"
-        )
+        gateway, pool = _spent(before, _cpu(fleet))
+        row.details.append(f"CPU: gateway {gateway:.2f} s, cpu pool {pool:.2f} s")
 
     return attack
 
@@ -71,11 +77,11 @@ def served_headers(fleet: Fleet, client: httpx.Client, row: Row) -> None:
 
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     (
-        "25a. grayscale page 300000 of a 6.9 MB GIF of 300,000 1x1 frames",
+        "25a. grayscale page 299999 (the last) of a 6.9 MB GIF of 300,000 1x1 frames",
         job_attack(
             "seek.gif",
             lambda: many_frames_gif(300_000),
-            {"operation": "grayscale", "input": "seek.gif", "page": 300_000},
+            {"operation": "grayscale", "input": "seek.gif", "page": 299_999},
         ),
     ),
     (
@@ -103,6 +109,14 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     (
+        "25d2. dominant-color of a 100 MP JPEG (26 MB)",
+        job_attack(
+            "photo.jpg",
+            lambda: blocky_jpeg(10_000),
+            {"operation": "dominant-color", "input": "photo.jpg"},
+        ),
+    ),
+    (
         "25e. metadata of a 52 MB GIF of 26M one-byte sub-blocks",
         job_attack(
             "blocks.gif",
@@ -115,10 +129,9 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
 
 
 def main() -> int:
-    code = sys.argv[sys.argv.index("--code") + 1] if "--code" in sys.argv else None
-    env = {"FLEET_CPU_CONCURRENCY": "1", **({"PYTHONPATH": code} if code else {})}
+    env = {"FLEET_CPU_CONCURRENCY": "1"}
     rows: list[Row] = []
-    notes: list[str] = [f"fleet code: {code or 'this checkout'}"]
+    notes: list[str] = [f"fleet code: the checkout in {os.getcwd()}"]
     settings: dict[str, str] = {}
     try:
         with (

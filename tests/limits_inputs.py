@@ -1,11 +1,16 @@
 """Inputs of issue 25's "smaller" attacks, written byte by byte (no encoder makes them):
 GIFs of many tiny frames (a page far into one is a long seek) or of millions of one-byte
-sub-blocks (a long header walk), and a large flat PNG (a flat-priced read of 100 MP)."""
+sub-blocks (a long header walk), and a large flat PNG (a flat-priced read of 100 MP); and
+a large JPEG photo-like enough to cost a real decode."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
+
+import numpy as np
+from PIL import Image
 
 # LZW data of one pixel of colour 0 at code size 2: clear (4), 0, end (5) in 3-bit codes.
 _ONE_PIXEL = b"\x02\x02\x44\x01\x00"  # minimum code size, one 2-byte sub-block, terminator
@@ -57,3 +62,13 @@ def flat_png(width: int, height: int, grey: int = 128) -> bytes:
         + _chunk(b"IDAT", data)
         + _chunk(b"IEND", b"")
     )
+
+
+def blocky_jpeg(side: int) -> bytes:
+    """A side x side JPEG of 8x8-pixel noise blocks (100 MP: ~26 MB), built from a small
+    noise image enlarged, so the builder holds one full-size copy at most."""
+    noise = np.random.default_rng(25).integers(0, 256, (side // 8, side // 8, 3), np.uint8)
+    image = Image.fromarray(noise).resize((side, side), Image.Resampling.NEAREST)
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue()

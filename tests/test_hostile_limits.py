@@ -126,6 +126,19 @@ def test_an_honest_long_animation_is_well_inside_the_step_budget() -> None:
     assert header is not None and header.frames == 1000
 
 
+@pytest.mark.parametrize("operation", ["dominant-color", "placeholder"])
+def test_a_flat_read_of_a_jpeg_meters_the_size_the_codec_decodes(operation: str) -> None:
+    data = images.encode(images.photo_like(3000, 2000, seed=25), "JPEG", quality=80)
+    header = header_of_bytes(data)
+    assert header is not None
+    spec = _spec({"operation": operation, "input": "a.jpg"})
+    metered = spec.metered_raster(0, header)
+    decoded = codec.decode(data, codec.Limits(), scale_for=spec.decode_scale).first  # type: ignore[attr-defined]
+    assert (metered.width, metered.height) == (decoded.shape[1], decoded.shape[0])
+    assert metered.width < 3000 // 4  # shrunk on load, not decoded whole
+    assert spec.input_raster(0, header).pixels == 3000 * 2000  # the limits see it whole
+
+
 def _run(client: httpx.Client, body: dict) -> dict:
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
@@ -160,6 +173,14 @@ def test_flat_reads_of_a_large_png_are_billed_per_megapixel_over_the_ceiling(
             assert job["billing"]["charged_micros"] == _over(36.0, flat) == 2200
             cheap = _run(client, {"operation": name, "input": "limits/small.png"})
             assert cheap["status"] == "succeeded" and cheap["billing"]["charged_micros"] == flat
+        # A JPEG of the same size decodes at 1/8 (750x750): inside the ceiling, flat.
+        photo = images.encode(images.photo_like(6000, 6000, seed=7), "JPEG", quality=80)
+        client.put("/v1/objects/limits/big.jpg", content=photo).raise_for_status()
+        for name in ("dominant-color", "placeholder"):
+            job = _run(client, {"operation": name, "input": "limits/big.jpg"})
+            assert job["status"] == "succeeded", job
+            assert job["billing"]["megapixels"] == 1.0  # 0.56 MP decoded: the 1 MP minimum
+            assert job["billing"]["charged_micros"] == 200
         colour = _run(client, {"operation": "dominant-color", "input": "limits/big.png"})
         assert colour["result"]["dominant"] == {"r": 77, "g": 77, "b": 77}
         # metadata reads the header only: flat at any size, nothing metered.
