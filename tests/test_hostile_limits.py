@@ -25,7 +25,7 @@ from jobs.errors import ErrorCode, FleetError
 from jobs.registry import decode_spec
 from jobs.spec import JobSpec
 from tests import images
-from tests.fleet_harness import Fleet, wait_for_job
+from tests.fleet_harness import Fleet, start_fleet, wait_for_job
 from tests.limits_inputs import flat_png, many_frames_gif, sub_block_gif
 from worker import codec
 
@@ -91,6 +91,31 @@ def test_a_time_limit_while_pillow_opens_a_gif_is_a_time_limit_not_a_parse_error
         codec.decode(data, codec.Limits())
     with pytest.raises(SoftTimeLimitExceeded), soft_limit_after(0.3):
         codec.probe(data)
+
+
+@pytest.fixture(scope="module")
+def impatient_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """A 1 s soft limit, and room for a 16 MP canvas seeked through 1000 frames."""
+    fleet = start_fleet(
+        tmp_path_factory.mktemp("impatient-limits") / "var",
+        {
+            "FLEET_SOFT_TIME_LIMIT": "1",
+            "FLEET_HARD_TIME_LIMIT": "30",
+            "FLEET_MAX_MEGAPIXELS": "20000",
+        },
+    )
+    yield fleet
+    fleet.stop()
+
+
+@pytest.mark.fleet
+def test_a_seek_past_the_soft_limit_ends_timeout_through_the_fleet(impatient_fleet: Fleet) -> None:
+    with impatient_fleet.client() as client:
+        put = client.put("/v1/objects/seek.gif", content=many_frames_gif(1000, 4000, 4000))
+        put.raise_for_status()
+        job = _run(client, {"operation": "grayscale", "input": "seek.gif", "page": 999})
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "TIMEOUT", job["error"]  # was IMAGE_PARSE_FAILED
 
 
 class CountingStore:
