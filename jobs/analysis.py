@@ -25,7 +25,9 @@ DOMINANT_SIDE = 256
 
 @operation(Pool.CPU, Flat(500, OVER_CEILING_PER_MP), example={})
 class MetadataJob(ImageJob, tag="metadata", kw_only=True):
-    """Dimensions, format, colour, alpha, depth, orientation, EXIF/ICC presence, frames."""
+    """Dimensions, format, colour, alpha, depth, orientation, EXIF/ICC presence, frames.
+    Read from the header alone (flat, whatever the size) unless `animated` or a later `page`
+    makes it decode: then it is metered over the ceiling like the other reads."""
 
     page: U32 = 0  # the page or frame described
     animated: bool = False  # decode every frame: their durations and loop count
