@@ -13,7 +13,10 @@ at the first PDF seen). The budget rules:
   total cap but reads in small pieces;
 - SVG reads a bounded prefix, vector_header.SVG_PREFIX (256 KiB): the root tag must end in it;
 - PDF reads the whole object, bounded by its size (the caller's object limit); a PDF of
-  unknown size is unreadable.
+  unknown size is unreadable;
+- every walk stops after ranged.MAX_STEPS field reads (2^20, ~0.2 s): past that the input
+  is refused (IMAGE_PARSE_FAILED), at submission and by the worker alike, since every
+  reader after this one (Pillow's) walks the same blocks more slowly still.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from contextlib import suppress
 
 from billing import codestreams, isobmff, vector_header
 from billing.header_types import Header
-from billing.ranged import FAR, Read, Src, Stop
+from billing.ranged import FAR, MAX_STEPS, Exhausted, Read, Src, Stop
+from jobs.errors import ErrorCode, FleetError
 
 __all__ = ["Header", "Read", "header_of_bytes", "read_header"]
 
@@ -212,6 +216,7 @@ def read_header(
     """Format, stored size and frame count; None when the bytes are not a supported image,
     or the header is malformed, truncated or would cost more than budget bytes to reach.
     Errors raised by read itself propagate: a storage failure is not a verdict on the image.
+    A walk of more than MAX_STEPS reads raises FleetError IMAGE_PARSE_FAILED.
     """
     src = Src(read, size, budget)
     try:
@@ -219,6 +224,13 @@ def read_header(
         found = parse(src, count_frames) if parse else None
     except Stop:
         return None
+    except Exhausted:
+        raise FleetError(
+            ErrorCode.IMAGE_PARSE_FAILED,
+            f"the input's header takes over {MAX_STEPS:,} reads to walk (a GIF or WebP of"
+            " millions of tiny blocks, a JPEG of fill bytes); no image of this fleet's needs"
+            " that many",
+        ) from None
     # A zero side means the header lies or defers to later data (JPEG DNL): nothing to price.
     return found if found and found.width > 0 and found.height > 0 and found.frames > 0 else None
 

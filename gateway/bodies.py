@@ -105,6 +105,10 @@ class Price(msgspec.Struct):
     kind: Literal["per_megapixel", "flat"]
     per_mp_micros: int | UnsetType = UNSET
     flat_micros: int | UnsetType = UNSET
+    # A flat read that decodes: flat up to this many megapixels read, then over_per_mp_micros
+    # for each one over it (docs/billing.md).
+    flat_up_to_megapixels: float | UnsetType = UNSET
+    over_per_mp_micros: int | UnsetType = UNSET
 
 
 class OperationInfo(msgspec.Struct):

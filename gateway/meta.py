@@ -21,7 +21,7 @@ from jobs.registry import OPERATIONS
 
 
 @functools.cache
-def _operations(prices: tuple[tuple[str, int], ...]) -> bytes:
+def _operations(prices: tuple[tuple[str, int], ...], ceiling: float) -> bytes:
     """The catalogue, encoded once per price list: its schemas take ~14 ms to build."""
     overrides = dict(prices)
     return msgspec.json.encode(
@@ -30,7 +30,9 @@ def _operations(prices: tuple[tuple[str, int], ...]) -> bytes:
                 OperationInfo(
                     op.name,
                     op.queue,
-                    msgspec.convert(describe(configured(op.name, op.billing, overrides)), Price),
+                    msgspec.convert(
+                        describe(configured(op.name, op.billing, overrides, ceiling)), Price
+                    ),
                     msgspec.json.schema(op.spec),
                 )
                 for op in OPERATIONS.values()
@@ -41,8 +43,11 @@ def _operations(prices: tuple[tuple[str, int], ...]) -> bytes:
 
 async def list_operations(request: Request) -> Response:
     await authenticate(request)
-    prices = tuple(sorted(context(request).settings.prices.items()))
-    return Response(_operations(prices), media_type="application/json")
+    settings = context(request).settings
+    prices = tuple(sorted(settings.prices.items()))
+    return Response(
+        _operations(prices, settings.flat_price_max_megapixels), media_type="application/json"
+    )
 
 
 async def openapi(request: Request) -> JSONResponse:

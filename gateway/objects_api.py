@@ -23,8 +23,28 @@ from storage import ObjectNotFound, tenant_key
 _LARGE_WRITES = CapacityLimiter(4)
 
 
+# Stored objects are whatever a tenant uploaded: served so a browser never runs them as a
+# page of this origin (an uploaded HTML or SVG would script the console's origin otherwise).
+# No sniffing into an active type, no scripts, plugins or fetches, a sandboxed origin.
+OBJECT_CSP = "default-src 'none'; sandbox"
+# Types a browser renders as a document with scripts: downloaded, never shown inline.
+_DOCUMENT_TYPES = frozenset(
+    {"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml"}
+)
+
+
 def _content_type(key: str) -> str:
     return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
+def object_response(data: bytes, content_type: str) -> Response:
+    """A stored object's bytes as every download route serves them (`GET /v1/objects`,
+    gateway-signed links): `nosniff`, a CSP that allows nothing, and documents (HTML, SVG,
+    XML) as attachments."""
+    headers = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": OBJECT_CSP}
+    if content_type.split(";", 1)[0].strip().lower() in _DOCUMENT_TYPES:
+        headers["Content-Disposition"] = "attachment"
+    return Response(data, media_type=content_type, headers=headers)
 
 
 async def store_body(request: Request, storage_key: str, content_type: str) -> int:
@@ -64,4 +84,4 @@ async def get_object(request: Request) -> Response:
         data = await run_in_threadpool(context(request).objects.get, tenant_key(tenant, key))
     except ObjectNotFound:
         raise FleetError(ErrorCode.NOT_FOUND, f"no object {key!r}") from None
-    return Response(data, media_type=_content_type(key))
+    return object_response(data, _content_type(key))

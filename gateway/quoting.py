@@ -24,7 +24,9 @@ class Quote:
 
 
 def rule_for(ctx: Context, op: Operation) -> BillingRule:
-    return configured(op.name, op.billing, ctx.settings.prices)
+    return configured(
+        op.name, op.billing, ctx.settings.prices, ctx.settings.flat_price_max_megapixels
+    )
 
 
 def facts_of(stat: ObjectStat | None, header: Header | None) -> InputFacts:
@@ -73,6 +75,7 @@ def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
     op = operation_of(spec)
     rule = rule_for(ctx, op)
     rasters: list[tuple[str, Raster]] = []
+    billed: list[Raster] = []
     facts = []
     for index, (path, source) in enumerate(spec.sources()):
         key = tenant_key(tenant, input_key_of(source) or "")
@@ -81,11 +84,12 @@ def quote(ctx: Context, tenant: str, spec: JobSpec) -> Quote:
         facts.append(facts_of(stat, header))
         if header is not None:
             rasters.append((path, spec.input_raster(index, header)))
+            billed.append(spec.metered_raster(index, header))
     megapixels = ctx.settings.max_megapixels
     if len(rasters) == len(facts):  # every header read: the plan is known
-        plan = plan_of(spec, rasters, len(rasters) if op.bills_all_inputs else 1)
+        plan = plan_of(spec, rasters, len(rasters) if op.bills_all_inputs else 1, billed)
         plan.check(Limits.of(ctx.settings))
         megapixels = plan.megapixels()
-    if isinstance(rule, Flat):
-        return Quote(None, rule.price(0), facts)
+    if isinstance(rule, Flat) and not (rule.metered and spec.decodes_pixels):
+        return Quote(None, rule.price(0), facts)  # flat at any size
     return Quote(megapixels, rule.price(megapixels), facts)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from gateway.bodies import SignedUpload, Upload
 from gateway.context import authenticate, context
 from gateway.http import JSONResponse
-from gateway.objects_api import store_body
+from gateway.objects_api import object_response, store_body
 from gateway.signing import claim_upload, release_upload, upload_url, verify
 from jobs.errors import ErrorCode, FleetError
 from storage import ObjectNotFound, tenant_key
@@ -63,4 +63,4 @@ async def signed_get(request: Request) -> Response:
         data = await run_in_threadpool(ctx.objects.get, storage_key)
     except ObjectNotFound:
         raise FleetError(ErrorCode.NOT_FOUND, "this link is invalid or has expired") from None
-    return Response(data, media_type="application/octet-stream")
+    return object_response(data, "application/octet-stream")

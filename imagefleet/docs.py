@@ -146,7 +146,13 @@ def _fields(op: Operation) -> tuple[list[str], list[str]]:
 def _price(op: Operation) -> str:
     if isinstance(op.billing, PerMegapixel):
         return f"{op.billing.micros} micro-$ per input megapixel"
-    return f"{op.billing.micros} micro-$ per call"
+    if op.billing.over_ceiling_per_mp is None:
+        return f"{op.billing.micros} micro-$ per call"
+    return (
+        f"{op.billing.micros} micro-$ per call up to `FLEET_FLAT_PRICE_MAX_MEGAPIXELS`"
+        f" ({op.billing.ceiling:g} MP) read, plus {op.billing.over_ceiling_per_mp} per"
+        " megapixel over it"
+    )
 
 
 def operations_markdown(operations: Iterable[Operation] = OPERATIONS.values()) -> str:

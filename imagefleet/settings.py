@@ -266,6 +266,13 @@ class Settings:
         note="the spec's prices",
         read=_prices,
     )
+    flat_price_max_megapixels: float = setting(
+        "FLEET_FLAT_PRICE_MAX_MEGAPIXELS",
+        16.0,
+        "Megapixels a flat-priced read that decodes (`dominant-color`, `placeholder`,"
+        " `metadata` of frames) covers; each one over it costs 100 micro-$ more"
+        " (`FLEET_PRICE_<OP>_PER_MP_MICROS`; see [billing.md](billing.md)).",
+    )
     dev_credit_micros: int = setting(
         "FLEET_DEV_CREDIT_MICROS",
         1_000_000_000,

@@ -77,7 +77,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "Rendering HTML (from-html)",
         ("max_html_bytes", "chromium_path", "render_timeout", "render_max_side"),
     ),
-    ("Billing", ("prices", "dev_credit_micros")),
+    ("Billing", ("prices", "flat_price_max_megapixels", "dev_credit_micros")),
     (
         "x402 (pay per call)",
         (

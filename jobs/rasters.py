@@ -10,6 +10,7 @@ shrink, a crop, a filter) that is the input's size, as before; a 2x2 input resiz
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -26,6 +27,9 @@ Stages = Callable[[int, int], list[tuple[str, tuple[int, int]]]]
 
 class PageSizes(Protocol):
     """What a header tells of an input's pages (billing.header.Header is one)."""
+
+    @property
+    def format(self) -> str: ...
 
     @property
     def frames(self) -> int: ...
@@ -46,6 +50,16 @@ def at_density(size: tuple[int, int], density: float) -> tuple[int, int]:
     quote bills and what the worker renders, one rule for both."""
     scale = density / BASE_DPI
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def dct_shrink(width: int, height: int, scale: float) -> int:
+    """JPEG shrink-on-load: the largest 1/2^k decode still at least `scale` of the size
+    (Pillow's draft rule; powers of two keep libjpeg's best IDCT quality). The worker
+    decodes by it; flat reads meter what it decodes."""
+    if scale >= 0.5:
+        return 1
+    fit = min(width // math.ceil(width * scale), height // math.ceil(height * scale))
+    return next(k for k in (8, 4, 2, 1) if k <= fit)
 
 
 @dataclass(frozen=True)
@@ -133,8 +147,15 @@ def chain(start: Raster, steps: list[Stages]) -> list[tuple[str, Raster]]:
     return best
 
 
-def plan_of(spec: JobSpec, inputs: list[tuple[str, Raster]], metered: int) -> Plan:
+def plan_of(
+    spec: JobSpec,
+    inputs: list[tuple[str, Raster]],
+    metered: int,
+    billed: list[Raster] | None = None,
+) -> Plan:
     """The plan of a job whose inputs decode to `inputs` (in `spec.sources()` order);
-    billing meters the first `metered` of them."""
+    billing meters the first `metered` of them, as `billed` says (spec.metered_raster:
+    a flat read meters the JPEG it decodes shrunk), else as they are."""
     rasters = [raster for _, raster in inputs]
-    return Plan(tuple(inputs), tuple(spec.creates(rasters)), tuple(rasters[:metered]))
+    meter = rasters if billed is None else billed
+    return Plan(tuple(inputs), tuple(spec.creates(rasters)), tuple(meter[:metered]))

@@ -120,6 +120,12 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
     def inline(self) -> bool:
         return False
 
+    @property
+    def decodes_pixels(self) -> bool:
+        """Whether the job decodes its input (a flat read that does is metered over the
+        ceiling, jobs/prices.py); metadata reads only the header unless told otherwise."""
+        return True
+
     def sources(self) -> list[tuple[str, InputSource]]:
         """The input sources this job reads, with their JSON paths."""
         return []
@@ -144,6 +150,20 @@ class JobSpec(msgspec.Struct, tag_field="operation", forbid_unknown_fields=True,
         """What decoding input `index` creates: its first page, unless the spec says."""
         return Raster(*header.page_size(0))
 
+    def metered_raster(self, index: int, header: PageSizes) -> Raster:
+        """What billing meters of input `index`: its input raster, unless the spec says."""
+        return self.input_raster(index, header)
+
+
+# Formats whose page N is reached by decoding frames 0 to N (Pillow's GIF, WebP and APNG
+# seeks): reading it is planned, limited and billed as those N + 1 frames.
+SEEKS_BY_DECODING = frozenset({"gif", "webp", "png"})
+
+
+def _largest_up_to(header: PageSizes, last: int) -> tuple[int, int]:
+    sizes = [header.page_size(index) for index in range(last + 1)]
+    return max(sizes, key=lambda size: size[0] * size[1])
+
 
 class ImageJob(JobSpec, kw_only=True):
     """A job that reads one input image (its first page or frame, or every frame)."""
@@ -164,6 +184,16 @@ class ImageJob(JobSpec, kw_only=True):
     def animated(self) -> bool:
         """Whether to read every frame, for operations that let the caller choose."""
         return False
+
+    def admit(self, cfg: Policy) -> None:
+        # Reaching page N of an animation decodes the N frames before it (GIF, WebP, APNG
+        # seek frame by frame): a page is bounded like the frames read, before any seek.
+        if self.page >= cfg.max_frames:
+            raise FleetError(
+                ErrorCode.VALIDATION_ERROR,
+                f"page {self.page} is past the frame limit: pages 0 to {cfg.max_frames - 1}"
+                f" may be read (FLEET_MAX_FRAMES is {cfg.max_frames}) - at `$.page`",
+            )
 
     def sources(self) -> list[tuple[str, InputSource]]:
         return [("$.input", self.input)]
@@ -198,6 +228,9 @@ class ImageJob(JobSpec, kw_only=True):
             return Raster(*header.largest(), header.frames)
         if self.reads_timeline:  # frames decoded one after another for their timing
             return Raster(*header.largest())
+        if self.page > 0 and header.format in SEEKS_BY_DECODING:  # every frame up to it
+            last = min(self.page, header.frames - 1)  # (past the last: the worker says so)
+            return Raster(*_largest_up_to(header, last), last + 1)
         return Raster(*header.page_size(self.page))
 
     def decode_scale(self, width: int, height: int) -> float:
@@ -219,6 +252,7 @@ class TransformJob(ImageJob, kw_only=True):
     inline: bool = False
 
     def admit(self, cfg: Policy) -> None:
+        super().admit(cfg)
         problem = choice_problem(self.output, self.format, self.quality, self.accept, self.ssim)
         if problem:
             message, field = problem

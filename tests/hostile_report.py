@@ -26,6 +26,7 @@ import httpx
 
 from imagefleet.addresses import Refused, check_address
 from tests import hostile_inputs as inputs
+from tests import hostile_limits_report as limits
 from tests import hostile_measure as measure
 from tests import hostile_webhook_attacks
 from tests.fleet_harness import Fleet, wait_for_job
@@ -332,6 +333,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     *hostile_webhook_attacks.ATTACKS,  # issue 25: the webhooks pool
     ("25.4a x402: 6 paid jobs at once, wallet holds 2 prices", six_payments_two_prices),
     ("25.4b x402: paid valid from now-5 s, dev chain idle 15 s", idle_chain_payment),
+    *limits.ATTACKS,  # issue 25's smaller ones: seeks, flat reads, header walks, served objects
 ]
 
 

@@ -18,10 +18,11 @@ import simplejpeg
 from PIL import Image, ImageCms, ImageFile
 
 from billing.header import Header
-from jobs.rasters import BASE_DPI
+from jobs.rasters import BASE_DPI, dct_shrink
 from worker import formats, vector
 from worker.encoding import CONTENT_TYPES, encode, extension
 from worker.header_facts import (
+    INTERRUPTS,
     PRIMARY_IMAGE_ONLY,
     Limits,
     check_size,
@@ -70,15 +71,6 @@ def _foreign_profile(mode: str, icc: bytes | None) -> bool:
         and mode in ("CMYK", "RGB", "RGBA")
         and ("srgb" not in (icc_description(icc) or "").lower())
     )
-
-
-def _dct_shrink(width: int, height: int, scale: float) -> int:
-    """JPEG shrink-on-load: the largest 1/2^k decode still at least `scale` of the size
-    (Pillow's draft rule; powers of two keep libjpeg's best IDCT quality)."""
-    if scale >= 0.5:
-        return 1
-    fit = min(width // math.ceil(width * scale), height // math.ceil(height * scale))
-    return next(k for k in (8, 4, 2, 1) if k <= fit)
 
 
 def _jpeg_pixels(data: bytes, width: int, height: int, shrink: int) -> Frame:
@@ -188,6 +180,8 @@ def probe(data: bytes) -> Header:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return Header((image.format or "unknown").lower(), *image.size, 1)
+    except INTERRUPTS:
+        raise
     except Exception:  # parsers of hostile bytes raise anything
         raise parse_failed(data) from None
 
@@ -239,7 +233,7 @@ def decode(
         if scale_for is not None and fmt == "jpeg" and not animated:
             upright = (height, width) if orientation in (5, 6, 7, 8) else (width, height)
             scale = scale_for(*upright)
-            shrink = _dct_shrink(width, height, scale)
+            shrink = dct_shrink(width, height, scale)
         if (
             fmt == "jpeg"
             and total == 1

@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from celery.exceptions import SoftTimeLimitExceeded
 from PIL import Image, ImageCms, ImageFile
 
 from billing.header import header_of_bytes
 from jobs.errors import ErrorCode, FleetError
 from worker import formats
+from worker.cancel import Canceled
 from worker.formats import FROM_PILLOW
 from worker.picture import Picture
 
@@ -32,6 +34,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PRIMARY_IMAGE_ONLY = frozenset({"HEIF", "JXL", "JPEG2000"})
 # Modes whose decoded frame's channels and type the header alone tells (others decode).
 _KNOWN_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "CMYK", "I;16", "I"})
+# Raised into a decode from outside it (the soft time limit's signal, a cancel): never the
+# input's fault, so every handler of "parsers raise anything" lets them through untouched.
+INTERRUPTS: tuple[type[BaseException], ...] = (SoftTimeLimitExceeded, Canceled)
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,8 @@ def corrupt_as_fleet_error() -> Iterator[None]:
     try:
         yield
     except FleetError:
+        raise
+    except INTERRUPTS:
         raise
     except Image.DecompressionBombError as exc:  # a page or frame past the planned sizes
         raise FleetError(ErrorCode.IMAGE_TOO_LARGE, f"input is too large ({exc})") from None
@@ -145,6 +152,8 @@ def open_image(
         if image.format in PRIMARY_IMAGE_ONLY:
             total = 1  # planned and billed as one image from the header: read only that one
     except FleetError:
+        raise
+    except INTERRUPTS:
         raise
     except Image.DecompressionBombError:  # Pillow's wall: say what it saw, in our terms
         header = header_of_bytes(data)

@@ -69,6 +69,7 @@ def plan_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> tuple
     spec = record.spec
     datas: list[bytes] = []
     rasters: list[tuple[str, Raster]] = []
+    billed: list[Raster] = []
     for index, (path, source) in enumerate(spec.sources()):
         data, version = _read(objects, record.tenant, source)
         header = header_of_bytes(data, spec.walks_pages(index))
@@ -76,8 +77,9 @@ def plan_inputs(record: JobRecord, objects: ObjectStore, cfg: Settings) -> tuple
         header = header or codec.probe(data)  # a layout the header reader does not know
         datas.append(data)
         rasters.append((path, spec.input_raster(index, header)))
+        billed.append(spec.metered_raster(index, header))
     metered = len(rasters) if OPERATIONS[record.operation].bills_all_inputs else 1
-    plan = plan_of(spec, rasters, metered)
+    plan = plan_of(spec, rasters, metered, billed)
     plan.check(Limits.of(cfg))
     return datas, plan
 

@@ -117,7 +117,7 @@ def _fail(
 def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
     spec = record.spec
     datas, plan = plan_inputs(record, objects, cfg)  # bounded before anything is decoded
-    if record.billing.megapixels is not None:  # per-MP: bill what the plan measured
+    if record.billing.megapixels is not None:  # metered: bill what the plan measured
         record.billing.megapixels = plan.megapixels()
         price = _price(record, cfg)
         if price > record.billing.quoted_micros:  # an unreadable header was held at
@@ -158,7 +158,8 @@ def _notify(record: JobRecord, dispatch: Dispatch) -> None:
 
 def _price(record: JobRecord, cfg: Settings) -> int:
     op = OPERATIONS[record.operation]
-    return configured(op.name, op.billing, cfg.prices).price(record.billing.megapixels or 0)
+    rule = configured(op.name, op.billing, cfg.prices, cfg.flat_price_max_megapixels)
+    return rule.price(record.billing.megapixels or 0)
 
 
 def _capture(ledger: Ledger, record: JobRecord, cfg: Settings) -> int:

@@ -1,6 +1,7 @@
 """dominant-color: the most common colour, by a colour histogram (not the mean).
 
-The first frame is downsampled to at most 256x256 (area-averaged, alpha-weighted) and its
+The first frame (a JPEG decoded at 1/2, 1/4 or 1/8 size when that still covers 256 px) is
+downsampled to at most 256x256 (area-averaged, alpha-weighted) and its
 pixels that are not fully transparent are binned at 5 bits per channel. The peak is the bin
 whose 3x3x3 neighbourhood holds the most pixels (so a flat colour whose noise straddles a
 bin edge is not split in two and outvoted); the answer is the mean of the pixels in that
@@ -14,14 +15,14 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from jobs.analysis import DominantColorJob
+from jobs.analysis import DOMINANT_SIDE, DominantColorJob
 from worker.ops import OpOutput
 from worker.picture import Frame, Picture, strips
 
 if TYPE_CHECKING:
     from imagefleet.settings import Settings
 
-MAX_SIDE = 256
+MAX_SIDE = DOMINANT_SIDE
 BITS = 5
 SIDE = 1 << BITS
 RADIUS = 8
