@@ -29,7 +29,7 @@ from imagefleet import client_cli, procs
 from imagefleet.client_batch import unplaced
 from imagefleet.redact import redacted
 from imagefleet.settings import gateway_url, load_settings
-from jobs.media import BY_NAME, FORMAT_OF_EXTENSION, READ_EXTENSIONS
+from jobs.media import BY_NAME, FORMAT_OF_EXTENSION, FORMATS, READ_EXTENSIONS
 from tests import images
 from tests.fleet_harness import S3_ACCESS_KEY, S3_SECRET_KEY, Fleet
 from tests.hostile_inputs import new_tenant
@@ -219,6 +219,12 @@ def test_a_signed_link_carries_the_type_of_its_bytes() -> None:
     # Read but never written by the fleet, or no image at all: bytes, not a page.
     assert media_type_of(SVG) == "application/octet-stream"
     assert media_type_of(b"<html><script>alert(1)</script></html>") == "application/octet-stream"
+
+
+def test_what_workers_store_outputs_as_is_the_tables_type() -> None:
+    from worker.encoding import CONTENT_TYPES  # an S3 signed link answers what was stored
+
+    assert {f.name: f.media_type for f in FORMATS if f.written} == CONTENT_TYPES
 
 
 def test_the_seeds_upload_url_route_is_an_alias_of_uploads(dir_fleet: Fleet) -> None:
