@@ -80,9 +80,9 @@ def _check_webhook(ctx: Context, url: str) -> None:
         raise FleetError(ErrorCode.VALIDATION_ERROR, f"{exc} - at `$.webhook_url`") from None
 
 
-def _prepare(
-    ctx: Context, tenant: str, job_id: str, spec: JobSpec, default_webhook: str | None = None
-) -> JobSpec:
+def checked_spec(ctx: Context, spec: JobSpec, default_webhook: str | None = None) -> JobSpec:
+    """The checks of a spec that read no input: the operator's limits, the webhook address,
+    the output key (`POST /v1/jobs/validate` runs these alone)."""
     spec.admit(ctx.settings)
     if spec.webhook_url is None and default_webhook:  # the account's default webhook
         spec = msgspec.structs.replace(spec, webhook_url=default_webhook)
@@ -90,6 +90,13 @@ def _prepare(
         _check_webhook(ctx, spec.webhook_url)
     if spec.output is not None:
         spec = msgspec.structs.replace(spec, output=checked_key(spec.output, "$.output"))
+    return spec
+
+
+def _prepare(
+    ctx: Context, tenant: str, job_id: str, spec: JobSpec, default_webhook: str | None = None
+) -> JobSpec:
+    spec = checked_spec(ctx, spec, default_webhook)
     sources = spec.sources()
     if sources:
         spec = spec.with_sources(

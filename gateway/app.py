@@ -26,6 +26,7 @@ from gateway import (
     sync_api,
     uploads_api,
     usage_api,
+    validate_api,
 )
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
@@ -108,9 +109,12 @@ register_url_convertor("key", _Key())
 ROUTES = [
     Route("/v1/jobs", jobs_api.submit_job, methods=["POST"]),
     Route("/v1/jobs", jobs_api.list_jobs, methods=["GET"]),
+    Route("/v1/jobs/validate", validate_api.validate_job, methods=["POST"]),
     Route("/v1/usage", usage_api.usage, methods=["GET"]),
     Route("/v1/image/{op}", sync_api.run_image_op, methods=["POST"]),
     Route("/v1/uploads", uploads_api.create_upload, methods=["POST"]),
+    # The image-tools spec's name for it (seeds/004): the same route, the same answer.
+    Route("/v1/cputools/upload-url", uploads_api.create_upload, methods=["POST"]),
     Route("/v1/signed/{token}", uploads_api.signed_put, methods=["PUT"]),
     Route("/v1/signed/{token}", uploads_api.signed_get, methods=["GET"]),
     Route("/v1/jobs/{job_id}", jobs_api.get_job, methods=["GET"]),

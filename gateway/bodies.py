@@ -67,6 +67,13 @@ class Upload(msgspec.Struct, rename="camel"):
     max_bytes: int
 
 
+class Validated(msgspec.Struct):
+    """`POST /v1/jobs/validate`: the spec passed the checks that read no input."""
+
+    valid: bool
+    operation: str
+
+
 class StoredObject(msgspec.Struct):
     key: str
     bytes: int

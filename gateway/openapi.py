@@ -34,6 +34,7 @@ _STRUCTS = {
     "sync": bodies.SyncOutput,
     "running": bodies.SyncRunning,
     "upload": bodies.Upload,
+    "validated": bodies.Validated,
     "stored": bodies.StoredObject,
     "signed": bodies.SignedUpload,
     "usage": bodies.Usage,
@@ -133,7 +134,25 @@ def _paths(
             {"type": "string", "format": "date-time"},
         ]
     }
+    upload = {
+        "summary": "A single-use URL to PUT one input to, and its inputKey",
+        "responses": {"201": _json("the upload URL", ref["upload"]), **_errors(*_AUTHED)},
+    }
     return {
+        "/v1/jobs/validate": {
+            "post": {
+                "summary": "Check a job spec as submitting it would, before reading any input;"
+                " nothing is stored, charged or queued",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": spec_ref}},
+                },
+                "responses": {
+                    "200": _json("the spec would be accepted", ref["validated"]),
+                    **_errors(400, *_AUTHED, 413),
+                },
+            }
+        },
         "/v1/jobs": {
             "post": {
                 "summary": "Submit a job",
@@ -247,11 +266,9 @@ def _paths(
                 },
             }
         },
-        "/v1/uploads": {
-            "post": {
-                "summary": "A single-use URL to PUT one input to, and its inputKey",
-                "responses": {"201": _json("the upload URL", ref["upload"]), **_errors(*_AUTHED)},
-            }
+        "/v1/uploads": {"post": upload},
+        "/v1/cputools/upload-url": {
+            "post": {**upload, "summary": "The image-tools spec's name of `POST /v1/uploads`"}
         },
         "/v1/signed/{token}": {
             "parameters": [
@@ -276,8 +293,9 @@ def _paths(
                 "summary": "Download through a signed URL",
                 "responses": {
                     "200": {
-                        "description": "the bytes",
-                        "content": {"application/octet-stream": {"schema": _BYTES}},
+                        "description": "the bytes, typed by their format (application/"
+                        "octet-stream for any but those the fleet writes)",
+                        "content": {"*/*": {"schema": _BYTES}},
                     },
                     **_errors(404, 503),
                 },

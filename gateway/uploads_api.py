@@ -10,12 +10,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from billing.header import header_of_bytes
 from gateway.bodies import SignedUpload, Upload
 from gateway.context import authenticate, context
 from gateway.http import JSONResponse
 from gateway.objects_api import object_response, store_body
 from gateway.signing import claim_upload, release_upload, upload_url, verify
 from jobs.errors import ErrorCode, FleetError
+from jobs.media import written_media_type
 from storage import ObjectNotFound, tenant_key
 
 
@@ -63,4 +65,11 @@ async def signed_get(request: Request) -> Response:
         data = await run_in_threadpool(ctx.objects.get, storage_key)
     except ObjectNotFound:
         raise FleetError(ErrorCode.NOT_FOUND, "this link is invalid or has expired") from None
-    return object_response(data, "application/octet-stream")
+    return object_response(data, await run_in_threadpool(media_type_of, data))
+
+
+def media_type_of(data: bytes) -> str:
+    """What a signed link's object is, read from its bytes (a key may name another format):
+    the media type of a format the fleet writes, else application/octet-stream."""
+    header = header_of_bytes(data)
+    return written_media_type(header.format if header else None) or "application/octet-stream"

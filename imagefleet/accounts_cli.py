@@ -54,8 +54,10 @@ def run(args: argparse.Namespace) -> int:
         elif args.action == "list":
             for name in accounts.names():
                 print(_line(accounts.require(name)))
-        elif args.action == "show":
-            print(json.dumps(accounts.require(args.name).public(), indent=2))
+        elif args.action == "show":  # an operator's view: the webhook secret too
+            account = accounts.require(args.name)
+            shown = {**account.public(), "webhook_secret": account.webhook_secret}
+            print(json.dumps(shown, indent=2))
         elif args.action == "credit":
             print(_line(accounts.credit(args.name, args.amount)))
         elif args.action == "rotate-key":
@@ -103,7 +105,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     hook.add_argument("name")
     hook.add_argument("url")
     for name, text in [
-        ("show", "one account as JSON"),
+        ("show", "one account as JSON, with its webhook signing secret"),
         ("rotate-key", "issue a new API key"),
         ("disable", "refuse the account's key from now on"),
     ]:

@@ -17,13 +17,23 @@ K = TypeVar("K", bound=Hashable)
 
 
 def guarded(work: Callable[[], T]) -> T | ApiError:
-    """Run `work()`; a failure comes back as an ApiError, not raised."""
+    """Run `work()`; a failure comes back as an ApiError, not raised, but for a fleet that
+    does not answer at all, which ends the whole command (in one line: client_cli.reaching)."""
     try:
         return work()
     except ApiError as exc:
         return exc
+    except (httpx.ConnectError, httpx.ConnectTimeout):
+        raise
     except (OSError, httpx.HTTPError) as exc:  # a wait timed out, the network, a file
         return ApiError(None, "CLIENT_ERROR", f"{type(exc).__name__}: {exc}")
+
+
+def unplaced(message: str, index: int) -> str:
+    """A batch item's message as its file's: without the item's place in the batch, which
+    the file name stands for (`- at `$.jobs[6]`` dropped, `$.jobs[6].width` -> `$.width`)."""
+    place = f"$.jobs[{index}]"
+    return message.replace(f" - at `{place}`", "").replace(f"`{place}.", "`$.")
 
 
 def run_batches(
@@ -41,10 +51,12 @@ def run_batches(
         if isinstance(batch, ApiError):
             found.update(dict.fromkeys(chunk, batch))
             continue
-        for name, item in zip(chunk, batch["items"], strict=True):
+        for index, (name, item) in enumerate(zip(chunk, batch["items"], strict=True)):
             error = item.get("error")
             found[name] = (
-                ApiError(None, error["code"], error["message"], item) if error else item["job"]
+                ApiError(None, error["code"], unplaced(error["message"], index), item)
+                if error
+                else item["job"]
             )
         waited = guarded(partial(client.wait_batch, batch["id"], timeout))
         if isinstance(waited, ApiError):

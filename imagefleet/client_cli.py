@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+import httpx
 
 from imagefleet.client import ApiError, Client, JobResult
 from imagefleet.client_batch import guarded, run_batches
@@ -22,14 +27,18 @@ from imagefleet.client_pay_cli import (
     paying_client,
     payment_line,
 )
+from imagefleet.settings import gateway_url
+from jobs.media import READ_EXTENSIONS, extension
 
-DEFAULT_URL = "http://127.0.0.1:8080"
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".bmp"}
+URL_HELP = (
+    "fleet URL (default: FLEET_PUBLIC_URL, else http://FLEET_HOST:FLEET_PORT as the gateway"
+    " reads them: http://127.0.0.1:8080)"
+)
 
 
 def _client(args: argparse.Namespace, payer: str | None = None) -> Client:
     """The client of a command: with an API key, or (`payer`) paying with x402."""
-    url = args.url or os.environ.get("FLEET_PUBLIC_URL") or DEFAULT_URL
+    url = args.url or gateway_url()
     if payer is not None:
         return paying_client(url, args, payer)
     key = args.key or os.environ.get("FLEET_API_KEY")
@@ -42,6 +51,34 @@ def _client(args: argparse.Namespace, payer: str | None = None) -> Client:
             )
         key = key_file.read_text().strip()
     return Client(url, key)
+
+
+def _unreachable(exc: httpx.TransportError) -> str:
+    """One line for a fleet that does not answer: where, and why in the OS's words."""
+    try:
+        url = exc.request.url
+        where = f"{url.scheme}://{url.netloc.decode()}"
+    except RuntimeError:  # an error raised before it had a request
+        where = "the fleet's URL"
+    reason = re.sub(r"^\[Errno -?\d+\] ", "", str(exc)).strip() or type(exc).__name__
+    return (
+        f"imagefleet: cannot reach the fleet at {where}: {reason[:1].lower()}{reason[1:]};"
+        " is `make run` running?"
+    )
+
+
+def reaching(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """A client command whose fleet does not answer: one line and exit 1, no traceback."""
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            print(_unreachable(exc), file=sys.stderr)
+            return 1
+
+    return run
 
 
 def _money(micros: int) -> str:
@@ -229,8 +266,9 @@ def _failure(outcome: JobResult | ApiError) -> str | None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    # Every format the fleet reads, by the extensions of its format table.
     files = sorted(
-        p for p in Path(args.dir).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in Path(args.dir).iterdir() if p.is_file() and extension(p.name) in READ_EXTENSIONS
     )
     if not files:
         print(f"imagefleet: no images in {args.dir}", file=sys.stderr)
@@ -288,7 +326,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     conn = argparse.ArgumentParser(add_help=False)
-    conn.add_argument("--url", help=f"fleet URL (default: FLEET_PUBLIC_URL or {DEFAULT_URL})")
+    conn.add_argument("--url", help=URL_HELP)
     conn.add_argument("--key", help="API key (default: FLEET_API_KEY or var/dev-api-key)")
 
     p = sub.add_parser("submit", parents=[conn], help="submit a job spec from a JSON file")
@@ -299,17 +337,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     p.add_argument("--json", action="store_true", help="print the whole job object")
     add_payer_option(p)
-    p.set_defaults(func=cmd_submit)
+    p.set_defaults(func=reaching(cmd_submit))
 
     p = sub.add_parser("status", parents=[conn], help="show one job")
     p.add_argument("id")
     p.add_argument("--json", action="store_true", help="print the whole job object")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=reaching(cmd_status))
 
     p = sub.add_parser("upload", parents=[conn], help="upload a file into your namespace")
     p.add_argument("file")
     p.add_argument("key_name", nargs="?", metavar="KEY", help="object key (default: file name)")
-    p.set_defaults(func=cmd_upload)
+    p.set_defaults(func=reaching(cmd_upload))
 
     p = sub.add_parser("batch", parents=[conn], help="run one job per image of a directory")
     p.add_argument("dir")
@@ -344,4 +382,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--timeout", type=float, default=300, help="seconds each batch may take (default 300)"
     )
-    p.set_defaults(func=cmd_batch)
+    p.set_defaults(func=reaching(cmd_batch))

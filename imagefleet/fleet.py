@@ -12,6 +12,7 @@ import redis
 
 from billing.accounts import Accounts, new_api_key
 from imagefleet import procs
+from imagefleet.redact import redacted
 from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
 from imagefleet.x402_dev import PAYER_FILE
@@ -59,23 +60,31 @@ class Supervisor:
             child.stop()
 
 
+def _write_private(path: Path, text: str) -> None:
+    """A file only its owner reads (made so before anything is written to it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(text + "\n")
+
+
 def ensure_dev_key(cfg: Settings, client: redis.Redis) -> str:
     """The dev account's API key from var/dev-api-key (made once); the account is created
-    with FLEET_DEV_CREDIT_MICROS of credit the first time."""
+    with FLEET_DEV_CREDIT_MICROS of credit the first time. Its webhook signing secret goes
+    to var/dev-webhook-secret, for receivers to verify deliveries with."""
     path = cfg.dev_key_file
     if path.exists():
         key = path.read_text().strip()
     else:
         key = new_api_key()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(key + "\n")
-    Accounts(client).ensure(DEV_TENANT, key, cfg.dev_credit_micros)
+        _write_private(path, key)
+    account = Accounts(client).ensure(DEV_TENANT, key, cfg.dev_credit_micros)
+    _write_private(cfg.dev_webhook_secret_file, account.webhook_secret)
     return key
 
 
 def _say(message: str) -> None:
-    print(f"imagefleet: {message}", flush=True)
+    print(f"imagefleet: {redacted(message)}", flush=True)  # no credential in a URL printed
 
 
 def _relative(path: Path) -> str:

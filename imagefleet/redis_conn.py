@@ -29,6 +29,8 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel as asentinel
 import redis.sentinel
 
+from imagefleet.redact import redacted
+
 log = logging.getLogger("imagefleet.redis")
 
 SENTINEL_SCHEME = "redis+sentinel"
@@ -75,30 +77,30 @@ def _host_port(item: str, url: str) -> tuple[str, int]:
     else:
         host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
     if not host:
-        raise ValueError(f"a sentinel without a host in {url!r}")
+        raise ValueError(f"a sentinel without a host in {redacted(url)!r}")
     try:
         return host, int(port) if port else SENTINEL_PORT
     except ValueError:
-        raise ValueError(f"sentinel port {port!r} is not a number in {url!r}") from None
+        raise ValueError(f"sentinel port {port!r} is not a number in {redacted(url)!r}") from None
 
 
 def parse_sentinel_url(url: str) -> SentinelURL:
     """`redis+sentinel://[[user]:password@]h1[:port],h2[:port]/service[/db][?sentinel_password=]`."""
     if not is_sentinel(url):
-        raise ValueError(f"not a {SENTINEL_SCHEME}:// URL: {url!r}")
+        raise ValueError(f"not a {SENTINEL_SCHEME}:// URL: {redacted(url)!r}")
     parts = urlsplit(url)
     userinfo, _, hosts = parts.netloc.rpartition("@")
     username, _, password = userinfo.partition(":") if userinfo else ("", "", "")
     sentinels = tuple(_host_port(item.strip(), url) for item in hosts.split(",") if item.strip())
     if not sentinels:
-        raise ValueError(f"no sentinels in {url!r}")
+        raise ValueError(f"no sentinels in {redacted(url)!r}")
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2:
-        raise ValueError(f"name the master as /<service>[/<db>] in {url!r}")
+        raise ValueError(f"name the master as /<service>[/<db>] in {redacted(url)!r}")
     try:
         db = int(path[1]) if len(path) == 2 else 0
     except ValueError:
-        raise ValueError(f"the database {path[1]!r} is not a number in {url!r}") from None
+        raise ValueError(f"the database {path[1]!r} is not a number in {redacted(url)!r}") from None
     query = parse_qs(parts.query)
     sentinel_password = query.get("sentinel_password", [None])[0]
     return SentinelURL(

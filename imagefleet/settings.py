@@ -15,7 +15,16 @@ from typing import Any, get_type_hints
 from imagefleet.setting_fields import Derived, Setting, SettingError, parse, setting
 from imagefleet.x402_dev import payer_value
 
-__all__ = ["Derived", "Setting", "SettingError", "Settings", "load_settings", "settings"]
+__all__ = [
+    "Derived",
+    "Setting",
+    "SettingError",
+    "Settings",
+    "gateway_url",
+    "listen_url",
+    "load_settings",
+    "settings",
+]
 
 MiB = 1024 * 1024
 DAY = 24 * 3600
@@ -26,6 +35,13 @@ def _local_redis(values: dict[str, Any]) -> str:
     """The Redis of a running `imagefleet up` (it writes var/redis-url), else localhost."""
     path = values["var_dir"] / "redis-url"
     return path.read_text().strip() if path.exists() else "redis://127.0.0.1:6379/0"
+
+
+def listen_url(host: str, port: int) -> str:
+    """`http://host:port` of a gateway listening there, as this machine reaches it: a
+    wildcard address (every interface) on loopback, an IPv6 address in brackets."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def _prices(env: Mapping[str, str]) -> dict[str, int]:
@@ -58,7 +74,7 @@ class Settings:
     var_dir: Path = setting(
         "FLEET_VAR_DIR",
         Path("var"),
-        "Local state: Redis data, objects, `dev-api-key`.",
+        "Local state: Redis data, objects, `dev-api-key`, `dev-webhook-secret`.",
         then=Path.resolve,
     )
     redis_url: str = setting(
@@ -85,8 +101,12 @@ class Settings:
     port: int = setting("FLEET_PORT", 8080, "Port the gateway listens on.")
     public_url: str = setting(
         "FLEET_PUBLIC_URL",
-        Derived(lambda v: f"http://{v['host']}:{v['port']}", "`http://FLEET_HOST:FLEET_PORT`"),
-        "Base of the `url` links in job results (a trailing `/` is dropped).",
+        Derived(
+            lambda v: listen_url(v["host"], v["port"]),
+            "`http://FLEET_HOST:FLEET_PORT` (`0.0.0.0`: `127.0.0.1`)",
+        ),
+        "Base of the `url` links in job results (a trailing `/` is dropped); the fleet the"
+        " client commands call (their `--url` wins).",
         then=lambda url: url.rstrip("/"),
     )
     rate_limit: float = setting(
@@ -392,6 +412,10 @@ class Settings:
     def dev_key_file(self) -> Path:
         return self.var_dir / "dev-api-key"
 
+    @property
+    def dev_webhook_secret_file(self) -> Path:
+        return self.var_dir / "dev-webhook-secret"
+
 
 # The declarations, in order, with each field's type resolved (annotations are strings here).
 _TYPES = get_type_hints(Settings)
@@ -400,22 +424,39 @@ SETTINGS: dict[str, tuple[Setting, Any]] = {
 }
 
 
+def _value(name: str, env: Mapping[str, str], values: dict[str, Any]) -> Any:
+    """One setting read from `env`, or its default (derived from `values`, those before it)."""
+    decl, kind = SETTINGS[name]
+    raw = env.get(decl.env, "")
+    if decl.read is not None:
+        value = decl.read(env)
+    elif raw != "":
+        value = parse(kind, decl.env, raw)
+    else:
+        value = None
+    if value is None or (decl.zero_is_default and value == 0):
+        default = decl.default
+        value = default.compute(values) if isinstance(default, Derived) else default
+    return decl.then(value) if decl.then is not None else value
+
+
+def gateway_url(environ: Mapping[str, str] | None = None) -> str:
+    """The gateway's URL for a client on this machine: FLEET_PUBLIC_URL, else the one that
+    FLEET_HOST and FLEET_PORT make, read as the gateway reads them. Only these three are
+    read, so a client is not held to the server's other settings."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in ("host", "port", "public_url"):
+        values[name] = _value(name, env, values)
+    return str(values["public_url"])
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Every setting from `environ` (default: the process environment)."""
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    for name, (decl, kind) in SETTINGS.items():
-        raw = env.get(decl.env, "")
-        if decl.read is not None:
-            value = decl.read(env)
-        elif raw != "":
-            value = parse(kind, decl.env, raw)
-        else:
-            value = None
-        if value is None or (decl.zero_is_default and value == 0):
-            default = decl.default
-            value = default.compute(values) if isinstance(default, Derived) else default
-        values[name] = decl.then(value) if decl.then is not None else value
+    for name in SETTINGS:
+        values[name] = _value(name, env, values)
     if values["x402"] == "on" and not (values["x402_pay_to"] and values["x402_facilitator_url"]):
         raise SettingError("FLEET_X402=on needs FLEET_X402_PAY_TO and FLEET_X402_FACILITATOR_URL")
     if values["x402"] == "on" and not values["x402_rpc_url"]:

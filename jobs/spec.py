@@ -16,6 +16,7 @@ import msgspec
 from msgspec import Meta
 
 from jobs.errors import ErrorCode, FleetError
+from jobs.media import FORMAT_OF_EXTENSION, extension
 from jobs.operation import Operation
 from jobs.rasters import BASE_DPI, PageSizes, Raster, at_density, chain
 
@@ -36,18 +37,6 @@ QualityChoice = Quality | Literal["auto"]
 # Mean SSIM of the output's luma against the picture encoded (worker/quality.py).
 SsimTarget = Annotated[float, Meta(ge=0.5, le=0.999)]
 DEFAULT_SSIM = 0.98
-# What an output key's extension says of its format (the key says it: `auto` keeps to it).
-FORMAT_OF_EXTENSION = {
-    "png": "png",
-    "jpg": "jpeg",
-    "jpeg": "jpeg",
-    "webp": "webp",
-    "avif": "avif",
-    "jxl": "jxl",
-    "gif": "gif",
-    "tif": "tiff",
-    "tiff": "tiff",
-}
 # dpi at which vector inputs (SVG, PDF pages) are drawn: 72 (their declared size) by default.
 Density = Annotated[float, Meta(ge=1, le=10_000)]
 HexColor = Annotated[str, Meta(pattern=r"^#[0-9a-fA-F]{6}$")]
@@ -285,8 +274,7 @@ class PipelineStep(msgspec.Struct, tag_field="operation", forbid_unknown_fields=
 
 def extension_format(key: str | None) -> str | None:
     """The format a key's extension names (`a/photo.jpg` -> jpeg), None if it names none."""
-    name = (key or "").rsplit("/", 1)[-1]
-    return FORMAT_OF_EXTENSION.get(name.rsplit(".", 1)[-1].lower()) if "." in name else None
+    return FORMAT_OF_EXTENSION.get(extension(key or ""))
 
 
 def choice_problem(

@@ -30,5 +30,5 @@ def open_store(url: str) -> ObjectStore:
 
         return S3Store(url)
     raise ValueError(
-        f"unsupported storage URL {url!r}: use file://DIR or s3://KEY:SECRET@HOST/BUCKET"
+        f"unsupported storage URL scheme {scheme!r}: use file://DIR or s3://KEY:SECRET@HOST/BUCKET"
     )

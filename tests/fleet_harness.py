@@ -111,6 +111,8 @@ def start_seaweedfs(workdir: Path) -> SeaweedS3:
         "-s3",
         f"-s3.port={s3_port}",
         f"-s3.config={config}",
+        "-s3.port.iceberg=0",  # side servers on fixed ports (8181, 9101): a second weed
+        "-s3.port.lance=0",  # on this machine would fail to start
         "-master.volumeSizeLimitMB=64",
         "-master.telemetry=false",  # no usage reports from tests
         "-volume.max=200",

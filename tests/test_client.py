@@ -371,3 +371,4 @@ def test_cli_batch_lists_failures_by_file(
     assert code == 1
     assert "succeeded 1" in summary and "failed 1" in summary
     assert "broken.png: IMAGE_PARSE_FAILED: " in summary
+    assert "$.jobs" not in summary  # the file name says which, not the batch's internals

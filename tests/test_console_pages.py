@@ -263,3 +263,49 @@ def test_a_job_page_follows_its_job_to_the_end_on_the_event_stream(
         ended = wait_all_ended(client, busy, timeout=300)
         client.close()
     assert len(ended) == len(busy)
+
+
+def test_the_try_page_checks_the_spec_before_uploading_and_clears_its_pending_state(
+    dir_fleet: Fleet, browser: Browser, photo: Path
+) -> None:
+    key = new_tenant(dir_fleet, "console-refused-", 0)  # no credit: every job is refused 402
+    tenant_objects = dir_fleet.var_dir / "objects" / "tenants"
+
+    def uploads() -> list[Path]:
+        return [p for p in tenant_objects.rglob("console/*") if p.is_file()]
+
+    before = set(uploads())
+
+    async def flow() -> None:
+        watched = await signed_in(browser, dir_fleet, key)
+        page = watched.page
+        await watched.goto_view("#/try", "try")
+        await page.select("#try-op", "resize")
+        await (await page.J("#try-file")).uploadFile(str(photo))
+        # A spec only the gateway refuses (resize needs a width or a height): the image
+        # is never uploaded, and the page says why, with nothing pending.
+        await page.click("#try-run")
+        await watched.wait("document.getElementById('try-error').textContent !== ''")
+        assert (await watched.text("#try-error")).startswith("VALIDATION_ERROR: ")
+        assert await watched.text("#try-output") == ""
+        sent = [(method, url.split("/v1/", 1)[-1]) for method, url, _ in watched.requests]
+        assert ("POST", "jobs/validate") in sent
+        assert not any(method == "PUT" for method, _ in sent), sent
+        assert set(uploads()) == before
+        # A valid spec the fleet refuses at submission (402: no credit): uploaded, refused,
+        # and the page is not left "Running…".
+        await page.type("#f-width", "40")
+        await watched.js("document.getElementById('try-error').textContent = ''")
+        await page.click("#try-run")
+        await watched.wait("document.getElementById('try-error').textContent !== ''")
+        assert (await watched.text("#try-error")).startswith("PAYMENT_REQUIRED: ")
+        assert await watched.text("#try-output") == ""
+        assert len(set(uploads()) - before) == 1
+        # The two refusals are logged network errors (400, 402); nothing else went wrong.
+        refused = [p for p in watched.problems if " 400 " in p or " 402 " in p]
+        assert len(refused) == 2, watched.problems
+        for problem in refused:
+            watched.problems.remove(problem)
+        await clean(watched, key)
+
+    browser.run(flow())

@@ -101,7 +101,11 @@ def test_defaults(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     [
         ({"FLEET_PORT": "9000"}, "port", 9000),
         ({"FLEET_PORT": ""}, "port", 8080),  # empty: the default
-        ({"FLEET_HOST": "0.0.0.0", "FLEET_PORT": "81"}, "public_url", "http://0.0.0.0:81"),
+        (
+            {"FLEET_HOST": "0.0.0.0", "FLEET_PORT": "81"},
+            "public_url",
+            "http://127.0.0.1:81",
+        ),  # a wildcard address is reached on loopback
         ({"FLEET_PUBLIC_URL": "https://fleet.example/"}, "public_url", "https://fleet.example"),
         ({"FLEET_RATE_LIMIT": "2.5"}, "rate_limit", 2.5),
         ({"FLEET_MAX_MEGAPIXELS": "10"}, "max_work_megapixels", 40.0),

@@ -77,6 +77,7 @@ def test_large_outputs_come_as_a_signed_url(fleet: Fleet) -> None:
     assert envelope["bytes"] > 4 * 1024 * 1024 and envelope["expiresAt"]
     fetched = httpx.get(envelope["outputUrl"], timeout=30)  # no API key: the URL is the key
     assert fetched.status_code == 200 and len(fetched.content) == envelope["bytes"]
+    assert fetched.headers["content-type"] == "image/png"  # the output's, on either store
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(fetched.content))), noise)
     tampered = envelope["outputUrl"].replace("noise", "noisy").replace("output", "outpot")
     assert httpx.get(tampered[:-3] + "AAA", timeout=30).status_code in (403, 404)

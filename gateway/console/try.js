@@ -66,23 +66,25 @@ export async function showTry(root, params, signal) {
     try {
       await runJob();
     } catch (e) {
+      fill(output); // no "Uploading…" or "Running…" left behind: the error says what happened
       if (!isAbort(e)) error.textContent = e instanceof ApiError ? `${e.code}: ${e.message}` : e.message;
     } finally {
       run.disabled = false;
     }
   });
 
+  // The spec is checked by the gateway (POST /v1/jobs/validate: nothing stored or charged)
+  // before the image is uploaded, so a refused spec uploads nothing.
   async function runJob() {
     const spec = {operation: choice.value, ...current.read()};
-    if (current.hasInput) {
-      const chosen = file.files[0];
-      if (chosen) {
-        fill(output, el('p', {class: 'note'}, 'Uploading…'));
-        spec.input = uploadKey(chosen);
-        await putObject(spec.input, chosen);
-      } else if (current.needsInput) {
-        throw new FormError('choose an image first');
-      }
+    const chosen = current.hasInput ? file.files[0] : undefined;
+    if (chosen) spec.input = uploadKey(chosen);
+    else if (current.needsInput) throw new FormError('choose an image first');
+    fill(output, el('p', {class: 'note'}, 'Checking…'));
+    await postJSON('/v1/jobs/validate', spec, signal);
+    if (chosen) {
+      fill(output, el('p', {class: 'note'}, 'Uploading…'));
+      await putObject(spec.input, chosen);
     }
     fill(output, el('p', {class: 'note'}, 'Running…'));
     let {body: job} = await postJSON(`/v1/jobs?wait=${WAIT_SECONDS}`, spec, signal);
