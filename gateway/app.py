@@ -27,6 +27,7 @@ from gateway import (
     uploads_api,
     usage_api,
 )
+from gateway.buffers import BodyBudget
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
 from gateway.openapi_x402 import with_x402
@@ -135,6 +136,7 @@ ROUTES = [
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
+    cfg = cfg or settings()
     app = Starlette(
         routes=ROUTES,
         exception_handlers={
@@ -143,9 +145,12 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             redis.ConnectionError: _redis_down,
             redis.TimeoutError: _redis_down,
         },
-        middleware=[Middleware(_CatchAll), Middleware(metrics_api.RequestMetrics)],
+        middleware=[
+            Middleware(_CatchAll),
+            Middleware(metrics_api.RequestMetrics),
+            Middleware(BodyBudget, limit=cfg.max_buffered_bytes),
+        ],
     )
-    cfg = cfg or settings()
     app.state.context = Context.build(cfg)
     app.state.openapi = with_x402(openapi.openapi_document(cfg), cfg)
     return app

@@ -64,6 +64,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from gateway.server import ConnectionLimits, guarded_protocol
+
     cfg = settings()
     logs.setup(cfg.log_level, cfg.log_format)
     uvicorn.run(
@@ -74,8 +76,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         log_level=cfg.log_level.lower(),
         access_log=False,
         log_config=None,  # uvicorn's lines go through our (text or JSON) handler
-        ws="none",
-    )  # no websockets route; pyppeteer pins an old websockets package
+        ws="none",  # no websockets route; pyppeteer pins an old websockets package
+        # httptools with a header limit and timeout (gateway/server.py)
+        http=guarded_protocol(ConnectionLimits(cfg.max_header_bytes, cfg.header_timeout)),
+    )
     return 0
 
 
