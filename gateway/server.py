@@ -13,7 +13,6 @@ docs/deployment.md)."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -21,6 +20,7 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from imagefleet.settings import settings
 from jobs.errors import HTTP_STATUS, ErrorCode
 
 # After an early answer: what of the unread body is read and dropped before the connection
@@ -31,12 +31,6 @@ LINGER_SECONDS = 2.0
 # A rest of body this small is read and dropped instead (within the header timeout), and the
 # connection kept: a client that sends its headers and body apart is often answered between.
 DRAIN_BYTES = 64 * 1024
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    max_header_bytes: int  # request line and headers of one request
-    header_seconds: float  # from a request's first byte (or the connection's) to its headers
 
 
 def _headers_too_large(limit: int) -> bytes:
@@ -56,10 +50,8 @@ def _headers_too_large(limit: int) -> bytes:
     ).encode() + body
 
 
-class GuardedProtocol(HttpToolsProtocol):
-    """One connection. `limits` is set on the subclass `guarded_protocol` makes."""
-
-    limits: ConnectionLimits
+class GatewayProtocol(HttpToolsProtocol):
+    """One connection (`imagefleet gateway` gives uvicorn this class by name)."""
 
     def __init__(
         self,
@@ -69,6 +61,8 @@ class GuardedProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
+        cfg = settings()
+        self.max_header_bytes, self.header_seconds = cfg.max_header_bytes, cfg.header_timeout
         self.in_headers = True  # reading a request line and headers (or awaiting them)
         self.header_bytes = 0  # of the request being read
         self.header_timer: asyncio.TimerHandle | None = None
@@ -97,7 +91,7 @@ class GuardedProtocol(HttpToolsProtocol):
             if not self.in_headers:
                 super().data_received(data)
                 return
-            room = self.limits.max_header_bytes - self.header_bytes
+            room = self.max_header_bytes - self.header_bytes
             if room <= 0:
                 self._refuse_headers()
                 return
@@ -141,9 +135,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _arm_header_timer(self) -> None:
         if self.header_timer is None:  # a drip of new requests does not restart the clock
-            self.header_timer = self.loop.call_later(
-                self.limits.header_seconds, self._headers_timed_out
-            )
+            self.header_timer = self.loop.call_later(self.header_seconds, self._headers_timed_out)
 
     def _cancel_header_timer(self) -> None:
         if self.header_timer is not None:
@@ -161,7 +153,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def _refuse_headers(self) -> None:
         self._cancel_header_timer()
-        self.transport.write(_headers_too_large(self.limits.max_header_bytes))
+        self.transport.write(_headers_too_large(self.max_header_bytes))
         self._linger()
 
     def _linger(self) -> None:
@@ -172,8 +164,3 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.write_eof()
         self.flow.resume_reading()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
-
-
-def guarded_protocol(limits: ConnectionLimits) -> type[GuardedProtocol]:
-    """The protocol class uvicorn is given (`http=`), with these limits."""
-    return type("GatewayProtocol", (GuardedProtocol,), {"limits": limits})

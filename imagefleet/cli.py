@@ -64,8 +64,6 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.server import ConnectionLimits, guarded_protocol
-
     cfg = settings()
     logs.setup(cfg.log_level, cfg.log_format)
     uvicorn.run(
@@ -77,8 +75,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         access_log=False,
         log_config=None,  # uvicorn's lines go through our (text or JSON) handler
         ws="none",  # no websockets route; pyppeteer pins an old websockets package
-        # httptools with a header limit and timeout (gateway/server.py)
-        http=guarded_protocol(ConnectionLimits(cfg.max_header_bytes, cfg.header_timeout)),
+        http="gateway.server:GatewayProtocol",  # httptools with header limits and timeouts
     )
     return 0
 
