@@ -275,11 +275,14 @@ def before_auth(
             started = time.monotonic()
             results = asyncio.run(attack(port))
             row.seconds = time.monotonic() - started
-        outcomes = Counter(
-            r.status if isinstance(r, gateway.Answer) else f"closed after {r[0]:.0f} s"
-            for r in results
-        )
-        row.outcome = f"{dict(outcomes)}; gateway peak RSS +{peak.grown / 2**20:.0f} MiB"
+        answers = Counter(r.status for r in results if isinstance(r, gateway.Answer))
+        closed = [seconds for seconds, sent in results if not sent] if not answers else []
+        row.outcome = (
+            f"HTTP {dict(answers)}"
+            if answers
+            else f"{len(closed)} of {len(results)} closed unanswered, the last after"
+            f" {max(closed, default=0):.1f} s"
+        ) + f"; gateway peak RSS +{peak.grown / 2**20:.0f} MiB"
 
     return run
 
