@@ -1,9 +1,10 @@
 """Request-body bytes the gateway process holds in memory at once, every request together
 (FLEET_MAX_BUFFERED_BYTES). A body read takes its share before its first byte is read (its
 declared length, or its route's limit when it declares none) and gives it back when its
-request is answered; past the budget the request is refused `503` with Retry-After, unread.
-Requests that did not authenticate with an API key (x402 payers, who need their body read to
-be quoted, and signed URLs) share half of it, so they can never crowd out the keyed tenants."""
+request is answered, or once its route dropped the body to wait on a job; past the budget
+the request is refused `503` with Retry-After, unread. Requests that did not authenticate
+with an API key (x402 payers, who need their body read to be quoted, and signed URLs) share
+half of it, so they can never crowd out the keyed tenants."""
 
 from __future__ import annotations
 
@@ -33,9 +34,7 @@ class BodyBudget:
         try:
             await self.app(scope, receive, send)
         finally:
-            size, keyless = scope.pop(HELD, (0, False))
-            self.held -= size
-            self.keyless -= size if keyless else 0
+            self.give_back(scope)
 
     def take(self, scope: Scope, size: int, keyless: bool) -> bool:
         if self.held + size > self.limit:
@@ -47,6 +46,11 @@ class BodyBudget:
         self.held += size
         self.keyless += size if was_keyless else 0
         return True
+
+    def give_back(self, scope: Scope) -> None:
+        size, keyless = scope.pop(HELD, (0, False))
+        self.held -= size
+        self.keyless -= size if keyless else 0
 
 
 def hold(request: Request, size: int) -> None:
@@ -62,3 +66,11 @@ def hold(request: Request, size: int) -> None:
             f" ({budget.limit} bytes); retry shortly",
             headers={"Retry-After": "1"},
         )
+
+
+def done_with_body(request: Request) -> None:
+    """The route dropped the body before it answers (a `?wait` holds the request, not the
+    body): its share is free for others now."""
+    budget: BodyBudget | None = request.scope.get(BUDGET)
+    if budget is not None:
+        budget.give_back(request.scope)

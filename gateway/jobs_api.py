@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from billing.accounts import Account
 from gateway.admission import admit_job
+from gateway.buffers import done_with_body
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
@@ -127,6 +128,8 @@ async def submit_job(request: Request) -> Response:
     record, new = await run_in_threadpool(
         _submit, ctx, request.state.account, body, request.headers.get("idempotency-key")
     )
+    del body  # the wait below holds the request, not its body
+    done_with_body(request)
 
     headers = {"Location": f"/v1/jobs/{record.id}"}
     if not new:

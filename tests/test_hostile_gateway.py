@@ -147,6 +147,8 @@ def test_keyless_requests_share_half_the_budget_and_every_share_is_given_back() 
         assert budget.take(scope, 30, keyless=True)
         assert budget.take(scope, 20, keyless=True)
         assert not budget.take({}, 1, keyless=True)  # half is held by keyless bodies
+        budget.give_back(scope)  # done with its body before it answers (a `?wait`)
+        assert budget.take(scope, 50, keyless=True)
         assert budget.take({}, 50, keyless=False)
         assert not budget.take({}, 1, keyless=False)  # the whole is held
 
