@@ -204,11 +204,10 @@ class Accounts:
 
 class Authenticator:
     """The gateway's per-request check: the key's enabled account and the milliseconds its
-    rate limit asks to wait, in one Redis round trip; on the event loop (`check`) or, for a
-    route that blocks in a thread anyway, in that thread (`check_blocking`)."""
+    rate limit asks to wait, in one Redis round trip on the event loop, before any body is
+    read."""
 
-    def __init__(self, client: redis.Redis, aclient: aioredis.Redis, default_rate: float) -> None:
-        self._script = client.register_script(_AUTHENTICATE)
+    def __init__(self, aclient: aioredis.Redis, default_rate: float) -> None:
         self._ascript = aclient.register_script(_AUTHENTICATE)
         self.default_rate = default_rate
 
@@ -225,11 +224,6 @@ class Authenticator:
         digest = _digest(api_key)
         keys, args = self._keys_and_args(digest)
         return _checked(await self._ascript(keys=keys, args=args), digest)
-
-    def check_blocking(self, api_key: str) -> tuple[Account | None, int]:
-        digest = _digest(api_key)
-        keys, args = self._keys_and_args(digest)
-        return _checked(self._script(keys=keys, args=args), digest)
 
 
 def _checked(reply: list | None, digest: str) -> tuple[Account | None, int]:

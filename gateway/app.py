@@ -28,6 +28,7 @@ from gateway import (
     usage_api,
     validate_api,
 )
+from gateway.buffers import BodyBudget
 from gateway.context import Context
 from gateway.http import JSONResponse, error_response
 from gateway.openapi_x402 import with_x402
@@ -139,6 +140,7 @@ ROUTES = [
 
 
 def create_app(cfg: Settings | None = None) -> Starlette:
+    cfg = cfg or settings()
     app = Starlette(
         routes=ROUTES,
         exception_handlers={
@@ -147,9 +149,12 @@ def create_app(cfg: Settings | None = None) -> Starlette:
             redis.ConnectionError: _redis_down,
             redis.TimeoutError: _redis_down,
         },
-        middleware=[Middleware(_CatchAll), Middleware(metrics_api.RequestMetrics)],
+        middleware=[
+            Middleware(_CatchAll),
+            Middleware(metrics_api.RequestMetrics),
+            Middleware(BodyBudget, limit=cfg.max_buffered_bytes),
+        ],
     )
-    cfg = cfg or settings()
     app.state.context = Context.build(cfg)
     app.state.openapi = with_x402(openapi.openapi_document(cfg), cfg)
     return app

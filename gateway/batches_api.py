@@ -16,8 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
+from billing.accounts import Account
 from gateway.batch_admission import admit_batch
-from gateway.context import Context, admitted, api_key, authenticate, context
+from gateway.context import Context, authenticate, context
 from gateway.events_api import HEARTBEAT_SECONDS, MAX_STREAM_SECONDS, SLOTS, _SlotStream
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
@@ -40,10 +41,9 @@ def _accepted(batch: batches.Batch) -> bytes:
 
 
 def _submit(
-    ctx: Context, key: str, body: bytes, idempotency_key: str | None
+    ctx: Context, account: Account, body: bytes, idempotency_key: str | None
 ) -> tuple[batches.Batch, bool]:
-    """Authenticate once and admit every item: one thread hop for the whole batch."""
-    account = admitted(ctx.authenticator.check_blocking(key))
+    """Admit every item: one thread hop for the whole batch."""
     idem = (idempotency_key, body_hash(body)) if idempotency_key else None
     batch, new = admit_batch(ctx, account, body, idem)
     if new:
@@ -58,13 +58,13 @@ def _submit(
 
 
 async def submit_batch(request: Request) -> Response:
-    key = api_key(request)
+    await authenticate(request)  # the key before the body: a body without a valid key is never read
     ctx = context(request)
     # The specs, and inline inputs up to one job's inline limit in all (upload larger ones).
     limit = ctx.settings.max_inline_bytes * 4 // 3 + ctx.settings.max_batch_jobs * 8 * 1024
     body = await read_body(request, limit)
     batch, new = await run_in_threadpool(
-        _submit, ctx, key, body, request.headers.get("idempotency-key")
+        _submit, ctx, request.state.account, body, request.headers.get("idempotency-key")
     )
     headers = {"Location": f"/v1/batches/{batch.id}"}
     if not new:

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 
 from billing.accounts import Account
 from gateway.services import Context
 from jobs.errors import ErrorCode, FleetError
+
+# Checks before a body is read (keys, keyless callers' buckets) in flight at once, of the
+# event loop's 100 Redis connections (watchers take 8): the rest wait their turn, where more
+# at once would be refused "Too many connections" (503).
+ADMISSION_CALLS = 64
+_GATE: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+
+def admission_calls() -> asyncio.Semaphore:
+    """The gate those checks pass (`async with`): one per event loop."""
+    global _GATE
+    loop = asyncio.get_running_loop()
+    if _GATE is None or _GATE[0] is not loop:
+        _GATE = (loop, asyncio.Semaphore(ADMISSION_CALLS))
+    return _GATE[1]
 
 
 def context(request: Request) -> Context:
@@ -44,6 +61,9 @@ def rate_limited(wait_ms: int, what: str) -> FleetError:
 async def authenticate(request: Request) -> str:
     """The caller's tenant (account id); the account itself is kept on
     `request.state.account`. Rate-limited per key."""
-    account = admitted(await context(request).authenticator.check(api_key(request)))
+    key = api_key(request)
+    async with admission_calls():
+        found = await context(request).authenticator.check(key)
+    account = admitted(found)
     request.state.account = account
     return account.id

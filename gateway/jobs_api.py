@@ -11,8 +11,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from billing.accounts import Account
 from gateway.admission import admit_job
-from gateway.context import Context, admitted, api_key, authenticate, context
+from gateway.buffers import done_with_body
+from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
 from gateway.redelivery import take_redelivery
@@ -69,10 +71,9 @@ async def wait_for_end(ctx: Context, job_id: str, seconds: float) -> JobRecord |
 
 
 def _submit(
-    ctx: Context, key: str, body: bytes, idempotency_key: str | None
+    ctx: Context, account: Account, body: bytes, idempotency_key: str | None
 ) -> tuple[JobRecord, bool]:
-    """Authenticate, decode and admit: one thread hop for all of a submission's blocking calls."""
-    account = admitted(ctx.authenticator.check_blocking(key))
+    """Decode and admit: one thread hop for all of a submission's blocking calls."""
     spec = _decoded(body)
     idem = (idempotency_key, body_hash(body)) if idempotency_key else None
     record, new = admit_job(ctx, account.id, spec, idem, account.webhook_url)
@@ -122,14 +123,17 @@ async def submit_job(request: Request) -> Response:
     paid = paying(request, ctx)  # no API key, x402 on: the caller pays per call
     if paid:
         await limit_keyless(request, ctx)
+    else:  # the key before the body: a body without a valid key is never read
+        await authenticate(request)
     # Inline base64 grows 4/3; leave room for the other fields.
     body = await read_body(request, ctx.settings.max_inline_bytes * 4 // 3 + 64 * 1024)
     if paid:
         return await _submit_paid(request, ctx, wait, body)
-    key = api_key(request)
     record, new = await run_in_threadpool(
-        _submit, ctx, key, body, request.headers.get("idempotency-key")
+        _submit, ctx, request.state.account, body, request.headers.get("idempotency-key")
     )
+    del body  # the wait below holds the request, not its body
+    done_with_body(request)
 
     headers = {"Location": f"/v1/jobs/{record.id}"}
     if not new:

@@ -29,8 +29,9 @@ def errors(*statuses: int) -> dict[str, Any]:
     return replies
 
 
-# Every authenticated route: no or a bad key, over the key's rate, Redis or storage away.
-AUTHED = (401, 429, 503)
+# Every authenticated route: no or a bad key, over the key's rate, headers over the limit, Redis
+# or storage away (or the gateway holding as many bodies as it may).
+AUTHED = (401, 429, 431, 503)
 
 
 def json_reply(description: str, ref: dict[str, Any], **headers: dict[str, Any]) -> dict[str, Any]:

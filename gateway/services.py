@@ -50,7 +50,7 @@ class Context:
             open_store(cfg.storage_url),
             accounts,
             accounts.ledger,
-            Authenticator(client, aclient, cfg.rate_limit),
+            Authenticator(aclient, cfg.rate_limit),
             # no socket timeout: the subscription is quiet while nothing changes
             JobEvents(connect_async(cfg.redis_url), reader=aclient),
             aclient,

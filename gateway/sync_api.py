@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateway.admission import admit_job
+from gateway.buffers import done_with_body
 from gateway.context import Context, authenticate, context
 from gateway.http import JSONResponse, read_body
 from gateway.idempotency import body_hash
@@ -144,6 +145,8 @@ async def run_image_op(request: Request) -> Response:
         )
     except Unpaid as unpaid:
         return unpaid.response()
+    del raw  # the wait below holds the request, not its body
+    done_with_body(request)
     ended = await wait_for_end(ctx, record.id, ctx.settings.sync_timeout)
     if ended is None or not ended.status.terminal:  # still running: poll the job instead
         return JSONResponse(

@@ -47,7 +47,7 @@ from billing.x402_facilitator_client import FacilitatorClient, FacilitatorError
 from billing.x402_rpc import RpcError, token_balance
 from billing.x402_verify import refusal
 from gateway.admission import Authorized, _prepare, admit_job
-from gateway.context import rate_limited
+from gateway.context import admission_calls, rate_limited
 from gateway.quoting import Quote, quote
 from gateway.services import Context
 from gateway.signing import signed_url
@@ -89,7 +89,8 @@ async def limit_keyless(request: Request, ctx: Context) -> None:
         script = _SCRIPTS[id(ctx.aredis)] = ctx.aredis.register_script(_TAKE)
     address = request.client.host if request.client else "unknown"
     bucket = f"imagefleet:rate:x402:{address}"
-    wait_ms = int(await script(keys=[bucket], args=[ctx.settings.x402_rate_limit, _now_ms()]))
+    async with admission_calls():
+        wait_ms = int(await script(keys=[bucket], args=[ctx.settings.x402_rate_limit, _now_ms()]))
     if wait_ms:
         raise rate_limited(wait_ms, f"too many requests without a key from {address}")
 

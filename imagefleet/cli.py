@@ -74,8 +74,9 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         log_level=cfg.log_level.lower(),
         access_log=False,
         log_config=None,  # uvicorn's lines go through our (text or JSON) handler
-        ws="none",
-    )  # no websockets route; pyppeteer pins an old websockets package
+        ws="none",  # no websockets route; pyppeteer pins an old websockets package
+        http="gateway.server:GatewayProtocol",  # httptools with header limits and timeouts
+    )
     return 0
 
 

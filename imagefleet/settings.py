@@ -125,6 +125,32 @@ class Settings:
     signed_url_seconds: int = setting(
         "FLEET_SIGNED_URL_SECONDS", 3600, "Lifetime of upload and output URLs, in seconds."
     )
+    # What a request may hold of the gateway before it is answered (docs/deployment.md).
+    max_header_bytes: int = setting(
+        "FLEET_MAX_HEADER_BYTES",
+        64 * 1024,
+        "Largest request line and headers of one request; more is `431 HEADERS_TOO_LARGE`,"
+        " answered before the rest is read.",
+    )
+    header_timeout: float = setting(
+        "FLEET_HEADER_TIMEOUT_SECONDS",
+        10.0,
+        "Seconds a connection has to send a request's headers (from its first byte, or from"
+        " connecting); then it is closed.",
+    )
+    body_timeout: float = setting(
+        "FLEET_BODY_TIMEOUT_SECONDS",
+        120.0,
+        "Seconds the gateway waits, in all, for the bytes of one request body; then"
+        " `400 VALIDATION_ERROR` and the connection is closed.",
+    )
+    max_buffered_bytes: int = setting(
+        "FLEET_MAX_BUFFERED_BYTES",
+        64 * MiB,
+        "Request-body bytes one gateway process holds in memory at once, all requests"
+        " together (each takes its declared length, or its limit, before reading; keyless"
+        " x402 requests at most half); past it `503 UNAVAILABLE` with `Retry-After`.",
+    )
     # Limits on what one job may read and create.
     max_megapixels: float = setting(
         "FLEET_MAX_MEGAPIXELS",

@@ -44,6 +44,10 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     (
+        "Gateway: what a request may hold before it is answered",
+        ("max_header_bytes", "header_timeout", "body_timeout", "max_buffered_bytes"),
+    ),
+    (
         "Limits",
         (
             "max_megapixels",

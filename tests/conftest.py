@@ -15,6 +15,8 @@ from tests.stack_session import close_session_stack, open_session_stack
 
 # Small enough that a test can build an image bomb cheaply.
 TEST_MAX_MEGAPIXELS = "40"
+# Short enough for a test to drip a body past it (the default is 120 s).
+TEST_BODY_TIMEOUT = 15
 
 # Fixtures that start real servers: a test that uses any of them, directly or through
 # another fixture, is a fleet test. Modules that start their own servers say so themselves
@@ -38,7 +40,11 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
 @pytest.fixture(scope="session")
 def dir_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = start_fleet(
-        tmp_path_factory.mktemp("dirfleet") / "var", {"FLEET_MAX_MEGAPIXELS": TEST_MAX_MEGAPIXELS}
+        tmp_path_factory.mktemp("dirfleet") / "var",
+        {
+            "FLEET_MAX_MEGAPIXELS": TEST_MAX_MEGAPIXELS,
+            "FLEET_BODY_TIMEOUT_SECONDS": str(TEST_BODY_TIMEOUT),
+        },
     )
     yield fleet
     fleet.stop()

@@ -18,13 +18,15 @@ import ipaddress
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import httpx
 
 from imagefleet.addresses import Refused, check_address
+from tests import gateway_attacks as gateway
 from tests import hostile_inputs as inputs
 from tests import hostile_limits_report as limits
 from tests import hostile_measure as measure
@@ -264,6 +266,41 @@ def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
     return attack
 
 
+def before_auth(
+    attack: Callable[[int], Coroutine[Any, Any, list[Any]]],
+) -> Callable[[Fleet, httpx.Client, Row], None]:
+    """A connection-level attack on the gateway (tests/gateway_attacks.py): its answers and
+    the gateway process's peak RSS growth."""
+
+    def run(fleet: Fleet, client: httpx.Client, row: Row) -> None:
+        port = int(fleet.base_url.rsplit(":", 1)[1])
+        with gateway.peak_of(fleet.gateway_pid()) as peak:
+            started = time.monotonic()
+            results = asyncio.run(attack(port))
+            row.seconds = time.monotonic() - started
+        answers = Counter(r.status for r in results if isinstance(r, gateway.Answer))
+        closed = [seconds for seconds, sent in results if not sent] if not answers else []
+        row.outcome = (
+            f"HTTP {dict(answers)}"
+            if answers
+            else f"{len(closed)} of {len(results)} closed unanswered, the last after"
+            f" {max(closed, default=0):.1f} s"
+        ) + f"; gateway peak RSS +{peak.grown / 2**20:.0f} MiB"
+
+    return run
+
+
+BATCH_BAD_KEY = gateway.request_head(
+    "POST", "/v1/batches", {"Authorization": "Bearer nonsense"}, gateway.BATCH_BODY
+)
+BIG_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: "
+DRIP = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Drip: " + b"a" * 200
+
+
+async def _drips(port: int) -> list[tuple[float, bytes]]:
+    return list(await asyncio.gather(*(gateway.drip(port, DRIP, 1.0, 60) for _ in range(1000))))
+
+
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     (
         "1. TIFF page 1 12000x12000 (mode 1, group4), page 1",
@@ -334,6 +371,17 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ("25.4a x402: 6 paid jobs at once, wallet holds 2 prices", six_payments_two_prices),
     ("25.4b x402: paid valid from now-5 s, dev chain idle 15 s", idle_chain_payment),
     *limits.ATTACKS,  # issue 25's smaller ones: seeks, flat reads, header walks, served objects
+    (
+        "18a. 120 x 13.7 MB POST /v1/batches, made-up key",
+        before_auth(lambda port: gateway.many(port, 120, BATCH_BAD_KEY, gateway.BATCH_BODY)),
+    ),
+    (
+        "18b. 30 requests of 20 MB headers",
+        before_auth(
+            lambda port: gateway.many(port, 30, BIG_HEADERS, gateway.BIG_HEADER, b"\r\n\r\n")
+        ),
+    ),
+    ("18c. 1000 connections dripping a header byte a second", before_auth(_drips)),
 ]
 
 
