@@ -10,7 +10,7 @@ import msgspec
 import redis
 from redis.client import Pipeline
 
-from jobs import batches
+from jobs import batches, fairshare
 from jobs.lifecycle import Transition, owes_work
 from jobs.records import JobRecord, JobStatus, now
 from jobs.registry import OPERATIONS
@@ -191,6 +191,8 @@ class JobStore:
                     pipe.publish(events_channel(job_id), record.status.value)
                     if record.batch_id is not None:  # the batch counts its jobs' ends
                         batches.on_change(pipe, before, record)
+                    if record.status.terminal and not before.terminal:  # its pool slot
+                        fairshare.release_in(pipe, record, ACTIVE)  # goes to the next job
                     if record.status != before:
                         pipe.hincrby(STATES, before.value, -1)
                         pipe.hincrby(STATES, record.status.value, 1)
