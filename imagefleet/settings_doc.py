@@ -67,6 +67,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "requeue_after_seconds",
             "sweep_interval",
             "lease_seconds",
+            "share_reserve",
             "task_events",
         ),
     ),
@@ -123,7 +124,8 @@ OTHER_VARIABLES = (
         tuple(f"FLEET_{pool.name}_CONCURRENCY" for pool in Pool),
         ", ".join(_processes(pool) for pool in Pool),
         "Processes of `imagefleet worker --pool <pool>` (its `--concurrency` wins), for the"
-        f" pools {', '.join(f'`{pool.value}`' for pool in Pool)}.",
+        f" pools {', '.join(f'`{pool.value}`' for pool in Pool)}; the job pools run"
+        " `FLEET_SHARE_RESERVE` more.",
     ),
     Other(
         ("FLEET_API_KEY",),

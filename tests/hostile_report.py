@@ -235,6 +235,25 @@ def event_stream_flood(fleet: Fleet, client: httpx.Client, row: Row) -> None:
     row.details.append(f"'Too many connections' in the fleet log: {'Too many connections' in log}")
 
 
+def fair_share(fleet: Fleet, client: httpx.Client, row: Row) -> None:
+    """The hostile key queues six slow pipelines; another tenant's 64x64 grayscale, sent
+    once the first runs, is timed to its end (before the fair share: behind all six)."""
+    other_key = inputs.new_tenant(fleet, "other", 10_000_000)
+    hostile = [client.post("/v1/jobs", json=SLOW).raise_for_status().json()["id"] for _ in range(6)]
+    try:
+        wait_running(client, hostile[0])
+        with fleet.client(other_key) as other:
+            put(other, "small.png", inputs.small_png())
+            status, job, row.seconds = run_job(other, grayscale("small.png"), JOB_TIMEOUT[0])
+        row.job(status, job)
+        states = Counter(client.get(f"/v1/jobs/{j}").json()["status"] for j in hostile)
+        row.outcome += f" (other tenant); the six slow jobs then: {dict(states)}"
+    finally:
+        for job_id in hostile:
+            client.delete(f"/v1/jobs/{job_id}")
+    run_job(client, grayscale(TINY), JOB_TIMEOUT[0])  # the pool idle again
+
+
 def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
     def attack(fleet: Fleet, client: httpx.Client, row: Row) -> None:
         # Never let the fleet dial anything but loopback: its own check, in its mode (`up`
@@ -327,6 +346,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ),
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
+    ("18. another tenant's 64x64 grayscale behind 6 slow pipelines", fair_share),
 ]
 
 

@@ -175,3 +175,22 @@ def test_workers_register_their_share_processes_and_leave(jobs: JobStore) -> Non
     assert fairshare.register(jobs.redis, POOL, "node-1", 2, ACTIVE) == 2
     assert fairshare.register(jobs.redis, POOL, "node-2", 3, ACTIVE) == 5
     assert fairshare.register(jobs.redis, POOL, "node-1", 2, ACTIVE, alive=False) == 3
+
+
+def test_a_job_nobody_waits_behind_costs_seven_commands(jobs: JobStore) -> None:
+    """Issue 25 (b): the share's whole cost for a job when nobody is waiting, counted as
+    `INFO commandstats` counts (a script's own calls included): its take and its release."""
+    _register(jobs, 2)
+    _take(jobs, _job(jobs, "warm-up"))  # the script is loaded once per Redis
+    record = _job(jobs, "a")
+    jobs.redis.config_resetstat()
+    assert _take(jobs, record) is Take.TAKEN
+    with jobs.redis.pipeline() as pipe:
+        fairshare.release_in(pipe, record, ACTIVE)
+        pipe.execute()
+    stats = cast(dict[str, dict[str, int]], jobs.redis.info("commandstats"))
+    calls = {name: row["calls"] for name, row in stats.items()}
+    for wrapper in ("cmdstat_config|resetstat", "cmdstat_multi", "cmdstat_exec"):
+        calls.pop(wrapper, None)
+    assert sum(calls.values()) == 7, calls
+    assert record.id not in fairshare.slots(jobs.redis, POOL)
