@@ -44,7 +44,7 @@ from jobs.registry import OPERATIONS
 
 PREFIX = "imagefleet:share:"
 REGISTRATION_SECONDS = 30.0  # a worker's registration lasts this long unless renewed
-RENEW_EVERY = 10.0  # ... and a worker renews it this often
+RENEW_EVERY = 5.0  # ... and a worker renews it this often
 
 
 class Take(IntEnum):

@@ -23,7 +23,6 @@ from jobs.store import JobStore
 from tests import images
 from tests.fleet_harness import Fleet, process_table, wait_for_job
 from tests.hostile_inputs import SLOW_STEPS
-from tests.hostile_measure import wait_running
 
 SLOW_SIDE = 3000  # 9 MP, ten blurs: seconds each on a free core, far longer loaded
 A_JOBS = 6  # three rounds of the two share processes
@@ -43,6 +42,13 @@ def _slow_jobs(client: httpx.Client, count: int) -> list[str]:
     body = {"operation": "pipeline", "input": "slow.jpg", "steps": SLOW_STEPS}
     posted = [client.post("/v1/jobs", json=body) for _ in range(count)]
     return [response.raise_for_status().json()["id"] for response in posted]
+
+
+def _wait_running(client: httpx.Client, job_ids: list[str], count: int) -> None:
+    deadline = time.monotonic() + 120
+    while [client.get(f"/v1/jobs/{j}").json()["status"] for j in job_ids].count("running") < count:
+        assert time.monotonic() < deadline, f"fewer than {count} of {job_ids} running"
+        time.sleep(0.1)
 
 
 def _charged_once(fleet: Fleet, accounts: Accounts, name: str, jobs: list[dict]) -> None:
@@ -82,8 +88,7 @@ def test_another_tenants_small_job_is_not_held_behind_a_tenants_long_jobs(
     with dir_fleet.client(a_key) as a, dir_fleet.client(b_key) as b:
         a_jobs = _slow_jobs(a, A_JOBS)
         try:
-            wait_running(a, a_jobs[0], timeout=120)
-            wait_running(a, a_jobs[1], timeout=120)  # A holds both share processes
+            _wait_running(a, a_jobs, 2)  # A holds both share processes
             b.put(
                 "/v1/objects/small.png", content=images.encode(images.photo_like(64, 64))
             ).raise_for_status()

@@ -9,6 +9,10 @@ A running job whose worker died is found by its lease (worker/lease.py): each pa
 resends every running job whose lease expired, so it runs again within FLEET_LEASE_SECONDS
 plus a pass, whatever its hard limit, instead of waiting FLEET_REQUEUE_AFTER_SECONDS.
 
+A queued job parked for its tenant's fair share (jobs/fairshare.py) carries no message by
+design: it is left alone while its tenant holds slots in the pool (one of their ends feeds
+it), and each pass recounts the shares and feeds the backlogs, so it is never stranded.
+
 Runs as `imagefleet sweeper` (one per fleet is enough; two are harmless).
 """
 
