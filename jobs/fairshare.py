@@ -136,6 +136,46 @@ return 0
 """
 )
 
+# ARGV[5]: the tenant, ARGV[6..]: its new jobs and their task messages, in order. A batch:
+# its jobs take slots while the rule allows (their messages pushed), the rest park at once,
+# so a flood never sits in the queue in front of other tenants' jobs.
+_ADMIT = (
+    _COMMON
+    + """
+local tenant = ARGV[5]
+local v = redis.call('hmget', pool, 'total', 'n', 'S', 'w', 'p', 't:' .. tenant, 'b:' .. tenant)
+local total, n, cap, w, p = num(v[1]), num(v[2]), num(v[3]), num(v[4]), num(v[5])
+local count, parked = num(v[6]), num(v[7])
+local was_waiting = parked > 0
+local slots, sent, order, stored = {}, {}, {}, {}
+for i = 6, #ARGV, 2 do
+  local job, message = ARGV[i], ARGV[i + 1]
+  if parked == 0 and may_take(count, total, cap, n) then
+    if count == 0 then n = n + 1 end
+    count, total = count + 1, total + 1
+    table.insert(slots, 'job:' .. job); table.insert(slots, tenant)
+    table.insert(sent, message)
+  else
+    table.insert(order, now + i / 1e6); table.insert(order, job)
+    table.insert(stored, job); table.insert(stored, message)
+    parked, p = parked + 1, p + 1
+  end
+end
+if #sent > 0 then redis.call('lpush', queue, unpack(sent)) end
+if #order > 0 then
+  redis.call('zadd', backlog_of .. tenant, 'NX', unpack(order))
+  redis.call('hset', messages, unpack(stored))
+  if not was_waiting then redis.call('zadd', waiting, now, tenant); w = w + 1 end
+end
+for _, f in ipairs({'t:' .. tenant, count, 'b:' .. tenant, parked,
+                    'total', total, 'n', n, 'w', w, 'p', p}) do
+  table.insert(slots, f)
+end
+redis.call('hset', pool, unpack(slots))
+return #order / 2
+"""
+)
+
 # ARGV[5..6]: the job that ended (or left the queue for good), its tenant.
 _RELEASE = (
     _COMMON
@@ -246,6 +286,16 @@ def take(client: redis.Redis, record: JobRecord, message: bytes, active: str) ->
     running = "1" if record.status is JobStatus.RUNNING else "0"
     args = [*_common_args(pool, active), record.id, record.tenant, message, running]
     return Take(int(cast(int, client.register_script(_TAKE)(keys=_keys(pool), args=args))))
+
+
+def admit_in(
+    pipe: Pipeline, tenant: str, pool: str, sent: list[tuple[str, bytes]], active: str
+) -> None:
+    """Queue, in the transaction that records a tenant's new jobs (a batch), their
+    (job id, task message) pairs: pushed on the pool's queue with a slot each while the
+    tenant may take one, parked in order after that."""
+    pairs = [part for job_id, message in sent for part in (job_id, message)]
+    pipe.eval(_ADMIT, 4, *_keys(pool), *_common_args(pool, active), tenant, *pairs)
 
 
 def release_in(pipe: Pipeline, record: JobRecord, active: str) -> None:

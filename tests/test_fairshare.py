@@ -194,3 +194,21 @@ def test_a_job_nobody_waits_behind_costs_seven_commands(jobs: JobStore) -> None:
         calls.pop(wrapper, None)
     assert sum(calls.values()) == 7, calls
     assert record.id not in fairshare.slots(jobs.redis, POOL)
+
+
+def test_a_batch_takes_its_share_and_parks_the_rest_in_order(jobs: JobStore) -> None:
+    _register(jobs, 2)
+    batch = [_job(jobs, "a") for _ in range(4)]
+    with jobs.redis.pipeline() as pipe:
+        fairshare.admit_in(
+            pipe, "a", POOL, [(r.id, f"m{i}".encode()) for i, r in enumerate(batch)], ACTIVE
+        )
+        pipe.execute()
+    assert _queue(jobs) == [b"m0", b"m1"]  # two slots, their messages in order
+    assert [_take(jobs, r) for r in batch[:2]] == [Take.HELD, Take.HELD]
+    assert _fields(jobs) == {"S": 2, "total": 2, "n": 1, "t:a": 2, "b:a": 2, "w": 1, "p": 2}
+    jobs.redis.delete(POOL)
+    started = jobs.apply(batch[0].id, lifecycle.start("task", lambda r: None))
+    assert started is not None
+    _end(jobs, started)
+    assert _queue(jobs) == [b"m2"]  # the oldest parked job of the batch is next
