@@ -6,7 +6,8 @@ error code, quoted and charged micro-dollars, wall time, and the cpu pool's peak
 
 One fleet (`imagefleet up` via tests/fleet_harness.py) on a free loopback port, with the
 default FLEET_MAX_MEGAPIXELS (100 MP; work limit 400 MP) and FLEET_CPU_CONCURRENCY=1 so the
-single cpu process makes peak RSS and busy-pool tricks deterministic. ATTACKS is the
+single cpu share process makes peak RSS and busy-pool tricks deterministic (the pool's
+reserve process runs only other tenants' jobs while the hostile key holds its share). ATTACKS is the
 table: most rows put one input and POST one body, built in tests/hostile_inputs.py; the
 fleet, the measurements and the Markdown come from tests/hostile_measure.py.
 """
