@@ -26,6 +26,7 @@ from gateway.quoting import Quote, quote
 from gateway.services import Context
 from imagefleet.addresses import Refused, check_address
 from imagefleet.dispatch import QueueUnavailable
+from jobs import fairshare
 from jobs.errors import ErrorCode, FleetError
 from jobs.lifecycle import new_webhook
 from jobs.records import JobBilling, JobRecord, JobStatus, Payment, new_job_id, now
@@ -183,7 +184,11 @@ def _check_backlog(ctx: Context, queue: str) -> None:
     anything is stored or held, instead of letting the backlog grow without bound."""
     if not ctx.settings.broker_url.startswith("redis"):
         return  # a RabbitMQ broker applies its own queue limits
-    depth = ctx.redis.llen(queue)  # Celery keeps a Redis queue as a list of that name
+    with ctx.redis.pipeline(transaction=False) as pipe:  # one round trip for both
+        pipe.llen(queue)  # Celery keeps a Redis queue as a list of that name
+        pipe.hget(fairshare.pool_key(queue), "p")  # and jobs parked for their turn
+        waiting, parked = pipe.execute()
+    depth = int(waiting) + int(parked or 0)
     if depth >= ctx.settings.max_queue_depth:
         raise FleetError(
             ErrorCode.UNAVAILABLE,

@@ -157,6 +157,15 @@ def redis_job_message(job_id: str, operation: str, cfg: Settings) -> tuple[str, 
     return queue, _redis_entry(body, headers, task_id, queue)
 
 
+def parked_message(job_id: str, operation: str, cfg: Settings) -> bytes:
+    """The task message a parked job is sent with when its turn comes (jobs/fairshare.py
+    pushes it from Redis), or b"" when the broker is not the job store's Redis (the sweeper
+    sends it then)."""
+    if cfg.broker_url != cfg.redis_url:
+        return b""
+    return redis_job_message(job_id, operation, cfg)[1]
+
+
 def redis_task_message(task: str, args: list[Any], queue: str) -> bytes:
     """Any task's message as Celery's Redis transport keeps it (e.g. a batch's webhook,
     pushed by the transaction that ends the batch's last job: jobs/batches.py)."""

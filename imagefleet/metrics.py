@@ -4,11 +4,14 @@ the Prometheus text format by `GET /metrics` together with the gateway's own cou
 
 from __future__ import annotations
 
+from typing import cast
+
 import redis
 from redis.client import Pipeline
 
 from imagefleet.redis_conn import texts
-from jobs.pools import Pool
+from jobs import fairshare
+from jobs.pools import JOB_POOLS, Pool
 from jobs.store import STATES
 
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -81,4 +84,11 @@ def render(client: redis.Redis, redis_broker: bool) -> str:
         ]
         for queue in Pool:
             lines.append(f"imagefleet_queue_depth{_labels(queue=queue)} {client.llen(queue)}")
+    lines += [
+        "# HELP imagefleet_parked_jobs Queued jobs parked for their tenant's fair share.",
+        "# TYPE imagefleet_parked_jobs gauge",
+    ]
+    for pool in JOB_POOLS:
+        parked = int(cast(bytes | None, client.hget(fairshare.pool_key(pool), "p")) or 0)
+        lines.append(f"imagefleet_parked_jobs{_labels(queue=pool)} {max(0, parked)}")
     return "\n".join(lines) + "\n"

@@ -233,6 +233,13 @@ class Settings:
         "A running job's lease: its worker renews it every third of this; a job whose lease"
         " ran out (its worker died) is resent at the sweeper's next pass.",
     )
+    share_reserve: int = setting(
+        "FLEET_SHARE_RESERVE",
+        1,
+        "Processes each job pool's worker runs beyond its concurrency, which no one tenant may"
+        " fill: while one tenant has its share of a pool, another tenant's job starts at once"
+        " (docs/guarantees.md, fair share). `0`: none (it waits for the next end).",
+    )
     task_events: bool = setting(
         "FLEET_TASK_EVENTS",
         False,

@@ -71,6 +71,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "requeue_after_seconds",
             "sweep_interval",
             "lease_seconds",
+            "share_reserve",
             "task_events",
         ),
     ),
@@ -133,7 +134,8 @@ OTHER_VARIABLES = (
         ", ".join(_processes(pool) for pool in Pool),
         "Processes of `imagefleet worker --pool <pool>` (threads on `webhooks` and `payments`,"
         " which wait on the network; its `--concurrency` wins), for the"
-        f" pools {', '.join(f'`{pool.value}`' for pool in Pool)}.",
+        f" pools {', '.join(f'`{pool.value}`' for pool in Pool)}; the job pools run"
+        " `FLEET_SHARE_RESERVE` more.",
     ),
     Other(
         ("FLEET_API_KEY",),

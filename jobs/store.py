@@ -10,7 +10,7 @@ import msgspec
 import redis
 from redis.client import Pipeline
 
-from jobs import batches
+from jobs import batches, fairshare
 from jobs.lifecycle import Transition, owes_work
 from jobs.records import JobRecord, JobStatus, now
 from jobs.registry import OPERATIONS
@@ -93,8 +93,9 @@ class JobStore:
     ) -> None:
         """Many new jobs (a batch's, with their (queue, task message) pairs) added to a
         transaction: `create`'s writes in a few commands, the indexes and counts taking every
-        job at once, each queue its messages in one LPUSH (in order: the first pushed is the
-        first taken), and no creation notice (nobody can watch an id not yet answered)."""
+        job at once, each queue its messages in one script (in order, the first pushed is the
+        first taken; those past the tenant's fair share parked at once: jobs/fairshare.py),
+        and no creation notice (nobody can watch an id not yet answered)."""
         if not records:
             return
         for record in records:
@@ -105,11 +106,11 @@ class JobStore:
         )
         pipe.hincrby(STATES, JobStatus.QUEUED.value, len(records))
         pipe.zadd(ACTIVE, {r.id: r.created_at.timestamp() for r in records})
-        queues: dict[str, list[bytes]] = {}
-        for queue, message in messages or ():
-            queues.setdefault(queue, []).append(message)
-        for queue, sent in queues.items():
-            pipe.lpush(queue, *sent)
+        queues: dict[str, list[tuple[str, bytes]]] = {}
+        for record, (queue, message) in zip(records, messages or (), strict=False):
+            queues.setdefault(queue, []).append((record.id, message))
+        for queue, sent in queues.items():  # pushed, or parked for the tenant's share
+            fairshare.admit_in(pipe, records[0].tenant, queue, sent, ACTIVE)
 
     def newest(
         self, tenant: str, limit: int, before: int | None = None, status: JobStatus | None = None
@@ -191,6 +192,8 @@ class JobStore:
                     pipe.publish(events_channel(job_id), record.status.value)
                     if record.batch_id is not None:  # the batch counts its jobs' ends
                         batches.on_change(pipe, before, record)
+                    if record.status.terminal and not before.terminal:  # its pool slot
+                        fairshare.release_in(pipe, record, ACTIVE)  # goes to the next job
                     if record.status != before:
                         pipe.hincrby(STATES, before.value, -1)
                         pipe.hincrby(STATES, record.status.value, 1)

@@ -86,6 +86,11 @@ def black_png() -> bytes:
     return images.encode(np.zeros((8, 8, 3), np.uint8))
 
 
+def small_png() -> bytes:
+    """64x64: another tenant's ordinary small job."""
+    return images.encode(images.photo_like(64, 64))
+
+
 def slow_jpeg() -> bytes:
     """3000x2000: SLOW takes ~seconds on one cpu process."""
     return images.encode(images.photo_like(3000, 2000, seed=4), "JPEG")

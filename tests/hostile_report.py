@@ -6,7 +6,8 @@ error code, quoted and charged micro-dollars, wall time, and the cpu pool's peak
 
 One fleet (`imagefleet up` via tests/fleet_harness.py) on a free loopback port, with the
 default FLEET_MAX_MEGAPIXELS (100 MP; work limit 400 MP) and FLEET_CPU_CONCURRENCY=1 so the
-single cpu process makes peak RSS and busy-pool tricks deterministic. ATTACKS is the
+single cpu share process makes peak RSS and busy-pool tricks deterministic (the pool's
+reserve process runs only other tenants' jobs while the hostile key holds its share). ATTACKS is the
 table: most rows put one input and POST one body, built in tests/hostile_inputs.py; the
 fleet, the measurements and the Markdown come from tests/hostile_measure.py.
 """
@@ -240,6 +241,25 @@ def event_stream_flood(fleet: Fleet, client: httpx.Client, row: Row) -> None:
     row.details.append(f"'Too many connections' in the fleet log: {'Too many connections' in log}")
 
 
+def fair_share(fleet: Fleet, client: httpx.Client, row: Row) -> None:
+    """The hostile key queues six slow pipelines; another tenant's 64x64 grayscale, sent
+    once the first runs, is timed to its end (before the fair share: behind all six)."""
+    other_key = inputs.new_tenant(fleet, "other", 10_000_000)
+    hostile = [client.post("/v1/jobs", json=SLOW).raise_for_status().json()["id"] for _ in range(6)]
+    try:
+        wait_running(client, hostile[0])
+        with fleet.client(other_key) as other:
+            put(other, "small.png", inputs.small_png())
+            status, job, row.seconds = run_job(other, grayscale("small.png"), JOB_TIMEOUT[0])
+        row.job(status, job)
+        states = Counter(client.get(f"/v1/jobs/{j}").json()["status"] for j in hostile)
+        row.outcome += f" (other tenant); the six slow jobs then: {dict(states)}"
+    finally:
+        for job_id in hostile:
+            client.delete(f"/v1/jobs/{job_id}")
+    run_job(client, grayscale(TINY), JOB_TIMEOUT[0])  # the pool idle again
+
+
 def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
     def attack(fleet: Fleet, client: httpx.Client, row: Row) -> None:
         # Never let the fleet dial anything but loopback: its own check, in its mode (`up`
@@ -382,6 +402,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     ("18c. 1000 connections dripping a header byte a second", before_auth(_drips)),
+    ("18. another tenant's 64x64 grayscale behind 6 slow pipelines", fair_share),
 ]
 
 

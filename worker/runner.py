@@ -19,15 +19,15 @@ from redis.client import Pipeline
 
 from billing.ledger import Ledger
 from imagefleet import metrics
-from imagefleet.dispatch import Dispatch, dispatcher
+from imagefleet.dispatch import Dispatch, dispatcher, parked_message
 from imagefleet.logs import current_job
 from imagefleet.settings import Settings
-from jobs import lifecycle
+from jobs import fairshare, lifecycle
 from jobs.errors import ErrorCode, FleetError
 from jobs.prices import configured
 from jobs.records import JobError, JobRecord, JobStatus, error_of, now
 from jobs.registry import OPERATIONS
-from jobs.store import JobStore
+from jobs.store import ACTIVE, JobStore
 from storage import ObjectStore, tenant_key
 from worker import lease
 from worker.cancel import Canceled, checkpoint, watching
@@ -48,6 +48,10 @@ LOOK_EVERY = 0.25
 
 class _Duplicate(Exception):
     """This message is a second copy of the job's work while a live run owns it."""
+
+
+class _Parked(Exception):
+    """The job's tenant holds its share of the pool: the job waits its turn (fairshare)."""
 
 
 def overdue(record: JobRecord, client: redis.Redis) -> bool:
@@ -71,6 +75,9 @@ def _start(jobs: JobStore, job_id: str, task_id: str | None, cfg: Settings) -> J
             and not overdue(record, jobs.redis)
         ):
             raise _Duplicate
+        message = parked_message(record.id, record.operation, cfg)
+        if fairshare.take(jobs.redis, record, message, ACTIVE) is fairshare.Take.PARKED:
+            raise _Parked
 
     def grant(pipe: Pipeline, record: JobRecord) -> None:
         # In the same transaction: a running record always has its run's lease beside it,
@@ -86,6 +93,9 @@ def _start(jobs: JobStore, job_id: str, task_id: str | None, cfg: Settings) -> J
         )
     except _Duplicate:
         log.info("job %s is running under another message; this copy is dropped", job_id)
+        return None
+    except _Parked:
+        log.info("job %s waits for its tenant's share of the pool (parked, still queued)", job_id)
         return None
 
 
@@ -214,7 +224,7 @@ def _run(
 ) -> None:
     record = _start(jobs, job_id, task_id, cfg)
     if record is None:
-        log.info("job %s is not runnable (unknown, ended or canceled); skipping", job_id)
+        log.info("job %s does not run now (unknown, ended, canceled or waiting)", job_id)
         return
     # The run renews its lease while it lasts (a thread of this process, stopped and joined
     # before the lease is released): if this process dies, the job runs again in seconds.

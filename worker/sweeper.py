@@ -9,6 +9,10 @@ A running job whose worker died is found by its lease (worker/lease.py): each pa
 resends every running job whose lease expired, so it runs again within FLEET_LEASE_SECONDS
 plus a pass, whatever its hard limit, instead of waiting FLEET_REQUEUE_AFTER_SECONDS.
 
+A queued job parked for its tenant's fair share (jobs/fairshare.py) carries no message by
+design: it is left alone while its tenant holds slots in the pool (one of their ends feeds
+it), and each pass recounts the shares and feeds the backlogs, so it is never stranded.
+
 Runs as `imagefleet sweeper` (one per fleet is enough; two are harmless).
 """
 
@@ -25,9 +29,11 @@ from billing.ledger import Ledger
 from imagefleet.dispatch import Dispatch, dispatcher
 from imagefleet.redis_conn import connect
 from imagefleet.settings import Settings
+from jobs import fairshare
 from jobs.lifecycle import owes_settlement, owes_work
+from jobs.pools import JOB_POOLS
 from jobs.records import JobRecord, JobStatus, WebhookState, job_age_seconds, now
-from jobs.store import JobStore
+from jobs.store import ACTIVE, JobStore
 from worker import lease
 from worker.runner import overdue
 from worker.webhook_delivery import JITTER, retry_delay
@@ -41,9 +47,10 @@ class Swept:
     leases: int = 0  # of which running jobs whose lease expired
     webhooks: int = 0
     holds_released: int = 0
+    fed: int = 0  # parked jobs sent on by the fair share's recount
 
     def __bool__(self) -> bool:
-        return bool(self.requeued or self.webhooks or self.holds_released)
+        return bool(self.requeued or self.webhooks or self.holds_released or self.fed)
 
 
 def _resend_expired_leases(jobs: JobStore, dispatch: Dispatch, swept: Swept) -> None:
@@ -87,7 +94,9 @@ def _sweep_job(
     if record is None or not owes_work(record):
         jobs.forget(job_id)  # expired, or settled by an update that raced this one
         return
-    if record.status is JobStatus.QUEUED or (
+    if record.status is JobStatus.QUEUED and fairshare.waits_its_turn(jobs.redis, record):
+        jobs.touch(job_id)  # parked while its tenant runs its share: one of their ends feeds it
+    elif record.status is JobStatus.QUEUED or (
         record.status is JobStatus.RUNNING and overdue(record, jobs.redis)
     ):
         idle = (now() - record.updated_at).total_seconds()
@@ -111,6 +120,22 @@ def _sweep_job(
         dispatch.webhook(job_id, len(record.webhook.deliveries))
         jobs.touch(job_id)
         swept.webhooks += 1
+
+
+def _tidy_shares(jobs: JobStore, swept: Swept) -> None:
+    """Each job pool's fair share: drop the slots of jobs that ended unseen (a run lost
+    between taking its slot and starting), recount, and feed the backlogs (jobs/fairshare.py)."""
+    for pool in JOB_POOLS:
+        held = fairshare.slots(jobs.redis, pool.value)
+        ended = [job_id for job_id in held if _ended(jobs, job_id)]
+        if ended:
+            log.warning("fair share: %d slot(s) of ended jobs in %s dropped", len(ended), pool)
+        swept.fed += fairshare.tidy(jobs.redis, pool.value, ended, ACTIVE)
+
+
+def _ended(jobs: JobStore, job_id: str) -> bool:
+    record = jobs.get(job_id)
+    return record is None or record.status.terminal
 
 
 def _release_orphan_holds(
@@ -144,6 +169,7 @@ def sweep(
     for job_id in jobs.idle(cfg.requeue_after_seconds):
         _sweep_job(job_id, jobs, dispatch, cfg, swept)
     _release_orphan_holds(jobs, ledger, accounts, cfg, swept)
+    _tidy_shares(jobs, swept)
     return swept
 
 
@@ -163,11 +189,12 @@ def run_forever(cfg: Settings) -> None:
             if swept:
                 log.info(
                     "sweep: %d job(s) sent again (%d with an expired lease), %d webhook(s),"
-                    " %d hold(s) released",
+                    " %d hold(s) released, %d parked job(s) fed",
                     swept.requeued,
                     swept.leases,
                     swept.webhooks,
                     swept.holds_released,
+                    swept.fed,
                 )
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             log.warning("sweep skipped: redis unavailable (%s)", exc)
