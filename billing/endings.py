@@ -1,6 +1,8 @@
 """Who pays when a job ends without a result, declared once: the runner's failures and time
-limits, the gateway's cancel and the sweeper's orphaned holds all read it, and
-docs/billing.md's table states it (tests/test_unit_endings.py holds them to each other).
+limits (money moved, then the record), the gateway's cancel (the record, whose charge
+depends on the moment it lands, then the money) and the sweeper's orphaned holds (the money
+an ended record says, when whoever ended it died first) all read it, and docs/billing.md's
+table states it (tests/test_unit_endings.py holds them to each other).
 
 A job the tenant made fail while it worked (it ran out of time, killed or hung its worker,
 or its output key collided with the tenant's own objects) is charged its quote; a cancel
@@ -20,6 +22,8 @@ from enum import StrEnum
 from billing.ledger import Ledger
 from jobs.errors import ErrorCode
 from jobs.records import BillingState, JobRecord, JobStatus, now
+
+CAPTURED = BillingState.CAPTURED
 
 
 class Fault(StrEnum):
@@ -78,29 +82,31 @@ def failure_charge(code: str, quote: int) -> int:
 
 
 def cancel_charge(record: JobRecord, soft_seconds: float, one_mp_price: int) -> int:
-    """What a cancel landing now owes, from the record as it is before the cancel: nothing
-    while queued; once running, quote x min(1, seconds run / the soft time limit), rounded
-    up, at least the operation's 1 MP price and at most the quote."""
+    """What a cancel owes, from the record as the cancel finds it (its `finished_at` the
+    cancel's moment, else now): nothing while queued; once running, quote x min(1, seconds
+    run / the soft time limit), rounded up, at least the operation's 1 MP price and at most
+    the quote."""
     quote = record.billing.quoted_micros
     if record.status is not JobStatus.RUNNING or record.started_at is None:
         return 0
-    ran = max(0.0, (now() - record.started_at).total_seconds())
+    ran = max(0.0, ((record.finished_at or now()) - record.started_at).total_seconds())
     share = math.ceil(quote * min(1.0, ran / soft_seconds)) if soft_seconds > 0 else quote
     return min(quote, max(share, one_mp_price))
 
 
-def settle_ending(ledger: Ledger, record: JobRecord) -> int:
-    """Move the money an ended job's record says it owes: capture its charge or release its
-    hold. Returns what the ledger charged the job: an earlier capture's amount when the hold
-    was gone (a run that captured just before a cancel landed), which the caller records."""
-    billing = record.billing
-    if billing.state is BillingState.CAPTURED and billing.charged_micros > 0:
+def move(ledger: Ledger, record: JobRecord, owed: int) -> int:
+    """Capture what a job owes, or release its hold when it owes nothing. Returns what the
+    ledger charged the job: an earlier capture's amount when the hold was gone (a run that
+    captured just before a cancel landed), which the caller records."""
+    if owed > 0:
         return ledger.capture(
-            record.tenant,
-            record.id,
-            billing.charged_micros,
-            record.operation,
-            billing.megapixels or 0,
+            record.tenant, record.id, owed, record.operation, record.billing.megapixels or 0
         )
     ledger.release(record.tenant, record.id, record.operation)
     return ledger.captured(record.tenant, record.id)
+
+
+def settle_ending(ledger: Ledger, record: JobRecord) -> int:
+    """Move the money an ended job's record says it owes (see `move`)."""
+    billing = record.billing
+    return move(ledger, record, billing.charged_micros if billing.state is CAPTURED else 0)

@@ -5,14 +5,13 @@
     queued | running -> canceled
 
 Billing follows: held at submission, captured on success; a failure or a cancel records what
-it owes (billing/endings.py: captured when the tenant made the work fail or canceled it
-while it ran, else released), and the ledger moves that money after the record changed. An
-x402 payment follows the same way: authorized at submission, settled once captured, left
-unsettled otherwise. The
-webhook block records each delivery attempt on an ended job. Each transition names the
-states it may start from; `JobStore.apply` applies it atomically, or not at all when the job
-is in another state (a task that runs twice, or a job canceled meanwhile, never flips an
-ended job). The gateway, the runner and the webhook deliverer change jobs only through these.
+it was charged (billing/endings.py: captured when the tenant made the work fail or canceled
+it while it ran, else released). An x402 payment follows the same way: authorized at
+submission, settled once captured, left unsettled otherwise. The webhook block records each
+delivery attempt on an ended job. Each transition names the states it may start from;
+`JobStore.apply` applies it atomically, or not at all when the job is in another state (a
+task that runs twice, or a job canceled meanwhile, never flips an ended job). The gateway,
+the runner and the webhook deliverer change jobs only through these.
 """
 
 from __future__ import annotations
@@ -111,12 +110,13 @@ def withdraw(error: JobError) -> Transition:
 def cancel(charge: Callable[[JobRecord], int]) -> Transition:
     """The caller canceled: a running job's worker stops at its next checkpoint and keeps
     nothing. `charge` says what the work so far owes, from the record as the cancel finds
-    it (billing/endings.py: nothing while queued)."""
+    it, `finished_at` already the cancel's moment (billing/endings.py: nothing while
+    queued)."""
 
     def end(record: JobRecord) -> None:
+        record.finished_at = now()
         owed = charge(record)
         record.status = JobStatus.CANCELED
-        record.finished_at = now()
         _owes(record, owed)
 
     return Transition("cancel", (JobStatus.QUEUED, JobStatus.RUNNING), end)
@@ -126,14 +126,14 @@ CANCEL = cancel(lambda record: 0)  # a cancel that owes nothing
 
 
 def keep_charge(charged: int) -> Transition:
-    """The ledger's word on what an ended job was charged, when it differs from what the
-    ending recorded: a cancel that landed just after the worker captured says, honestly, it
+    """The ledger's word on what a canceled job was charged, when it differs from what the
+    cancel recorded: a cancel that landed just after the worker captured says, honestly, it
     was paid (0: nothing was charged after all)."""
 
     def keep(record: JobRecord) -> None:
         _owes(record, charged)
 
-    return Transition("keep_charge", (JobStatus.CANCELED, JobStatus.FAILED), keep)
+    return Transition("keep_charge", (JobStatus.CANCELED,), keep)
 
 
 def keep_result(result: dict[str, Any]) -> Transition:

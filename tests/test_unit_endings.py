@@ -77,8 +77,10 @@ def _running(seconds_ago: float | None, quote: int = 1800) -> JobRecord:
 
 def test_a_cancel_owes_its_share_of_the_quote_by_the_time_it_ran() -> None:
     assert cancel_charge(_running(None), 60, 300) == 0  # still queued: free
-    # 15 s of a 60 s limit: a quarter of 1800 (a moment more has passed: rounded up to 451)
-    assert cancel_charge(_running(15), 60, 300) in (450, 451)
+    quarter = _running(15)
+    assert quarter.started_at is not None
+    quarter.finished_at = quarter.started_at + timedelta(seconds=15)
+    assert cancel_charge(quarter, 60, 300) == 450  # 15 s of a 60 s limit: a quarter of 1800
     assert cancel_charge(_running(0.1), 60, 300) == 300  # the 1 MP price as a floor
     assert cancel_charge(_running(600), 60, 300) == 1800  # never more than the quote
     assert cancel_charge(_running(1, quote=200), 60, 300) == 200  # nor a floor above it

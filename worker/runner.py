@@ -17,7 +17,7 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.client import Pipeline
 
-from billing.endings import failure_charge, settle_ending
+from billing.endings import failure_charge, move
 from billing.ledger import Ledger
 from imagefleet import metrics
 from imagefleet.dispatch import Dispatch, dispatcher
@@ -108,20 +108,18 @@ def _fail(
     seconds = (now() - record.started_at).total_seconds() if record.started_at else None
     if beat is not None:
         beat.ending = True
-    # The record says what the ending owes (billing/endings.py), priced as a success would
-    # be: from what this run measured if it planned the work (an unreadable header was held
-    # at the limit). Then the ledger moves it; a run that dies in between leaves the hold
-    # to the sweeper, which moves what the record says.
+    # Money first, as for a success: what the ending owes (billing/endings.py), priced as a
+    # success would be, from what this run measured if it planned the work (an unreadable
+    # header was held at the limit); a job seen ended has had its money moved.
     owed = failure_charge(error.code, min(_price(record, cfg), record.billing.quoted_micros))
-    ended = jobs.apply(record.id, lifecycle.fail(error, owed), also=_ending(record, seconds, error))
-    if ended is None:
-        if seconds is not None:  # ended by another run or a cancel: this run still counts
-            metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
-        return
-    charged = settle_ending(ledger, ended)
-    if charged != owed:  # the hold was gone: the job says what the ledger charged
-        ended = jobs.apply(record.id, lifecycle.keep_charge(charged)) or ended
-    _notify(ended, dispatcher(cfg))
+    charged = move(ledger, record, owed)
+    ended = jobs.apply(
+        record.id, lifecycle.fail(error, charged), also=_ending(record, seconds, error)
+    )
+    if ended is not None:
+        _notify(ended, dispatcher(cfg))
+    elif seconds is not None:  # ended by another run or a cancel: this run still counts
+        metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
 
 
 def _execute(record: JobRecord, objects: ObjectStore, cfg: Settings) -> dict[str, Any]:
