@@ -261,6 +261,20 @@ def webhook_attack(url: str) -> Callable[[Fleet, httpx.Client, Row], None]:
     return attack
 
 
+def variants_into_a_folder(fleet: Fleet, client: httpx.Client, row: Row) -> None:
+    """Issue 25: 11 variants of a 36 MP JPEG (396 MP billed), the last one's key an existing
+    folder: before, 23 s of work ended INTERNAL_ERROR (IsADirectoryError), 0 of 118,800."""
+    put(client, "trap/dir/x", b"x")
+    outputs = [f"trap/v{i}.png" for i in range(10)] + ["trap/dir"]
+    body = {
+        "operation": "variants",
+        "input": "slower.jpg",
+        "variants": [{"output": key, "format": "png"} for key in outputs],
+    }
+    response, row.seconds = post_job(client, body)
+    row.http(response)
+
+
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     (
         "1. TIFF page 1 12000x12000 (mode 1, group4), page 1",
@@ -327,6 +341,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ),
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
+    ("25-1. variants (396 MP), a key names a folder", variants_into_a_folder),
 ]
 
 

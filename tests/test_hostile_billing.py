@@ -32,17 +32,21 @@ import redis
 from billing.accounts import Accounts
 from billing.reconcile import reconcile
 from imagefleet import procs
+from imagefleet.client import Client
 from jobs.store import JobStore
 from tests import images
 from tests.fleet_harness import Fleet, SeaweedS3, start_fleet, start_seaweedfs, wait_for_job
-from tests.hostile_inputs import PER_MP, SLOW_STEPS, put, slow_jpeg, slower_jpeg
+from tests.hostile_inputs import PER_MP, SLOW_STEPS, TINY, put, resize_fill, slow_jpeg, slower_jpeg
 from tests.hostile_measure import wait_running
+from tests.x402_helpers import balances, payer_of
 
 pytestmark = pytest.mark.fleet  # starts its own servers
 
 SOFT_LIMIT = 10  # seconds: FLEET_SOFT_TIME_LIMIT of this module's fleet
 SLOW_MP = 6  # slow_jpeg(): 3000x2000
-SLOWER_MP = 36  # slower_jpeg(): 6000x6000; ten blurs of it take far longer than SOFT_LIMIT
+SLOWER_MP = 36  # slower_jpeg(): 6000x6000
+# Ten blurs of 36 MP as wide as these take far longer than SOFT_LIMIT (sigma 60: ~10 s here).
+HEAVY_STEPS = [{"operation": "blur", "sigma": 200}] * 10
 CREDIT = 10_000_000
 
 
@@ -62,6 +66,7 @@ def impatient(tmp_path_factory: pytest.TempPathFactory, own_s3: SeaweedS3) -> It
             "FLEET_HARD_TIME_LIMIT": "60",
             "FLEET_CPU_CONCURRENCY": "1",
             "FLEET_STORAGE_URL": own_s3.url("billing"),
+            "FLEET_X402": "dev",  # a keyless payer too
         },
     )
     yield fleet
@@ -125,13 +130,29 @@ def test_a_job_run_to_its_time_limit_is_charged_its_quote(impatient: Fleet) -> N
     accounts, name, key = _account(impatient)
     with impatient.client(key) as client:
         put(client, "slower.jpg", slower_jpeg())
-        body = {"operation": "pipeline", "input": "slower.jpg", "steps": SLOW_STEPS}
+        body = {"operation": "pipeline", "input": "slower.jpg", "steps": HEAVY_STEPS}
         job_id = client.post("/v1/jobs", json=body).raise_for_status().json()["id"]
         job = wait_for_job(client, job_id, timeout=SOFT_LIMIT + 90)
         assert job["status"] == "failed" and job["error"]["code"] == "TIMEOUT", job
-        quote = SLOWER_MP * len(SLOW_STEPS) * PER_MP  # each blur creates 36 MP
+        quote = SLOWER_MP * len(HEAVY_STEPS) * PER_MP  # each blur creates 36 MP
         assert job["billing"]["quoted_micros"] == quote
         _charged_once(impatient, client, accounts, name, job, quote)
+
+
+def test_an_x402_job_run_to_its_time_limit_is_settled_for_its_quote(impatient: Fleet) -> None:
+    """A keyless payer's job that times out is charged, and its authorization settled on
+    the dev chain, as a success is (docs/payments.md): it cannot be had for free either."""
+    payer = payer_of(impatient)
+    before = balances(payer)
+    body = {"operation": "pipeline", "input": TINY, "steps": [resize_fill(6000), *HEAVY_STEPS[1:]]}
+    with Client(impatient.base_url, payer_key=payer["privateKey"]) as fleet:
+        submitted = fleet.submit(body)
+        job = fleet.wait(submitted.id, timeout=SOFT_LIMIT + 120)  # until it is settled
+    assert job.status == "failed" and job.error is not None and job.error["code"] == "TIMEOUT"
+    quote = 36 * len(HEAVY_STEPS) * PER_MP  # the 2x2 made 6000x6000, then nine blurs of it
+    assert job.billing["state"] == "captured" and job.billing["charged_micros"] == quote
+    assert job.payment is not None and job.payment["state"] == "settled", job.payment
+    assert balances(payer) == (before[0] - quote, before[1] + quote)
 
 
 def test_a_cancel_while_running_is_charged_its_share_of_the_quote(impatient: Fleet) -> None:
