@@ -5,8 +5,9 @@ queued job, or refuses it with a documented code before anything is charged. No 
 (gateway/batch_admission.py: `_prepare`, `refusal`, `new_record`, `_check_backlog`).
 
 Steps: backpressure, the Idempotency-Key claim, the spec's own checks against the operator's
-config, the webhook address, inputs (inline bytes stored, named objects checked), the quote
-from the inputs' headers, the hold, the record, dispatch, and replication before the answer.
+config, the webhook address, the output keys (gateway/output_keys.py), inputs (inline bytes
+stored, named objects checked), the quote from the inputs' headers, the hold, the record,
+dispatch, and replication before the answer.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from billing.ledger import HoldRefused
 from gateway.admission_objects import AdmissionObjects
 from gateway.idempotency import Idempotency
 from gateway.keys import checked_key
+from gateway.output_keys import checked_outputs
 from gateway.quoting import Quote, quote
 from gateway.services import Context
 from imagefleet.addresses import Refused, check_address
@@ -98,6 +100,7 @@ def _prepare(
     ctx: Context, tenant: str, job_id: str, spec: JobSpec, default_webhook: str | None = None
 ) -> JobSpec:
     spec = checked_spec(ctx, spec, default_webhook)
+    spec = checked_outputs(ctx, tenant, job_id, spec)  # before anything is stored
     sources = spec.sources()
     if sources:
         spec = spec.with_sources(

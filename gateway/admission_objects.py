@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from storage import ObjectStore
-from storage.base import ObjectStat
+from storage.base import Conflict, ObjectStat
 
 
 class AdmissionObjects:
@@ -42,6 +42,9 @@ class AdmissionObjects:
     def delete(self, key: str) -> None:
         self._stats.pop(key, None)
         self.store.delete(key)
+
+    def conflict(self, keys: list[str]) -> Conflict | None:
+        return self.store.conflict(keys)
 
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         return self.store.presign(method, key, seconds)

@@ -4,6 +4,7 @@ list, cancel, redeliver a webhook."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import aclosing
 
 import msgspec
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from billing.accounts import Account
+from billing.endings import cancel_charge, settle_ending
 from gateway.admission import admit_job
 from gateway.buffers import done_with_body
 from gateway.context import Context, authenticate, context
@@ -31,10 +33,12 @@ from gateway.x402_api import (
     settled_headers,
     settlement,
 )
+from imagefleet.dispatch import time_limits
 from jobs import lifecycle
 from jobs.errors import ErrorCode, FleetError
+from jobs.prices import configured
 from jobs.records import JobRecord, JobStatus
-from jobs.registry import decode_spec
+from jobs.registry import OPERATIONS, decode_spec
 from jobs.spec import JobSpec
 
 log = logging.getLogger("imagefleet.gateway")
@@ -146,22 +150,31 @@ async def submit_job(request: Request) -> Response:
     return JSONResponse(record.public(), status_code=202, headers=headers)
 
 
+def _owed_by_cancel(ctx: Context, operation: str) -> Callable[[JobRecord], int]:
+    """A cancel's charge (billing/endings.py) with this operation's soft time limit and
+    1 MP price."""
+    soft, _ = time_limits(operation, ctx.settings)
+    op = OPERATIONS[operation]
+    one_mp = configured(op.name, op.billing, ctx.settings.prices).price(1.0)
+    return lambda record: cancel_charge(record, soft, one_mp)
+
+
 def _cancel(ctx: Context, tenant: str, job_id: str) -> JobRecord:
     record = ctx.jobs.get(job_id)
     if record is None or record.tenant != tenant:
         raise FleetError(ErrorCode.NOT_FOUND, "no such job")
 
-    # A running job's worker finishes its step, finds the job canceled and keeps nothing.
-    canceled = ctx.jobs.apply(job_id, lifecycle.CANCEL)
+    # A running job's worker finishes its step, finds the job canceled and keeps nothing;
+    # the record says what the work so far owes, then the ledger moves it.
+    canceled = ctx.jobs.apply(job_id, lifecycle.cancel(_owed_by_cancel(ctx, record.operation)))
     if canceled is None:
         ended = ctx.jobs.get(job_id)
         raise FleetError(
             ErrorCode.JOB_ENDED,
             f"the job already ended ({ended.status.value})" if ended else "no such job",
         )
-    ctx.ledger.release(tenant, job_id, record.operation)
-    charged = ctx.ledger.captured(tenant, job_id)
-    if charged:  # its worker captured just before the cancel landed: say so, honestly
+    charged = settle_ending(ctx.ledger, canceled)
+    if charged != canceled.billing.charged_micros:  # its run captured before the cancel landed
         canceled = ctx.jobs.apply(job_id, lifecycle.keep_charge(charged)) or canceled
     log.info("job %s canceled by %s", job_id, tenant)
     if canceled.spec.webhook_url:

@@ -15,7 +15,7 @@ from gateway.context import authenticate, context
 from gateway.http import SPOOL_IN_MEMORY, JSONResponse, spool_body
 from gateway.keys import checked_key
 from jobs.errors import ErrorCode, FleetError
-from storage import ObjectNotFound, tenant_key
+from storage import KeyConflict, ObjectNotFound, tenant_key
 
 # Large uploads copied to the store at once: they take no more than this many of the
 # gateway's threads, and on S3 each holds a 5 MiB part in memory while it sends (8 at once
@@ -54,14 +54,21 @@ async def store_body(request: Request, storage_key: str, content_type: str) -> i
     spool, size = await spool_body(request, ctx.settings.max_object_bytes)
     with spool:
         large = size > SPOOL_IN_MEMORY  # small bodies never wait behind large ones
-        await anyio.to_thread.run_sync(
-            ctx.objects.put_stream,
-            storage_key,
-            spool,
-            size,
-            content_type,
-            limiter=_LARGE_WRITES if large else None,
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                ctx.objects.put_stream,
+                storage_key,
+                spool,
+                size,
+                content_type,
+                limiter=_LARGE_WRITES if large else None,
+            )
+        except KeyConflict:  # the directory store: a folder, or a key inside an object
+            raise FleetError(
+                ErrorCode.OUTPUT_CONFLICT,
+                "this key is a folder of other objects, or lies inside an object: a key"
+                " cannot be both an object and a folder",
+            ) from None
     return size
 
 

@@ -59,7 +59,7 @@ from jobs.records import JobRecord, Payment, PaymentState, new_job_id
 from jobs.registry import operation_of
 from jobs.spec import InputRef, JobSpec
 from storage import ObjectStore, tenant_key
-from storage.base import ObjectStat
+from storage.base import Conflict, ObjectStat
 
 QUOTING = "x402-quote"  # the namespace an unpaid request's inline input is read under
 
@@ -176,6 +176,9 @@ class _InMemory:
 
     def delete(self, key: str) -> None:
         self._kept.pop(key, None)
+
+    def conflict(self, keys: list[str]) -> Conflict | None:
+        return self._under.conflict(keys)
 
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         return None

@@ -48,7 +48,7 @@ class JobResult:
     """A job object from the API, with typed access to the fields callers use most.
 
     A job paid with x402 (a client with `payer_key=`) has `payment` (its state:
-    `authorized`, then `settled` or `refused` once it succeeded, `unsettled` if it did not)
+    `authorized`, then `settled` or `refused` once it was charged, `unsettled` if it was not)
     and, once settled or refused, `settlement`: the x402 settlement (`success`,
     `transaction`, `network`, `payer`, `error_reason`), from the reply's
     `X-PAYMENT-RESPONSE` or the job's record."""
@@ -89,9 +89,11 @@ class JobResult:
 
     @property
     def settling(self) -> bool:
-        """Succeeded and paid with x402, its settlement still to come (the fleet's webhooks
-        pool settles it): `wait` goes on until it is settled or refused."""
-        return self.ok and (self.payment or {}).get("state") == "authorized"
+        """Charged (succeeded, or failed by its own doing: docs/billing.md#endings) and paid
+        with x402, its settlement still to come (the fleet's webhooks pool settles it):
+        `wait` goes on until it is settled or refused."""
+        charged = self.done and self.billing.get("state") == "captured"
+        return charged and (self.payment or {}).get("state") == "authorized"
 
     @property
     def ok(self) -> bool:

@@ -4,13 +4,14 @@
     queued -> failed                                        (withdrawn: never accepted)
     queued | running -> canceled
 
-Billing follows: held at submission, captured on success, released on failure or cancel
-(a cancel that lands after the capture keeps the charge). An x402 payment follows the same
-way: authorized at submission, settled after a success, left unsettled otherwise. The
-webhook block records each delivery attempt on an ended job. Each transition names the
-states it may start from; `JobStore.apply` applies it atomically, or not at all when the job
-is in another state (a task that runs twice, or a job canceled meanwhile, never flips an
-ended job). The gateway, the runner and the webhook deliverer change jobs only through these.
+Billing follows: held at submission, captured on success; a failure or a cancel records what
+it was charged (billing/endings.py: captured when the tenant made the work fail or canceled
+it while it ran, else released). An x402 payment follows the same way: authorized at
+submission, settled once captured, left unsettled otherwise. The webhook block records each
+delivery attempt on an ended job. Each transition names the states it may start from;
+`JobStore.apply` applies it atomically, or not at all when the job is in another state (a
+task that runs twice, or a job canceled meanwhile, never flips an ended job). The gateway,
+the runner and the webhook deliverer change jobs only through these.
 """
 
 from __future__ import annotations
@@ -70,52 +71,67 @@ def succeed(result: dict[str, Any], billing: JobBilling, charged: int) -> Transi
     return Transition("succeed", (JobStatus.RUNNING,), end)
 
 
-def _unpaid(record: JobRecord) -> None:
-    """No charge: the hold went back, and an x402 authorization will never be settled."""
+def _owes(record: JobRecord, charged: int) -> None:
+    """An ended job's charge: captured (and an x402 authorization then settled, as for a
+    success), or none: the hold goes back and an authorization is never settled."""
+    record.billing.charged_micros = charged
+    if charged > 0:
+        record.billing.state = BillingState.CAPTURED
+        if record.payment is not None and record.payment.state is PaymentState.UNSETTLED:
+            record.payment.state = PaymentState.AUTHORIZED  # paid for: it is settled too
+        return
     record.billing.state = BillingState.RELEASED
     if record.payment is not None and record.payment.state.open:
         record.payment.state = PaymentState.UNSETTLED
 
 
-def _failed(error: JobError) -> Callable[[JobRecord], None]:
+def _failed(error: JobError, charged: int) -> Callable[[JobRecord], None]:
     def end(record: JobRecord) -> None:
         record.status = JobStatus.FAILED
         record.error = error
         record.finished_at = now()
-        _unpaid(record)
+        _owes(record, charged)
 
     return end
 
 
-def fail(error: JobError) -> Transition:
-    """The run ended without a result; its hold was released."""
-    return Transition("fail", (JobStatus.RUNNING,), _failed(error))
+def fail(error: JobError, charged: int = 0) -> Transition:
+    """The run ended without a result, owing `charged` (billing/endings.py: its quote when
+    the tenant's job made the work fail, else 0 and its hold goes back)."""
+    return Transition("fail", (JobStatus.RUNNING,), _failed(error, charged))
 
 
 def withdraw(error: JobError) -> Transition:
     """The gateway could not accept a job it had recorded (no queue, no replica): it ends
     before any run, and the caller is told to retry."""
-    return Transition("withdraw", (JobStatus.QUEUED,), _failed(error))
+    return Transition("withdraw", (JobStatus.QUEUED,), _failed(error, 0))
 
 
-def _cancel(record: JobRecord) -> None:
-    record.status = JobStatus.CANCELED
-    record.finished_at = now()
-    _unpaid(record)
+def cancel(charge: Callable[[JobRecord], int]) -> Transition:
+    """The caller canceled: a running job's worker stops at its next checkpoint and keeps
+    nothing. `charge` says what the work so far owes, from the record as the cancel finds
+    it, `finished_at` already the cancel's moment (billing/endings.py: nothing while
+    queued)."""
+
+    def end(record: JobRecord) -> None:
+        record.finished_at = now()
+        owed = charge(record)
+        record.status = JobStatus.CANCELED
+        _owes(record, owed)
+
+    return Transition("cancel", (JobStatus.QUEUED, JobStatus.RUNNING), end)
 
 
-# The caller canceled: a running job's worker stops at its next checkpoint and keeps nothing.
-CANCEL = Transition("cancel", (JobStatus.QUEUED, JobStatus.RUNNING), _cancel)
+CANCEL = cancel(lambda record: 0)  # a cancel that owes nothing
 
 
 def keep_charge(charged: int) -> Transition:
-    """A cancel landed just after the worker captured: the job says, honestly, it was paid."""
+    """The ledger's word on what a canceled job was charged, when it differs from what the
+    cancel recorded: a cancel that landed just after the worker captured says, honestly, it
+    was paid (0: nothing was charged after all)."""
 
     def keep(record: JobRecord) -> None:
-        record.billing.state = BillingState.CAPTURED
-        record.billing.charged_micros = charged
-        if record.payment is not None and record.payment.state is PaymentState.UNSETTLED:
-            record.payment.state = PaymentState.AUTHORIZED  # paid for: it is settled too
+        _owes(record, charged)
 
     return Transition("keep_charge", (JobStatus.CANCELED,), keep)
 
@@ -129,19 +145,23 @@ def keep_result(result: dict[str, Any]) -> Transition:
     return Transition("keep_result", (JobStatus.CANCELED,), keep)
 
 
+_PAID_ENDS = (JobStatus.SUCCEEDED, JobStatus.CANCELED, JobStatus.FAILED)
+
+
 def settled(transaction: str) -> Transition:
-    """A succeeded job's x402 authorization was settled on chain."""
+    """A captured job's x402 authorization was settled on chain (a success, or a job charged
+    for the work it made fail)."""
 
     def note(record: JobRecord) -> None:
         if record.payment is not None and record.payment.state.open:
             record.payment.state = PaymentState.SETTLED
             record.payment.transaction = transaction
 
-    return Transition("settled", (JobStatus.SUCCEEDED, JobStatus.CANCELED), note)
+    return Transition("settled", _PAID_ENDS, note)
 
 
 def settlement_refused(reason: str) -> Transition:
-    """The facilitator would not settle a succeeded job's authorization (say, the payer
+    """The facilitator would not settle a captured job's authorization (say, the payer
     spent the funds meanwhile): the operator sees why; the inline output is dropped (the
     stored ones are deleted by the settler), as it was never paid for."""
 
@@ -152,7 +172,7 @@ def settlement_refused(reason: str) -> Transition:
             if record.result is not None:
                 record.result.pop("data_base64", None)
 
-    return Transition("settlement_refused", (JobStatus.SUCCEEDED, JobStatus.CANCELED), note)
+    return Transition("settlement_refused", _PAID_ENDS, note)
 
 
 def owes_settlement(record: JobRecord) -> bool:

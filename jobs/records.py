@@ -36,14 +36,14 @@ class JobError(msgspec.Struct):
 
 class BillingState(StrEnum):
     HELD = "held"  # at submission: the quote is held on the account
-    CAPTURED = "captured"  # the job succeeded (or was paid for before a cancel landed)
-    RELEASED = "released"  # failed or canceled: the hold went back
+    CAPTURED = "captured"  # charged: a success, or an ending the tenant pays (billing/endings.py)
+    RELEASED = "released"  # failed or canceled owing nothing: the hold went back
 
 
 class JobBilling(msgspec.Struct):
     megapixels: float | None = None  # quoted from the input headers (None: flat price)
     quoted_micros: int = 0  # held at submission
-    charged_micros: int = 0  # captured on success
+    charged_micros: int = 0  # captured on success, or what a charged ending owed
     state: BillingState = BillingState.HELD
 
 
@@ -77,9 +77,10 @@ class Webhook(msgspec.Struct):
 
 class PaymentState(StrEnum):
     AUTHORIZED = "authorized"  # verified at submission: the signed authorization is the hold
-    SETTLED = "settled"  # the job succeeded and the transfer is on chain
-    UNSETTLED = "unsettled"  # failed or canceled: the authorization is never used
-    REFUSED = "refused"  # the job succeeded but the facilitator would not settle
+    SETTLED = "settled"  # the job was charged (it succeeded, or failed by its own doing) and
+    # the transfer is on chain
+    UNSETTLED = "unsettled"  # ended owing nothing: the authorization is never used
+    REFUSED = "refused"  # the job was charged but the facilitator would not settle
 
     @property
     def open(self) -> bool:
@@ -88,7 +89,7 @@ class PaymentState(StrEnum):
 
 class Payment(msgspec.Struct):
     """An x402 payment (gateway/x402_api.py): the payer's signed transfer authorization
-    stands for the hold; settling it is the capture, and only a success is settled."""
+    stands for the hold; settling it is the capture, and only a charged job is settled."""
 
     network: str
     asset: str

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from storage.base import ObjectNotFound, ObjectStore
+from storage.base import Conflict, KeyConflict, ObjectNotFound, ObjectStore
 from storage.keys import InvalidKey, normalize_key, tenant_key
 
 __all__ = [
+    "Conflict",
     "InvalidKey",
+    "KeyConflict",
     "ObjectNotFound",
     "ObjectStore",
     "normalize_key",

@@ -11,6 +11,24 @@ class ObjectNotFound(KeyError):
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """A key the store cannot write beside what it holds (the directory store; S3's keys
+    are flat): it names a folder of other objects (`inside` None), or lies inside the
+    object (or another of the same writes) `inside`."""
+
+    key: str
+    inside: str | None = None
+
+
+class KeyConflict(OSError):
+    """A write that met a Conflict: the key became a folder, or a part of it an object."""
+
+    def __init__(self, conflict: Conflict) -> None:
+        super().__init__(conflict.key)
+        self.conflict = conflict
+
+
+@dataclass(frozen=True)
 class ObjectStat:
     size: int  # bytes
     version: str  # changes whenever the object is written (S3's ETag; inode, size, mtime)
@@ -42,6 +60,12 @@ class ObjectStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove the object; no error if it is already gone."""
+        ...
+
+    def conflict(self, keys: list[str]) -> Conflict | None:
+        """Why these keys (one job's writes) cannot all be written beside what is stored now
+        and beside each other, or None. Only a store with folders refuses any (a key that
+        names a folder, or lies inside an object); on S3 `a` and `a/b` are both objects."""
         ...
 
     def presign(self, method: str, key: str, seconds: int) -> str | None:

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
-from storage.base import ObjectNotFound, ObjectStat
+from storage.base import Conflict, KeyConflict, ObjectNotFound, ObjectStat
 
 _COPY_CHUNK = 1 << 20
 
@@ -30,7 +30,10 @@ class DirectoryStore:
 
     def put_stream(self, key: str, stream: BinaryIO, size: int, content_type: str) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # a part of the key is an object
+            raise KeyConflict(self.conflict([key]) or Conflict(key, "")) from None
         # Write then rename: readers never see half an object, a rerun overwrites cleanly,
         # and a write that fails leaves nothing behind.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
@@ -40,6 +43,9 @@ class DirectoryStore:
                 if f.tell() != size:
                     raise OSError(f"{key}: expected {size} bytes, the stream had {f.tell()}")
             os.replace(tmp, path)
+        except IsADirectoryError:  # the key is a folder of other objects
+            Path(tmp).unlink(missing_ok=True)
+            raise KeyConflict(Conflict(key)) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -75,6 +81,20 @@ class DirectoryStore:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def conflict(self, keys: list[str]) -> Conflict | None:
+        """A file and a folder cannot share a name: a key that is a folder, or one below a
+        file (stored, or another of `keys`), cannot be written. Overwriting a file can."""
+        writing = set(keys)
+        for key in keys:
+            path = self._path(key)
+            if path.is_dir():
+                return Conflict(key)
+            for parent in Path(key).parents:
+                above = str(parent)
+                if above != "." and (above in writing or (self.root / above).is_file()):
+                    return Conflict(key, above)
+        return None
 
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         return None  # the gateway serves directory objects through its own signed URLs

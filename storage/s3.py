@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from minio import Minio
 from minio.error import S3Error
 
-from storage.base import ObjectNotFound, ObjectStat
+from storage.base import Conflict, ObjectNotFound, ObjectStat
 
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound"}
 
@@ -114,6 +114,9 @@ class S3Store:
     def delete(self, key: str) -> None:
         self._ensure_bucket()
         self.client.remove_object(self.bucket, key)  # S3 deletes are idempotent
+
+    def conflict(self, keys: list[str]) -> Conflict | None:
+        return None  # S3 keys are flat names: `a` and `a/b` are two objects, never a folder
 
     def presign(self, method: str, key: str, seconds: int) -> str | None:
         self._ensure_bucket()

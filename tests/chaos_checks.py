@@ -1,7 +1,8 @@
 """What the chaos run (tests/chaos.py) checks once every job has ended, from the outside:
-one webhook event per job, agreeing with the job; one capture per succeeded job and none
-for the others; outputs that decode at the expected size; no hold left open, the balance
-the captures explain, and nothing left queued or running; and the report it prints."""
+one webhook event per job, agreeing with the job; one capture per succeeded job and per
+failure the job caused (billing/endings.py), none for the others; outputs that decode at
+the expected size; no hold left open, the balance the captures explain, and nothing left
+queued or running; and the report it prints."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import redis
 from PIL import Image
 
 from billing.accounts import Accounts
+from billing.endings import failure_charge
 from billing.ledger import Ledger
 from imagefleet.redis_conn import text
 from jobs.store import STATES
@@ -56,7 +58,7 @@ class Report:
             " resent by the sweeper",
             "ended: " + ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())),
             f"outputs decoded and measured: {self.outputs_checked}",
-            f"captures: {self.captures} (one per succeeded job)",
+            f"captures: {self.captures} (one per succeeded job or failure it caused)",
             f"webhook calls {self.webhook_calls} ({self.webhook_duplicates} duplicates, deduped"
             f" by webhook-id; {self.webhook_torn} torn by a kill and refused, retried)",
             f"lost or wrong: {len(self.problems)}",
@@ -64,6 +66,14 @@ class Report:
             f"took {self.seconds:.0f} s",
         ]
         return "\n".join(lines)
+
+
+def _owes(job: dict[str, Any]) -> int:
+    """Captures an ended job that did not succeed should have: one when it failed by its own
+    doing (charged its quote) or was canceled while running, none otherwise."""
+    if job["status"] == "failed":
+        return 1 if failure_charge(job["error"]["code"], 1) else 0
+    return 1 if job["started_at"] is not None else 0  # a cancel while running pays its share
 
 
 def check(
@@ -115,12 +125,13 @@ def check(
                 except Exception as exc:  # noqa: BLE001 - any unreadable output is a finding
                     report.problem(f"{job_id}: output unreadable ({exc})")
                 report.outputs_checked += 1
-        elif captures[job_id]:
-            report.problem(f"{job_id}: {job['status']} but captured {captures[job_id]}x")
+        elif captures[job_id] != _owes(job):
+            report.problem(
+                f"{job_id}: {job['status']} {(job['error'] or {}).get('code', '')}"
+                f" {job['billing']} but captured {captures[job_id]}x"
+            )
     account = Accounts(fleet_redis).require("dev")
-    charged = sum(
-        j["billing"]["charged_micros"] or 0 for j in jobs.values() if j["status"] == "succeeded"
-    )
+    charged = sum(j["billing"]["charged_micros"] or 0 for j in jobs.values())
     if account.held_micros != 0 or ledger.open_holds("dev"):
         report.problem(f"holds left open: {ledger.open_holds('dev')}")
     if account.balance_micros != credit - charged:

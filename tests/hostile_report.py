@@ -321,6 +321,20 @@ async def _drips(port: int) -> list[tuple[float, bytes]]:
     return list(await asyncio.gather(*(gateway.drip(port, DRIP, 1.0, 60) for _ in range(1000))))
 
 
+def variants_into_a_folder(fleet: Fleet, client: httpx.Client, row: Row) -> None:
+    """Issue 25: 11 variants of a 36 MP JPEG (396 MP billed), the last one's key an existing
+    folder: before, 23 s of work ended INTERNAL_ERROR (IsADirectoryError), 0 of 118,800."""
+    put(client, "trap/dir/x", b"x")
+    outputs = [f"trap/v{i}.png" for i in range(10)] + ["trap/dir"]
+    body = {
+        "operation": "variants",
+        "input": "slower.jpg",
+        "variants": [{"output": key, "format": "png"} for key in outputs],
+    }
+    response, row.seconds = post_job(client, body)
+    row.http(response)
+
+
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     (
         "1. TIFF page 1 12000x12000 (mode 1, group4), page 1",
@@ -392,17 +406,18 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ("25.4b x402: paid valid from now-5 s, dev chain idle 15 s", idle_chain_payment),
     *limits.ATTACKS,  # issue 25's smaller ones: seeks, flat reads, header walks, served objects
     (
-        "18a. 120 x 13.7 MB POST /v1/batches, made-up key",
+        "25.5a 120 x 13.7 MB POST /v1/batches, made-up key",
         before_auth(lambda port: gateway.many(port, 120, BATCH_BAD_KEY, gateway.BATCH_BODY)),
     ),
     (
-        "18b. 30 requests of 20 MB headers",
+        "25.5b 30 requests of 20 MB headers",
         before_auth(
             lambda port: gateway.many(port, 30, BIG_HEADERS, gateway.BIG_HEADER, b"\r\n\r\n")
         ),
     ),
-    ("18c. 1000 connections dripping a header byte a second", before_auth(_drips)),
-    ("18. another tenant's 64x64 grayscale behind 6 slow pipelines", fair_share),
+    ("25.5c 1000 connections dripping a header byte a second", before_auth(_drips)),
+    ("25.2b another tenant's 64x64 grayscale behind 6 slow pipelines", fair_share),
+    ("25.1 variants (396 MP), a key names a folder", variants_into_a_folder),
 ]
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Iterator
+from datetime import datetime
 
 import httpx
 import numpy as np
@@ -194,6 +196,10 @@ def test_big_allowed_work_is_billed_for_what_it_creates_within_its_memory_budget
     assert peak <= budget
 
 
+def _at(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp)
+
+
 def test_cancel_stops_the_work_and_leaves_no_output(fleet: Fleet) -> None:
     with fleet.client() as client:
         job_id = client.post("/v1/jobs", json={**SLOW, "output": "slow-out.png"}).json()["id"]
@@ -205,7 +211,12 @@ def test_cancel_stops_the_work_and_leaves_no_output(fleet: Fleet) -> None:
         assert after["status"] == "succeeded", after
         final = client.get(f"/v1/jobs/{job_id}").json()
         missing = client.get("/v1/objects/slow-out.png")
-    assert final["status"] == "canceled" and final["billing"]["charged_micros"] == 0
+    # Charged the work it ran (docs/billing.md#endings): a moment of a 60 s limit is less
+    # than the 1 MP price, which is the floor.
+    ran = (_at(final["finished_at"]) - _at(final["started_at"])).total_seconds()
+    share = math.ceil(final["billing"]["quoted_micros"] * min(1.0, ran / 60))
+    assert final["status"] == "canceled" and final["billing"]["state"] == "captured"
+    assert final["billing"]["charged_micros"] == max(share, PER_MP)
     assert final["result"] is None
     assert missing.status_code == 404
     assert "canceled while running" in fleet.log_file.read_text()

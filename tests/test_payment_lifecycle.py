@@ -1,6 +1,7 @@
-"""An x402 payment through the job lifecycle: authorized at submission, settled only after
-a success, left unsettled by a failure or a cancel, and kept when a cancel lands after the
-capture. Pure transitions on records: no servers."""
+"""An x402 payment through the job lifecycle: authorized at submission, settled only once
+captured (a success, or a failure the job caused), left unsettled by a failure that owes
+nothing or a cancel, and kept when a cancel lands after the capture. Pure transitions on
+records: no servers."""
 
 from __future__ import annotations
 
@@ -59,16 +60,24 @@ def test_a_success_owes_its_settlement_until_it_is_settled() -> None:
     assert not lifecycle.owes_settlement(job) and not lifecycle.owes_work(job)
 
 
-def test_a_failure_or_a_cancel_is_never_settled() -> None:
+def test_a_failure_that_owes_nothing_or_a_cancel_is_never_settled() -> None:
     failed = _apply(_paid_job(), lifecycle.fail(JobError("IMAGE_PARSE_FAILED", "not an image")))
     canceled = _apply(_paid_job(JobStatus.QUEUED), lifecycle.CANCEL)
     for job in (failed, canceled):
         assert job.payment is not None and job.payment.state is PaymentState.UNSETTLED
         assert not lifecycle.owes_settlement(job) and not lifecycle.owes_work(job)
-    assert JobStatus.FAILED not in lifecycle.settled("0xlate").allowed_from
-    _apply(canceled, lifecycle.settled("0xlate"))  # a stray settle task changes nothing
-    assert canceled.payment is not None and canceled.payment.state is PaymentState.UNSETTLED
-    assert canceled.payment.transaction is None
+        _apply(job, lifecycle.settled("0xlate"))  # a stray settle task changes nothing
+        assert job.payment.state is PaymentState.UNSETTLED and job.payment.transaction is None
+
+
+def test_a_failure_the_job_caused_is_settled_for_its_charge() -> None:
+    failed = _apply(_paid_job(), lifecycle.fail(JobError("TIMEOUT", "slow"), 1000))
+    assert (failed.billing.state, failed.billing.charged_micros) == (BillingState.CAPTURED, 1000)
+    assert failed.payment is not None and failed.payment.state is PaymentState.AUTHORIZED
+    assert lifecycle.owes_settlement(failed) and lifecycle.owes_work(failed)
+    _apply(failed, lifecycle.settled("0xhash"))
+    assert failed.payment.state is PaymentState.SETTLED and failed.payment.transaction == "0xhash"
+    assert not lifecycle.owes_work(failed)
 
 
 def test_a_cancel_after_the_capture_keeps_the_charge_and_its_settlement() -> None:

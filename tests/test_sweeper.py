@@ -142,6 +142,36 @@ def test_a_hold_whose_job_was_never_recorded_is_released(fleet: Fleet) -> None:
     assert [e["kind"] for e in ledger.entries("dev") if e["job"] == orphan] == ["hold", "release"]
 
 
+def test_a_charged_ending_whose_ender_died_before_the_ledger_is_captured(fleet: Fleet) -> None:
+    """A cancel recorded (charged 450 of a 900 hold: docs/billing.md#endings) by a gateway
+    that died before moving the money: the sweeper captures what the record says."""
+    jobs, ledger, client = _parts(fleet)
+    started = now() - timedelta(minutes=1)
+    job_id = f"job_{int(started.timestamp() * 1000):012x}{'cd' * 10}"
+    jobs.create(
+        JobRecord(
+            id=job_id,
+            tenant="dev",
+            operation="grayscale",
+            status=JobStatus.RUNNING,
+            spec=GrayscaleJob(input="in.png"),
+            created_at=started,
+            updated_at=started,
+            started_at=started,
+            attempts=1,
+            billing=JobBilling(megapixels=3.0, quoted_micros=900),
+        )
+    )
+    assert ledger.hold("dev", job_id, 900, "grayscale", 3.0) is None
+    jobs.apply(job_id, lifecycle.cancel(lambda record: 450))
+    deadline = time.monotonic() + 20
+    while job_id in ledger.open_holds("dev") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    moved = [(e["kind"], e["amount"]) for e in ledger.entries("dev") if e["job"] == job_id]
+    assert moved == [("hold", "900"), ("capture", "450"), ("release", "450")]
+    assert ledger.captured("dev", job_id) == 450
+
+
 def test_a_worker_killed_with_its_children_is_restarted_and_its_job_finishes(fleet: Fleet) -> None:
     big = images.encode(images.photo_like(3000, 2000, seed=5), "JPEG", quality=90)
     slow = {

@@ -85,8 +85,14 @@ def test_billing_follows_the_job() -> None:
     done = _apply(_record(JobStatus.RUNNING), TRANSITIONS["succeed"])
     assert done is not None and done.billing.state is BillingState.CAPTURED
     assert done.billing.charged_micros == 300 and done.finished_at is not None
-    failed = _apply(_record(JobStatus.RUNNING), TRANSITIONS["fail"])
+    failed = _apply(_record(JobStatus.RUNNING), lifecycle.fail(JobError("INTERNAL_ERROR", "ours")))
     assert failed is not None and failed.billing.state is BillingState.RELEASED
+    owed = _apply(_record(JobStatus.RUNNING), lifecycle.fail(JobError("TIMEOUT", "slow"), 300))
+    assert owed is not None and owed.status is JobStatus.FAILED
+    assert (owed.billing.state, owed.billing.charged_micros) == (BillingState.CAPTURED, 300)
+    ran = _apply(_record(JobStatus.RUNNING), lifecycle.cancel(lambda record: 120))
+    assert ran is not None and ran.status is JobStatus.CANCELED
+    assert (ran.billing.state, ran.billing.charged_micros) == (BillingState.CAPTURED, 120)
     canceled = _apply(_record(JobStatus.QUEUED), lifecycle.CANCEL)
     assert canceled is not None and canceled.billing.state is BillingState.RELEASED
     paid = _apply(canceled, lifecycle.keep_charge(120))

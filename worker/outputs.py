@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from jobs.errors import ErrorCode, FleetError
 from jobs.spec import DEFAULT_QUALITY, DEFAULT_SSIM, extension_format, rgba_of
-from storage import ObjectStore, tenant_key
+from storage import KeyConflict, ObjectStore, tenant_key
 from worker import codec, quality
 from worker.formats import ensure_plugins
 from worker.ops import OpOutput
@@ -214,14 +215,25 @@ def describe(encoded: Encoded, cfg: Settings) -> dict[str, Any]:
 
 
 def write_outputs(objects: ObjectStore, tenant: str, outputs: list[Encoded]) -> None:
-    """Write every output, or none: one that fails deletes those written before it."""
+    """Write every output, or none: one that fails deletes those written before it. A key
+    the tenant's own objects made unwritable since admission (it became a folder, or a part
+    of it an object) is the job's OUTPUT_CONFLICT, not a crash of ours."""
     written: list[str] = []
     try:
         for encoded in outputs:
             key = tenant_key(tenant, encoded.key)
-            objects.put(key, encoded.payload, codec.CONTENT_TYPES[encoded.format])
+            try:
+                objects.put(key, encoded.payload, codec.CONTENT_TYPES[encoded.format])
+            except KeyConflict as exc:
+                raise FleetError(ErrorCode.OUTPUT_CONFLICT, _conflict(encoded.key, exc)) from None
             written.append(key)
     except BaseException:
         for key in written:
             objects.delete(key)
         raise
+
+
+def _conflict(key: str, exc: KeyConflict) -> str:
+    inside = exc.conflict.inside
+    where = "is now a folder of other objects" if inside is None else "now lies inside an object"
+    return f"output {key!r} {where}: a key cannot be both an object and a folder"

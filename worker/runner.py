@@ -17,6 +17,7 @@ import redis
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.client import Pipeline
 
+from billing.endings import failure_charge, move
 from billing.ledger import Ledger
 from imagefleet import metrics
 from imagefleet.dispatch import Dispatch, dispatcher, parked_message
@@ -114,12 +115,19 @@ def _fail(
             record.attempts,
         )  # end are that run's, not ours
         return
-    ledger.release(record.tenant, record.id, record.operation)
     seconds = (now() - record.started_at).total_seconds() if record.started_at else None
     if beat is not None:
         beat.ending = True
-    if jobs.apply(record.id, lifecycle.fail(error), also=_ending(record, seconds, error)):
-        _notify(record, dispatcher(cfg))
+    # Money first, as for a success: what the ending owes (billing/endings.py), priced as a
+    # success would be, from what this run measured if it planned the work (an unreadable
+    # header was held at the limit); a job seen ended has had its money moved.
+    owed = failure_charge(error.code, min(_price(record, cfg), record.billing.quoted_micros))
+    charged = move(ledger, record, owed)
+    ended = jobs.apply(
+        record.id, lifecycle.fail(error, charged), also=_ending(record, seconds, error)
+    )
+    if ended is not None:
+        _notify(ended, dispatcher(cfg))
     elif seconds is not None:  # ended by another run or a cancel: this run still counts
         metrics.job_finished(jobs.redis, record.operation, seconds, error.code)
 
@@ -323,7 +331,7 @@ def _run_leased(
     elapsed = seconds * 1000
     if done is None:
         metrics.job_finished(jobs.redis, record.operation, seconds, None)
-        _canceled_after_work(jobs, objects, record, result, charged)
+        _canceled_after_work(jobs, objects, record, result, charged, cfg)
         log.info("job %s finished in %.0f ms but was canceled meanwhile", job_id, elapsed)
         return
     _notify(done, dispatcher(cfg))
@@ -346,15 +354,21 @@ def _ending(
 
 
 def _canceled_after_work(
-    jobs: JobStore, objects: ObjectStore, record: JobRecord, result: dict[str, Any], charged: int
+    jobs: JobStore,
+    objects: ObjectStore,
+    record: JobRecord,
+    result: dict[str, Any],
+    charged: int,
+    cfg: Settings,
 ) -> None:
     """A cancel that landed while the outputs were being written: if the work was already
-    paid for, the canceled job keeps its result (and says it was captured); otherwise the
-    outputs go, so a canceled job never leaves one."""
+    paid for in full, the canceled job keeps its result (and says it was captured);
+    otherwise (not charged, or charged the cancel's share) the outputs go, so a canceled job
+    never leaves one it did not pay for."""
     keys = [v["output"] for v in result.get("variants", [])] + (
         [result["output"]] if "output" in result else []
     )
-    if charged:
+    if charged and charged >= _price(record, cfg):  # its own capture, not a cancel's share
         jobs.apply(record.id, lifecycle.keep_result(result))
     elif keys and _canceled(jobs, record.id):  # not a job another run ended: its outputs
         for key in keys:  # are these keys

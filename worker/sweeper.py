@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import redis
 
 from billing.accounts import Accounts
+from billing.endings import settle_ending
 from billing.ledger import Ledger
 from imagefleet.dispatch import Dispatch, dispatcher
 from imagefleet.redis_conn import connect
@@ -141,22 +142,28 @@ def _ended(jobs: JobStore, job_id: str) -> bool:
 def _release_orphan_holds(
     jobs: JobStore, ledger: Ledger, accounts: Accounts, cfg: Settings, swept: Swept
 ) -> None:
-    """A hold whose job was never recorded (the gateway lost Redis mid-admission) or ended
-    without a charge (its releaser died) goes back to the account."""
+    """A hold whose job was never recorded (the gateway lost Redis mid-admission) goes back
+    to the account; one whose job failed or was canceled while whoever ended it died before
+    moving the money is captured or released as the ended record says (billing/endings.py)."""
     for account in accounts.names():
         for job_id in ledger.open_holds(account):
             if job_age_seconds(job_id) < cfg.requeue_after_seconds:
                 continue  # its admission or run may still be under way
             record = jobs.get(job_id)
-            if record is None or record.status in (JobStatus.FAILED, JobStatus.CANCELED):
-                released = ledger.release(account, job_id, record.operation if record else "")
+            if record is None:
+                released = ledger.release(account, job_id, "")
+                log.warning("released an orphaned hold of %d for job %s", released, job_id)
+            elif record.status in (JobStatus.FAILED, JobStatus.CANCELED):
+                charged = settle_ending(ledger, record)
                 log.warning(
-                    "released an orphaned hold of %d for job %s (%s)",
-                    released,
+                    "settled the orphaned hold of job %s (%s): charged %d",
                     job_id,
-                    record.status.value if record else "never recorded",
+                    record.status.value,
+                    charged,
                 )
-                swept.holds_released += 1
+            else:
+                continue
+            swept.holds_released += 1
 
 
 def sweep(
