@@ -20,7 +20,7 @@ from imagefleet.settings import settings
 from jobs.batches import DELIVER_BATCH_WEBHOOK
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
-from worker import batch_webhook, runner, settlement, webhook_delivery
+from worker import batch_webhook, renewer, runner, settlement, webhook_delivery
 
 
 @cache
@@ -39,8 +39,11 @@ log = logging.getLogger("imagefleet.worker")
 
 @worker_process_init.connect
 def _one_thread_per_process(**_: object) -> None:
-    """Pools run one process per core: OpenCV's own thread pool on top would put several
-    threads on each core (the in-process benchmark runs single-threaded too)."""
+    """Each pool child first forks its lease renewer (worker/renewer.py: before any thread
+    or connection of its own exists). Pools run one process per core: OpenCV's own thread
+    pool on top would put several threads on each core (the in-process benchmark runs
+    single-threaded too)."""
+    renewer.start(settings().redis_url)
     import cv2
 
     cv2.setNumThreads(1)
