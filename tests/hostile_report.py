@@ -327,6 +327,27 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ),
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
+    (
+        "25-2a. 205-byte SVG, feMorphology radius 150 at 1 MP (resvg holds the GIL)",
+        Attack(
+            {"operation": "convert", "input": "morph.svg", "format": "png"},
+            ("morph.svg", lambda: inputs.morphology_svg(150)),
+            note="; runs once, to the hard limit: TIMEOUT",
+        ),
+    ),
+    (
+        "25-2b. quality auto, SSIM 0.999, 100 MP 1-px checkerboard, flat sampled tiles",
+        Attack(
+            {
+                "operation": "convert",
+                "input": "board.png",
+                "format": "jpeg",
+                "quality": "auto",
+                "ssim": 0.999,
+            },
+            ("board.png", lambda: inputs.checkerboard_with_flat_tiles(10000)),
+        ),
+    ),
 ]
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests import images
 from tests.fleet_harness import Fleet, start_fleet, wait_for_job
-from tests.hostile_inputs import new_tenant, put
+from tests.hostile_inputs import checkerboard_with_flat_tiles, morphology_svg, new_tenant, put
 from tests.hostile_measure import PoolPeak, memory_kb, pool_pids, wait_running
 from worker import quality
 from worker.budget import FIXED_BYTES, auto_allowed
@@ -40,18 +40,8 @@ FLEET_ENV = {
 }
 
 
-def morphology_svg(radius: int, side: int = 1000) -> bytes:
-    """feMorphology over a whole `side` x `side` picture: resvg's time grows with radius^2
-    (measured on 1 MP: radius 5 0.8 s, 20 9 s, 40 33 s; 150 would take minutes)."""
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{side}" height="{side}">'
-        f'<filter id="f"><feMorphology radius="{radius}"/></filter>'
-        f'<rect width="{side}" height="{side}" fill="#38c" filter="url(#f)"/></svg>'
-    ).encode()
-
-
 BOMB = morphology_svg(150)
-SLOW_SVG = morphology_svg(18)  # ~7 s on one idle core: several leases
+SLOW_SVG = morphology_svg(14)  # ~5 s on one idle core: several leases
 
 
 @pytest.fixture(scope="module")
@@ -148,25 +138,12 @@ def test_a_job_that_kills_its_worker_twice_ends_poison_job(fleet: Fleet) -> None
         assert f"job {job_id}: the worker child running attempt {attempt} died under it" in log
 
 
-def checkerboard_with_flat_tiles(side: int) -> np.ndarray:
-    """A 1-px checkerboard, flat grey where `quality.proxy` cuts its tiles: the search finds
-    the lowest quality enough, the whole picture needs far more."""
-    y, x = np.indices((side, side))
-    frame = np.repeat((((x + y) % 2) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
-    step = (side - quality.TILE) / (quality.TILES - 1)
-    starts = [int(i * step) // 16 * 16 for i in range(quality.TILES)]
-    for top in starts:
-        for left in starts:
-            frame[top : top + quality.TILE, left : left + quality.TILE] = 128
-    return frame
-
-
 AUTO_SIDE = 4000  # 16 MP
 
 
 def test_auto_quality_of_a_misleading_picture_keeps_its_memory_and_time(fleet: Fleet) -> None:
     pixels = AUTO_SIDE * AUTO_SIDE
-    data = images.encode(checkerboard_with_flat_tiles(AUTO_SIDE), "PNG")
+    data = checkerboard_with_flat_tiles(AUTO_SIDE)
     body = {
         "operation": "convert",
         "input": "board.png",

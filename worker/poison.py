@@ -39,6 +39,6 @@ def kills(client: redis.Redis, job_id: str) -> int:
 def error(count: int) -> JobError:
     return JobError(
         ErrorCode.POISON_JOB.value,
-        f"this job killed or hung the worker running it {count} times (out of memory, a"
-        " crash, or its hard time limit); it is not run again",
+        f"this job killed the worker running it {count} times (out of memory, or a crash);"
+        " it is not run again",
     )
