@@ -332,7 +332,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         Attack(
             {"operation": "convert", "input": "morph.svg", "format": "png"},
             ("morph.svg", lambda: inputs.morphology_svg(150)),
-            note="; runs once, to the hard limit: TIMEOUT",
+            note="; drawn apart, once: TIMEOUT at FLEET_VECTOR_TIMEOUT",
         ),
     ),
     (

@@ -29,8 +29,8 @@ from worker.budget import FIXED_BYTES, auto_allowed
 
 pytestmark = pytest.mark.fleet  # starts its own servers
 
-LEASE = 2.0  # seconds: a bomb or a slow SVG outlasts many leases
-SOFT, HARD = 40, 50  # seconds: the fleet's time limits (the bomb would draw for minutes)
+LEASE = 1.5  # seconds: a bomb or a slow SVG outlasts many leases
+SOFT, HARD = 50, 60  # seconds: the fleet's time limits (the bomb would draw for minutes)
 FLEET_ENV = {
     "FLEET_CPU_CONCURRENCY": "2",
     "FLEET_LEASE_SECONDS": str(LEASE),
@@ -41,12 +41,30 @@ FLEET_ENV = {
 
 
 BOMB = morphology_svg(150)
-SLOW_SVG = morphology_svg(14)  # ~5 s on one idle core: several leases
+SLOW_SVG = morphology_svg(14)  # ~4.5 s on one idle core, 20 s on a loaded one
+
+
+DRAW_SECONDS = 40  # FLEET_VECTOR_TIMEOUT of the sandboxed fleet: past a loaded slow SVG
+
+
+def _start(tmp_path_factory: pytest.TempPathFactory, name: str, draw_seconds: float) -> Fleet:
+    env = {**FLEET_ENV, "FLEET_VECTOR_TIMEOUT": str(draw_seconds)}
+    return start_fleet(tmp_path_factory.mktemp(name) / "var", env)
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    fleet = start_fleet(tmp_path_factory.mktemp("bounds") / "var", FLEET_ENV)
+def sandboxed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """SVG and PDF pages drawn in a process of their own (the default)."""
+    fleet = _start(tmp_path_factory, "sandboxed", DRAW_SECONDS)
+    yield fleet
+    fleet.stop()
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """FLEET_VECTOR_TIMEOUT=0: resvg draws in the job's process, holding its GIL, as before:
+    only the renewer process keeps the lease and only the hard limit stops the draw."""
+    fleet = _start(tmp_path_factory, "in-process", 0)
     yield fleet
     fleet.stop()
 
@@ -66,16 +84,16 @@ def _took(job: dict) -> float:
     return (finished - started).total_seconds()
 
 
-def test_the_svg_bomb_runs_once_to_its_hard_limit_while_another_tenant_is_served(
-    fleet: Fleet,
-) -> None:
+def _bomb_beside_another_tenant(fleet: Fleet, timeout: float) -> tuple[str, dict, float]:
+    """Run the bomb; while it draws (past several leases) another tenant's small job must
+    complete on the other cpu child. The bomb's id, its ended job, its wall time."""
     assert len(BOMB) < 300
     with fleet.client() as client:
         put(client, "bomb.svg", BOMB)
         posted = time.monotonic()
         bomb = client.post("/v1/jobs", json=_convert("bomb.svg", "bomb.png")).json()["id"]
         wait_running(client, bomb)
-        time.sleep(3 * LEASE)  # the bomb draws, holding its child's GIL, past several leases
+        time.sleep(3 * LEASE)
         other_key = new_tenant(fleet, "other", 10_000_000)
         with fleet.client(other_key) as other:
             put(other, "small.png", images.encode(images.photo_like(64, 64, seed=3), "PNG"))
@@ -85,31 +103,81 @@ def test_the_svg_bomb_runs_once_to_its_hard_limit_while_another_tenant_is_served
             done = wait_for_job(other, small, timeout=30)
         assert done["status"] == "succeeded", done
         assert client.get(f"/v1/jobs/{bomb}").json()["status"] == "running"  # meanwhile
-        job = wait_for_job(client, bomb, timeout=HARD + 60)
-        wall = time.monotonic() - posted
-    print(f"\nSVG bomb: {job['status']} {job['error']['code']} after {wall:.0f} s wall")
-    assert job["status"] == "failed" and job["error"]["code"] == "TIMEOUT", job
-    assert _took(job) < HARD + 15  # killed at its hard limit, not after minutes
-    assert [attempt for attempt, _ in _starts(fleet, bomb)] == [1]  # one copy ever ran
+        job = wait_for_job(client, bomb, timeout=timeout)
+    return bomb, job, time.monotonic() - posted
+
+
+def _ran_once(fleet: Fleet, job_id: str) -> None:
+    assert [attempt for attempt, _ in _starts(fleet, job_id)] == [1]  # one copy ever ran
     log = fleet.log_file.read_text()
-    assert f"job {bomb} running with an expired lease" not in log
-    assert f"job {bomb}: attempt 1 lost its lease" not in log
-    assert f"job {bomb} was killed at its hard time limit" in log
+    assert f"job {job_id} running with an expired lease" not in log
+    assert f"job {job_id}: attempt 1 lost its lease" not in log
+    assert f"job {job_id}: the worker child running attempt 1 died under it" not in log
 
 
-def test_a_slow_honest_svg_outlives_its_lease_and_succeeds(fleet: Fleet) -> None:
+def test_the_svg_bomb_is_stopped_at_its_draw_deadline_while_another_tenant_is_served(
+    sandboxed: Fleet,
+) -> None:
+    bomb, job, wall = _bomb_beside_another_tenant(sandboxed, DRAW_SECONDS + 60)
+    print(f"\nSVG bomb, drawn apart: {job['status']} {job['error']} after {wall:.0f} s wall")
+    assert job["status"] == "failed" and job["error"]["code"] == "TIMEOUT", job
+    assert f"longer than {DRAW_SECONDS} s to draw" in job["error"]["message"]
+    assert _took(job) < DRAW_SECONDS + 10
+    _ran_once(sandboxed, bomb)
+
+
+def scaled_pattern_svg(scale: int, side: int = 1000) -> bytes:
+    """A 10 px pattern tile scaled `scale` times: resvg draws the tile at that scale first
+    (3000: a 30000 x 30000 tile; 951 MB peak RSS drawn in a job's process, measured)."""
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{side}" height="{side}">'
+        f'<pattern id="p" width="10" height="10" patternUnits="userSpaceOnUse"'
+        f' patternTransform="scale({scale})"><rect width="5" height="5" fill="#38c"/></pattern>'
+        f'<rect width="{side}" height="{side}" fill="url(#p)"/></svg>'
+    ).encode()
+
+
+def test_an_svg_that_needs_a_gigabyte_to_draw_fails_image_too_large(sandboxed: Fleet) -> None:
+    cpu_children = pool_pids(sandboxed)
+    with sandboxed.client() as client:
+        put(client, "pattern.svg", scaled_pattern_svg(3000))
+        job_id = client.post("/v1/jobs", json=_convert("pattern.svg", "p.png")).json()["id"]
+        job = wait_for_job(client, job_id, timeout=DRAW_SECONDS + 60)
+    print(
+        f"\na 30000 px pattern tile at 1 MP: {job['status']} {job['error']} in {_took(job):.1f} s"
+    )
+    assert job["status"] == "failed" and job["error"]["code"] == "IMAGE_TOO_LARGE", job
+    assert "of memory to draw" in job["error"]["message"]
+    _ran_once(sandboxed, job_id)
+    assert cpu_children <= pool_pids(sandboxed)  # no pool child died for it
+
+
+@pytest.mark.parametrize("fleet_name", ["sandboxed", "in_process"])
+def test_a_slow_honest_svg_outlives_its_lease_and_succeeds(
+    fleet_name: str, request: pytest.FixtureRequest
+) -> None:
+    fleet = request.getfixturevalue(fleet_name)
     with fleet.client() as client:
         put(client, "slow.svg", SLOW_SVG)
         job_id = client.post("/v1/jobs", json=_convert("slow.svg", "slow.png")).json()["id"]
         job = wait_for_job(client, job_id, timeout=SOFT + 60)
-    print(f"\nslow SVG: {job['status']} in {_took(job):.1f} s under a {LEASE:g} s lease")
+    print(f"\nslow SVG ({fleet_name}): {job['status']} in {_took(job):.1f} s, {LEASE:g} s lease")
     assert job["status"] == "succeeded", job
     assert _took(job) > 2 * LEASE  # the test means something only if this holds
     assert job["attempts"] == 1
-    assert [attempt for attempt, _ in _starts(fleet, job_id)] == [1]
-    log = fleet.log_file.read_text()
-    assert f"job {job_id} running with an expired lease" not in log
-    assert f"job {job_id}: attempt 1 lost its lease" not in log
+    _ran_once(fleet, job_id)
+
+
+def test_the_svg_bomb_holding_the_gil_runs_once_to_its_hard_limit(in_process: Fleet) -> None:
+    bomb, job, wall = _bomb_beside_another_tenant(in_process, HARD + 60)
+    print(f"\nSVG bomb, in process: {job['status']} {job['error']['code']} after {wall:.0f} s")
+    assert job["status"] == "failed" and job["error"]["code"] == "TIMEOUT", job
+    assert _took(job) < HARD + 15  # killed at its hard limit, not after minutes
+    assert [attempt for attempt, _ in _starts(in_process, bomb)] == [1]
+    log = in_process.log_file.read_text()
+    assert f"job {bomb} running with an expired lease" not in log
+    assert f"job {bomb}: attempt 1 lost its lease" not in log
+    assert f"job {bomb} was killed at its hard time limit" in log
 
 
 def _kill_run(fleet: Fleet, job_id: str, attempt: int) -> None:
@@ -122,7 +190,8 @@ def _kill_run(fleet: Fleet, job_id: str, attempt: int) -> None:
     os.kill(pids[0], signal.SIGKILL)
 
 
-def test_a_job_that_kills_its_worker_twice_ends_poison_job(fleet: Fleet) -> None:
+def test_a_job_that_kills_its_worker_twice_ends_poison_job(in_process: Fleet) -> None:
+    fleet = in_process
     with fleet.client() as client:
         put(client, "poison.svg", morphology_svg(150, 999))
         job_id = client.post("/v1/jobs", json=_convert("poison.svg", "poison.png")).json()["id"]
@@ -141,7 +210,10 @@ def test_a_job_that_kills_its_worker_twice_ends_poison_job(fleet: Fleet) -> None
 AUTO_SIDE = 4000  # 16 MP
 
 
-def test_auto_quality_of_a_misleading_picture_keeps_its_memory_and_time(fleet: Fleet) -> None:
+def test_auto_quality_of_a_misleading_picture_keeps_its_memory_and_time(
+    sandboxed: Fleet,
+) -> None:
+    fleet = sandboxed
     pixels = AUTO_SIDE * AUTO_SIDE
     data = checkerboard_with_flat_tiles(AUTO_SIDE)
     body = {

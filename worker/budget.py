@@ -65,3 +65,14 @@ def auto_allowed(fmt: str, pixels: int) -> float:
     """The most an `auto` encode of `pixels` in `fmt` may grow RSS by (any format: the most)."""
     per_pixel = AUTO_BYTES_PER_PIXEL.get(fmt, max(AUTO_BYTES_PER_PIXEL.values()))
     return per_pixel * pixels + FIXED_BYTES
+
+
+# An SVG or PDF page drawn in its own process (worker/sandbox.py) may map this much beyond
+# its parent: resvg's filters and PDFium's bitmaps, the PNG resvg-py hands back and its
+# decode, 4 bytes a pixel each, a few times over.
+VECTOR_BYTES_PER_PIXEL = 32
+VECTOR_FIXED_BYTES = 512 << 20
+
+
+def vector_allowance(pixels: int) -> int:
+    return VECTOR_BYTES_PER_PIXEL * pixels + VECTOR_FIXED_BYTES
