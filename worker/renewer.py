@@ -161,6 +161,20 @@ def start(redis_url: str) -> Renewer:
     return _installed
 
 
+def stop() -> None:
+    """End this process's renewer (its pipe closed, it exits) and reap it: a pool child
+    that Celery retires leaves no process behind."""
+    global _installed
+    renewer = installed()
+    if renewer is None:
+        return
+    _installed = None
+    os.close(renewer._pipe)
+    deadline = time.monotonic() + 2
+    while os.waitpid(renewer.pid, os.WNOHANG) == (0, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _serve(pipe: int, state: mmap.mmap, client: redis.Redis) -> None:
     renew = lease.renewer(client)
     run: _Run | None = None

@@ -51,10 +51,12 @@ def _one_thread_per_process(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _close_browser(**_: object) -> None:
-    """A render child closes its Chromium when the pool stops it (no stray browsers)."""
+    """A render child closes its Chromium when the pool stops it (no stray browsers), and
+    every child ends its lease renewer."""
     module = sys.modules.get("worker.ops.from_html")
     if module is not None:
         module.shutdown()
+    renewer.stop()
 
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)
