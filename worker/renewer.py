@@ -150,7 +150,9 @@ def start(redis_url: str) -> Renewer:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _serve(reader, state, connect(redis_url))
+            # A Redis that hangs must not hold the renewer past its child's death.
+            client = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
+            _serve(reader, state, client)
         except BaseException:
             log.exception("lease renewer failed")
             code = 1
