@@ -328,7 +328,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ("16. 1000 concurrent event streams, one key", event_stream_flood),
     *[(f"17{'abc'[i]}. webhook_url {url}", webhook_attack(url)) for i, url in enumerate(WEBHOOKS)],
     (
-        "25-2a. 205-byte SVG, feMorphology radius 150 at 1 MP (resvg holds the GIL)",
+        "25-2a. 188-byte SVG, feMorphology radius 150 at 1 MP (resvg holds the GIL)",
         Attack(
             {"operation": "convert", "input": "morph.svg", "format": "png"},
             ("morph.svg", lambda: inputs.morphology_svg(150)),
