@@ -302,6 +302,14 @@ class Settings:
         20.0,
         "Seconds one render may take before the browser is relaunched.",
     )
+    vector_timeout: float = setting(
+        "FLEET_VECTOR_TIMEOUT",
+        55.0,
+        "Seconds an SVG or PDF page may draw, in a process of its own (killed past it, or at"
+        " the job's soft time limit if that comes first: the job fails `TIMEOUT`; past its"
+        " memory allowance: `IMAGE_TOO_LARGE`). `0` draws in the job's process, stopped only"
+        " by the job's hard time limit.",
+    )
     render_max_side: int = setting(
         "FLEET_RENDER_MAX_SIDE",
         16384,

@@ -67,6 +67,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "max_batch_jobs",
             "soft_time_limit",
             "hard_time_limit",
+            "vector_timeout",
             "max_attempts",
             "requeue_after_seconds",
             "sweep_interval",

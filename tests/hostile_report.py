@@ -418,6 +418,27 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     ("25.5c 1000 connections dripping a header byte a second", before_auth(_drips)),
     ("25.2b another tenant's 64x64 grayscale behind 6 slow pipelines", fair_share),
     ("25.1 variants (396 MP), a key names a folder", variants_into_a_folder),
+    (
+        "25.2a 188-byte SVG, feMorphology radius 150 at 1 MP (resvg holds the GIL)",
+        Attack(
+            {"operation": "convert", "input": "morph.svg", "format": "png"},
+            ("morph.svg", lambda: inputs.morphology_svg(150)),
+            note="; drawn apart, once: TIMEOUT at FLEET_VECTOR_TIMEOUT",
+        ),
+    ),
+    (
+        "25.2c quality auto, SSIM 0.999, 100 MP 1-px checkerboard, flat sampled tiles",
+        Attack(
+            {
+                "operation": "convert",
+                "input": "board.png",
+                "format": "jpeg",
+                "quality": "auto",
+                "ssim": 0.999,
+            },
+            ("board.png", lambda: inputs.checkerboard_with_flat_tiles(10000)),
+        ),
+    ),
 ]
 
 

@@ -50,3 +50,29 @@ def allowed(operation: str, pixels: int, sixteen_bit: bool = False) -> float:
     """The most an operation may grow RSS by, given its largest raster's pixel count."""
     per_pixel = BYTES_PER_PIXEL[operation] + (SIXTEEN_BIT_EXTRA if sixteen_bit else 0)
     return per_pixel * pixels + FIXED_BYTES
+
+
+# `quality: "auto"` (and `format: "auto"`): on top of the operation's own budget, the whole
+# picture's encodes (the encoder's own memory, one encode at a time, at most
+# quality.FULL_ENCODES of them) and the decoded encode the SSIM reads a band at a time.
+# Measured at 9 MP on a picture that needs every full encode (a 1-px checkerboard whose
+# sampled tiles are flat): JPEG 16, PNG 15, WebP 23, JPEG XL 29, AVIF 31 bytes a pixel; before,
+# the whole-picture float planes and the palette count grew 28-73.
+AUTO_BYTES_PER_PIXEL: dict[str, float] = {"jpeg": 20, "png": 20, "webp": 28, "jxl": 34, "avif": 36}
+
+
+def auto_allowed(fmt: str, pixels: int) -> float:
+    """The most an `auto` encode of `pixels` in `fmt` may grow RSS by (any format: the most)."""
+    per_pixel = AUTO_BYTES_PER_PIXEL.get(fmt, max(AUTO_BYTES_PER_PIXEL.values()))
+    return per_pixel * pixels + FIXED_BYTES
+
+
+# An SVG or PDF page drawn in its own process (worker/sandbox.py) may map this much beyond
+# its parent: resvg's filters and PDFium's bitmaps, the PNG resvg-py hands back and its
+# decode, 4 bytes a pixel each, a few times over.
+VECTOR_BYTES_PER_PIXEL = 32
+VECTOR_FIXED_BYTES = 512 << 20
+
+
+def vector_allowance(pixels: int) -> int:
+    return VECTOR_BYTES_PER_PIXEL * pixels + VECTOR_FIXED_BYTES

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from jobs.errors import ErrorCode, FleetError
+from worker.budget import STRIP_PIXELS
 from worker.formats import ensure_plugins
 from worker.picture import Frame, Picture
 
@@ -135,13 +136,24 @@ def encode(
 
 def _indexed(frame: Frame) -> Image.Image | None:
     """The frame as a palette image, exactly, if it has at most 256 colours (counted as one
-    uint32 a pixel: sorting rows of bytes is several times slower)."""
-    rgba = frame if frame.shape[2] == 4 else np.dstack([frame, np.full(frame.shape[:2], 255)])
-    packed = np.ascontiguousarray(rgba, np.uint8).view(np.uint32).reshape(frame.shape[:2])
-    colours, index = np.unique(packed, return_inverse=True)
-    if len(colours) > 256:
-        return None
-    image = Image.fromarray(index.reshape(frame.shape[:2]).astype(np.uint8), "P")
+    uint32 a pixel: sorting rows of bytes is several times slower), a strip of rows at a
+    time: its RGBA copy and the index are the only whole-picture arrays (5 bytes a pixel)."""
+    height, width = frame.shape[:2]
+    if frame.shape[2] == 4:
+        rgba = np.ascontiguousarray(frame, np.uint8)
+    else:
+        rgba = np.dstack([frame, np.full((height, width), 255, np.uint8)])
+    packed = rgba.view(np.uint32).reshape(height, width)
+    rows = max(1, STRIP_PIXELS // width)
+    colours = np.empty(0, np.uint32)
+    for top in range(0, height, rows):
+        colours = np.union1d(colours, packed[top : top + rows])
+        if len(colours) > 256:
+            return None
+    index = np.empty((height, width), np.uint8)
+    for top in range(0, height, rows):
+        index[top : top + rows] = np.searchsorted(colours, packed[top : top + rows])
+    image = Image.fromarray(index, "P")
     table = colours.view(np.uint8).reshape(-1, 4)
     if frame.shape[2] == 4:
         image.putpalette(table.tobytes(), rawmode="RGBA")

@@ -1,8 +1,10 @@
 """Leases: how the fleet learns within seconds that the worker running a job is gone.
 
 A run holds its job's lease, the Redis key `imagefleet:lease:<job id>`, whose value is the
-run's attempt number and which expires FLEET_LEASE_SECONDS after it was last renewed. A
-daemon thread in the run's process renews it every third of that while the run lasts. When
+run's attempt number and which expires FLEET_LEASE_SECONDS after it was last renewed. It is
+renewed every third of that while the run lasts: in a pool child by the child's renewer
+process (worker/renewer.py), which needs none of the job process's GIL (resvg and PDFium hold
+it while they draw), elsewhere by a daemon thread of the run's process (`Heartbeat`). When
 the process, its container or its machine dies, nothing renews the lease; it expires, and the
 sweeper resends the job at once instead of waiting past the job's hard limit. The runner lets
 a resent copy take a running job only once its lease is gone, so a live run, however long,
@@ -19,8 +21,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import cast
+from typing import Protocol, cast
 
 import redis
 from redis.client import Pipeline
@@ -84,6 +87,55 @@ def forget(client: redis.Redis, job_id: str) -> None:
     client.zrem(INDEX, job_id)
 
 
+Renewal = Callable[[str, int, float], bool]  # (job id, attempt, term) -> still this run's
+
+
+def renewer(client: redis.Redis) -> Renewal:
+    """A renewal of one run's lease for another term: False when the lease is gone or
+    another run's (it is never created). The lease runs from when Redis got it."""
+    script = client.register_script(_RENEW)
+
+    def renew(job_id: str, attempt: int, seconds: float) -> bool:
+        kept = script(
+            keys=[key(job_id), INDEX],
+            args=[attempt, max(1, int(seconds * 1000)), time.time() + seconds, job_id],
+        )
+        return bool(kept)
+
+    return renew
+
+
+def release(client: redis.Redis, job_id: str, attempt: int) -> None:
+    """Release the run's own lease after its run (a no-op when it is gone or another's)."""
+    try:
+        client.register_script(_RELEASE)(keys=[key(job_id), INDEX], args=[attempt, job_id])
+    except redis.RedisError as error:  # it expires by itself
+        log.warning("job %s: lease not released (%s)", job_id, error)
+
+
+def warn_lost(job_id: str, attempt: int) -> None:
+    log.warning("job %s: attempt %d lost its lease; it stops at its next step", job_id, attempt)
+
+
+class Beat(Protocol):
+    """What a run sees of whatever renews its lease (a `Heartbeat` thread, or its pool
+    child's renewer process): used as a context manager around the run."""
+
+    released: bool  # the run's end released the lease (release_in)
+    ending: bool  # the run's end is being written: a lease found gone is its release
+
+    @property
+    def lost(self) -> bool:
+        """The lease may have passed to a resent copy (it could not be renewed for a whole
+        term, or it was found taken): the run must stop and write nothing."""
+
+    def __enter__(self) -> Beat: ...
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
 class Heartbeat:
     """Renews one run's lease from a daemon thread while the run lasts; releases it after.
 
@@ -100,7 +152,7 @@ class Heartbeat:
         self.ending = False  # the run's end is being written: a lease found gone is its release
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"lease {job_id}", daemon=True)
-        self._renew = client.register_script(_RENEW)
+        self._renew = renewer(client)
 
     @property
     def lost(self) -> bool:
@@ -117,28 +169,14 @@ class Heartbeat:
     ) -> None:
         self._stop.set()
         self._thread.join(self.seconds)
-        if self.released:
-            return
-        try:
-            self.client.register_script(_RELEASE)(
-                keys=[key(self.job_id), INDEX], args=[self.attempt, self.job_id]
-            )
-        except redis.RedisError as error:  # it expires by itself
-            log.warning("job %s: lease not released (%s)", self.job_id, error)
+        if not self.released:
+            release(self.client, self.job_id, self.attempt)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.seconds / 3):
             sent = time.monotonic()  # the lease runs from when Redis got the renewal: no later
             try:
-                kept = self._renew(
-                    keys=[key(self.job_id), INDEX],
-                    args=[
-                        self.attempt,
-                        max(1, int(self.seconds * 1000)),
-                        time.time() + self.seconds,
-                        self.job_id,
-                    ],
-                )
+                kept = self._renew(self.job_id, self.attempt, self.seconds)
             except redis.RedisError as error:  # Redis away: try again next beat
                 log.warning("job %s: lease not renewed (%s)", self.job_id, error)
                 continue
@@ -146,10 +184,6 @@ class Heartbeat:
                 if self.ending:  # the ending transaction released it: nothing was lost
                     return
                 self.taken = True
-                log.warning(
-                    "job %s: attempt %d lost its lease; it stops at its next step",
-                    self.job_id,
-                    self.attempt,
-                )
+                warn_lost(self.job_id, self.attempt)
                 return
             self.renewed = sent

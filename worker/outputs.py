@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from imagefleet.settings import Settings
 
 AUTO_FORMATS = ("avif", "webp", "jpeg", "png", "jxl")  # what `format: auto` tries, in order
-REVERIFY_STEP = 2  # quality added when the full-size encode misses the target the proxy met
 
 
 @dataclass(frozen=True)
@@ -135,6 +134,23 @@ def _decoded(payload: bytes) -> Frame:
         return np.asarray(image.convert("RGBA" if alpha else "RGB"))
 
 
+def _measured(first: Frame, payload: bytes, request: Request) -> float:
+    """The SSIM of an encode against the picture: decoded once, read a band at a time."""
+    ensure_plugins()
+    with Image.open(io.BytesIO(payload)) as image:
+        alpha = "A" in image.getbands() or "transparency" in image.info
+        mode = "RGBA" if alpha else "RGB"
+        image.load()
+        if image.size != (first.shape[1], first.shape[0]):
+            raise ValueError(f"an encode of {image.size} measured against {first.shape}")
+        decoded = image if image.mode == mode else image.convert(mode)
+
+        def rows(top: int, bottom: int) -> Frame:
+            return np.asarray(decoded.crop((0, top, decoded.width, bottom)))
+
+        return quality.ssim_frames(first, rows, request.background)
+
+
 def candidates(picture: Picture, fmt: str, request: Request) -> list[str]:
     """The formats `auto` tries: those accepted (or the key's own), JPEG only for opaque
     pictures, PNG only for graphics (at most 256 colours), WebP only for an animation."""
@@ -178,14 +194,13 @@ def _choose(picture: Picture, fmt: str, request: Request, cfg: Settings) -> Enco
     _, chosen, found = best
     q = found.quality
     payload = found.payload if whole else _encode(picture, chosen, q, request, cfg)
-    reference = quality.luma(first, request.background)
-    score = quality.ssim(reference, quality.luma(_decoded(payload), request.background))
-    # The proxy predicted this quality; the whole picture may need a little more.
-    while request.quality == "auto" and chosen != "png" and score < target and q < quality.HIGH:
-        q = min(quality.HIGH, q + REVERIFY_STEP)
-        payload = _encode(picture, chosen, q, request, cfg)
-        score = quality.ssim(reference, quality.luma(_decoded(payload), request.background))
-    del reference
+    score = _measured(first, payload, request)
+    # The proxy predicted this quality; the whole picture may need more (a bounded few).
+    for higher in quality.raised(q) if request.quality == "auto" and chosen != "png" else []:
+        if score >= target:
+            break
+        q, payload = higher, _encode(picture, chosen, higher, request, cfg)
+        score = _measured(first, payload, request)
     return Encoded(
         "",
         chosen,

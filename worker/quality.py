@@ -10,8 +10,11 @@ quality that meets the target, on a proxy: the picture itself up to PROXY_SIDE^2
 else a mosaic of TILES x TILES full-resolution tiles cut on a regular grid. A tile keeps the
 pixel scale the artefacts live at (a downscaled proxy would hide them and pick too low a
 quality) and SSIM is a mean of local windows, so a sample of the picture's windows predicts
-it. The full-size encode at the quality found is then measured once (banded, so memory stays
-bounded) and the quality raised until it meets the target.
+it. The full-size encode at the quality found is then measured (in bands of rows, luma
+included, so the measure holds only the decoded encode besides bands of floats) and, if it
+misses the target, raised at most FULL_ENCODES - 1 times, halfway towards HIGH then HIGH: a
+picture whose sampled tiles say nothing of the rest (flat tiles in a 1-px checkerboard) costs
+at most FULL_ENCODES full-size encodes, not one per step from the proxy's quality to 100.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ PROXY_SIDE = 768  # pictures up to 768 x 768 (0.59 MP) are searched whole
 # as close; 2 x 384 missed the bytes by 7-16%).
 TILES, TILE = 3, 256
 BAND = 512  # rows of SSIM computed at once: float32 temporaries of BAND x width
+COUNT_PIXELS = 1 << 20  # pixels whose colours are counted at once (uint32 temporaries)
+FULL_ENCODES = 3  # full-size encodes at most: the quality found, halfway to HIGH, HIGH
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 _RADIUS = 5  # of the 11 x 11 window
 _BT601 = np.array([0.299, 0.587, 0.114], np.float32)
@@ -70,6 +75,35 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
         total += float(values.sum(dtype=np.float64))
         count += values.size
     return total / count
+
+
+Rows = Callable[[int, int], Frame]  # (top, bottom) -> those rows of a picture
+
+
+def ssim_frames(
+    picture: Frame, encoded: Rows, background: tuple[int, int, int] = (255, 255, 255)
+) -> float:
+    """`ssim` of the picture's luma against that of `encoded` (the same size, read a band of
+    rows at a time), each band's luma taken as it is measured: no whole-picture float plane
+    (8 bytes a pixel for the two) nor a copy of the encode's pixels is ever made."""
+    height = picture.shape[0]
+    if height <= 2 * _RADIUS + BAND:
+        return ssim(luma(picture, background), luma(encoded(0, height), background))
+    total, count = 0.0, 0
+    for top in range(_RADIUS, height - _RADIUS, BAND):  # the same windows as `ssim`
+        bottom = min(top + BAND, height - _RADIUS)
+        first, last = top - _RADIUS, bottom + _RADIUS
+        a = luma(picture[first:last], background)
+        b = luma(encoded(first, last), background)
+        values = _ssim_map(a, b, _RADIUS)
+        total += float(values.sum(dtype=np.float64))
+        count += values.size
+    return total / count
+
+
+def raised(q: int) -> list[int]:
+    """The qualities a full-size encode that missed the target at `q` tries next."""
+    return sorted({min(HIGH, (q + HIGH + 1) // 2), HIGH} - {q})[: FULL_ENCODES - 1]
 
 
 def _ssim_map(x: np.ndarray, y: np.ndarray, crop: int) -> np.ndarray:
@@ -168,8 +202,12 @@ def few_colours(frame: Frame, limit: int = 256) -> np.ndarray | None:
     step = max(1, flat.shape[0] // 65536)
     if len(np.unique(_packed(flat[::step]))) > limit:
         return None
-    colours = np.unique(_packed(flat))
-    return colours if len(colours) <= limit else None
+    colours = np.empty(0, np.uint32)
+    for start in range(0, flat.shape[0], COUNT_PIXELS):  # a strip at a time: bounded memory
+        colours = np.union1d(colours, _packed(flat[start : start + COUNT_PIXELS]))
+        if len(colours) > limit:
+            return None
+    return colours
 
 
 def _packed(pixels: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,7 +31,7 @@ from jobs.records import JobError, JobRecord, JobStatus, error_of, now
 from jobs.registry import OPERATIONS
 from jobs.store import ACTIVE, JobStore
 from storage import ObjectStore, tenant_key
-from worker import lease
+from worker import lease, poison, renewer
 from worker.cancel import Canceled, checkpoint, watching
 from worker.inputs import decode_inputs, plan_inputs
 from worker.outputs import Encodings, Request, describe, encode_output, write_outputs
@@ -106,7 +107,7 @@ def _fail(
     record: JobRecord,
     error: JobError,
     cfg: Settings,
-    beat: lease.Heartbeat | None = None,
+    beat: lease.Beat | None = None,
 ) -> None:
     if beat is not None and beat.lost:  # a resent copy may own the job: its hold and its
         log.warning(
@@ -234,9 +235,10 @@ def _run(
     if record is None:
         log.info("job %s does not run now (unknown, ended, canceled or waiting)", job_id)
         return
-    # The run renews its lease while it lasts (a thread of this process, stopped and joined
-    # before the lease is released): if this process dies, the job runs again in seconds.
-    with lease.Heartbeat(jobs.redis, job_id, record.attempts, cfg.lease_seconds) as beat:
+    # The run's lease is renewed while it lasts (by this pool child's renewer process, which
+    # needs none of this process's GIL; else a thread), and released after: if this process
+    # dies, the job runs again in seconds.
+    with renewer.leased(jobs.redis, job_id, record.attempts, cfg.lease_seconds) as beat:
         _run_leased(record, jobs, objects, cfg, ledger, beat)
 
 
@@ -246,9 +248,14 @@ def _run_leased(
     objects: ObjectStore,
     cfg: Settings,
     ledger: Ledger,
-    beat: lease.Heartbeat,
+    beat: lease.Beat,
 ) -> None:
     job_id = record.id
+    kills = poison.kills(jobs.redis, job_id)
+    if kills >= poison.KILLS_TO_POISON:  # its runs killed their worker child: not again
+        log.error("job %s killed the worker running it %d times; failing it", job_id, kills)
+        _fail(jobs, ledger, record, poison.error(kills), cfg)
+        return
     if record.attempts > cfg.max_attempts:
         log.error("job %s was redelivered %d times; giving up", job_id, record.attempts - 1)
         _fail(
@@ -262,7 +269,13 @@ def _run_leased(
         )
         return
     started = time.monotonic()
-    log.info("job %s %s attempt %d started", job_id, record.operation, record.attempts)
+    log.info(
+        "job %s %s attempt %d started (pid %d)",
+        job_id,
+        record.operation,
+        record.attempts,
+        os.getpid(),
+    )
     stopped_because = ""
     looked = started  # the record was read to start the run
 

@@ -159,17 +159,26 @@ def _fit(root: ET.Element, size: tuple[int, int]) -> None:
     root.set("height", str(size[1]))
 
 
-def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, dict[str, str | None]]:
-    """The sanitised SVG drawn at `size` pixels (at_density of its declared size): RGBA,
-    and the root's width, height and viewBox as written (`svg_width`, `svg_height`,
-    `view_box`). resvg is native code: the job's soft time limit waits for it, the hard
-    limit stops it."""
-    root = sanitise(data)
-    written = {
+def _written(root: ET.Element) -> dict[str, str | None]:
+    return {
         "svg_width": root.get("width"),
         "svg_height": root.get("height"),
         "view_box": root.get("viewBox"),
     }
+
+
+def written(data: bytes) -> dict[str, str | None]:
+    """The root's width, height and viewBox as written (what `render` reports too)."""
+    return _written(sanitise(data))
+
+
+def render(data: bytes, size: tuple[int, int]) -> tuple[Frame, dict[str, str | None]]:
+    """The sanitised SVG drawn at `size` pixels (at_density of its declared size): RGBA,
+    and the root's width, height and viewBox as written (`svg_width`, `svg_height`,
+    `view_box`). resvg is native code holding the GIL: worker/vector.py draws it in a
+    process of its own (worker/sandbox.py)."""
+    root = sanitise(data)
+    written = _written(root)
     _fit(root, size)
     markup = ET.tostring(root, encoding="unicode")
     try:

@@ -20,7 +20,7 @@ from imagefleet.settings import settings
 from jobs.batches import DELIVER_BATCH_WEBHOOK
 from jobs.store import JobStore
 from storage import ObjectStore, open_store
-from worker import batch_webhook, runner, settlement, webhook_delivery
+from worker import batch_webhook, renewer, runner, settlement, webhook_delivery
 
 
 @cache
@@ -39,8 +39,11 @@ log = logging.getLogger("imagefleet.worker")
 
 @worker_process_init.connect
 def _one_thread_per_process(**_: object) -> None:
-    """Pools run one process per core: OpenCV's own thread pool on top would put several
-    threads on each core (the in-process benchmark runs single-threaded too)."""
+    """Each pool child first forks its lease renewer (worker/renewer.py: before any thread
+    or connection of its own exists). Pools run one process per core: OpenCV's own thread
+    pool on top would put several threads on each core (the in-process benchmark runs
+    single-threaded too)."""
+    renewer.start(settings().redis_url)
     import cv2
 
     cv2.setNumThreads(1)
@@ -48,10 +51,12 @@ def _one_thread_per_process(**_: object) -> None:
 
 @worker_process_shutdown.connect
 def _close_browser(**_: object) -> None:
-    """A render child closes its Chromium when the pool stops it (no stray browsers)."""
+    """A render child closes its Chromium when the pool stops it (no stray browsers), and
+    every child ends its lease renewer."""
     module = sys.modules.get("worker.ops.from_html")
     if module is not None:
         module.shutdown()
+    renewer.stop()
 
 
 _REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)

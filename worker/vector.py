@@ -1,6 +1,7 @@
 """Vector inputs (SVG documents, PDF pages): drawn at the job's density, at exactly the
 raster the quote billed - `jobs.rasters.at_density` of the size the header declared (the
-same `billing.header` reading the gateway priced), checked against the limits first.
+same `billing.header` reading the gateway priced), checked against the limits first, in a
+process of their own with a deadline and a memory allowance (worker/sandbox.py).
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from billing.header import Header, header_of_bytes
+from imagefleet.settings import settings
 from jobs.errors import ErrorCode, FleetError
 from jobs.rasters import at_density
-from worker import pdf, svg
+from worker import pdf, sandbox, svg
+from worker.budget import vector_allowance
 from worker.picture import Frame
 
 
@@ -42,6 +45,17 @@ def header(data: bytes, fmt: str, page: int) -> Header:
     )
 
 
+def _drawn(render: Callable[[], Frame], shape: tuple[int, int, int], what: str) -> Frame:
+    """resvg and PDFium hold the GIL while they draw: they draw in a process of their own,
+    with a deadline and a memory allowance (worker/sandbox.py), unless the operator chose
+    to draw in the job's process (FLEET_VECTOR_TIMEOUT=0: only the hard limit stops it)."""
+    seconds = settings().vector_timeout
+    if seconds <= 0:
+        return render()
+    allowance = vector_allowance(shape[0] * shape[1])
+    return sandbox.draw(render, shape, seconds, allowance, what)
+
+
 def decode(
     data: bytes, fmt: str, page: int, density: float, check: Callable[[int, int], None]
 ) -> tuple[Frame, dict[str, Any]]:
@@ -55,11 +69,11 @@ def decode(
     check(*size)
     facts: dict[str, Any]
     if fmt == "pdf":
-        frame = pdf.render(data, page, size)
+        frame = _drawn(lambda: pdf.render(data, page, size), (size[1], size[0], 3), "the PDF page")
         facts = {"page_sizes": [declared.page_size(index) for index in range(declared.frames)]}
     else:
-        frame, written = svg.render(data, size)
-        facts = dict(written)
+        facts = dict(svg.written(data))
+        frame = _drawn(lambda: svg.render(data, size)[0], (size[1], size[0], 4), "the SVG")
     return frame, facts | {
         "format": fmt,
         "width": size[0],
