@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -77,7 +76,7 @@ def served_headers(fleet: Fleet, client: httpx.Client, row: Row) -> None:
 
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
     (
-        "25a. grayscale page 299999 (the last) of a 6.9 MB GIF of 300,000 1x1 frames",
+        "25.6a grayscale page 299999 (the last) of a 6.9 MB GIF of 300,000 1x1 frames",
         job_attack(
             "seek.gif",
             lambda: many_frames_gif(300_000),
@@ -85,7 +84,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     (
-        "25b. grayscale page 999 of 1000 1x1 frames on a 100 MP canvas",
+        "25.6b grayscale page 999 of 1000 1x1 frames on a 100 MP canvas",
         job_attack(
             "canvas.gif",
             lambda: many_frames_gif(1000, 10_000, 10_000),
@@ -93,7 +92,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     (
-        "25c. dominant-color of a 100 MP flat PNG",
+        "25.6c dominant-color of a 100 MP flat PNG",
         job_attack(
             "flat.png",
             lambda: flat_png(10_000, 10_000),
@@ -101,7 +100,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     (
-        "25d. placeholder of a 100 MP flat PNG",
+        "25.6d placeholder of a 100 MP flat PNG",
         job_attack(
             "flat.png",
             lambda: flat_png(10_000, 10_000),
@@ -109,7 +108,7 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     (
-        "25d2. dominant-color of a 100 MP JPEG (26 MB)",
+        "25.6d2 dominant-color of a 100 MP JPEG (26 MB)",
         job_attack(
             "photo.jpg",
             lambda: blocky_jpeg(10_000),
@@ -117,35 +116,22 @@ ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
         ),
     ),
     (
-        "25e. metadata of a 52 MB GIF of 26M one-byte sub-blocks",
+        "25.6e metadata of a 52 MB GIF of 26M one-byte sub-blocks",
         job_attack(
             "blocks.gif",
             lambda: sub_block_gif(26_000_000),
             {"operation": "metadata", "input": "blocks.gif"},
         ),
     ),
-    ("25f. an uploaded HTML page fetched from /v1/objects", served_headers),
+    ("25.6f an uploaded HTML page fetched from /v1/objects", served_headers),
 ]
 
 
 def main() -> int:
-    env = {"FLEET_CPU_CONCURRENCY": "1"}
-    rows: list[Row] = []
-    notes: list[str] = [f"fleet code: the checkout in {os.getcwd()}"]
-    settings: dict[str, str] = {}
-    try:
-        with (
-            measure.default_fleet(env, 20 * 60, False) as (fleet, settings),
-            fleet.client() as client,
-        ):
-            client.timeout = httpx.Timeout(JOB_TIMEOUT)
-            for name, attack in ATTACKS:
-                rows.append(Row(name))
-                notes += rows[-1].measure(fleet, partial(attack, fleet, client))
-    finally:
-        if rows:
-            measure.print_report(rows, settings, notes)
-    return 0
+    notes = [f"fleet code: the checkout in {os.getcwd()}"]
+    return measure.replay(
+        ATTACKS, {"FLEET_CPU_CONCURRENCY": "1"}, 20 * 60, JOB_TIMEOUT, notes=notes
+    )
 
 
 if __name__ == "__main__":

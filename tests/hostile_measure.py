@@ -16,6 +16,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -343,3 +344,42 @@ def default_fleet(
             print(f"\nkept {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+Attacks = list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]]
+
+
+def replay(
+    attacks: Attacks,
+    extra_env: dict[str, str],
+    watchdog_seconds: float,
+    timeout: float | None = None,
+    first: Callable[[Fleet, httpx.Client, list[str]], None] | None = None,
+    notes: list[str] | None = None,
+) -> int:
+    """Run every attack against one `default_fleet` (kept with --keep) and print the
+    Markdown table, also of the rows done when one fails or the watchdog fires. `first`
+    runs before the attacks (a warm-up) and may add notes."""
+    rows: list[Row] = []
+    notes = notes if notes is not None else []
+    settings: dict[str, str] = {}
+    try:
+        with (
+            default_fleet(extra_env, watchdog_seconds, "--keep" in sys.argv) as (
+                fleet,
+                settings,
+            ),
+            fleet.client() as client,
+        ):
+            if timeout is not None:
+                client.timeout = httpx.Timeout(timeout)
+            if first is not None:
+                first(fleet, client, notes)
+            for name, attack in attacks:
+                rows.append(Row(name))
+                notes += rows[-1].measure(fleet, partial(attack, fleet, client))
+            notes.append(log_summary(fleet))
+    finally:
+        if rows:
+            print_report(rows, settings, notes)
+    return 0

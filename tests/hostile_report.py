@@ -21,7 +21,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import httpx
@@ -462,27 +461,7 @@ def warm_up(fleet: Fleet, client: httpx.Client, notes: list[str]) -> None:
 
 
 def main() -> int:
-    rows: list[Row] = []
-    notes: list[str] = []
-    settings: dict[str, str] = {}
-    try:
-        with (
-            measure.default_fleet(FLEET_ENV, WATCHDOG_SECONDS, "--keep" in sys.argv) as (
-                fleet,
-                settings,
-            ),
-            fleet.client() as client,
-        ):
-            client.timeout = httpx.Timeout(120)
-            warm_up(fleet, client, notes)
-            for name, attack in ATTACKS:
-                rows.append(Row(name))
-                notes += rows[-1].measure(fleet, partial(attack, fleet, client))
-            notes.append(measure.log_summary(fleet))
-    finally:
-        if rows:
-            measure.print_report(rows, settings, notes)
-    return 0
+    return measure.replay(ATTACKS, FLEET_ENV, WATCHDOG_SECONDS, 120, warm_up)
 
 
 if __name__ == "__main__":

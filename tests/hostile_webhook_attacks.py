@@ -16,7 +16,6 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from functools import partial
 
 import httpx
 import redis
@@ -160,32 +159,14 @@ def settlement(fleet: Fleet, client: httpx.Client, row: Row) -> None:
 
 
 ATTACKS: list[tuple[str, Callable[[Fleet, httpx.Client, Row], None]]] = [
-    ("25-3a. two receivers dripping 1 byte / 5 s; B's webhook", dripping),
-    ("25-3b. 100 redeliveries to a silent receiver; B's webhook", redeliveries),
-    ("25-3c. x402 settlement while receivers drip", settlement),
+    ("25.3a two receivers dripping 1 byte / 5 s; B's webhook", dripping),
+    ("25.3b 100 redeliveries to a silent receiver; B's webhook", redeliveries),
+    ("25.3c x402 settlement while receivers drip", settlement),
 ]
 
 
 def main() -> int:
-    rows: list[Row] = []
-    notes: list[str] = []
-    settings: dict[str, str] = {}
-    try:
-        with (
-            measure.default_fleet({"FLEET_X402": "dev"}, 15 * 60, "--keep" in sys.argv) as (
-                fleet,
-                settings,
-            ),
-            fleet.client() as client,
-        ):
-            for name, attack in ATTACKS:
-                rows.append(Row(name))
-                notes += rows[-1].measure(fleet, partial(attack, fleet, client))
-            notes.append(measure.log_summary(fleet))
-    finally:
-        if rows:
-            measure.print_report(rows, settings, notes)
-    return 0
+    return measure.replay(ATTACKS, {"FLEET_X402": "dev"}, 15 * 60)
 
 
 if __name__ == "__main__":
