@@ -59,6 +59,12 @@ _COMMON = """
 local pool, waiting, messages, nodes = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local backlog_of, queue, active, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local function num(v) return tonumber(v) or 0 end
+-- Whether `job` holds a slot, the pool's counts (total, n, S, w, p), the tenant's (t:, b:).
+local function slot_state(job, tenant)
+  local v = redis.call('hmget', pool, 'total', 'n', 'S', 'w', 'p',
+                       'job:' .. job, 't:' .. tenant, 'b:' .. tenant)
+  return v[6], num(v[1]), num(v[2]), num(v[3]), num(v[4]), num(v[5]), num(v[7]), num(v[8])
+end
 local function may_take(count, total, cap, tenants)
   if cap <= 0 then return true end
   if count == 0 then tenants = tenants + 1 end
@@ -108,11 +114,8 @@ _TAKE = (
     _COMMON
     + """
 local job, tenant = ARGV[5], ARGV[6]
-local v = redis.call('hmget', pool, 'total', 'n', 'S', 'w', 'p',
-                     'job:' .. job, 't:' .. tenant, 'b:' .. tenant)
-if v[6] then return 1 end
-local total, n, cap, w, p = num(v[1]), num(v[2]), num(v[3]), num(v[4]), num(v[5])
-local count, parked = num(v[7]), num(v[8])
+local held, total, n, cap, w, p, count, parked = slot_state(job, tenant)
+if held then return 1 end
 local backlog = backlog_of .. tenant
 if ARGV[8] == '1' or may_take(count, total, cap, n) then
   if count == 0 then n = n + 1 end
@@ -181,11 +184,8 @@ _RELEASE = (
     _COMMON
     + """
 local job, tenant = ARGV[5], ARGV[6]
-local v = redis.call('hmget', pool, 'total', 'n', 'S', 'w', 'p',
-                     'job:' .. job, 't:' .. tenant, 'b:' .. tenant)
-local total, n, cap, w, p = num(v[1]), num(v[2]), num(v[3]), num(v[4]), num(v[5])
-local count, parked = num(v[7]), num(v[8])
-if v[6] then
+local held, total, n, cap, w, p, count, parked = slot_state(job, tenant)
+if held then
   redis.call('hdel', pool, 'job:' .. job)
   count, total = math.max(0, count - 1), math.max(0, total - 1)
   if count == 0 then n = math.max(0, n - 1) end
