@@ -32,7 +32,6 @@ from billing import x402_wallet as wallet
 from billing.x402 import decode_challenge, requirements
 from billing.x402_chain import DevChain
 from billing.x402_facilitator import Facilitator
-from billing.x402_facilitator_client import FacilitatorClient
 from billing.x402_wallet import Authorization, claim_suffix
 from imagefleet.payments import SETTLING, tenant_of
 from imagefleet.x402_payer import CLOCK_SKEW, authorize, payment_header
@@ -134,19 +133,7 @@ def _drain(payer: dict[str, Any], account: LocalAccount) -> None:
     """The payer spends everything elsewhere, with a transfer of its own (on chain)."""
     held = balance(payer, account.address)
     elsewhere = Account.create().address
-    asked = requirements(
-        amount=held,
-        pay_to=elsewhere,
-        asset=payer["asset"],
-        network=payer["network"],
-        resource="urn:test:drain",
-        description="spent elsewhere",
-        max_timeout_seconds=600,
-        token_name=payer["name"],
-        token_version=payer["version"],
-    )
-    with FacilitatorClient(payer["facilitatorUrl"]) as facilitator:
-        assert facilitator.settle(authorize(account.key, asked), asked).success
+    fund(payer, elsewhere, held, key=account.key)
     assert balance(payer, account.address) == 0 and balance(payer, elsewhere) == held
 
 

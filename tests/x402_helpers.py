@@ -55,9 +55,9 @@ def resize_price(fleet: Fleet, width: int, height: int) -> int:
     return math.ceil(price["per_mp_micros"] * megapixels)
 
 
-def fund(payer: dict[str, Any], to: str, amount: int) -> str:
-    """Move `amount` micros from the dev payer to `to` with a real transfer settled at the
-    dev facilitator (the dev payer signs it); its transaction."""
+def fund(payer: dict[str, Any], to: str, amount: int, key: str | bytes | None = None) -> str:
+    """Move `amount` micros to `to` with a real transfer settled at the dev facilitator,
+    signed by `key` (default: the dev payer's); its transaction."""
     from billing.x402 import requirements
     from billing.x402_facilitator_client import FacilitatorClient
     from imagefleet.x402_payer import authorize
@@ -74,7 +74,7 @@ def fund(payer: dict[str, Any], to: str, amount: int) -> str:
         token_version=payer["version"],
     )
     with FacilitatorClient(payer["facilitatorUrl"]) as facilitator:
-        settled = facilitator.settle(authorize(payer["privateKey"], asked), asked)
+        settled = facilitator.settle(authorize(key or payer["privateKey"], asked), asked)
     assert settled.success, settled
     return settled.transaction
 
