@@ -9,7 +9,8 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -87,6 +88,22 @@ def _lost_job(
     return job_id
 
 
+def _running(job_id: str, started: datetime, **fields: Any) -> JobRecord:
+    """A grayscale job recorded running since `started`, on its first attempt."""
+    return JobRecord(
+        id=job_id,
+        tenant="dev",
+        operation="grayscale",
+        status=JobStatus.RUNNING,
+        spec=GrayscaleJob(input="in.png"),
+        created_at=started,
+        updated_at=started,
+        started_at=started,
+        attempts=1,
+        **fields,
+    )
+
+
 def _parts(fleet: Fleet) -> tuple[JobStore, Ledger, redis.Redis]:
     client = redis.Redis.from_url(fleet.redis_url)
     return JobStore(client, 600), Ledger(client), client
@@ -148,20 +165,7 @@ def test_a_charged_ending_whose_ender_died_before_the_ledger_is_captured(fleet: 
     jobs, ledger, client = _parts(fleet)
     started = now() - timedelta(minutes=1)
     job_id = f"job_{int(started.timestamp() * 1000):012x}{'cd' * 10}"
-    jobs.create(
-        JobRecord(
-            id=job_id,
-            tenant="dev",
-            operation="grayscale",
-            status=JobStatus.RUNNING,
-            spec=GrayscaleJob(input="in.png"),
-            created_at=started,
-            updated_at=started,
-            started_at=started,
-            attempts=1,
-            billing=JobBilling(megapixels=3.0, quoted_micros=900),
-        )
-    )
+    jobs.create(_running(job_id, started, billing=JobBilling(megapixels=3.0, quoted_micros=900)))
     assert ledger.hold("dev", job_id, 900, "grayscale", 3.0) is None
     jobs.apply(job_id, lifecycle.cancel(lambda record: 450))
     deadline = time.monotonic() + 20
@@ -217,20 +221,7 @@ def test_a_running_job_whose_lease_expired_is_sent_again_at_the_next_pass(
     started = now()
     dead, live, ended = (new_job_id() for _ in range(3))
     for job_id in (dead, live, ended):
-        jobs.create(
-            JobRecord(
-                id=job_id,
-                tenant="dev",
-                operation="grayscale",
-                status=JobStatus.RUNNING,
-                spec=GrayscaleJob(input="in.png"),
-                created_at=started,
-                updated_at=started,
-                started_at=started,
-                attempts=1,
-                task_id="first",
-            )
-        )
+        jobs.create(_running(job_id, started, task_id="first"))
         client.zadd(lease.INDEX, {job_id: time.time() - 1})  # due by the renewer's clock
     client.set(lease.key(live), 1, px=60_000)  # renewed all the same (a skewed clock)
     jobs.apply(ended, lifecycle.fail(JobError("TIMEOUT", "ended meanwhile")))
